@@ -1,0 +1,11 @@
+//! synprof: synthetic and reference CNN workloads, profiled on CPUs and GPUs.
+//!
+//! Data flows one way: profile -> plan -> net ([`zoo`], `synth` or a file via [`graph`])
+//! -> [`analysis`] -> backend -> measured window -> results -> report.
+
+pub mod analysis;
+pub mod dtype;
+pub mod graph;
+pub mod zoo;
+
+pub use dtype::Dtype;

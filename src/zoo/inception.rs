@@ -1,0 +1,7 @@
+//! (being written)
+
+use super::ZooModel;
+
+pub fn models() -> Vec<ZooModel> {
+    vec![]
+}

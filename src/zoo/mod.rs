@@ -1,0 +1,159 @@
+//! The reference zoo: one file per family, each reading like its paper's table, and a
+//! registry that finds models by the names users know (aliases included).
+
+pub mod blocks;
+mod densenet;
+mod efficientnet;
+mod googlenet;
+mod inception;
+mod mlp;
+mod mobilenet;
+mod plain;
+mod resnet;
+mod shufflenet;
+mod squeezenet;
+mod synnet;
+mod xception;
+
+use crate::graph::{GraphError, Net, Shape};
+use std::sync::OnceLock;
+
+/// A published figure that our definition reproduces (params exactly, MACs within 0.5%).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Published {
+    /// Where the figure comes from, e.g. `torchvision 0.29.2`.
+    pub source: &'static str,
+    /// Trainable parameters; `None` where not published.
+    pub params: Option<u64>,
+    /// Multiply-accumulates per image, in units of 1e9; `None` where not published.
+    pub gmacs: Option<f64>,
+}
+
+pub type BuildFn = fn(&Shape) -> Result<Net, GraphError>;
+
+#[derive(Debug, Clone)]
+pub struct ZooModel {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub family: &'static str,
+    /// Default per-sample input.
+    pub input: &'static [usize],
+    /// One line on what this definition is (and which seed document names it).
+    pub summary: &'static str,
+    pub published: Option<Published>,
+    /// `None` for models listed but not buildable (with the reason in `summary`).
+    pub build: Option<BuildFn>,
+}
+
+impl ZooModel {
+    pub fn default_input(&self) -> Shape {
+        Shape(self.input.to_vec())
+    }
+
+    /// Build at the default input or at `input`.
+    pub fn build(&self, input: Option<&Shape>) -> Result<Net, ZooError> {
+        let build = self.build.ok_or_else(|| ZooError::Unavailable { name: self.name.to_string(), why: self.summary.to_string() })?;
+        let input = input.cloned().unwrap_or_else(|| self.default_input());
+        if input.rank() != self.input.len() {
+            return Err(ZooError::Build {
+                name: self.name.to_string(),
+                error: GraphError::new("input", None, format!(
+                    "{} takes a {}-dimensional input such as {}, got {}",
+                    self.name,
+                    self.input.len(),
+                    self.default_input(),
+                    input
+                )),
+            });
+        }
+        build(&input).map_err(|error| ZooError::Build { name: self.name.to_string(), error })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZooError {
+    Unknown { name: String, suggestions: Vec<String> },
+    Unavailable { name: String, why: String },
+    Build { name: String, error: GraphError },
+}
+
+impl std::fmt::Display for ZooError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ZooError::Unknown { name, suggestions } => {
+                write!(f, "`{name}` is neither a zoo model nor a model file")?;
+                if !suggestions.is_empty() {
+                    write!(f, "; did you mean {}?", suggestions.join(", "))?;
+                }
+                write!(f, " (`synprof zoo` lists the models)")
+            }
+            ZooError::Unavailable { name, why } => write!(f, "`{name}` is listed but not available: {why}"),
+            ZooError::Build { name, error } => write!(f, "{name} cannot be built at this input: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ZooError {}
+
+/// Every model, in the order `synprof zoo` lists them.
+pub fn registry() -> &'static [ZooModel] {
+    static REGISTRY: OnceLock<Vec<ZooModel>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut all = Vec::new();
+        all.extend(synnet::models());
+        all.extend(resnet::models());
+        all.extend(plain::models());
+        all.extend(mlp::models());
+        all.extend(googlenet::models());
+        all.extend(inception::models());
+        all.extend(densenet::models());
+        all.extend(mobilenet::models());
+        all.extend(shufflenet::models());
+        all.extend(squeezenet::models());
+        all.extend(efficientnet::models());
+        all.extend(xception::models());
+        all
+    })
+}
+
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['-', ' '], "_")
+}
+
+/// Find a model by name or alias (case-insensitive, `-` = `_`).
+pub fn find(name: &str) -> Result<&'static ZooModel, ZooError> {
+    let key = normalize(name);
+    registry()
+        .iter()
+        .find(|m| normalize(m.name) == key || m.aliases.iter().any(|a| normalize(a) == key))
+        .ok_or_else(|| ZooError::Unknown { name: name.to_string(), suggestions: suggest(&key) })
+}
+
+/// Build a zoo model at its default input or at `input`.
+pub fn build(name: &str, input: Option<&Shape>) -> Result<Net, ZooError> {
+    find(name)?.build(input)
+}
+
+fn suggest(key: &str) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = registry()
+        .iter()
+        .flat_map(|m| std::iter::once(m.name).chain(m.aliases.iter().copied()))
+        .map(|n| (edit_distance(key, &normalize(n)), n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4) || normalize(n).starts_with(key))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, n)| n.to_string()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
