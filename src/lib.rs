@@ -9,3 +9,5 @@ pub mod graph;
 pub mod zoo;
 
 pub use dtype::Dtype;
+pub mod cli;
+pub mod source;

@@ -38,7 +38,8 @@ fn zoo_counts_equal_pytorch_hook_counts() {
         };
         let reference_input = Shape::parse(&row["input_chw"]).unwrap();
         if input.is_none() && model.default_input() != reference_input {
-            failures.push(format!("{name}: default input {} but PyTorch's is {reference_input}", model.default_input()));
+            failures
+                .push(format!("{name}: default input {} but PyTorch's is {reference_input}", model.default_input()));
         }
         let net = model.build(Some(&reference_input)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let a = analyze(&net, 1, Dtype::F32);
@@ -56,7 +57,11 @@ fn zoo_counts_equal_pytorch_hook_counts() {
         for (column, value) in ours {
             let reference: u64 = row[column].parse().unwrap();
             if value != reference {
-                failures.push(format!("{}: {column} ours {value} vs PyTorch {reference} (diff {})", row["model"], value as i64 - reference as i64));
+                failures.push(format!(
+                    "{}: {column} ours {value} vs PyTorch {reference} (diff {})",
+                    row["model"],
+                    value as i64 - reference as i64
+                ));
             }
         }
         checked += 1;

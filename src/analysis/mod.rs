@@ -70,16 +70,20 @@ pub fn analyze(net: &Net, batch: usize, dtype: Dtype) -> Analysis {
     let b = batch as u64;
     let size = dtype.size_bytes();
     let costs: Vec<NodeCost> = net.nodes.iter().map(|n| node_cost(net, n)).collect();
-    let total_macs: u64 = costs.iter().map(|c| c.macs).sum::<u64>() * b;
+    let total_macs: u64 = costs.iter().map(|c| c.macs).sum::<u64>().saturating_mul(b);
     let layers: Vec<LayerRow> = net
         .nodes
         .iter()
         .zip(&costs)
         .map(|(node, c)| {
-            let macs = c.macs * b;
-            let other = c.other_flops * b;
-            let flops = 2 * macs + other;
-            let bytes_moved = (cost::activation_traffic_elements(net, node) * b + c.params) * size;
+            // Saturating: absurd batches of absurd nets must not wrap around.
+            let macs = c.macs.saturating_mul(b);
+            let other = c.other_flops.saturating_mul(b);
+            let flops = macs.saturating_mul(2).saturating_add(other);
+            let bytes_moved = cost::activation_traffic_elements(net, node)
+                .saturating_mul(b)
+                .saturating_add(c.params)
+                .saturating_mul(size);
             LayerRow {
                 name: node.name.clone(),
                 op: node.op.type_name(),
@@ -90,14 +94,18 @@ pub fn analyze(net: &Net, batch: usize, dtype: Dtype) -> Analysis {
                 macs,
                 flops,
                 other_flops: other,
-                output_bytes: if cost::is_view(&node.op) { 0 } else { node.shape.elements() * b * size },
+                output_bytes: if cost::is_view(&node.op) {
+                    0
+                } else {
+                    node.shape.elements().saturating_mul(b).saturating_mul(size)
+                },
                 bytes_moved,
                 arithmetic_intensity: ratio(flops, bytes_moved),
                 mac_share: ratio(macs, total_macs),
             }
         })
         .collect();
-    let sum = |f: fn(&LayerRow) -> u64| layers.iter().map(f).sum::<u64>();
+    let sum = |f: fn(&LayerRow) -> u64| layers.iter().map(f).fold(0u64, u64::saturating_add);
     let params = sum(|l| l.params);
     let flops = sum(|l| l.flops);
     let bytes_moved = sum(|l| l.bytes_moved);
@@ -110,7 +118,7 @@ pub fn analyze(net: &Net, batch: usize, dtype: Dtype) -> Analysis {
         other_flops: sum(|l| l.other_flops),
         weight_bytes: params * size,
         activation_bytes: sum(|l| l.output_bytes),
-        peak_activation_bytes: memory::peak_activation_elements(net) * b * size,
+        peak_activation_bytes: memory::peak_activation_elements(net).saturating_mul(b).saturating_mul(size),
         bytes_moved,
         arithmetic_intensity: ratio(flops, bytes_moved),
         conv_layers: layers.iter().filter(|l| l.class == OpClass::Conv).count(),

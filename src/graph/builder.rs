@@ -139,7 +139,13 @@ pub struct PoolSpec {
 }
 
 pub fn pool(kernel: usize) -> PoolSpec {
-    PoolSpec { kernel: [kernel, kernel], stride: [kernel, kernel], pad: Pad::Explicit(Padding::ZERO), ceil_mode: false, count_include_pad: true }
+    PoolSpec {
+        kernel: [kernel, kernel],
+        stride: [kernel, kernel],
+        pad: Pad::Explicit(Padding::ZERO),
+        ceil_mode: false,
+        count_include_pad: true,
+    }
 }
 
 impl PoolSpec {
@@ -172,7 +178,10 @@ impl PoolSpec {
 fn resolve_pad(pad: Pad, input: &Shape, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Padding {
     match pad {
         Pad::Explicit(p) => p,
-        Pad::Half => Padding::symmetric((kernel[0].saturating_sub(1)) / 2 * dilation[0], (kernel[1].saturating_sub(1)) / 2 * dilation[1]),
+        Pad::Half => Padding::symmetric(
+            (kernel[0].saturating_sub(1)) / 2 * dilation[0],
+            (kernel[1].saturating_sub(1)) / 2 * dilation[1],
+        ),
         Pad::TfSame => match input.hw() {
             Some(hw) => Padding::tf_same(hw, kernel, stride, dilation),
             None => Padding::ZERO, // shape inference reports the flat input
@@ -337,7 +346,13 @@ impl NetBuilder {
 
     fn pool_attrs(&self, x: T, spec: PoolSpec) -> Pool2d {
         let padding = resolve_pad(spec.pad, &self.shapes[x.0], spec.kernel, spec.stride, [1, 1]);
-        Pool2d { kernel: spec.kernel, stride: spec.stride, padding, ceil_mode: spec.ceil_mode, count_include_pad: spec.count_include_pad }
+        Pool2d {
+            kernel: spec.kernel,
+            stride: spec.stride,
+            padding,
+            ceil_mode: spec.ceil_mode,
+            count_include_pad: spec.count_include_pad,
+        }
     }
 
     pub fn global_avg_pool(&mut self, x: T) -> T {

@@ -101,17 +101,34 @@ pub fn parse(text: &str, file: &str) -> Result<Net, ModelFileError> {
     };
     // First the envelope, so a file of another version says so instead of failing on fields.
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        err(Some((e.line(), e.column())), String::new(), None, format!("not valid JSON: {}", strip_position(&e.to_string())))
+        err(
+            Some((e.line(), e.column())),
+            String::new(),
+            None,
+            format!("not valid JSON: {}", strip_position(&e.to_string())),
+        )
     })?;
     let Some(top) = value.as_object() else {
-        return Err(err(None, String::new(), None, "expected a JSON object with `format`, `format_version`, `name` and `nodes`".into()));
+        return Err(err(
+            None,
+            String::new(),
+            None,
+            "expected a JSON object with `format`, `format_version`, `name` and `nodes`".into(),
+        ));
     };
     match top.get("format") {
         Some(serde_json::Value::String(s)) if s == FORMAT_NAME => {}
         Some(other) => {
             return Err(err(None, "format".into(), None, format!("is {other}, expected \"{FORMAT_NAME}\"")));
         }
-        None => return Err(err(None, "format".into(), None, format!("missing; a model file starts with \"format\": \"{FORMAT_NAME}\""))),
+        None => {
+            return Err(err(
+                None,
+                "format".into(),
+                None,
+                format!("missing; a model file starts with \"format\": \"{FORMAT_NAME}\""),
+            ))
+        }
     }
     match top.get("format_version") {
         Some(v) if v.as_u64() == Some(FORMAT_VERSION) => {}
@@ -128,14 +145,22 @@ pub fn parse(text: &str, file: &str) -> Result<Net, ModelFileError> {
 
     let mut de = serde_json::Deserializer::from_str(text);
     let model: ModelFile = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
         let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
         let node = node_name_at(&value, &path);
-        err(Some((inner.line(), inner.column())), path, node, explain_serde(&strip_position(&inner.to_string())))
+        // serde cannot follow paths into an op (an internally tagged enum): find the field.
+        if path.ends_with(".op") {
+            if let Some(field) = pointer(&value, &path).and_then(|op| offending_field(op, &message)) {
+                path = format!("{path}.{field}");
+            }
+        }
+        err(Some((inner.line(), inner.column())), path, node, explain_serde(&message))
     })?;
 
     let raw = model.nodes.into_iter().map(|n| RawNode { name: n.name, op: n.op, inputs: n.inputs }).collect();
-    Net::from_raw(&model.name, raw, model.outputs, model.generator).map_err(|g: GraphError| err(None, g.path, g.node, g.message))
+    Net::from_raw(&model.name, raw, model.outputs, model.generator)
+        .map_err(|g: GraphError| err(None, g.path, g.node, g.message))
 }
 
 /// The name of the node a `nodes[i]...` path points into, to help find it.
@@ -143,6 +168,63 @@ fn node_name_at(value: &serde_json::Value, path: &str) -> Option<String> {
     let rest = path.strip_prefix("nodes[")?;
     let index: usize = rest[..rest.find(']')?].parse().ok()?;
     value.get("nodes")?.get(index)?.get("name")?.as_str().map(str::to_string)
+}
+
+/// The value at a `nodes[3].op`-style path.
+fn pointer<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let pointer: String = path
+        .split('.')
+        .flat_map(|part| {
+            let (key, index) = match part.find('[') {
+                Some(i) => (&part[..i], Some(part[i + 1..part.len() - 1].to_string())),
+                None => (part, None),
+            };
+            std::iter::once(format!("/{key}")).chain(index.map(|i| format!("/{i}")))
+        })
+        .collect();
+    value.pointer(&pointer)
+}
+
+/// Which attribute of an op object a serde message is about: named in the message
+/// (unknown or missing field), or the one attribute whose value the message quotes.
+fn offending_field(op: &serde_json::Value, message: &str) -> Option<String> {
+    let quoted = |prefix: &str| {
+        message.find(prefix).map(|i| &message[i + prefix.len()..]).and_then(|rest| rest.split('`').next())
+    };
+    if let Some(name) = quoted("unknown field `").or_else(|| quoted("missing field `")) {
+        return Some(name.to_string());
+    }
+    let object = op.as_object()?;
+    let matches = |want: &dyn Fn(&serde_json::Value) -> bool| {
+        let keys: Vec<&String> = object.iter().filter(|(k, v)| *k != "type" && want(v)).map(|(k, _)| k).collect();
+        if keys.len() == 1 {
+            Some(keys[0].clone())
+        } else {
+            None
+        }
+    };
+    if let Some(len) =
+        message.strip_prefix("invalid length ").and_then(|r| r.split(',').next()).and_then(|n| n.parse::<usize>().ok())
+    {
+        return matches(&|v| v.as_array().is_some_and(|a| a.len() == len));
+    }
+    let token = message.split('`').nth(1).or_else(|| message.split('"').nth(1))?;
+    let found = matches(&|v| value_text(v) == token);
+    found.or_else(|| {
+        // the value may sit inside an array or object attribute
+        matches(&|v| match v {
+            serde_json::Value::Array(items) => items.iter().any(|i| value_text(i) == token),
+            serde_json::Value::Object(map) => map.values().any(|i| value_text(i) == token),
+            _ => false,
+        })
+    })
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn strip_position(message: &str) -> String {

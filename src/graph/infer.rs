@@ -14,6 +14,10 @@ pub mod limits {
     pub const MAX_STRIDE: usize = 1 << 10;
     pub const MAX_ELEMENTS_PER_SAMPLE: u64 = 1 << 32;
     pub const MAX_LAYER_PARAMS: u64 = 1 << 34;
+    /// Per sample; the largest layers of real CNNs do about 1e10.
+    pub const MAX_LAYER_MACS: u64 = 1 << 42;
+    /// Nodes in one net.
+    pub const MAX_NODES: usize = 1 << 16;
 }
 
 /// An attribute problem: the field (relative to the op) and what is wrong.
@@ -57,10 +61,13 @@ pub fn check_attributes(op: &Op) -> Result<(), AttrError> {
     match op {
         Op::Input { shape } => {
             if !(shape.len() == 1 || shape.len() == 3) {
-                return Err(attr("shape", format!(
-                    "{shape:?} has {} dimensions; expected [C, H, W] or [features] (per sample, no batch)",
-                    shape.len()
-                )));
+                return Err(attr(
+                    "shape",
+                    format!(
+                        "{shape:?} has {} dimensions; expected [C, H, W] or [features] (per sample, no batch)",
+                        shape.len()
+                    ),
+                ));
             }
             if shape.iter().any(|&d| d == 0) {
                 return Err(attr("shape", format!("{shape:?} has a zero dimension")));
@@ -114,7 +121,10 @@ pub fn check_attributes(op: &Op) -> Result<(), AttrError> {
         }
         Op::Linear { out_features, .. } => {
             if *out_features == 0 || *out_features > limits::MAX_CHANNELS * 64 {
-                return Err(attr("out_features", format!("{out_features} is out of range; expected 1..={}", limits::MAX_CHANNELS * 64)));
+                return Err(attr(
+                    "out_features",
+                    format!("{out_features} is out of range; expected 1..={}", limits::MAX_CHANNELS * 64),
+                ));
             }
             Ok(())
         }
@@ -124,11 +134,10 @@ pub fn check_attributes(op: &Op) -> Result<(), AttrError> {
 
 fn check_conv(c: &Conv2d) -> Result<(), AttrError> {
     if c.out_channels == 0 || c.out_channels > limits::MAX_CHANNELS {
-        return Err(attr("out_channels", format!(
-            "{} is out of range; expected 1..={}",
-            c.out_channels,
-            limits::MAX_CHANNELS
-        )));
+        return Err(attr(
+            "out_channels",
+            format!("{} is out of range; expected 1..={}", c.out_channels, limits::MAX_CHANNELS),
+        ));
     }
     check_pair("kernel", c.kernel, limits::MAX_KERNEL)?;
     check_pair("stride", c.stride, limits::MAX_STRIDE)?;
@@ -138,10 +147,7 @@ fn check_conv(c: &Conv2d) -> Result<(), AttrError> {
         return Err(attr("groups", "0 groups; expected at least 1"));
     }
     if c.out_channels % c.groups != 0 {
-        return Err(attr("groups", format!(
-            "out_channels {} is not divisible by groups {}",
-            c.out_channels, c.groups
-        )));
+        return Err(attr("groups", format!("out_channels {} is not divisible by groups {}", c.out_channels, c.groups)));
     }
     Ok(())
 }
@@ -151,16 +157,24 @@ fn check_pool(p: &Pool2d) -> Result<(), AttrError> {
     check_pair("stride", p.stride, limits::MAX_STRIDE)?;
     check_padding(&p.padding)?;
     if p.padding.top.max(p.padding.bottom) >= p.kernel[0] || p.padding.left.max(p.padding.right) >= p.kernel[1] {
-        return Err(attr("padding", format!(
-            "{:?} is not smaller than the kernel {:?}: a window would see only padding",
-            p.padding, p.kernel
-        )));
+        return Err(attr(
+            "padding",
+            format!("{:?} is not smaller than the kernel {:?}: a window would see only padding", p.padding, p.kernel),
+        ));
     }
     Ok(())
 }
 
 /// Output length of a sliding window along one axis, or `None` if the window does not fit.
-fn window_out(n: usize, pad_before: usize, pad_after: usize, k: usize, stride: usize, dilation: usize, ceil: bool) -> Option<usize> {
+fn window_out(
+    n: usize,
+    pad_before: usize,
+    pad_after: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    ceil: bool,
+) -> Option<usize> {
     let padded = n + pad_before + pad_after;
     let effective_k = (k - 1) * dilation + 1;
     if padded < effective_k {
@@ -225,7 +239,13 @@ fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
 pub fn infer_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
     let (min, max) = op.arity();
     if inputs.len() < min || inputs.len() > max {
-        let expected = if min == max { format!("{min}") } else if max == usize::MAX { format!("at least {min}") } else { format!("{min} to {max}") };
+        let expected = if min == max {
+            format!("{min}")
+        } else if max == usize::MAX {
+            format!("at least {min}")
+        } else {
+            format!("{min} to {max}")
+        };
         return Err(format!("{} takes {expected} inputs, got {}", op.type_name(), inputs.len()));
     }
     let x = inputs.first().copied();
@@ -235,15 +255,23 @@ pub fn infer_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
             let x = x.unwrap();
             let (cin, _, _) = feature_map(x, "conv2d")?;
             if cin % c.groups != 0 {
-                return Err(format!(
-                    "conv2d input has {cin} channels, not divisible by groups {}",
-                    c.groups
-                ));
+                return Err(format!("conv2d input has {cin} channels, not divisible by groups {}", c.groups));
             }
             let [oh, ow] = sliding_hw("conv2d", x, c.kernel, c.stride, c.dilation, &c.padding, false)?;
-            let params = (cin / c.groups) as u64 * c.kernel[0] as u64 * c.kernel[1] as u64 * c.out_channels as u64;
-            if params > limits::MAX_LAYER_PARAMS {
-                return Err(format!("conv2d would have {params} weights, absurdly many (limit {})", limits::MAX_LAYER_PARAMS));
+            let per_output = (cin / c.groups) as u128 * c.kernel[0] as u128 * c.kernel[1] as u128;
+            let params = per_output * c.out_channels as u128;
+            if params > limits::MAX_LAYER_PARAMS as u128 {
+                return Err(format!(
+                    "conv2d would have {params} weights, absurdly many (limit {})",
+                    limits::MAX_LAYER_PARAMS
+                ));
+            }
+            let macs = per_output * (c.out_channels * oh * ow) as u128;
+            if macs > limits::MAX_LAYER_MACS as u128 {
+                return Err(format!(
+                    "conv2d would do {macs} multiply-accumulates per sample, absurdly many (limit {})",
+                    limits::MAX_LAYER_MACS
+                ));
             }
             Shape::chw(c.out_channels, oh, ow)
         }
@@ -279,18 +307,13 @@ pub fn infer_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
             let first = inputs[0];
             for (i, other) in inputs.iter().enumerate().skip(1) {
                 if *other != first {
-                    return Err(format!(
-                        "add needs inputs of one shape: input 0 is [{first}], input {i} is [{other}]"
-                    ));
+                    return Err(format!("add needs inputs of one shape: input 0 is [{first}], input {i} is [{other}]"));
                 }
             }
             first.clone()
         }
         Op::Mul => broadcast(inputs[0], inputs[1]).ok_or_else(|| {
-            format!(
-                "mul cannot broadcast [{}] with [{}]: each axis must match or be 1",
-                inputs[0], inputs[1]
-            )
+            format!("mul cannot broadcast [{}] with [{}]: each axis must match or be 1", inputs[0], inputs[1])
         })?,
         Op::Concat { axis } => {
             let first = inputs[0];
@@ -314,7 +337,10 @@ pub fn infer_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
         Op::ChannelShuffle { groups } => {
             let x = x.unwrap();
             if x.channels() % groups != 0 {
-                return Err(format!("channel_shuffle: {} channels are not divisible into {groups} groups", x.channels()));
+                return Err(format!(
+                    "channel_shuffle: {} channels are not divisible into {groups} groups",
+                    x.channels()
+                ));
             }
             x.clone()
         }
@@ -335,15 +361,19 @@ pub fn infer_shape(op: &Op, inputs: &[&Shape]) -> Result<Shape, String> {
                     "linear expects flat features [F], got [{x}]; insert a flatten or global_avg_pool + flatten first"
                 ));
             }
-            let params = x.elements() * *out_features as u64;
-            if params > limits::MAX_LAYER_PARAMS {
+            let params = x.elements() as u128 * *out_features as u128;
+            if params > limits::MAX_LAYER_PARAMS as u128 {
                 return Err(format!("linear would have {params} weights, absurdly many"));
             }
             Shape::flat(*out_features)
         }
     };
     if out.elements() > limits::MAX_ELEMENTS_PER_SAMPLE {
-        return Err(format!("output [{out}] has {} elements per sample, absurdly many (limit {})", out.elements(), limits::MAX_ELEMENTS_PER_SAMPLE));
+        return Err(format!(
+            "output [{out}] has {} elements per sample, absurdly many (limit {})",
+            out.elements(),
+            limits::MAX_ELEMENTS_PER_SAMPLE
+        ));
     }
     Ok(out)
 }
@@ -354,7 +384,15 @@ mod tests {
     use crate::graph::op::Padding;
 
     fn conv(k: usize, s: usize, pad: Padding) -> Op {
-        Op::Conv2d(Conv2d { out_channels: 8, kernel: [k, k], stride: [s, s], dilation: [1, 1], padding: pad, groups: 1, bias: false })
+        Op::Conv2d(Conv2d {
+            out_channels: 8,
+            kernel: [k, k],
+            stride: [s, s],
+            dilation: [1, 1],
+            padding: pad,
+            groups: 1,
+            bias: false,
+        })
     }
 
     #[test]
@@ -384,7 +422,13 @@ mod tests {
     #[test]
     fn ceil_mode_pools_match_pytorch() {
         let pool = |k: usize, s: usize, pad: usize, ceil: bool| {
-            Op::MaxPool2d(Pool2d { kernel: [k, k], stride: [s, s], padding: Padding::symmetric(pad, pad), ceil_mode: ceil, count_include_pad: true })
+            Op::MaxPool2d(Pool2d {
+                kernel: [k, k],
+                stride: [s, s],
+                padding: Padding::symmetric(pad, pad),
+                ceil_mode: ceil,
+                count_include_pad: true,
+            })
         };
         // GoogLeNet: 112 -> 56 with 3/2 ceil; squeezenet 111 -> 55
         assert_eq!(infer_shape(&pool(3, 2, 0, true), &[&Shape::chw(64, 112, 112)]).unwrap(), Shape::chw(64, 56, 56));

@@ -75,6 +75,13 @@ impl Net {
         if raw.is_empty() {
             return Err(GraphError::new("nodes", None, "the net has no nodes; it needs at least an input"));
         }
+        if raw.len() > super::infer::limits::MAX_NODES {
+            return Err(GraphError::new(
+                "nodes",
+                None,
+                format!("{} nodes, absurdly many (limit {})", raw.len(), super::infer::limits::MAX_NODES),
+            ));
+        }
         let mut index: HashMap<&str, usize> = HashMap::with_capacity(raw.len());
         for (i, n) in raw.iter().enumerate() {
             if n.name.is_empty() {
@@ -87,9 +94,8 @@ impl Net {
                     format!("duplicate node name; nodes[{first}] has it already"),
                 ));
             }
-            check_attributes(&n.op).map_err(|e| {
-                GraphError::new(format!("{}.op.{}", at(i), e.field), Some(&n.name), e.message)
-            })?;
+            check_attributes(&n.op)
+                .map_err(|e| GraphError::new(format!("{}.op.{}", at(i), e.field), Some(&n.name), e.message))?;
         }
         let input_nodes: Vec<usize> =
             raw.iter().enumerate().filter(|(_, n)| matches!(n.op, Op::Input { .. })).map(|(i, _)| i).collect();
@@ -100,7 +106,10 @@ impl Net {
                 return Err(GraphError::new(
                     format!("{}.op.type", at(*second)),
                     Some(&raw[*second].name),
-                    format!("a second `input` node (first: `{}`); synprof nets take exactly one input", raw[input_nodes[0]].name),
+                    format!(
+                        "a second `input` node (first: `{}`); synprof nets take exactly one input",
+                        raw[input_nodes[0]].name
+                    ),
                 ))
             }
         }
@@ -125,7 +134,11 @@ impl Net {
             for (j, input) in n.inputs.iter().enumerate() {
                 match index.get(input.as_str()) {
                     Some(&id) if id == i => {
-                        return Err(GraphError::new(format!("{}.inputs[{j}]", at(i)), Some(&n.name), "the node takes itself as input (a cycle)"))
+                        return Err(GraphError::new(
+                            format!("{}.inputs[{j}]", at(i)),
+                            Some(&n.name),
+                            "the node takes itself as input (a cycle)",
+                        ))
                     }
                     Some(&id) => ids.push(id),
                     None => {
@@ -142,7 +155,11 @@ impl Net {
 
         let order = topological_order(&preds).map_err(|cycle| {
             let names: Vec<&str> = cycle.iter().map(|&i| raw[i].name.as_str()).collect();
-            GraphError::new(format!("{}.inputs", at(cycle[0])), Some(&raw[cycle[0]].name), format!("cycle through nodes {}", names.join(" -> ")))
+            GraphError::new(
+                format!("{}.inputs", at(cycle[0])),
+                Some(&raw[cycle[0]].name),
+                format!("cycle through nodes {}", names.join(" -> ")),
+            )
         })?;
 
         // Infer shapes in topological order.
@@ -162,14 +179,24 @@ impl Net {
         let outputs: Vec<NodeId> = match outputs {
             None => vec![nodes.len() - 1],
             Some(list) if list.is_empty() => {
-                return Err(GraphError::new("outputs", None, "empty; name at least one node, or leave `outputs` out for the last node"))
+                return Err(GraphError::new(
+                    "outputs",
+                    None,
+                    "empty; name at least one node, or leave `outputs` out for the last node",
+                ))
             }
             Some(list) => {
                 let mut ids = Vec::with_capacity(list.len());
                 for (j, name) in list.iter().enumerate() {
                     match index.get(name.as_str()) {
                         Some(&old) => ids.push(new_id[old]),
-                        None => return Err(GraphError::new(format!("outputs[{j}]"), None, format!("`{name}` is not the name of any node"))),
+                        None => {
+                            return Err(GraphError::new(
+                                format!("outputs[{j}]"),
+                                None,
+                                format!("`{name}` is not the name of any node"),
+                            ))
+                        }
                     }
                 }
                 ids
@@ -214,7 +241,11 @@ impl Net {
     pub fn to_raw(&self) -> Vec<RawNode> {
         self.nodes
             .iter()
-            .map(|n| RawNode { name: n.name.clone(), op: n.op.clone(), inputs: n.inputs.iter().map(|&i| self.nodes[i].name.clone()).collect() })
+            .map(|n| RawNode {
+                name: n.name.clone(),
+                op: n.op.clone(),
+                inputs: n.inputs.iter().map(|&i| self.nodes[i].name.clone()).collect(),
+            })
             .collect()
     }
 }

@@ -26,12 +26,7 @@ impl Padding {
     /// TensorFlow `SAME` padding for one input size: the output is `ceil(in / stride)`,
     /// and an odd total goes after (an even kernel at stride 1 pads `(k-1)/2` before
     /// and the rest after, as synNet needs).
-    pub fn tf_same(
-        input_hw: [usize; 2],
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        dilation: [usize; 2],
-    ) -> Padding {
+    pub fn tf_same(input_hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Padding {
         let total = |i: usize| {
             let (n, k, s, d) = (input_hw[i], kernel[i], stride[i].max(1), dilation[i]);
             let effective_k = (k.max(1) - 1) * d + 1;
@@ -278,14 +273,9 @@ impl Op {
             Op::Conv2d(_) => OpClass::Conv,
             Op::Linear { .. } => OpClass::Linear,
             Op::BatchNorm { .. } | Op::Lrn { .. } | Op::Softmax => OpClass::Norm,
-            Op::Relu
-            | Op::Relu6
-            | Op::Sigmoid
-            | Op::Tanh
-            | Op::Silu
-            | Op::HardSwish
-            | Op::HardSigmoid
-            | Op::Gelu => OpClass::Activation,
+            Op::Relu | Op::Relu6 | Op::Sigmoid | Op::Tanh | Op::Silu | Op::HardSwish | Op::HardSigmoid | Op::Gelu => {
+                OpClass::Activation
+            }
             Op::MaxPool2d(_) | Op::AvgPool2d(_) | Op::GlobalAvgPool => OpClass::Pool,
             Op::Add | Op::Mul | Op::Scale { .. } => OpClass::Elementwise,
             Op::Concat { .. }

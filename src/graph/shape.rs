@@ -48,14 +48,10 @@ impl Shape {
 
     /// Parse `3x224x224`, `3,224,224` or `540`.
     pub fn parse(text: &str) -> Result<Shape, String> {
-        let dims: Result<Vec<usize>, _> = text
-            .split(['x', 'X', ','])
-            .map(|part| part.trim().parse::<usize>())
-            .collect();
+        let dims: Result<Vec<usize>, _> =
+            text.split(['x', 'X', ',']).map(|part| part.trim().parse::<usize>()).collect();
         match dims {
-            Ok(dims) if (dims.len() == 1 || dims.len() == 3) && dims.iter().all(|&d| d > 0) => {
-                Ok(Shape(dims))
-            }
+            Ok(dims) if (dims.len() == 1 || dims.len() == 3) && dims.iter().all(|&d| d > 0) => Ok(Shape(dims)),
             _ => Err(format!(
                 "`{text}` is not an input shape: expected CxHxW such as 3x224x224, or a feature count such as 540"
             )),

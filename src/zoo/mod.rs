@@ -52,18 +52,24 @@ impl ZooModel {
 
     /// Build at the default input or at `input`.
     pub fn build(&self, input: Option<&Shape>) -> Result<Net, ZooError> {
-        let build = self.build.ok_or_else(|| ZooError::Unavailable { name: self.name.to_string(), why: self.summary.to_string() })?;
+        let build = self
+            .build
+            .ok_or_else(|| ZooError::Unavailable { name: self.name.to_string(), why: self.summary.to_string() })?;
         let input = input.cloned().unwrap_or_else(|| self.default_input());
         if input.rank() != self.input.len() {
             return Err(ZooError::Build {
                 name: self.name.to_string(),
-                error: GraphError::new("input", None, format!(
-                    "{} takes a {}-dimensional input such as {}, got {}",
-                    self.name,
-                    self.input.len(),
-                    self.default_input(),
-                    input
-                )),
+                error: GraphError::new(
+                    "input",
+                    None,
+                    format!(
+                        "{} takes a {}-dimensional input such as {}, got {}",
+                        self.name,
+                        self.input.len(),
+                        self.default_input(),
+                        input
+                    ),
+                ),
             });
         }
         build(&input).map_err(|error| ZooError::Build { name: self.name.to_string(), error })

@@ -41,7 +41,11 @@ pub fn models() -> Vec<ZooModel> {
         family: "synnet",
         input: &[3, 224, 224],
         summary: "AI Matrix's synthetic CNN: 62 convs in 6 groups (seed 004)",
-        published: Some(Published { source: "shared/reference/synnet.md (AI Matrix nvcnn.py)", params: None, gmacs: Some(19.1) }),
+        published: Some(Published {
+            source: "shared/reference/synnet.md (AI Matrix nvcnn.py)",
+            params: None,
+            gmacs: Some(19.1),
+        }),
         build: Some(synnet),
     }]
 }

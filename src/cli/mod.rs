@@ -1,0 +1,6 @@
+//! What the subcommands print. `main.rs` parses flags and calls these; everything here
+//! returns text so that tests can check it.
+
+pub mod inspect;
+pub mod text;
+pub mod zoo;
