@@ -31,10 +31,7 @@ fn row(m: &ZooModel) -> ZooRow {
     let counts = m.build(None).ok().map(|net| analyze(&net, 1, Dtype::F32).totals);
     let published = m.published;
     let matches = match (&counts, published) {
-        (Some(t), Some(p)) => Some(
-            p.params.is_none_or(|params| params == t.params)
-                && p.gmacs.is_none_or(|g| ((t.macs as f64 / 1e9) - g).abs() <= 0.005 * g),
-        ),
+        (Some(t), Some(p)) => Some(p.matches(t.params, t.macs)),
         _ => None,
     };
     ZooRow {
@@ -68,7 +65,7 @@ pub fn render(rows: &[ZooRow]) -> String {
         let source = if r.available {
             r.published_source.unwrap_or("(none published)").to_string()
         } else {
-            format!("not available: {}", r.summary)
+            "not available (`synprof inspect` says why)".to_string()
         };
         t.row(vec![r.name.to_string(), r.family.to_string(), r.input.clone(), params, gmacs, published, source]);
     }

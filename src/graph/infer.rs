@@ -44,7 +44,7 @@ fn check_pair(field: &'static str, v: [usize; 2], max: usize) -> Result<(), Attr
 fn check_padding(p: &super::op::Padding) -> Result<(), AttrError> {
     let max = limits::MAX_SPATIAL;
     if [p.top, p.bottom, p.left, p.right].iter().any(|&v| v > max) {
-        return Err(attr("padding", format!("{p:?} is absurdly large (limit {max})")));
+        return Err(attr("padding", format!("{p} is absurdly large (limit {max})")));
     }
     Ok(())
 }
@@ -211,8 +211,13 @@ fn sliding_hw(
     match (oh, ow) {
         (Some(oh), Some(ow)) => Ok([oh, ow]),
         _ => Err(format!(
-            "{op_name} kernel {}x{} (dilation {}x{}) does not fit the input {}x{} padded by {:?}",
-            kernel[0], kernel[1], dilation[0], dilation[1], h, w, pad
+            "{op_name} kernel {}x{}{} does not fit the input {}x{} padded by {}",
+            kernel[0],
+            kernel[1],
+            if dilation == [1, 1] { String::new() } else { format!(" (dilation {}x{})", dilation[0], dilation[1]) },
+            h,
+            w,
+            pad
         )),
     }
 }

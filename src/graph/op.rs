@@ -47,6 +47,16 @@ impl Padding {
     }
 }
 
+impl std::fmt::Display for Padding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.top == self.bottom && self.left == self.right && self.top == self.left {
+            write!(f, "{}", self.top)
+        } else {
+            write!(f, "(top {}, bottom {}, left {}, right {})", self.top, self.bottom, self.left, self.right)
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }

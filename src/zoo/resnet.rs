@@ -19,7 +19,10 @@
 //! batch-norm adds its running mean and variance (2C) and one moving-average factor, on
 //! top of our trainable count. Its resnet18/34 also have a 1x1 64->64 projection with
 //! batch-norm in the first block (+64*64 + 4*64 + 1 = 4,353) and its resnet50's conv1
-//! has a bias (+64). `tests/zoo_counts.rs` asserts exactly these differences.
+//! has a bias (+64). Keras' ResNet50/101/152 totals (25,636,712 / 44,707,176 /
+//! 60,419,944) keep a bias on every conv (one per batch-norm channel) and count the
+//! running statistics: ours + 3 x the batch-norm channels. `tests/zoo_published.rs`
+//! asserts exactly these differences.
 
 use super::blocks::{classifier, conv_bn, conv_bn_relu, squeeze_excite};
 use super::{Published, ZooModel};
@@ -190,18 +193,12 @@ pub fn models() -> Vec<ZooModel> {
         entry("resnext101_64x4d", &[], "ResNeXt-101 64x4d", tv(83_455_272, 15.460), resnext101_64x4d),
         entry(
             "resnet_v1_50_d",
-            &["resnet50d", "resnet_v1_50_D"],
+            &["resnet50d"],
             "ResNet-50-D: deep stem, avg-pool shortcut (seed 000)",
             timm(25_576_264, 4.329),
             resnet_v1_50_d,
         ),
-        entry(
-            "resnet_v1_101_d",
-            &["resnet101d", "resnet_v1_101_D"],
-            "ResNet-101-D (seed 000)",
-            timm(44_568_392, 8.041),
-            resnet_v1_101_d,
-        ),
+        entry("resnet_v1_101_d", &["resnet101d"], "ResNet-101-D (seed 000)", timm(44_568_392, 8.041), resnet_v1_101_d),
         entry(
             "resnext_50_32x4d_d",
             &["resnext50d_32x4d"],

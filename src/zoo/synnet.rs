@@ -37,7 +37,7 @@ fn synnet(input: &Shape) -> Result<Net, GraphError> {
 pub fn models() -> Vec<ZooModel> {
     vec![ZooModel {
         name: "synnet",
-        aliases: &["synNet", "syn_net"],
+        aliases: &["syn_net"],
         family: "synnet",
         input: &[3, 224, 224],
         summary: "AI Matrix's synthetic CNN: 62 convs in 6 groups (seed 004)",

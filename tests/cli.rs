@@ -1,0 +1,119 @@
+//! The command line as users run it: `zoo`, `inspect`, `export`, errors and help.
+
+use std::process::{Command, Output};
+
+fn synprof(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synprof")).args(args).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout(&synprof(args))).unwrap()
+}
+
+#[test]
+fn zoo_lists_the_models_with_counts() {
+    let text = stdout(&synprof(&["zoo"]));
+    assert!(text.lines().filter(|l| l.contains("3x224x224")).count() >= 30);
+    let resnet50 = text.lines().find(|l| l.starts_with("resnet50 ")).unwrap();
+    assert!(
+        resnet50.contains("25,557,032") && resnet50.contains("4.089") && resnet50.contains("torchvision"),
+        "{resnet50}"
+    );
+    let rows = json(&["zoo", "--json"]);
+    let rows = rows.as_array().unwrap();
+    assert!(rows.iter().filter(|r| r["available"] == true).count() >= 40);
+    let ds2 = rows.iter().find(|r| r["name"] == "deep_speech2").unwrap();
+    assert_eq!(ds2["available"], false);
+}
+
+#[test]
+fn inspect_counts_follow_input_batch_and_dtype() {
+    let base = json(&["inspect", "resnet50", "--json"]);
+    let variant = json(&["inspect", "resnet50", "--input", "3x320x320", "--batch", "8", "--dtype", "f16", "--json"]);
+    let macs = |v: &serde_json::Value| v["totals"]["macs"].as_u64().unwrap();
+    assert_eq!(macs(&base), 4_089_184_256);
+    // torchvision's resnet50 at 320x320 (tests/reference/torch_counts.csv), times 8 images
+    assert_eq!(macs(&variant), 8 * 8_343_142_400);
+    assert_eq!(variant["totals"]["params"], base["totals"]["params"]);
+    assert_eq!(
+        variant["totals"]["weight_bytes"].as_u64().unwrap() * 2,
+        base["totals"]["weight_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(variant["input_shape"], serde_json::json!([3, 320, 320]));
+    assert_eq!(variant["dtype"], "f16");
+    let layers = variant["layers"].as_array().unwrap();
+    let conv1 = layers.iter().find(|l| l["name"] == "conv1").unwrap();
+    assert_eq!(conv1["output_shape"], serde_json::json!([64, 160, 160]));
+    assert!(variant["characteristics"]["mac_share_by_kernel"]["3x3"].as_f64().unwrap() > 0.4);
+}
+
+#[test]
+fn inspect_prints_a_summary_table() {
+    let text = stdout(&synprof(&["inspect", "keras_cifar10_cnn"]));
+    // Keras' model.summary() of this model (seed 002): the same per-layer params.
+    for (layer, params) in [
+        ("conv1", "896"),
+        ("conv2", "9,248"),
+        ("conv3", "18,496"),
+        ("conv4", "36,928"),
+        ("fc1", "1,180,160"),
+        ("fc ", "5,130"),
+    ] {
+        let line = text.lines().find(|l| l.starts_with(layer)).unwrap_or_else(|| panic!("{layer} in\n{text}"));
+        assert!(line.contains(params), "{line}");
+    }
+    assert!(text.contains("1,250,858 trainable"), "{text}");
+}
+
+#[test]
+fn export_writes_a_file_that_inspect_reads() {
+    let dir = std::env::temp_dir().join(format!("synprof-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mnv2_160.json");
+    let file_arg = file.to_str().unwrap();
+    stdout(&synprof(&["export", "mobilenet_v2", "--input", "3x160x160", "-o", file_arg]));
+    let from_file = json(&["inspect", file_arg, "--json"]);
+    assert_eq!(from_file["totals"]["macs"], 154_083_200); // torchvision at 160x160
+    assert_eq!(from_file["totals"]["params"], 3_504_872);
+    // The file can be re-inspected at another input size.
+    let at_224 = json(&["inspect", file_arg, "--input", "3x224x224", "--json"]);
+    assert_eq!(at_224["totals"]["macs"], 300_774_272);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn user_errors_are_one_clear_line_and_a_failure_code() {
+    for (args, fragment) in [
+        (vec!["inspect", "resnet5"], "did you mean"),
+        (vec!["inspect", "resnet50", "--input", "3x0x2"], "3x224x224"),
+        (vec!["inspect", "alexnet", "--input", "3x32x32"], "does not fit"),
+        (vec!["inspect", "resnet50", "--batch", "0"], "batch"),
+        (vec!["inspect", "resnet50", "--dtype", "f8"], "f32"),
+        (vec!["inspect", "no/such/file.json"], "cannot read the model file"),
+        (vec!["export", "resnet50", "-o", "/nonexistent-dir/x.json"], "cannot write"),
+        (vec!["zoo", "--family", "transformers"], "no zoo family"),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ] {
+        let out = synprof(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_states_the_counting_conventions_with_examples() {
+    let help = stdout(&synprof(&["inspect", "--help"]));
+    assert!(help.contains("multiply-accumulates of conv and linear layers only"), "{help}");
+    assert!(help.contains("running mean"), "{help}");
+    assert!(help.contains("synprof inspect resnet50 --input 3x320x320"), "{help}");
+    for sub in ["zoo", "export"] {
+        assert!(stdout(&synprof(&[sub, "--help"])).contains("Examples:"), "{sub}");
+    }
+}
