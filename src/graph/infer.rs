@@ -69,7 +69,7 @@ pub fn check_attributes(op: &Op) -> Result<(), AttrError> {
                     ),
                 ));
             }
-            if shape.iter().any(|&d| d == 0) {
+            if shape.contains(&0) {
                 return Err(attr("shape", format!("{shape:?} has a zero dimension")));
             }
             let limit = if shape.len() == 1 { limits::MAX_CHANNELS * 64 } else { limits::MAX_SPATIAL };

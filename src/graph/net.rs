@@ -226,7 +226,7 @@ impl Net {
 
     pub fn input_shape(&self) -> &Shape {
         // from_raw guarantees exactly one input node.
-        &self.nodes.iter().find(|n| matches!(n.op, Op::Input { .. })).map(|n| &n.shape).unwrap_or(&self.nodes[0].shape)
+        self.nodes.iter().find(|n| matches!(n.op, Op::Input { .. })).map(|n| &n.shape).unwrap_or(&self.nodes[0].shape)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {

@@ -24,7 +24,8 @@
 //! 7,978,856 + 83,648, 14,149,480 + 158,400 and 20,013,928 + 229,056.
 
 use super::blocks::{classifier, conv_bn_relu};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, pool, ConvSpec, GraphError, Net, NetBuilder, Shape, T};
 
 const GROWTH: usize = 32;
@@ -86,12 +87,6 @@ fn densenet201(input: &Shape) -> Result<Net, GraphError> {
     densenet("densenet201", input, [6, 12, 48, 32])
 }
 
-const TV: &str = "torchvision 0.29.2";
-
-fn tv(params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source: TV, params: Some(params), gmacs: Some(gmacs) })
-}
-
 pub fn models() -> Vec<ZooModel> {
     let m = |name, aliases, summary, published, build| ZooModel {
         name,
@@ -107,21 +102,21 @@ pub fn models() -> Vec<ZooModel> {
             "densenet121",
             &["densenet-121"],
             "DenseNet-121, growth 32, blocks 6-12-24-16 (AI Matrix, seed 004)",
-            tv(7_978_856, 2.834),
+            published(TORCHVISION, 7_978_856, 2.834),
             densenet121,
         ),
         m(
             "densenet169",
             &["densenet-169"],
             "DenseNet-169, growth 32, blocks 6-12-32-32",
-            tv(14_149_480, 3.360),
+            published(TORCHVISION, 14_149_480, 3.360),
             densenet169,
         ),
         m(
             "densenet201",
             &["densenet-201"],
             "DenseNet-201, growth 32, blocks 6-12-48-32",
-            tv(20_013_928, 4.291),
+            published(TORCHVISION, 20_013_928, 4.291),
             densenet201,
         ),
     ]

@@ -26,7 +26,8 @@
 //! 3, count 1): 5,288,548 + 42,016 + 7 = 5,330,571.
 
 use super::blocks::{conv_bn_act, squeeze_excite};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// MBConv stages: `(t, k, s, c, n)` = expansion, kernel, first stride, output channels,
@@ -89,7 +90,7 @@ pub fn models() -> Vec<ZooModel> {
         family: "efficientnet",
         input: &[3, 224, 224],
         summary: "EfficientNet-B0 = torchvision `efficientnet_b0` (BN eps 1e-5)",
-        published: Some(Published { source: "torchvision 0.29.2", params: Some(5_288_548), gmacs: Some(0.386) }),
+        published: published(TORCHVISION, 5_288_548, 0.386),
         build: Some(efficientnet_b0),
     }]
 }

@@ -43,7 +43,8 @@
 //! beta).
 
 use super::blocks::{conv_bn_act, conv_relu};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, published_params, ZooModel};
 use crate::graph::{conv, pool, ConvSpec, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// Inception blocks: name, then 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj.
@@ -152,7 +153,7 @@ pub fn models() -> Vec<ZooModel> {
             family: "googlenet",
             input: &[3, 224, 224],
             summary: "GoogLeNet = torchvision `googlenet` without aux heads: BN, 3x3 in the 5x5 branch (AI Matrix; DLBS runs googlenet_bvlc)",
-            published: Some(Published { source: "torchvision 0.29.2", params: Some(6_624_904), gmacs: Some(1.498) }),
+            published: published(TORCHVISION, 6_624_904, 1.498),
             build: Some(googlenet),
         },
         ZooModel {
@@ -161,7 +162,7 @@ pub fn models() -> Vec<ZooModel> {
             family: "googlenet",
             input: &[3, 224, 224],
             summary: "BVLC GoogLeNet deploy net: biases, LRN, real 5x5, no BN or aux heads (DLBS `googlenet`)",
-            published: Some(Published { source: "DLBS docs/models/models.md", params: Some(6_998_552), gmacs: None }),
+            published: published_params(DLBS, 6_998_552),
             build: Some(googlenet_bvlc),
         },
     ]

@@ -81,7 +81,8 @@
 //! channels, have no gamma but count their moving mean and variance).
 
 use super::blocks::{classifier, conv_bn_act, squeeze_excite};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, Published, ZooModel};
 use crate::graph::{conv, conv_hw, pool, ConvSpec, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// BasicConv2d: conv without bias, batch norm (eps 0.001), ReLU.
@@ -371,7 +372,6 @@ fn inception_resnet_v2(input: &Shape) -> Result<Net, GraphError> {
     g.finish(x)
 }
 
-const TIMM: &str = "timm 1.0.31 (computed: tests/reference/torch_counts.csv)";
 const IMAGE: &[usize] = &[3, 299, 299];
 
 fn entry(
@@ -382,10 +382,6 @@ fn entry(
     build: super::BuildFn,
 ) -> ZooModel {
     ZooModel { name, aliases, family: "inception", input: IMAGE, summary, published, build: Some(build) }
-}
-
-fn published(source: &'static str, params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source, params: Some(params), gmacs: Some(gmacs) })
 }
 
 pub fn models() -> Vec<ZooModel> {
@@ -408,14 +404,14 @@ pub fn models() -> Vec<ZooModel> {
             "inception_v4",
             &["inception4"],
             "Inception-v4 = timm `inception_v4` (DLBS `inception4`)",
-            published(TIMM, 42_679_816, 12.254),
+            published(TIMM_COMPUTED, 42_679_816, 12.254),
             inception_v4,
         ),
         entry(
             "inception_resnet_v2",
             &[],
             "Inception-ResNet-v2 = timm `inception_resnet_v2`, Keras/TF-slim layout",
-            published(TIMM, 55_843_464, 13.156),
+            published(TIMM_COMPUTED, 55_843_464, 13.156),
             inception_resnet_v2,
         ),
     ]

@@ -1,6 +1,7 @@
 //! Fully connected networks from DLBS, and DLBS's recurrent DeepSpeech2 (listed, not built).
 
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{GraphError, Net, NetBuilder, Shape};
 
 fn mlp(name: &str, input: &Shape, hidden: &[usize], classes: usize) -> Result<Net, GraphError> {
@@ -28,7 +29,6 @@ fn deep_mnist(input: &Shape) -> Result<Net, GraphError> {
 }
 
 pub fn models() -> Vec<ZooModel> {
-    let source = "DLBS docs/models/models.md";
     vec![
         ZooModel {
             name: "acoustic_model",
@@ -36,7 +36,7 @@ pub fn models() -> Vec<ZooModel> {
             family: "mlp",
             input: &[540],
             summary: "fully connected 540-5x2048-8192 acoustic model (DLBS)",
-            published: Some(Published { source, params: Some(34_678_784), gmacs: Some(0.034660) }),
+            published: published(DLBS, 34_678_784, 0.034660),
             build: Some(acoustic_model),
         },
         ZooModel {
@@ -45,7 +45,7 @@ pub fn models() -> Vec<ZooModel> {
             family: "mlp",
             input: &[1, 28, 28],
             summary: "fully connected 784-2500-2000-1500-1000-500-10 (DLBS)",
-            published: Some(Published { source, params: Some(11_972_510), gmacs: Some(0.011965) }),
+            published: published(DLBS, 11_972_510, 0.011965),
             build: Some(deep_mnist),
         },
         ZooModel {

@@ -28,7 +28,8 @@
 //! 2 x 10,944 = 4,253,864. MobileNetV2: 3,504,872 + 2 x 17,056 = 3,538,984.
 
 use super::blocks::{conv_bn_act, make_divisible, squeeze_excite};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// MobileNet v1 stages: `(c, n, s)` = output channels, blocks, stride of the first.
@@ -211,14 +212,6 @@ fn mobilenet_v3_large(input: &Shape) -> Result<Net, GraphError> {
     mobilenet_v3("mobilenet_v3_large", &V3_LARGE, 1280, input)
 }
 
-const TV: &str = "torchvision 0.29.2";
-const TV_COMPUTED: &str = "torchvision 0.29.2 (computed: tests/reference/torch_counts.csv)";
-const TIMM: &str = "timm 1.0.31 (computed: tests/reference/torch_counts.csv)";
-
-fn published(source: &'static str, params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source, params: Some(params), gmacs: Some(gmacs) })
-}
-
 pub fn models() -> Vec<ZooModel> {
     let m = |name, aliases, summary, published, build| ZooModel {
         name,
@@ -234,21 +227,21 @@ pub fn models() -> Vec<ZooModel> {
             "mobilenet_v1",
             &["mobilenet_v1_1.0", "mobilenetv1_100"],
             "MobileNet v1 1.0 = timm `mobilenetv1_100` (ReLU6)",
-            published(TIMM, 4_231_976, 0.569),
+            published(TIMM_COMPUTED, 4_231_976, 0.569),
             mobilenet_v1,
         ),
         m(
             "mobilenet_v2",
             &["mobilenet_v2_1.0"],
             "MobileNetV2 1.0 = torchvision `mobilenet_v2`",
-            published(TV, 3_504_872, 0.301),
+            published(TORCHVISION, 3_504_872, 0.301),
             mobilenet_v2,
         ),
         m(
             "mobilenet_v2_1.4",
             &["mobilenet_v2_140"],
             "MobileNetV2 1.4 = torchvision `mobilenet_v2(width_mult=1.4)`",
-            published(TV_COMPUTED, 6_108_776, 0.582),
+            published(TORCHVISION_COMPUTED, 6_108_776, 0.582),
             mobilenet_v2_140,
         ),
         m(
@@ -256,14 +249,14 @@ pub fn models() -> Vec<ZooModel> {
             &[],
             "MobileNetV3-Small = torchvision `mobilenet_v3_small`",
             // torchvision rounds 0.0565 GMACs (56,510,400) to 0.057: 0.9% above our count.
-            published(TV, 2_542_856, 0.057),
+            published(TORCHVISION, 2_542_856, 0.057),
             mobilenet_v3_small,
         ),
         m(
             "mobilenet_v3_large",
             &[],
             "MobileNetV3-Large = torchvision `mobilenet_v3_large`",
-            published(TV, 5_483_032, 0.217),
+            published(TORCHVISION, 5_483_032, 0.217),
             mobilenet_v3_large,
         ),
     ]

@@ -46,6 +46,26 @@ impl Published {
     }
 }
 
+/// Where the published figures come from.
+pub mod sources {
+    pub const TORCHVISION: &str = "torchvision 0.29.2";
+    /// Counted by us with real torchvision where it publishes no figure.
+    pub const TORCHVISION_COMPUTED: &str = "torchvision 0.29.2 (computed: tests/reference/torch_counts.csv)";
+    /// Counted by us with real timm.
+    pub const TIMM_COMPUTED: &str = "timm 1.0.31 (computed: tests/reference/torch_counts.csv)";
+    pub const DLBS: &str = "DLBS docs/models/models.md";
+}
+
+/// A published parameter count and GMACs figure.
+fn published(source: &'static str, params: u64, gmacs: f64) -> Option<Published> {
+    Some(Published { source, params: Some(params), gmacs: Some(gmacs) })
+}
+
+/// A published parameter count without a MAC figure.
+fn published_params(source: &'static str, params: u64) -> Option<Published> {
+    Some(Published { source, params: Some(params), gmacs: None })
+}
+
 pub type BuildFn = fn(&Shape) -> Result<Net, GraphError>;
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 //! adaptive pooling, so at a non-default input the first fc layer changes size.
 
 use super::blocks::conv_relu;
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, published_params, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 /// fc -> relu -> dropout for each width, then the 1000-way classifier.
@@ -136,12 +137,6 @@ fn keras_cifar10_cnn(input: &Shape) -> Result<Net, GraphError> {
     g.finish(x)
 }
 
-const TV: &str = "torchvision 0.29.2";
-
-fn published(source: &'static str, params: u64, gmacs: Option<f64>) -> Option<Published> {
-    Some(Published { source, params: Some(params), gmacs })
-}
-
 pub fn models() -> Vec<ZooModel> {
     let m = |name, aliases, family, input, summary, published, build| ZooModel {
         name,
@@ -159,7 +154,7 @@ pub fn models() -> Vec<ZooModel> {
             "alexnet",
             &[3, 227, 227],
             "BVLC AlexNet without groups, LRN (DLBS `alexnet`)",
-            published("DLBS docs/models/models.md", 62_378_344, None),
+            published_params(DLBS, 62_378_344),
             alexnet,
         ),
         m(
@@ -168,7 +163,7 @@ pub fn models() -> Vec<ZooModel> {
             "alexnet",
             &[3, 224, 224],
             "one-weird-trick AlexNet = torchvision `alexnet` (DLBS `alexnet_owt`, run at 227)",
-            published(TV, 61_100_840, Some(0.714)),
+            published(TORCHVISION, 61_100_840, 0.714),
             alexnet_owt,
         ),
         m(
@@ -177,7 +172,7 @@ pub fn models() -> Vec<ZooModel> {
             "overfeat",
             &[3, 231, 231],
             "OverFeat fast, tf_cnn_benchmarks version (DLBS)",
-            published("DLBS docs/models/models.md", 145_920_872, None),
+            published_params(DLBS, 145_920_872),
             overfeat,
         ),
         m(
@@ -186,7 +181,7 @@ pub fn models() -> Vec<ZooModel> {
             "vgg",
             &[3, 224, 224],
             "VGG-11, configuration A (DLBS)",
-            published(TV, 132_863_336, Some(7.609)),
+            published(TORCHVISION, 132_863_336, 7.609),
             vgg11,
         ),
         m(
@@ -195,7 +190,7 @@ pub fn models() -> Vec<ZooModel> {
             "vgg",
             &[3, 224, 224],
             "VGG-13, configuration B (DLBS)",
-            published(TV, 133_047_848, Some(11.308)),
+            published(TORCHVISION, 133_047_848, 11.308),
             vgg13,
         ),
         m(
@@ -204,7 +199,7 @@ pub fn models() -> Vec<ZooModel> {
             "vgg",
             &[3, 224, 224],
             "VGG-16, configuration D (DLBS)",
-            published(TV, 138_357_544, Some(15.470)),
+            published(TORCHVISION, 138_357_544, 15.470),
             vgg16,
         ),
         m(
@@ -213,7 +208,7 @@ pub fn models() -> Vec<ZooModel> {
             "vgg",
             &[3, 224, 224],
             "VGG-19, configuration E (DLBS)",
-            published(TV, 143_667_240, Some(19.632)),
+            published(TORCHVISION, 143_667_240, 19.632),
             vgg19,
         ),
         m(
@@ -222,7 +217,7 @@ pub fn models() -> Vec<ZooModel> {
             "keras",
             &[3, 32, 32],
             "Keras CIFAR-10 example CNN (seed 002)",
-            published("Keras model.summary() in seed 002", 1_250_858, Some(0.020741)),
+            published("Keras model.summary() in seed 002", 1_250_858, 0.020741),
             keras_cifar10_cnn,
         ),
     ]

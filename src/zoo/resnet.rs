@@ -25,7 +25,8 @@
 //! asserts exactly these differences.
 
 use super::blocks::{classifier, conv_bn, conv_bn_relu, squeeze_excite};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, Published, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Op, Shape, T};
 
 #[derive(Debug, Clone, Copy)]
@@ -151,8 +152,6 @@ builder!(resnext_50_64x4d_d, "resnext_50_64x4d_d", resnext([3, 4, 6, 3], 64, 4, 
 builder!(resnext_101_64x4d_d, "resnext_101_64x4d_d", resnext([3, 4, 23, 3], 64, 4, true));
 builder!(se_resnet50, "se_resnet50", ResNetSpec { se_reduction: Some(16), ..spec(Block::Bottleneck, [3, 4, 6, 3]) });
 
-const TV: &str = "torchvision 0.29.2";
-const TIMM: &str = "timm 1.0.31 (computed: tests/reference/torch_counts.csv)";
 const IMAGE: &[usize] = &[3, 224, 224];
 
 fn entry(
@@ -165,66 +164,82 @@ fn entry(
     ZooModel { name, aliases, family: "resnet", input: IMAGE, summary, published, build: Some(build) }
 }
 
-fn tv(params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source: TV, params: Some(params), gmacs: Some(gmacs) })
-}
-
-fn timm(params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source: TIMM, params: Some(params), gmacs: Some(gmacs) })
-}
-
 pub fn models() -> Vec<ZooModel> {
     vec![
-        entry("resnet18", &[], "ResNet-18 (DLBS)", tv(11_689_512, 1.814), resnet18),
-        entry("resnet34", &[], "ResNet-34 (DLBS)", tv(21_797_672, 3.664), resnet34),
+        entry("resnet18", &[], "ResNet-18 (DLBS)", published(TORCHVISION, 11_689_512, 1.814), resnet18),
+        entry("resnet34", &[], "ResNet-34 (DLBS)", published(TORCHVISION, 21_797_672, 3.664), resnet34),
         entry(
             "resnet50",
             &["resnet_v1_50", "resnet-50"],
             "ResNet-50 v1.5 (AI Matrix, DLBS, seed 000's resnet_v1_50)",
-            tv(25_557_032, 4.089),
+            published(TORCHVISION, 25_557_032, 4.089),
             resnet50,
         ),
-        entry("resnet101", &[], "ResNet-101 (DLBS)", tv(44_549_160, 7.801), resnet101),
-        entry("resnet152", &[], "ResNet-152 (AI Matrix, DLBS)", tv(60_192_808, 11.514), resnet152),
-        entry("resnet200", &[], "ResNet-200, stages 3-24-36-3 (DLBS)", timm(64_673_832, 15.007), resnet200),
+        entry("resnet101", &[], "ResNet-101 (DLBS)", published(TORCHVISION, 44_549_160, 7.801), resnet101),
+        entry("resnet152", &[], "ResNet-152 (AI Matrix, DLBS)", published(TORCHVISION, 60_192_808, 11.514), resnet152),
+        entry(
+            "resnet200",
+            &[],
+            "ResNet-200, stages 3-24-36-3 (DLBS)",
+            published(TIMM_COMPUTED, 64_673_832, 15.007),
+            resnet200,
+        ),
         entry("resnet269", &[], "ResNet-269, stages 3-30-48-8 (DLBS; no torchvision/timm version)", None, resnet269),
-        entry("resnext50_32x4d", &[], "ResNeXt-50 32x4d", tv(25_028_904, 4.230), resnext50_32x4d),
-        entry("resnext101_32x8d", &[], "ResNeXt-101 32x8d", tv(88_791_336, 16.414), resnext101_32x8d),
-        entry("resnext101_64x4d", &[], "ResNeXt-101 64x4d", tv(83_455_272, 15.460), resnext101_64x4d),
+        entry("resnext50_32x4d", &[], "ResNeXt-50 32x4d", published(TORCHVISION, 25_028_904, 4.230), resnext50_32x4d),
+        entry(
+            "resnext101_32x8d",
+            &[],
+            "ResNeXt-101 32x8d",
+            published(TORCHVISION, 88_791_336, 16.414),
+            resnext101_32x8d,
+        ),
+        entry(
+            "resnext101_64x4d",
+            &[],
+            "ResNeXt-101 64x4d",
+            published(TORCHVISION, 83_455_272, 15.460),
+            resnext101_64x4d,
+        ),
         entry(
             "resnet_v1_50_d",
             &["resnet50d"],
             "ResNet-50-D: deep stem, avg-pool shortcut (seed 000)",
-            timm(25_576_264, 4.329),
+            published(TIMM_COMPUTED, 25_576_264, 4.329),
             resnet_v1_50_d,
         ),
-        entry("resnet_v1_101_d", &["resnet101d"], "ResNet-101-D (seed 000)", timm(44_568_392, 8.041), resnet_v1_101_d),
+        entry(
+            "resnet_v1_101_d",
+            &["resnet101d"],
+            "ResNet-101-D (seed 000)",
+            published(TIMM_COMPUTED, 44_568_392, 8.041),
+            resnet_v1_101_d,
+        ),
         entry(
             "resnext_50_32x4d_d",
             &["resnext50d_32x4d"],
             "ResNeXt-50 32x4d with ResNet-D tweaks (seed 000)",
-            timm(25_048_136, 4.470),
+            published(TIMM_COMPUTED, 25_048_136, 4.470),
             resnext_50_32x4d_d,
         ),
         entry(
             "resnext_50_64x4d_d",
             &[],
             "ResNeXt-50 64x4d with ResNet-D tweaks (seed 000)",
-            timm(45_211_720, 8.221),
+            published(TIMM_COMPUTED, 45_211_720, 8.221),
             resnext_50_64x4d_d,
         ),
         entry(
             "resnext_101_64x4d_d",
             &[],
             "ResNeXt-101 64x4d with ResNet-D tweaks (seed 000)",
-            timm(83_474_504, 15.700),
+            published(TIMM_COMPUTED, 83_474_504, 15.700),
             resnext_101_64x4d_d,
         ),
         entry(
             "se_resnet50",
             &["seresnet50", "se-resnet-50"],
             "SE-ResNet-50, reduction 16 (Hu et al.; seed 000)",
-            timm(28_088_024, 4.092),
+            published(TIMM_COMPUTED, 28_088_024, 4.092),
             se_resnet50,
         ),
     ]

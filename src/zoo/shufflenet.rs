@@ -18,7 +18,8 @@
 //! is a global average pool.
 
 use super::blocks::{classifier, conv_bn, conv_bn_relu};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 const REPEATS: [usize; 3] = [4, 8, 4];
@@ -75,10 +76,6 @@ fn shufflenet_v2_x2_0(input: &Shape) -> Result<Net, GraphError> {
     shufflenet_v2("shufflenet_v2_x2_0", input, X2_0)
 }
 
-fn published(source: &'static str, params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source, params: Some(params), gmacs: Some(gmacs) })
-}
-
 pub fn models() -> Vec<ZooModel> {
     let m = |name, aliases, summary, published, build| ZooModel {
         name,
@@ -94,14 +91,14 @@ pub fn models() -> Vec<ZooModel> {
             "shufflenet_v2_x1_0",
             &["shufflenet_v2_1.0"],
             "ShuffleNet V2 1.0x (seed 000's shufflenet_v2 1.0)",
-            published("torchvision 0.29.2", 2_278_604, 0.145),
+            published(TORCHVISION, 2_278_604, 0.145),
             shufflenet_v2_x1_0,
         ),
         m(
             "shufflenet_v2_x2_0",
             &["shufflenet_v2_2.0"],
             "ShuffleNet V2 2.0x (seed 000's shufflenet_v2 2.0)",
-            published("torchvision 0.29.2 (computed: tests/reference/torch_counts.csv)", 7_393_996, 0.583),
+            published(TORCHVISION_COMPUTED, 7_393_996, 0.583),
             shufflenet_v2_x2_0,
         ),
     ]

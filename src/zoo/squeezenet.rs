@@ -17,7 +17,8 @@
 //! | conv10 | dropout 0.5; 1x1, 1000; global average pool (both)    |
 
 use super::blocks::conv_relu;
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 enum Layer {
@@ -92,12 +93,6 @@ fn squeezenet1_1(input: &Shape) -> Result<Net, GraphError> {
     squeezenet("squeezenet1_1", input, (64, 3), V1_1)
 }
 
-const TV: &str = "torchvision 0.29.2";
-
-fn tv(params: u64, gmacs: f64) -> Option<Published> {
-    Some(Published { source: TV, params: Some(params), gmacs: Some(gmacs) })
-}
-
 pub fn models() -> Vec<ZooModel> {
     let m = |name, aliases, summary, published, build| ZooModel {
         name,
@@ -113,14 +108,14 @@ pub fn models() -> Vec<ZooModel> {
             "squeezenet1_0",
             &["squeezenet1.0", "squeezenet_v1.0"],
             "SqueezeNet v1.0, the paper's: 7x7 stem, fire modules 2-9",
-            tv(1_248_424, 0.819),
+            published(TORCHVISION, 1_248_424, 0.819),
             squeezenet1_0,
         ),
         m(
             "squeezenet1_1",
             &["squeezenet1.1", "squeezenet_v1.1"],
             "SqueezeNet v1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs",
-            tv(1_235_496, 0.349),
+            published(TORCHVISION, 1_235_496, 0.349),
             squeezenet1_1,
         ),
     ]

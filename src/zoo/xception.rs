@@ -21,7 +21,8 @@
 //! 22,855,952 + 2 x 27,264 = 22,910,480.
 
 use super::blocks::{conv_bn, conv_bn_relu};
-use super::{Published, ZooModel};
+use super::sources::*;
+use super::{published, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 /// Entry flow blocks: the separable convs' widths; each block ends in a /2 max pool.
@@ -89,11 +90,7 @@ pub fn models() -> Vec<ZooModel> {
         family: "xception",
         input: &[3, 299, 299],
         summary: "Xception (Chollet) = timm `legacy_xception`",
-        published: Some(Published {
-            source: "timm 1.0.31 (computed: tests/reference/torch_counts.csv)",
-            params: Some(22_855_952),
-            gmacs: Some(8.357),
-        }),
+        published: published(TIMM_COMPUTED, 22_855_952, 8.357),
         build: Some(xception),
     }]
 }
