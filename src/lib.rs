@@ -5,9 +5,11 @@
 
 pub mod analysis;
 pub mod dtype;
+pub mod export;
 pub mod graph;
 pub mod zoo;
 
 pub use dtype::Dtype;
 pub mod cli;
 pub mod source;
+pub mod weights;
