@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod dtype;
+pub mod exec;
 pub mod export;
 pub mod graph;
 pub mod zoo;

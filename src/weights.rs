@@ -100,7 +100,8 @@ fn init_node(net: &Net, node: &Node, seed: u64) -> Option<NodeParams> {
             let cin = input(0).channels() / c.groups;
             let fan_in = (cin * c.kernel[0] * c.kernel[1]) as f32;
             let (w, b) = ((6.0 / fan_in).sqrt(), 1.0 / fan_in.sqrt());
-            let weight = uniform(&mut stream(seed, name, "weight"), vec![c.out_channels, cin, c.kernel[0], c.kernel[1]], -w, w);
+            let weight =
+                uniform(&mut stream(seed, name, "weight"), vec![c.out_channels, cin, c.kernel[0], c.kernel[1]], -w, w);
             let bias = c.bias.then(|| uniform(&mut stream(seed, name, "bias"), vec![c.out_channels], -b, b));
             Some(NodeParams::Conv { weight, bias })
         }

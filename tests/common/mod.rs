@@ -35,3 +35,4 @@ fn split_csv_line(line: &str) -> Vec<String> {
     fields.push(field);
     fields
 }
+pub mod random_net;

@@ -1,0 +1,536 @@
+//! Lowering the IR to candle: each node becomes a [`Layer`] holding its device tensors
+//! and a plan for the candle calls, prepared once; [`Lowered::forward`] then runs the
+//! net with nothing but tensor ops.
+//!
+//! What candle lacks is built from what it has: asymmetric or per-axis padding is an
+//! explicit pad; pool padding pads with -inf (max) or zeros (average, with a precomputed
+//! divisor map where PyTorch's divisor varies); ceil mode is extra trailing padding; LRN
+//! is an average pool over channels. At inference, a batch-norm whose input is a conv
+//! used by nothing else is folded into that conv's weights and bias (exact up to rounding).
+
+use super::ExecError;
+use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
+use crate::weights::{HostTensor, NodeParams, Weights};
+use candle_core::{DType, Device, Tensor, D};
+
+/// How a convolution maps onto candle's `conv2d(padding, stride, dilation, groups)`.
+#[derive(Debug, Clone)]
+pub struct ConvPlan {
+    /// Zero padding applied before the conv when candle's single symmetric one cannot say it.
+    pub pre_pad: Option<Padding>,
+    pub padding: usize,
+    pub stride: usize,
+    /// Per-axis strides candle cannot take: conv at stride 1, then keep every n-th row/column.
+    pub subsample: Option<[usize; 2]>,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolPlan {
+    /// Padding including the extra trailing rows/columns of ceil mode.
+    pub pad: Padding,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Average pools whose divisor is not kh*kw everywhere: multiply by kh*kw/divisor.
+    pub rescale: Option<Tensor>,
+}
+
+/// Batch-norm at training time: batch statistics, running statistics updated.
+#[derive(Debug, Clone)]
+pub struct BatchNormTrain {
+    pub gamma: Tensor,
+    pub beta: Tensor,
+    pub eps: f64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Layer {
+    Input,
+    /// Passes its input through: dropout at inference, a batch-norm folded into its conv.
+    Identity,
+    Conv {
+        weight: Tensor,
+        bias: Option<Tensor>,
+        plan: ConvPlan,
+    },
+    /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
+    Affine {
+        scale: Tensor,
+        shift: Tensor,
+    },
+    BatchNormTrain(BatchNormTrain),
+    Activation(Op),
+    MaxPool(PoolPlan),
+    AvgPool(PoolPlan),
+    GlobalAvgPool,
+    Lrn {
+        size: usize,
+        alpha: f64,
+        beta: f64,
+        k: f64,
+    },
+    Add,
+    Mul,
+    Scale(f64),
+    Concat(usize),
+    ChannelShuffle(usize),
+    ChannelSlice {
+        start: usize,
+        end: usize,
+    },
+    Flatten,
+    /// `weight_t` is `[in, out]`, so the forward is one matmul.
+    Linear {
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+    },
+    /// Training-time dropout: a mask per step from the seeded stream.
+    Dropout(f64),
+    Softmax,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Inference { fold_batch_norm: bool },
+    Training,
+}
+
+/// A net lowered onto one device at one dtype.
+pub struct Lowered {
+    pub net: Net,
+    pub device: Device,
+    pub dtype: DType,
+    pub layers: Vec<Layer>,
+    /// Index of the last node that reads each node's output (outputs: `nodes.len()`).
+    last_use: Vec<usize>,
+    pub folded_batch_norms: usize,
+}
+
+fn err(node: &str, e: impl std::fmt::Display) -> ExecError {
+    ExecError::at(node, e.to_string())
+}
+
+fn upload(t: &HostTensor, device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(&t.data, t.shape.as_slice(), device)?.to_dtype(dtype)
+}
+
+fn per_channel(values: &[f32], device: &Device, dtype: DType) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(values, (1, values.len(), 1, 1), device)?.to_dtype(dtype)
+}
+
+/// The conv feeding a batch-norm, if folding is exact: the conv's only reader is that
+/// batch-norm and the conv is not an output.
+fn foldable_conv(net: &Net, readers: &[usize], bn: usize) -> Option<usize> {
+    let src = *net.nodes[bn].inputs.first()?;
+    let is_conv = matches!(net.nodes[src].op, Op::Conv2d(_));
+    (is_conv && readers[src] == 1 && !net.outputs.contains(&src)).then_some(src)
+}
+
+/// `w * gamma / sqrt(var + eps)` per output channel; bias `(b - mean) * that + beta`.
+fn fold(conv: &NodeParams, bn: &NodeParams) -> (HostTensor, HostTensor) {
+    let (NodeParams::Conv { weight, bias }, NodeParams::BatchNorm { gamma, beta, mean, var, eps }) = (conv, bn) else {
+        unreachable!("fold() is called on a conv and its batch-norm")
+    };
+    let out = weight.shape[0];
+    let per_out = weight.data.len() / out;
+    let mut w = weight.clone();
+    let mut b = HostTensor { shape: vec![out], data: vec![0.0; out] };
+    for o in 0..out {
+        let s = gamma.data[o] as f64 / (var.data[o] as f64 + eps).sqrt();
+        for v in &mut w.data[o * per_out..(o + 1) * per_out] {
+            *v = (*v as f64 * s) as f32;
+        }
+        let b0 = bias.as_ref().map_or(0.0, |b| b.data[o] as f64);
+        b.data[o] = ((b0 - mean.data[o] as f64) * s + beta.data[o] as f64) as f32;
+    }
+    (w, b)
+}
+
+fn conv_plan(c: &Conv2d) -> Result<ConvPlan, String> {
+    if c.dilation[0] != c.dilation[1] {
+        return Err(format!("dilation {:?} differs between height and width; candle's conv2d takes one", c.dilation));
+    }
+    let p = c.padding;
+    let uniform = p.top == p.bottom && p.left == p.right && p.top == p.left;
+    let (pre_pad, padding) = if uniform { (None, p.top) } else { (Some(p), 0) };
+    let (stride, subsample) = if c.stride[0] == c.stride[1] { (c.stride[0], None) } else { (1, Some(c.stride)) };
+    Ok(ConvPlan { pre_pad, padding, stride, subsample, dilation: c.dilation[0], groups: c.groups })
+}
+
+/// PyTorch's average-pool divisor per output position (see `reference::pool`).
+fn avg_divisors(p: &Pool2d, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(out_hw[0] * out_hw[1]);
+    let axis = |o: usize, a: usize| {
+        let (pad_before, pad_after, n) = if a == 0 {
+            (p.padding.top, p.padding.bottom, in_hw[0])
+        } else {
+            (p.padding.left, p.padding.right, in_hw[1])
+        };
+        let start = (o * p.stride[a]) as isize - pad_before as isize;
+        let end = (start + p.kernel[a] as isize).min((n + pad_after) as isize);
+        let padded = end - start;
+        let valid = end.min(n as isize) - start.max(0);
+        (padded, valid)
+    };
+    for y in 0..out_hw[0] {
+        for x in 0..out_hw[1] {
+            let ((ph, vh), (pw, vw)) = (axis(y, 0), axis(x, 1));
+            out.push(if p.count_include_pad { (ph * pw) as f32 } else { (vh * vw) as f32 });
+        }
+    }
+    out
+}
+
+fn pool_plan(
+    p: &Pool2d,
+    in_hw: [usize; 2],
+    out_hw: [usize; 2],
+    avg: bool,
+    device: &Device,
+    dtype: DType,
+) -> candle_core::Result<PoolPlan> {
+    // Trailing padding so that candle's floor rounding gives the (possibly ceil) size.
+    let needed = |a: usize| (out_hw[a] - 1) * p.stride[a] + p.kernel[a];
+    let have = [in_hw[0] + p.padding.top + p.padding.bottom, in_hw[1] + p.padding.left + p.padding.right];
+    let extra = [needed(0).saturating_sub(have[0]), needed(1).saturating_sub(have[1])];
+    let pad = Padding { bottom: p.padding.bottom + extra[0], right: p.padding.right + extra[1], ..p.padding };
+    let rescale = if avg {
+        let window = (p.kernel[0] * p.kernel[1]) as f32;
+        let divisors = avg_divisors(p, in_hw, out_hw);
+        if divisors.iter().all(|&d| d == window) {
+            None
+        } else {
+            let factors: Vec<f32> = divisors.iter().map(|&d| window / d).collect();
+            Some(Tensor::from_vec(factors, (1, 1, out_hw[0], out_hw[1]), device)?.to_dtype(dtype)?)
+        }
+    } else {
+        None
+    };
+    Ok(PoolPlan { pad, kernel: p.kernel, stride: p.stride, rescale })
+}
+
+impl Lowered {
+    /// Upload weights and plan every node.
+    pub fn new(
+        net: &Net,
+        weights: &Weights,
+        device: &Device,
+        dtype: DType,
+        phase: Phase,
+    ) -> Result<Lowered, ExecError> {
+        let n = net.nodes.len();
+        let mut readers = vec![0usize; n];
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in net.nodes.iter().enumerate() {
+            for &p in &node.inputs {
+                readers[p] += 1;
+                last_use[p] = i;
+            }
+        }
+        for &o in &net.outputs {
+            last_use[o] = n;
+        }
+        let fold_enabled = matches!(phase, Phase::Inference { fold_batch_norm: true });
+        // conv node -> folded (weight, bias)
+        let mut folded: std::collections::HashMap<usize, (HostTensor, HostTensor)> = Default::default();
+        let mut folded_bns = vec![false; n];
+        if fold_enabled {
+            for (i, node) in net.nodes.iter().enumerate() {
+                if !matches!(node.op, Op::BatchNorm { .. }) {
+                    continue;
+                }
+                if let Some(conv) = foldable_conv(net, &readers, i) {
+                    let (Some(cp), Some(bp)) = (weights.get(&net.nodes[conv].name), weights.get(&node.name)) else {
+                        continue;
+                    };
+                    folded.insert(conv, fold(cp, bp));
+                    folded_bns[i] = true;
+                }
+            }
+        }
+        let mut layers = Vec::with_capacity(n);
+        for (i, node) in net.nodes.iter().enumerate() {
+            let name = node.name.as_str();
+            let params =
+                || weights.get(name).ok_or_else(|| ExecError::at(name, "no parameters for this node in the weights"));
+            let in_hw = |k: usize| net.nodes[node.inputs[k]].shape.hw().unwrap_or([1, 1]);
+            let layer = match &node.op {
+                Op::Input { .. } => Layer::Input,
+                Op::Conv2d(c) => {
+                    let plan = conv_plan(c).map_err(|m| ExecError::at(name, m))?;
+                    let (weight, bias) = match folded.remove(&i) {
+                        Some((w, b)) => (upload(&w, device, dtype), Some(upload(&b, device, dtype))),
+                        None => match params()? {
+                            NodeParams::Conv { weight, bias } => {
+                                (upload(weight, device, dtype), bias.as_ref().map(|b| upload(b, device, dtype)))
+                            }
+                            _ => return Err(ExecError::at(name, "expected conv parameters")),
+                        },
+                    };
+                    let weight = weight.map_err(|e| err(name, e))?;
+                    let bias = bias.transpose().map_err(|e| err(name, e))?;
+                    Layer::Conv { weight, bias, plan }
+                }
+                Op::BatchNorm { .. } if folded_bns[i] => Layer::Identity,
+                Op::BatchNorm { .. } => {
+                    let NodeParams::BatchNorm { gamma, beta, mean, var, eps } = params()? else {
+                        return Err(ExecError::at(name, "expected batch-norm parameters"));
+                    };
+                    match phase {
+                        Phase::Training => Layer::BatchNormTrain(BatchNormTrain {
+                            gamma: per_channel(&gamma.data, device, dtype).map_err(|e| err(name, e))?,
+                            beta: per_channel(&beta.data, device, dtype).map_err(|e| err(name, e))?,
+                            eps: *eps,
+                        }),
+                        Phase::Inference { .. } => {
+                            let scale: Vec<f32> = (0..gamma.data.len())
+                                .map(|c| (gamma.data[c] as f64 / (var.data[c] as f64 + eps).sqrt()) as f32)
+                                .collect();
+                            let shift: Vec<f32> =
+                                (0..gamma.data.len()).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
+                            Layer::Affine {
+                                scale: per_channel(&scale, device, dtype).map_err(|e| err(name, e))?,
+                                shift: per_channel(&shift, device, dtype).map_err(|e| err(name, e))?,
+                            }
+                        }
+                    }
+                }
+                op if op.is_activation() => Layer::Activation(op.clone()),
+                Op::MaxPool2d(p) => Layer::MaxPool(
+                    pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), false, device, dtype)
+                        .map_err(|e| err(name, e))?,
+                ),
+                Op::AvgPool2d(p) => Layer::AvgPool(
+                    pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), true, device, dtype)
+                        .map_err(|e| err(name, e))?,
+                ),
+                Op::GlobalAvgPool => Layer::GlobalAvgPool,
+                Op::Lrn { size, alpha, beta, k } => Layer::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
+                Op::Add => Layer::Add,
+                Op::Mul => Layer::Mul,
+                Op::Scale { factor } => Layer::Scale(*factor),
+                Op::Concat { axis } => Layer::Concat(*axis),
+                Op::ChannelShuffle { groups } => Layer::ChannelShuffle(*groups),
+                Op::ChannelSlice { start, end } => Layer::ChannelSlice { start: *start, end: *end },
+                Op::Flatten => Layer::Flatten,
+                Op::Linear { .. } => {
+                    let NodeParams::Linear { weight, bias } = params()? else {
+                        return Err(ExecError::at(name, "expected linear parameters"));
+                    };
+                    let weight_t =
+                        upload(weight, device, dtype).and_then(|w| w.t()?.contiguous()).map_err(|e| err(name, e))?;
+                    let bias = bias.as_ref().map(|b| upload(b, device, dtype)).transpose().map_err(|e| err(name, e))?;
+                    Layer::Linear { weight_t, bias }
+                }
+                Op::Dropout { p } => match phase {
+                    Phase::Training if *p > 0.0 => Layer::Dropout(*p),
+                    _ => Layer::Identity,
+                },
+                Op::Softmax => Layer::Softmax,
+                Op::Relu
+                | Op::Relu6
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::Silu
+                | Op::HardSwish
+                | Op::HardSigmoid
+                | Op::Gelu => {
+                    unreachable!("activations are handled above")
+                }
+            };
+            layers.push(layer);
+        }
+        let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
+        Ok(Lowered { net: net.clone(), device: device.clone(), dtype, layers, last_use, folded_batch_norms })
+    }
+
+    /// Run the net; returns the outputs in `net.outputs` order. `step` feeds dropout masks
+    /// at training time (ignored at inference).
+    pub fn forward(
+        &self,
+        input: &Tensor,
+        dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
+    ) -> Result<Vec<Tensor>, ExecError> {
+        let n = self.layers.len();
+        let mut values: Vec<Option<Tensor>> = vec![None; n];
+        for i in 0..n {
+            let node = &self.net.nodes[i];
+            let inputs: Vec<&Tensor> =
+                node.inputs.iter().map(|&p| values[p].as_ref().expect("inputs are computed first")).collect();
+            let out = self.run_layer(i, input, &inputs, dropout).map_err(|e| err(&node.name, e))?;
+            values[i] = Some(out);
+            for &p in &node.inputs {
+                if self.last_use[p] == i {
+                    values[p] = None;
+                }
+            }
+        }
+        Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
+    }
+
+    /// One node's forward on already computed inputs.
+    pub fn run_layer(
+        &self,
+        i: usize,
+        net_input: &Tensor,
+        inputs: &[&Tensor],
+        dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let x = || inputs[0];
+        match &self.layers[i] {
+            Layer::Input => Ok(net_input.clone()),
+            Layer::Identity => Ok(x().clone()),
+            Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
+            Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
+            Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
+            Layer::Activation(op) => activation(x(), op),
+            Layer::MaxPool(p) => {
+                let padded = pad(x(), &p.pad, f64::NEG_INFINITY)?;
+                padded.max_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]))
+            }
+            Layer::AvgPool(p) => {
+                let padded = pad(x(), &p.pad, 0.0)?;
+                let y = padded.avg_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]))?;
+                match &p.rescale {
+                    Some(r) => y.broadcast_mul(r),
+                    None => Ok(y),
+                }
+            }
+            Layer::GlobalAvgPool => x().mean_keepdim((2, 3)),
+            Layer::Lrn { size, alpha, beta, k } => lrn(x(), *size, *alpha, *beta, *k),
+            Layer::Add => {
+                let mut acc = inputs[0].add(inputs[1])?;
+                for more in &inputs[2..] {
+                    acc = acc.add(more)?;
+                }
+                Ok(acc)
+            }
+            Layer::Mul => inputs[0].broadcast_mul(inputs[1]),
+            Layer::Scale(f) => x().affine(*f, 0.0),
+            Layer::Concat(axis) => Tensor::cat(inputs, *axis),
+            Layer::ChannelShuffle(g) => {
+                let (n, c, h, w) = x().dims4()?;
+                x().reshape((n, *g, c / g, h, w))?.transpose(1, 2)?.contiguous()?.reshape((n, c, h, w))
+            }
+            Layer::ChannelSlice { start, end } => x().narrow(1, *start, end - start)?.contiguous(),
+            Layer::Flatten => x().flatten_from(1),
+            Layer::Linear { weight_t, bias } => {
+                let y = x().matmul(weight_t)?;
+                match bias {
+                    Some(b) => y.broadcast_add(b),
+                    None => Ok(y),
+                }
+            }
+            Layer::Dropout(p) => dropout(x(), *p),
+            Layer::Softmax => {
+                let x = x();
+                let max = x.max_keepdim(1)?;
+                let e = x.broadcast_sub(&max)?.exp()?;
+                e.broadcast_div(&e.sum_keepdim(1)?)
+            }
+        }
+    }
+
+    /// No dropout at inference.
+    pub fn infer(&self, input: &Tensor) -> Result<Vec<Tensor>, ExecError> {
+        self.forward(input, &mut |x, _| Ok(x.clone()))
+    }
+}
+
+/// Zero (or `value`) padding of the spatial axes.
+pub fn pad(x: &Tensor, p: &Padding, value: f64) -> candle_core::Result<Tensor> {
+    if *p == Padding::ZERO {
+        return Ok(x.clone());
+    }
+    if value == 0.0 {
+        return x.pad_with_zeros(2, p.top, p.bottom)?.pad_with_zeros(3, p.left, p.right);
+    }
+    let side = |t: &Tensor, dim: usize, before: usize, after: usize| -> candle_core::Result<Tensor> {
+        if before == 0 && after == 0 {
+            return Ok(t.clone());
+        }
+        let mut dims = t.dims().to_vec();
+        let mut parts = Vec::with_capacity(3);
+        if before > 0 {
+            dims[dim] = before;
+            parts.push(Tensor::full(value as f32, dims.as_slice(), t.device())?.to_dtype(t.dtype())?);
+        }
+        parts.push(t.clone());
+        if after > 0 {
+            dims[dim] = after;
+            parts.push(Tensor::full(value as f32, dims.as_slice(), t.device())?.to_dtype(t.dtype())?);
+        }
+        Tensor::cat(&parts, dim)
+    };
+    let y = side(x, 2, p.top, p.bottom)?;
+    side(&y, 3, p.left, p.right)
+}
+
+fn conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, plan: &ConvPlan) -> candle_core::Result<Tensor> {
+    let x = match &plan.pre_pad {
+        Some(p) => pad(x, p, 0.0)?,
+        None => x.clone(),
+    };
+    let mut y = x.conv2d(weight, plan.padding, plan.stride, plan.dilation, plan.groups)?;
+    if let Some([sh, sw]) = plan.subsample {
+        let (_, _, h, w) = y.dims4()?;
+        let rows: Vec<u32> = (0..h).step_by(sh).map(|v| v as u32).collect();
+        let cols: Vec<u32> = (0..w).step_by(sw).map(|v| v as u32).collect();
+        let rows = Tensor::from_vec(rows.clone(), rows.len(), y.device())?;
+        let cols = Tensor::from_vec(cols.clone(), cols.len(), y.device())?;
+        y = y.index_select(&rows, 2)?.index_select(&cols, 3)?;
+    }
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+pub fn activation(x: &Tensor, op: &Op) -> candle_core::Result<Tensor> {
+    match op {
+        Op::Relu => x.relu(),
+        Op::Relu6 => x.clamp(0f32, 6f32),
+        Op::Sigmoid => sigmoid(x),
+        Op::Tanh => x.tanh(),
+        Op::Silu => x.silu(),
+        Op::Gelu => x.gelu_erf(),
+        Op::HardSigmoid => x.affine(1.0, 3.0)?.clamp(0f32, 6f32)?.affine(1.0 / 6.0, 0.0),
+        Op::HardSwish => x.mul(&x.affine(1.0, 3.0)?.clamp(0f32, 6f32)?.affine(1.0 / 6.0, 0.0)?),
+        other => candle_core::bail!("{} is not an activation", other.type_name()),
+    }
+}
+
+fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
+    (x.neg()?.exp()? + 1.0)?.recip()
+}
+
+/// Across-channel LRN as PyTorch computes it: zero-pad the squared input by size/2 before
+/// and (size-1)/2 after along channels, average over `size` channels, then
+/// `x / (k + alpha * avg)^beta`.
+fn lrn(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let sq = x.sqr()?.reshape((n, 1, c, h * w))?.pad_with_zeros(2, size / 2, (size - 1) / 2)?;
+    let avg = sq.avg_pool2d_with_stride((size, 1), (1, 1))?.reshape((n, c, h, w))?;
+    x.div(&avg.affine(alpha, k)?.powf(beta)?)
+}
+
+fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tensor> {
+    let mean = x.mean_keepdim((0, 2, 3))?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+    let inv = (var + bn.eps)?.sqrt()?.recip()?;
+    centered.broadcast_mul(&inv)?.broadcast_mul(&bn.gamma)?.broadcast_add(&bn.beta)
+}
+
+/// The flat last dimension of the first output, as class logits for the training loss.
+pub fn logits(outputs: &[Tensor]) -> candle_core::Result<Tensor> {
+    outputs[0].flatten_from(1)
+}
+
+/// log-softmax cross-entropy against `labels` (one-hot), mean over the batch.
+pub fn cross_entropy(logits: &Tensor, one_hot: &Tensor) -> candle_core::Result<Tensor> {
+    let lse = logits.log_sum_exp(D::Minus1)?;
+    let picked = logits.mul(one_hot)?.sum(D::Minus1)?;
+    (lse - picked)?.mean_all()
+}

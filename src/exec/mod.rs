@@ -1,0 +1,64 @@
+//! Execution: the candle backend (CPU, and CUDA with `--features cuda`), inference and
+//! training steps, and the timing loop. Knows the IR and the analysis; knows no plots.
+
+pub mod device;
+pub mod lower;
+pub mod memory;
+pub mod reference;
+pub mod run;
+pub mod stats;
+pub mod train;
+
+pub use device::DeviceSpec;
+
+/// An execution failure, located at a node where it happened in one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecError {
+    pub node: Option<String>,
+    pub message: String,
+}
+
+impl ExecError {
+    pub fn at(node: &str, message: impl Into<String>) -> Self {
+        ExecError { node: Some(node.to_string()), message: message.into() }
+    }
+
+    pub fn new(message: impl Into<String>) -> Self {
+        ExecError { node: None, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.node {
+            Some(node) => write!(f, "at node `{node}`: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+impl From<candle_core::Error> for ExecError {
+    fn from(e: candle_core::Error) -> Self {
+        ExecError::new(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Forward only, batch-norm in inference form.
+    Infer,
+    /// Forward, softmax cross-entropy, backward, SGD with momentum.
+    Train,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Infer => "infer",
+            Mode::Train => "train",
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! One measured case: prepare, warm up, then a measured window of at least N iterations
+//! and T seconds, the device synchronised around every timed iteration, every latency kept.
+
+use super::device::{self, DeviceSpec};
+use super::lower::{Lowered, Phase};
+use super::memory;
+use super::stats::{summarize, LatencyStats};
+use super::train::{Sgd, Trainer};
+use super::{ExecError, Mode};
+use crate::analysis::analyze;
+use crate::graph::Net;
+use crate::weights::{synthetic_input, Weights};
+use crate::Dtype;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// At least this many iterations...
+    pub iterations: usize,
+    /// ...and at least this many seconds.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub device: DeviceSpec,
+    pub dtype: Dtype,
+    pub batch: usize,
+    pub mode: Mode,
+    pub warmup: Window,
+    pub measure: Window,
+    /// Stop measuring after this long even if `measure.iterations` is not reached.
+    pub max_seconds: f64,
+    pub seed: u64,
+    pub fold_batch_norm: bool,
+    /// Also time every layer (inference only), after the measured window.
+    pub layers: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            device: DeviceSpec::Cpu,
+            dtype: Dtype::F32,
+            batch: 1,
+            mode: Mode::Infer,
+            warmup: Window { iterations: 3, seconds: 1.0 },
+            measure: Window { iterations: 10, seconds: 3.0 },
+            max_seconds: 60.0,
+            seed: 0,
+            fold_batch_norm: true,
+            layers: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTime {
+    pub name: String,
+    pub op: String,
+    pub mean_ms: f64,
+    /// Share of the summed layer times.
+    pub share: f64,
+    pub flops: u64,
+    pub achieved_gflops_per_s: f64,
+    pub arithmetic_intensity: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub model: String,
+    pub device: DeviceSpec,
+    pub dtype: Dtype,
+    pub batch: usize,
+    pub mode: Mode,
+    pub cpu_threads: Option<usize>,
+    pub warmup_iterations: usize,
+    pub latency: LatencyStats,
+    pub latencies_ms: Vec<f64>,
+    /// Conv and linear MACs per image (the analysis' count).
+    pub macs_per_image: u64,
+    /// 2 x MACs x images/s (x3 for training: forward, and two backward products).
+    pub achieved_gflops_per_s: f64,
+    /// Peak resident memory of the process during the case (CPU) or device memory (CUDA).
+    pub peak_memory_bytes: Option<u64>,
+    pub memory_source: String,
+    pub folded_batch_norms: usize,
+    /// Training: the loss at the first and last measured step.
+    pub loss_first: Option<f32>,
+    pub loss_last: Option<f32>,
+    pub layers: Option<Vec<LayerTime>>,
+}
+
+/// Time `step` over warm-up and a measured window; `step` must leave the device idle.
+fn measure(
+    opts: &RunOptions,
+    step: &mut dyn FnMut() -> Result<(), ExecError>,
+    sync: &dyn Fn() -> Result<(), ExecError>,
+) -> Result<(usize, Vec<f64>), ExecError> {
+    let start = Instant::now();
+    let mut warmup = 0;
+    while warmup < opts.warmup.iterations || start.elapsed().as_secs_f64() < opts.warmup.seconds {
+        step()?;
+        sync()?;
+        warmup += 1;
+    }
+    let mut latencies = Vec::new();
+    let window = Instant::now();
+    let max = Duration::from_secs_f64(opts.max_seconds.max(opts.measure.seconds));
+    while (latencies.len() < opts.measure.iterations || window.elapsed().as_secs_f64() < opts.measure.seconds)
+        && (window.elapsed() < max || latencies.is_empty())
+    {
+        let t0 = Instant::now();
+        step()?;
+        sync()?;
+        latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok((warmup, latencies))
+}
+
+/// Refuse cases that cannot fit in host memory (an allocation failure would abort).
+fn check_memory(net: &Net, opts: &RunOptions) -> Result<(), ExecError> {
+    if opts.device != DeviceSpec::Cpu {
+        return Ok(());
+    }
+    let a = analyze(net, opts.batch, opts.dtype);
+    let need = memory::estimate_bytes(&a, opts.mode);
+    if let Some(available) = memory::available_bytes() {
+        if need > available {
+            return Err(ExecError::new(format!(
+                "out of memory: {} batch {} ({}) needs about {:.1} GiB, {:.1} GiB available; use a smaller batch",
+                net.name,
+                opts.batch,
+                opts.mode,
+                need as f64 / (1u64 << 30) as f64,
+                available as f64 / (1u64 << 30) as f64
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Run one case of `net` as `opts` says.
+pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
+    if opts.batch == 0 {
+        return Err(ExecError::new("batch must be at least 1"));
+    }
+    if opts.layers && opts.mode == Mode::Train {
+        return Err(ExecError::new("per-layer timing (--layers) is for inference; drop --layers or use --mode infer"));
+    }
+    check_memory(net, opts)?;
+    let device = opts.device.open()?;
+    let dtype = opts.device.dtype(opts.dtype)?;
+    memory::reset_peak_rss();
+    let weights = Weights::init(net, opts.seed);
+    let analysis = analyze(net, opts.batch, opts.dtype);
+    let sync = || device::synchronize(&device);
+    let (warmup_iterations, latencies, folded, losses, layers) = match opts.mode {
+        Mode::Infer => {
+            let lowered = Lowered::new(
+                net,
+                &weights,
+                &device,
+                dtype,
+                Phase::Inference { fold_batch_norm: opts.fold_batch_norm },
+            )?;
+            let host = synthetic_input(net, opts.batch, opts.seed);
+            let input = Tensor::from_vec(host.data, host.shape, &device)?.to_dtype(dtype)?;
+            let mut step = || lowered.infer(&input).map(drop);
+            let (w, lat) = measure(opts, &mut step, &sync)?;
+            let layers = if opts.layers {
+                Some(time_layers(&lowered, &input, &analysis, opts.measure.iterations.max(3))?)
+            } else {
+                None
+            };
+            (w, lat, lowered.folded_batch_norms, None, layers)
+        }
+        Mode::Train => {
+            let mut trainer = Trainer::new(net, &weights, &device, dtype, opts.batch, opts.seed, Sgd::default())?;
+            let mut losses = Vec::new();
+            let mut step = || trainer.step().map(|l| losses.push(l));
+            let (w, lat) = measure(opts, &mut step, &sync)?;
+            let first_measured = losses.get(w).copied();
+            (w, lat, 0, Some((first_measured, losses.last().copied())), None)
+        }
+    };
+    let latency = summarize(&latencies, opts.batch);
+    let macs_per_image = analysis.totals.macs / opts.batch as u64;
+    let passes = if opts.mode == Mode::Train { 3.0 } else { 1.0 };
+    Ok(CaseResult {
+        model: net.name.clone(),
+        device: opts.device,
+        dtype: opts.dtype,
+        batch: opts.batch,
+        mode: opts.mode,
+        cpu_threads: if opts.device == DeviceSpec::Cpu { device::cpu_threads() } else { None },
+        warmup_iterations,
+        achieved_gflops_per_s: 2.0 * passes * macs_per_image as f64 * latency.images_per_s / 1e9,
+        latency,
+        latencies_ms: latencies,
+        macs_per_image,
+        peak_memory_bytes: if opts.device == DeviceSpec::Cpu { memory::peak_rss_bytes() } else { None },
+        memory_source: if opts.device == DeviceSpec::Cpu {
+            "process peak RSS (VmHWM)".into()
+        } else {
+            "not measured yet on this device".into()
+        },
+        folded_batch_norms: folded,
+        loss_first: losses.and_then(|l| l.0),
+        loss_last: losses.and_then(|l| l.1),
+        layers,
+    })
+}
+
+/// Mean time of every node's forward over `iterations` passes, synchronising after each node.
+fn time_layers(
+    lowered: &Lowered,
+    input: &Tensor,
+    analysis: &crate::analysis::Analysis,
+    iterations: usize,
+) -> Result<Vec<LayerTime>, ExecError> {
+    let n = lowered.net.nodes.len();
+    let mut total_ms = vec![0f64; n];
+    for _ in 0..iterations {
+        let mut values: Vec<Option<Tensor>> = vec![None; n];
+        for i in 0..n {
+            let node = &lowered.net.nodes[i];
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&p| values[p].as_ref().expect("computed")).collect();
+            let t0 = Instant::now();
+            let out = lowered
+                .run_layer(i, input, &inputs, &mut |x, _| Ok(x.clone()))
+                .map_err(|e| ExecError::at(&node.name, e.to_string()))?;
+            device::synchronize(&lowered.device)?;
+            total_ms[i] += t0.elapsed().as_secs_f64() * 1e3;
+            values[i] = Some(out);
+        }
+    }
+    let sum: f64 = total_ms.iter().sum();
+    Ok(lowered
+        .net
+        .nodes
+        .iter()
+        .zip(&analysis.layers)
+        .zip(&total_ms)
+        .map(|((node, row), &t)| {
+            let mean_ms = t / iterations as f64;
+            LayerTime {
+                name: node.name.clone(),
+                op: node.op.type_name().to_string(),
+                mean_ms,
+                share: if sum > 0.0 { t / sum } else { 0.0 },
+                flops: row.flops,
+                achieved_gflops_per_s: if mean_ms > 0.0 { row.flops as f64 / (mean_ms / 1e3) / 1e9 } else { 0.0 },
+                arithmetic_intensity: row.arithmetic_intensity,
+            }
+        })
+        .collect())
+}

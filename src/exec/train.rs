@@ -1,0 +1,138 @@
+//! A real training step: forward with batch statistics, softmax cross-entropy against
+//! random labels, backward, SGD with momentum (PyTorch's form: `v = mu v + g; p -= lr v`).
+//!
+//! Batch-norm running statistics are not updated: they do not enter the step's loss or
+//! gradients, and their update is a few elementwise ops per layer.
+
+use super::lower::{cross_entropy, logits, Layer, Lowered, Phase};
+use super::ExecError;
+use crate::graph::Net;
+use crate::weights::{synthetic_input, synthetic_labels, Weights};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sgd {
+    pub learning_rate: f64,
+    pub momentum: f64,
+}
+
+impl Default for Sgd {
+    fn default() -> Self {
+        Sgd { learning_rate: 0.01, momentum: 0.9 }
+    }
+}
+
+pub struct Trainer {
+    pub lowered: Lowered,
+    /// Trainable parameters, in node order.
+    pub params: Vec<(String, Var)>,
+    velocity: Vec<Option<Tensor>>,
+    sgd: Sgd,
+    input: Tensor,
+    one_hot: Tensor,
+    dropout_rng: ChaCha8Rng,
+}
+
+fn make_var(t: &mut Tensor, params: &mut Vec<(String, Var)>, name: String) -> candle_core::Result<()> {
+    let var = Var::from_tensor(t)?;
+    *t = var.as_tensor().clone();
+    params.push((name, var));
+    Ok(())
+}
+
+impl Trainer {
+    /// Prepare `net` for training on a fixed synthetic batch (input and labels from `seed`).
+    pub fn new(
+        net: &Net,
+        weights: &Weights,
+        device: &Device,
+        dtype: DType,
+        batch: usize,
+        seed: u64,
+        sgd: Sgd,
+    ) -> Result<Trainer, ExecError> {
+        let classes = net.nodes[net.outputs[0]].shape.elements() as usize;
+        if classes < 2 {
+            return Err(ExecError::new(
+                "training needs a first output with at least 2 classes for the cross-entropy loss",
+            ));
+        }
+        let mut lowered = Lowered::new(net, weights, device, dtype, Phase::Training)?;
+        let mut params = Vec::new();
+        for (node, layer) in lowered.net.nodes.iter().zip(lowered.layers.iter_mut()) {
+            let name = &node.name;
+            let r = match layer {
+                Layer::Conv { weight, bias, .. } | Layer::Linear { weight_t: weight, bias } => {
+                    make_var(weight, &mut params, format!("{name}.weight")).and_then(|_| match bias {
+                        Some(b) => make_var(b, &mut params, format!("{name}.bias")),
+                        None => Ok(()),
+                    })
+                }
+                Layer::BatchNormTrain(bn) => make_var(&mut bn.gamma, &mut params, format!("{name}.gamma"))
+                    .and_then(|_| make_var(&mut bn.beta, &mut params, format!("{name}.beta"))),
+                _ => Ok(()),
+            };
+            r.map_err(|e| ExecError::at(name, e.to_string()))?;
+        }
+        let host_input = synthetic_input(net, batch, seed);
+        let input = Tensor::from_vec(host_input.data, host_input.shape, device)?.to_dtype(dtype)?;
+        let labels = synthetic_labels(batch, classes, seed);
+        let mut one_hot = vec![0f32; batch * classes];
+        for (i, &l) in labels.iter().enumerate() {
+            one_hot[i * classes + l as usize] = 1.0;
+        }
+        let one_hot = Tensor::from_vec(one_hot, (batch, classes), device)?.to_dtype(dtype)?;
+        let velocity = vec![None; params.len()];
+        Ok(Trainer {
+            lowered,
+            params,
+            velocity,
+            sgd,
+            input,
+            one_hot,
+            dropout_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xd50),
+        })
+    }
+
+    /// The loss on the fixed batch (forward only, dropout on).
+    pub fn loss(&mut self) -> Result<Tensor, ExecError> {
+        let rng = &mut self.dropout_rng;
+        let mut dropout = |x: &Tensor, p: f64| -> candle_core::Result<Tensor> {
+            // Masks come from the seeded stream on the host: candle's CPU RNG cannot be seeded.
+            let keep: Vec<f32> = (0..x.elem_count())
+                .map(|_| if rng.random::<f64>() < p { 0.0 } else { (1.0 / (1.0 - p)) as f32 })
+                .collect();
+            let mask = Tensor::from_vec(keep, x.shape(), x.device())?.to_dtype(x.dtype())?;
+            x.mul(&mask)
+        };
+        let outputs = self.lowered.forward(&self.input, &mut dropout)?;
+        Ok(cross_entropy(&logits(&outputs)?, &self.one_hot)?)
+    }
+
+    /// One step; returns the loss before the update.
+    pub fn step(&mut self) -> Result<f32, ExecError> {
+        let loss = self.loss()?;
+        let grads = loss.backward()?;
+        for (i, (name, var)) in self.params.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let v = match &self.velocity[i] {
+                Some(v) => (v.affine(self.sgd.momentum, 0.0)? + g)?,
+                None => g.clone(),
+            };
+            let updated = (var.as_tensor() - v.affine(self.sgd.learning_rate, 0.0)?)
+                .map_err(|e| ExecError::at(name, e.to_string()))?;
+            var.set(&updated.detach()).map_err(|e| ExecError::at(name, e.to_string()))?;
+            self.velocity[i] = Some(v.detach());
+        }
+        Ok(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?)
+    }
+
+    /// Gradients of the loss at the current parameters, by parameter name (for checks).
+    pub fn gradients(&mut self) -> Result<Vec<(String, Tensor)>, ExecError> {
+        let loss = self.loss()?;
+        let grads = loss.backward()?;
+        Ok(self.params.iter().filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone()))).collect())
+    }
+}

@@ -1,0 +1,251 @@
+//! The candle backend against the naive reference interpreter (`exec::reference`): every
+//! op in its configurations, random nets, folding on and off, and small zoo models.
+
+mod common;
+use candle_core::{DType, Device, Tensor};
+use common::random_net::random_net;
+use synprof::exec::lower::{Lowered, Phase};
+use synprof::exec::reference;
+use synprof::graph::{conv, conv_hw, pool, Net, NetBuilder, Op, Padding, PoolSpec, T};
+use synprof::weights::{synthetic_input, Weights};
+use synprof::zoo;
+
+/// Largest |candle - reference| over the output, relative to the output's largest value.
+fn compare(net: &Net, fold: bool, seed: u64, batch: usize) -> f64 {
+    let weights = Weights::init(net, seed);
+    let input = synthetic_input(net, batch, seed);
+    let expected = reference::run(net, &weights, &input);
+    let lowered =
+        Lowered::new(net, &weights, &Device::Cpu, DType::F32, Phase::Inference { fold_batch_norm: fold }).unwrap();
+    let x = Tensor::from_vec(input.data.clone(), input.shape.clone(), &Device::Cpu).unwrap();
+    let outputs = lowered.infer(&x).unwrap_or_else(|e| panic!("{}: {e}", net.name));
+    let mut worst = 0f64;
+    for (out, &o) in outputs.iter().zip(&net.outputs) {
+        let want = &expected[o];
+        assert_eq!(out.dims(), want.shape.as_slice(), "{}: output shape", net.name);
+        let got: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+        let scale = want.data.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+        for (g, w) in got.iter().zip(&want.data) {
+            assert!(g.is_finite(), "{}: non-finite output", net.name);
+            worst = worst.max((*g as f64 - w).abs() / scale);
+        }
+    }
+    worst
+}
+
+fn single(name: &str, input: &[usize], body: impl FnOnce(&mut NetBuilder, T) -> T) -> Net {
+    let mut g = NetBuilder::new(name, input);
+    let x = g.input();
+    let y = body(&mut g, x);
+    g.finish(y).unwrap()
+}
+
+const TOLERANCE: f64 = 1e-5;
+
+#[test]
+fn conv_in_every_configuration() {
+    let paddings = [
+        Padding::ZERO,
+        Padding::symmetric(1, 1),
+        Padding::symmetric(2, 1),
+        Padding { top: 0, bottom: 1, left: 1, right: 2 },
+        Padding { top: 2, bottom: 0, left: 0, right: 1 },
+    ];
+    let mut cases = 0;
+    for k in [1, 2, 3, 5] {
+        for stride in [1, 2] {
+            for dilation in [1, 2] {
+                for groups in [1, 2, 8] {
+                    for (pi, pad) in paddings.iter().enumerate() {
+                        for bias in [false, true] {
+                            let name = format!("conv_k{k}_s{stride}_d{dilation}_g{groups}_p{pi}_b{bias}");
+                            let net = single(&name, &[8, 11, 13], |g, x| {
+                                g.conv(
+                                    x,
+                                    conv(8, k)
+                                        .stride(stride)
+                                        .dilation(dilation)
+                                        .groups(groups)
+                                        .padding(*pad)
+                                        .bias(bias),
+                                )
+                            });
+                            let err = compare(&net, true, cases, 2);
+                            assert!(err < TOLERANCE, "{name}: {err}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // rectangular kernels, per-axis strides, TF SAME with even kernels
+    for (i, spec) in [
+        conv_hw(6, 1, 7).pad_hw(0, 3),
+        conv_hw(6, 7, 1).pad_hw(3, 0),
+        conv(6, 3).stride_hw(1, 2).pad(1),
+        conv(6, 4).same(),
+        conv(6, 2).same().stride(2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let net = single(&format!("conv_extra{i}"), &[4, 14, 15], |g, x| g.conv(x, spec));
+        let err = compare(&net, true, i as u64, 2);
+        assert!(err < TOLERANCE, "extra conv {i}: {err}");
+    }
+}
+
+#[test]
+fn pools_with_padding_ceil_and_divisors() {
+    let mut cases = 0;
+    for k in [2, 3] {
+        for stride in [1, 2, 3] {
+            for pad in [0, 1] {
+                if pad >= k {
+                    continue;
+                }
+                for ceil in [false, true] {
+                    for include in [false, true] {
+                        for max in [false, true] {
+                            let mut spec: PoolSpec = pool(k).stride(stride).pad(pad);
+                            if ceil {
+                                spec = spec.ceil();
+                            }
+                            if !include {
+                                spec = spec.exclude_pad();
+                            }
+                            let name = format!("pool_k{k}_s{stride}_p{pad}_c{ceil}_i{include}_m{max}");
+                            let net = single(&name, &[3, 10, 11], |g, x| {
+                                if max {
+                                    g.max_pool(x, spec)
+                                } else {
+                                    g.avg_pool(x, spec)
+                                }
+                            });
+                            let err = compare(&net, true, cases, 2);
+                            assert!(err < TOLERANCE, "{name}: {err}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // TF SAME pooling (asymmetric, padding excluded from averages)
+    let net = single("avg_same", &[3, 10, 11], |g, x| g.avg_pool(x, pool(3).stride(2).same()));
+    assert!(compare(&net, true, 1, 2) < TOLERANCE);
+    assert!(cases >= 80);
+}
+
+#[test]
+fn every_other_op() {
+    let activations = [Op::Relu, Op::Relu6, Op::Sigmoid, Op::Tanh, Op::Silu, Op::HardSwish, Op::HardSigmoid, Op::Gelu];
+    for act in &activations {
+        // scale the input up so that relu6 / hard-sigmoid clip and gelu sees its tails
+        let net = single(act.type_name(), &[4, 5, 5], |g, x| {
+            let x = g.scale(x, 5.0);
+            g.act(x, act)
+        });
+        assert!(compare(&net, true, 3, 2) < TOLERANCE, "{}", act.type_name());
+    }
+    let nets = vec![
+        single("lrn", &[7, 5, 5], |g, x| g.lrn(x, 5, 1e-2, 0.75, 2.0)),
+        single("lrn3", &[7, 5, 5], |g, x| g.lrn(x, 3, 1e-1, 0.5, 1.0)),
+        single("bn", &[6, 5, 5], |g, x| g.bn(x)),
+        single("gap", &[6, 5, 7], |g, x| g.global_avg_pool(x)),
+        single("concat", &[6, 5, 5], |g, x| {
+            let a = g.conv(x, conv(3, 1));
+            g.cat(&[x, a, x])
+        }),
+        single("shuffle", &[12, 3, 3], |g, x| g.channel_shuffle(x, 3)),
+        single("slice", &[12, 3, 3], |g, x| g.channel_slice(x, 3, 8)),
+        single("se", &[8, 5, 5], |g, x| {
+            let s = g.global_avg_pool(x);
+            let s = g.conv(s, conv(2, 1));
+            let s = g.relu(s);
+            let s = g.conv(s, conv(8, 1));
+            let s = g.sigmoid(s);
+            g.mul(x, s)
+        }),
+        single("add3", &[6, 5, 5], |g, x| {
+            let a = g.conv(x, conv(6, 3).pad(1));
+            let b = g.conv(x, conv(6, 1));
+            g.add_all(&[x, a, b])
+        }),
+        single("head", &[6, 5, 5], |g, x| {
+            let x = g.flatten(x);
+            let x = g.dropout(x, 0.5);
+            let x = g.linear(x, 7);
+            let x = g.linear_no_bias(x, 5);
+            g.softmax(x)
+        }),
+        single("flat_input", &[20], |g, x| {
+            let x = g.linear(x, 9);
+            g.tanh(x)
+        }),
+    ];
+    for net in &nets {
+        let err = compare(net, true, 5, 3);
+        assert!(err < TOLERANCE, "{}: {err}", net.name);
+    }
+}
+
+#[test]
+fn random_nets_agree_with_folding_on_and_off() {
+    for seed in 0..40 {
+        let net = random_net(seed);
+        for fold in [true, false] {
+            let err = compare(&net, fold, seed, 2);
+            assert!(err < 1e-4, "{} (fold {fold}): {err}", net.name);
+        }
+    }
+}
+
+#[test]
+fn folding_is_recorded_and_only_where_exact() {
+    let net = zoo::build("resnet18", Some(&synprof::graph::Shape::chw(3, 32, 32))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let folded =
+        Lowered::new(&net, &weights, &Device::Cpu, DType::F32, Phase::Inference { fold_batch_norm: true }).unwrap();
+    assert_eq!(folded.folded_batch_norms, 20);
+    let off =
+        Lowered::new(&net, &weights, &Device::Cpu, DType::F32, Phase::Inference { fold_batch_norm: false }).unwrap();
+    assert_eq!(off.folded_batch_norms, 0);
+    // densenet is pre-activation: only conv0 -> norm0 and each dense layer's
+    // bottleneck conv1 -> norm2 (58 of them) have a conv feeding a batch-norm
+    let net = zoo::build("densenet121", Some(&synprof::graph::Shape::chw(3, 32, 32))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let lowered =
+        Lowered::new(&net, &weights, &Device::Cpu, DType::F32, Phase::Inference { fold_batch_norm: true }).unwrap();
+    assert_eq!(lowered.folded_batch_norms, 1 + 58);
+}
+
+#[test]
+fn small_zoo_models_agree() {
+    use synprof::graph::Shape;
+    for (name, input) in [
+        ("keras_cifar10_cnn", None),
+        ("squeezenet1_1", Some(Shape::chw(3, 64, 64))),
+        ("shufflenet_v2_x1_0", Some(Shape::chw(3, 64, 64))),
+        ("mobilenet_v3_small", Some(Shape::chw(3, 64, 64))),
+        ("googlenet_bvlc", Some(Shape::chw(3, 224, 224))),
+        ("synnet", Some(Shape::chw(3, 64, 64))),
+    ] {
+        let net = zoo::build(name, input.as_ref()).unwrap();
+        let err = compare(&net, true, 11, 1);
+        assert!(err < 1e-4, "{name}: {err}");
+    }
+}
+
+#[test]
+fn random_nets_cover_every_op() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..40 {
+        for node in &random_net(seed).nodes {
+            seen.insert(node.op.type_name());
+        }
+    }
+    let missing: Vec<_> = Op::TYPE_NAMES.iter().filter(|t| !seen.contains(*t)).collect();
+    assert!(missing.is_empty(), "random nets never use {missing:?}");
+}
