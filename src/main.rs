@@ -4,8 +4,24 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use synprof::cli;
+use synprof::exec::run::{RunOptions, Window};
+use synprof::exec::{device, DeviceSpec, Mode};
 use synprof::graph::{format, Shape};
 use synprof::{source, Dtype};
+
+/// Comma-separated batch sizes (clap would take a `Vec` as repeated flags).
+#[derive(Clone, Debug)]
+struct Batches(Vec<usize>);
+
+fn parse_batches(text: &str) -> Result<Batches, String> {
+    text.split(',')
+        .map(|b| match b.trim().parse::<usize>() {
+            Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+            _ => Err(format!("`{b}` is not a batch size: expected a list such as 1,8,32")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Batches)
+}
 
 const COUNTING: &str = "\
 Counting conventions:
@@ -58,6 +74,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Execute a model and print throughput and latency (inference or training).
+    #[command(
+        after_help = "Examples:\n  synprof run resnet50 --batch 1,8\n  synprof run mobilenet_v2 --batch 16 --threads 2 --layers\n  synprof run resnet50 --mode train --batch 8\n  synprof run resnet50 --device cuda:0 --dtype bf16 --batch 1,32,128\n  synprof run my_net.json --json\n\nTiming: warm-up (iterations and seconds), then a measured window of at least --iters\niterations and --min-secs seconds; the device is synchronised around every timed\niteration; latencies are per batch; images/s = images / measured time."
+    )]
+    Run {
+        /// A zoo model name or a model file.
+        model: String,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu", value_parser = DeviceSpec::parse)]
+        device: DeviceSpec,
+        #[arg(long, value_enum, default_value_t = Dtype::F32)]
+        dtype: Dtype,
+        /// Batch sizes, comma separated.
+        #[arg(long, default_value = "1", value_parser = parse_batches)]
+        batch: Batches,
+        #[arg(long, value_enum, default_value_t = Mode::Infer)]
+        mode: Mode,
+        /// CPU threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Per-sample input shape (default: the model's own).
+        #[arg(long, value_parser = Shape::parse)]
+        input: Option<Shape>,
+        #[arg(long, default_value_t = 3)]
+        warmup_iters: usize,
+        #[arg(long, default_value_t = 1.0)]
+        warmup_secs: f64,
+        /// Measure at least this many iterations...
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// ...and at least this many seconds.
+        #[arg(long, default_value_t = 3.0)]
+        min_secs: f64,
+        /// Stop measuring after this many seconds even below --iters.
+        #[arg(long, default_value_t = 120.0)]
+        max_secs: f64,
+        /// Seed for weights, inputs and labels.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep batch-norms separate instead of folding them into convs.
+        #[arg(long)]
+        no_fold: bool,
+        /// Also time every layer (inference).
+        #[arg(long)]
+        layers: bool,
+        /// Print JSON (every case with all latencies).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a model as a synprof model file (JSON).
     #[command(
         after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json"
@@ -95,6 +160,54 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             } else {
                 cli::inspect::render(&report, characteristics)
             })
+        }
+        Command::Run {
+            model,
+            device: device_spec,
+            dtype,
+            batch,
+            mode,
+            threads,
+            input,
+            warmup_iters,
+            warmup_secs,
+            iters,
+            min_secs,
+            max_secs,
+            seed,
+            no_fold,
+            layers,
+            json,
+        } => {
+            let batches = batch.0;
+            device::set_cpu_threads(threads)?;
+            let net = source::load(&model, input.as_ref())?;
+            let opts = RunOptions {
+                device: device_spec,
+                dtype,
+                batch: batches[0],
+                mode,
+                warmup: Window { iterations: warmup_iters, seconds: warmup_secs },
+                measure: Window { iterations: iters.max(1), seconds: min_secs },
+                max_seconds: max_secs,
+                seed,
+                fold_batch_norm: !no_fold,
+                layers,
+            };
+            let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |o| {
+                if !json {
+                    if let cli::run::Outcome::Failed { batch, error, .. } = o {
+                        eprintln!("batch {batch} failed: {error}");
+                    }
+                }
+            });
+            let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();
+            let text = if json { serde_json::to_string_pretty(&outcomes)? + "\n" } else { cli::run::render(&outcomes) };
+            if failed == outcomes.len() {
+                print!("{text}");
+                return Err(format!("all {failed} case(s) failed").into());
+            }
+            Ok(text)
         }
         Command::Export { model, output, input } => {
             let net = source::load(&model, input.as_ref())?;

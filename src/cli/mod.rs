@@ -2,5 +2,6 @@
 //! returns text so that tests can check it.
 
 pub mod inspect;
+pub mod run;
 pub mod text;
 pub mod zoo;

@@ -24,6 +24,10 @@ pub struct ConvPlan {
     pub subsample: Option<[usize; 2]>,
     pub dilation: usize,
     pub groups: usize,
+    /// Training at stride > 1: pad explicitly and crop the input to the rows and columns the
+    /// kernel reaches, because candle's conv backward sizes the input gradient from the
+    /// height alone (wrong for non-square leftovers).
+    pub crop_to_reach: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +103,7 @@ pub enum Phase {
 /// A net lowered onto one device at one dtype.
 pub struct Lowered {
     pub net: Net,
+    pub phase: Phase,
     pub device: Device,
     pub dtype: DType,
     pub layers: Vec<Layer>,
@@ -147,7 +152,7 @@ fn fold(conv: &NodeParams, bn: &NodeParams) -> (HostTensor, HostTensor) {
     (w, b)
 }
 
-fn conv_plan(c: &Conv2d) -> Result<ConvPlan, String> {
+fn conv_plan(c: &Conv2d, phase: Phase) -> Result<ConvPlan, String> {
     if c.dilation[0] != c.dilation[1] {
         return Err(format!("dilation {:?} differs between height and width; candle's conv2d takes one", c.dilation));
     }
@@ -155,7 +160,9 @@ fn conv_plan(c: &Conv2d) -> Result<ConvPlan, String> {
     let uniform = p.top == p.bottom && p.left == p.right && p.top == p.left;
     let (pre_pad, padding) = if uniform { (None, p.top) } else { (Some(p), 0) };
     let (stride, subsample) = if c.stride[0] == c.stride[1] { (c.stride[0], None) } else { (1, Some(c.stride)) };
-    Ok(ConvPlan { pre_pad, padding, stride, subsample, dilation: c.dilation[0], groups: c.groups })
+    let crop_to_reach = phase == Phase::Training && stride > 1;
+    let (pre_pad, padding) = if crop_to_reach { (Some(p), 0) } else { (pre_pad, padding) };
+    Ok(ConvPlan { pre_pad, padding, stride, subsample, dilation: c.dilation[0], groups: c.groups, crop_to_reach })
 }
 
 /// PyTorch's average-pool divisor per output position (see `reference::pool`).
@@ -258,7 +265,7 @@ impl Lowered {
             let layer = match &node.op {
                 Op::Input { .. } => Layer::Input,
                 Op::Conv2d(c) => {
-                    let plan = conv_plan(c).map_err(|m| ExecError::at(name, m))?;
+                    let plan = conv_plan(c, phase).map_err(|m| ExecError::at(name, m))?;
                     let (weight, bias) = match folded.remove(&i) {
                         Some((w, b)) => (upload(&w, device, dtype), Some(upload(&b, device, dtype))),
                         None => match params()? {
@@ -342,7 +349,7 @@ impl Lowered {
             layers.push(layer);
         }
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
-        Ok(Lowered { net: net.clone(), device: device.clone(), dtype, layers, last_use, folded_batch_norms })
+        Ok(Lowered { net: net.clone(), phase, device: device.clone(), dtype, layers, last_use, folded_batch_norms })
     }
 
     /// Run the net; returns the outputs in `net.outputs` order. `step` feeds dropout masks
@@ -385,6 +392,16 @@ impl Lowered {
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
             Layer::Activation(op) => activation(x(), op),
+            // candle's pooling backward needs kernel == stride and divisible sizes: training
+            // pools by shifted strided views instead, which autograd differentiates exactly.
+            Layer::MaxPool(p) if self.phase == Phase::Training => pool_by_shifts(x(), p, true),
+            Layer::AvgPool(p) if self.phase == Phase::Training => {
+                let y = pool_by_shifts(x(), p, false)?;
+                match &p.rescale {
+                    Some(r) => y.broadcast_mul(r),
+                    None => Ok(y),
+                }
+            }
             Layer::MaxPool(p) => {
                 let padded = pad(x(), &p.pad, f64::NEG_INFINITY)?;
                 padded.max_pool2d_with_stride((p.kernel[0], p.kernel[1]), (p.stride[0], p.stride[1]))
@@ -468,10 +485,18 @@ pub fn pad(x: &Tensor, p: &Padding, value: f64) -> candle_core::Result<Tensor> {
 }
 
 fn conv(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, plan: &ConvPlan) -> candle_core::Result<Tensor> {
-    let x = match &plan.pre_pad {
+    let mut x = match &plan.pre_pad {
         Some(p) => pad(x, p, 0.0)?,
         None => x.clone(),
     };
+    if plan.crop_to_reach {
+        let (_, _, kh, kw) = weight.dims4()?;
+        let (_, _, h, w) = x.dims4()?;
+        let reach = |n: usize, k: usize| {
+            (n - (k - 1) * plan.dilation - 1) / plan.stride * plan.stride + (k - 1) * plan.dilation + 1
+        };
+        x = x.narrow(2, 0, reach(h, kh))?.narrow(3, 0, reach(w, kw))?;
+    }
     let mut y = x.conv2d(weight, plan.padding, plan.stride, plan.dilation, plan.groups)?;
     if let Some([sh, sw]) = plan.subsample {
         let (_, _, h, w) = y.dims4()?;
@@ -506,13 +531,65 @@ fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Across-channel LRN as PyTorch computes it: zero-pad the squared input by size/2 before
-/// and (size-1)/2 after along channels, average over `size` channels, then
-/// `x / (k + alpha * avg)^beta`.
+/// and (size-1)/2 after along channels, average over `size` channels (a sum of shifted
+/// slices, which autograd also differentiates), then `x / (k + alpha * avg)^beta`.
 fn lrn(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> candle_core::Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let sq = x.sqr()?.reshape((n, 1, c, h * w))?.pad_with_zeros(2, size / 2, (size - 1) / 2)?;
-    let avg = sq.avg_pool2d_with_stride((size, 1), (1, 1))?.reshape((n, c, h, w))?;
-    x.div(&avg.affine(alpha, k)?.powf(beta)?)
+    let c = x.dim(1)?;
+    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
+    let mut sum = sq.narrow(1, 0, c)?;
+    for offset in 1..size {
+        sum = sum.add(&sq.narrow(1, offset, c)?)?;
+    }
+    x.div(&sum.affine(alpha / size as f64, k)?.powf(beta)?)
+}
+
+/// Every `stride`-th element along `dim` starting at `start`, `count` of them.
+fn strided(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) -> candle_core::Result<Tensor> {
+    let x = x.narrow(dim, start, count * stride)?;
+    if stride == 1 {
+        return Ok(x);
+    }
+    let mut dims = x.dims().to_vec();
+    dims[dim] = count;
+    dims.insert(dim + 1, stride);
+    let picked = x.reshape(dims.as_slice())?.narrow(dim + 1, 0, 1)?;
+    picked.squeeze(dim + 1)
+}
+
+/// Pooling as the max (or sum) of the kh x kw shifted, strided views of the padded input:
+/// plain tensor ops, so autograd gives PyTorch's gradients (for max, ties between equal
+/// maxima split the gradient; PyTorch gives it to the first).
+fn pool_by_shifts(x: &Tensor, p: &PoolPlan, max: bool) -> candle_core::Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (ph, pw) = (h + p.pad.top + p.pad.bottom, w + p.pad.left + p.pad.right);
+    let (oh, ow) = ((ph - p.kernel[0]) / p.stride[0] + 1, (pw - p.kernel[1]) / p.stride[1] + 1);
+    // extra trailing padding so every strided view has room for `oh * stride` rows
+    let need_h = (p.kernel[0] - 1) + oh * p.stride[0];
+    let need_w = (p.kernel[1] - 1) + ow * p.stride[1];
+    let extra = Padding {
+        bottom: p.pad.bottom + need_h.saturating_sub(ph),
+        right: p.pad.right + need_w.saturating_sub(pw),
+        ..p.pad
+    };
+    let padded = pad(x, &extra, if max { f64::NEG_INFINITY } else { 0.0 })?;
+    let mut acc: Option<Tensor> = None;
+    for dy in 0..p.kernel[0] {
+        let rows = strided(&padded, 2, dy, p.stride[0], oh)?;
+        for dx in 0..p.kernel[1] {
+            let view = strided(&rows, 3, dx, p.stride[1], ow)?;
+            acc = Some(match acc {
+                None => view,
+                Some(a) if max => a.maximum(&view)?,
+                Some(a) => a.add(&view)?,
+            });
+        }
+    }
+    let acc = acc.expect("kernels are at least 1x1");
+    if max {
+        Ok(acc)
+    } else {
+        acc.affine(1.0 / (p.kernel[0] * p.kernel[1]) as f64, 0.0)
+    }
 }
 
 fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tensor> {

@@ -20,11 +20,11 @@ pub struct ExecError {
 
 impl ExecError {
     pub fn at(node: &str, message: impl Into<String>) -> Self {
-        ExecError { node: Some(node.to_string()), message: message.into() }
+        ExecError { node: Some(node.to_string()), message: without_backtrace(message.into()) }
     }
 
     pub fn new(message: impl Into<String>) -> Self {
-        ExecError { node: None, message: message.into() }
+        ExecError { node: None, message: without_backtrace(message.into()) }
     }
 }
 
@@ -42,6 +42,14 @@ impl std::error::Error for ExecError {}
 impl From<candle_core::Error> for ExecError {
     fn from(e: candle_core::Error) -> Self {
         ExecError::new(e.to_string())
+    }
+}
+
+/// candle errors may carry a backtrace after the message: users need the message.
+fn without_backtrace(text: String) -> String {
+    match text.find("\n   0:") {
+        Some(i) => text[..i].trim_end().to_string(),
+        None => text,
     }
 }
 

@@ -1,12 +1,12 @@
 //! A real training step: forward with batch statistics, softmax cross-entropy against
 //! random labels, backward, SGD with momentum (PyTorch's form: `v = mu v + g; p -= lr v`).
 //!
-//! Batch-norm running statistics are not updated: they do not enter the step's loss or
+//! A final softmax is folded into the loss. Batch-norm running statistics are not updated: they do not enter the step's loss or
 //! gradients, and their update is a few elementwise ops per layer.
 
 use super::lower::{cross_entropy, logits, Layer, Lowered, Phase};
 use super::ExecError;
-use crate::graph::Net;
+use crate::graph::{Net, Op};
 use crate::weights::{synthetic_input, synthetic_labels, Weights};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -33,6 +33,8 @@ pub struct Trainer {
     input: Tensor,
     one_hot: Tensor,
     dropout_rng: ChaCha8Rng,
+    /// Apply dropout masks (on by default; off to compare gradients with a reference).
+    pub dropout: bool,
 }
 
 fn make_var(t: &mut Tensor, params: &mut Vec<(String, Var)>, name: String) -> candle_core::Result<()> {
@@ -59,6 +61,20 @@ impl Trainer {
                 "training needs a first output with at least 2 classes for the cross-entropy loss",
             ));
         }
+        // A final softmax belongs to the loss: cross-entropy on its input (what Keras does for
+        // categorical cross-entropy on probabilities); on probabilities as logits it would stall.
+        let trimmed;
+        let net = match net.nodes[net.outputs[0]].op {
+            Op::Softmax if net.outputs.len() == 1 => {
+                let softmax = &net.nodes[net.outputs[0]];
+                let logits = net.nodes[softmax.inputs[0]].name.clone();
+                let raw = net.to_raw().into_iter().filter(|n| n.name != softmax.name).collect();
+                trimmed = Net::from_raw(&net.name, raw, Some(vec![logits]), None)
+                    .map_err(|e| ExecError::new(e.to_string()))?;
+                &trimmed
+            }
+            _ => net,
+        };
         let mut lowered = Lowered::new(net, weights, device, dtype, Phase::Training)?;
         let mut params = Vec::new();
         for (node, layer) in lowered.net.nodes.iter().zip(lowered.layers.iter_mut()) {
@@ -93,13 +109,18 @@ impl Trainer {
             input,
             one_hot,
             dropout_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xd50),
+            dropout: true,
         })
     }
 
     /// The loss on the fixed batch (forward only, dropout on).
     pub fn loss(&mut self) -> Result<Tensor, ExecError> {
         let rng = &mut self.dropout_rng;
+        let enabled = self.dropout;
         let mut dropout = |x: &Tensor, p: f64| -> candle_core::Result<Tensor> {
+            if !enabled {
+                return Ok(x.clone());
+            }
             // Masks come from the seeded stream on the host: candle's CPU RNG cannot be seeded.
             let keep: Vec<f32> = (0..x.elem_count())
                 .map(|_| if rng.random::<f64>() < p { 0.0 } else { (1.0 / (1.0 - p)) as f32 })

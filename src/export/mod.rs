@@ -3,3 +3,4 @@
 
 pub mod onnx;
 pub mod onnx_proto;
+pub mod safetensors;

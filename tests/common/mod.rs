@@ -35,4 +35,5 @@ fn split_csv_line(line: &str) -> Vec<String> {
     fields.push(field);
     fields
 }
+pub mod python;
 pub mod random_net;

@@ -1,0 +1,692 @@
+//! ONNX export: every zoo model passes the official checker (with `full_check`, so ONNX's
+//! own shape inference must agree with ours), and onnxruntime computes what a naive
+//! reference implementation of the IR's (PyTorch's) semantics computes, on nets that use
+//! every op and its corner cases: asymmetric padding, dilation, groups, pools that round
+//! up with and without counting padding, LRN of odd and even size, shuffles and slices.
+//!
+//! Python with onnx, onnxruntime and numpy comes from `common::python` (a venv under the
+//! target directory, made once, or `SYNPROF_PYTHON`).
+
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use synprof::export::onnx::{to_onnx, ExportError};
+use synprof::export::onnx_proto::{tensor_shape_proto::dimension::Value as Dim, type_proto, ModelProto};
+use synprof::graph::{conv, conv_hw, Conv2d, Net, NetBuilder, Op, Padding, Pool2d, T};
+use synprof::weights::{synthetic_input, HostTensor, NodeParams, Weights};
+use synprof::zoo;
+
+mod common;
+use common::python::python_with;
+
+const PACKAGES: &[&str] = &["onnx", "onnxruntime", "numpy"];
+
+/// Models checked with their weights (and run once by onnxruntime), besides the sweep of
+/// every zoo model without weights.
+const WITH_WEIGHTS: &[&str] = &[
+    "resnet18",
+    "mobilenet_v2",
+    "squeezenet1_1",
+    "shufflenet_v2_x1_0",
+    "googlenet",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "keras_cifar10_cnn",
+];
+
+/// A fresh scratch directory, removed when the test passes.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("synprof-onnx-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Runs `tests/python/onnx_check.py` with `args`; panics with its output on failure.
+fn onnx_check(args: &[&std::ffi::OsStr]) -> String {
+    let python = python_with(PACKAGES);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/onnx_check.py");
+    let out = Command::new(&python).arg(&script).args(args).output().expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        panic!("onnx_check.py failed ({}):\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    stdout
+}
+
+#[test]
+fn every_zoo_model_passes_the_onnx_checker() {
+    let dir = Scratch::new("zoo");
+    let mut files = Vec::new();
+    for model in zoo::registry().iter().filter(|m| m.build.is_some()) {
+        let net = model.build(None).unwrap();
+        let bytes = to_onnx(&net, None, None).unwrap_or_else(|e| panic!("{}: {e}", model.name));
+        let path = dir.0.join(format!("{}.onnx", model.name));
+        std::fs::write(&path, bytes).unwrap();
+        files.push(path);
+    }
+    let swept = files.len();
+    assert!(swept >= 40, "only {swept} zoo models");
+    for name in WITH_WEIGHTS {
+        let net = zoo::build(name, None).unwrap();
+        let weights = Weights::init(&net, 1);
+        let bytes = to_onnx(&net, Some(&weights), None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let path = dir.0.join(format!("{name}.weights.onnx"));
+        std::fs::write(&path, bytes).unwrap();
+        files.push(path);
+    }
+    // A fixed batch as well as the symbolic one.
+    let net = zoo::build("resnet50", None).unwrap();
+    let path = dir.0.join("resnet50.batch8.onnx");
+    std::fs::write(&path, to_onnx(&net, None, Some(8)).unwrap()).unwrap();
+    files.push(path);
+
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--smoke".as_ref()];
+    args.extend(files.iter().map(|p| p.as_os_str()));
+    let stdout = onnx_check(&args);
+    let ok = stdout.lines().filter(|l| l.starts_with("ok ")).count();
+    assert_eq!(ok, files.len(), "{stdout}");
+    let ran = stdout.lines().filter(|l| l.contains("; ran: ")).count();
+    assert_eq!(ran, WITH_WEIGHTS.len(), "every model with weights runs:\n{stdout}");
+    eprintln!("{swept} zoo models without weights and {} with weights pass the checker", WITH_WEIGHTS.len());
+}
+
+fn dims(value: &synprof::export::onnx_proto::ValueInfoProto) -> Vec<String> {
+    let Some(type_proto::Value::TensorType(t)) = value.r#type.as_ref().and_then(|t| t.value.clone()) else {
+        panic!("{} is not a tensor", value.name)
+    };
+    t.shape
+        .unwrap()
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dim::DimValue(v)) => v.to_string(),
+            Some(Dim::DimParam(p)) => p.clone(),
+            None => "?".to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_model_has_the_promised_structure() {
+    let net = zoo::build("resnet18", None).unwrap();
+    let weights = Weights::init(&net, 3);
+    let model = ModelProto::decode(to_onnx(&net, Some(&weights), None).unwrap().as_slice()).unwrap();
+    assert_eq!(model.ir_version, 8);
+    assert_eq!(model.opset_import.len(), 1);
+    assert_eq!((model.opset_import[0].domain.as_str(), model.opset_import[0].version), ("", 17));
+    assert_eq!(model.producer_name, "synprof");
+    assert_eq!(model.producer_version, env!("CARGO_PKG_VERSION"));
+    let graph = model.graph.as_ref().unwrap();
+    assert_eq!(graph.name, "resnet18");
+    assert_eq!(graph.input.len(), 1);
+    assert_eq!(graph.input[0].name, "input");
+    assert_eq!(dims(&graph.input[0]), ["N", "3", "224", "224"]);
+    assert_eq!(graph.output.len(), 1);
+    assert_eq!(graph.output[0].name, net.nodes[net.outputs[0]].name);
+    assert_eq!(dims(&graph.output[0]), ["N", "1000"]);
+    // Every IR node's value is there by name.
+    let produced: std::collections::HashSet<&str> =
+        graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)).collect();
+    for node in net.nodes.iter().filter(|n| !matches!(n.op, Op::Input { .. })) {
+        assert!(produced.contains(node.name.as_str()), "no value named {}", node.name);
+    }
+    // Parameters: raw little-endian f32, PyTorch's names.
+    let conv1 = graph.initializer.iter().find(|t| t.name == "conv1.weight").expect("conv1.weight");
+    assert_eq!(conv1.dims, [64, 3, 7, 7]);
+    let Some(NodeParams::Conv { weight, .. }) = weights.get("conv1") else { panic!() };
+    let first = f32::from_le_bytes(conv1.raw_data[..4].try_into().unwrap());
+    assert_eq!(first, weight.data[0]);
+    assert_eq!(conv1.raw_data.len(), 4 * weight.data.len());
+    assert!(graph.initializer.iter().any(|t| t.name == "bn1.running_var"));
+    let params: usize = graph
+        .initializer
+        .iter()
+        .filter(|t| !t.name.ends_with("running_mean") && !t.name.ends_with("running_var"))
+        .map(|t| t.raw_data.len() / 4)
+        .sum();
+    assert_eq!(params, weights.trainable_elements());
+
+    // Without weights the parameters are graph inputs; with a batch, N is fixed.
+    let model = ModelProto::decode(to_onnx(&net, None, Some(4)).unwrap().as_slice()).unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    assert!(graph.initializer.is_empty());
+    assert_eq!(dims(&graph.input[0]), ["4", "3", "224", "224"]);
+    let conv1 = graph.input.iter().find(|v| v.name == "conv1.weight").expect("conv1.weight input");
+    assert_eq!(dims(conv1), ["64", "3", "7", "7"]);
+    let param_count: usize = net
+        .nodes
+        .iter()
+        .map(|n| match &n.op {
+            Op::Conv2d(c) => 1 + c.bias as usize,
+            Op::Linear { bias, .. } => 1 + *bias as usize,
+            Op::BatchNorm { .. } => 4,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(param_count, 20 + 4 * 20 + 2);
+    assert_eq!(graph.input.len(), 1 + param_count);
+}
+
+#[test]
+fn export_errors_name_the_node() {
+    let net = zoo::build("resnet18", None).unwrap();
+    let other = Weights::init(&zoo::build("vgg11", None).unwrap(), 1);
+    let err: ExportError = to_onnx(&net, Some(&other), None).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.node.as_deref(), Some("conv1"), "{text}");
+    assert!(text.contains("`conv1`") && text.contains("ONNX"), "{text}");
+
+    let mut g = NetBuilder::new("clash", &[3, 8, 8]);
+    let x = g.named("data").push(Op::Input { shape: vec![3, 8, 8] }, &[]);
+    let y = g.named("input").relu(x);
+    let net = g.finish(y).unwrap();
+    let text = to_onnx(&net, None, None).unwrap_err().to_string();
+    assert!(text.contains("`input`") && text.contains("data"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Numeric check: onnxruntime against a naive reference of the IR's semantics.
+
+/// A batch-first tensor in f64: the reference computes in double precision.
+#[derive(Debug, Clone)]
+struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+}
+
+impl Tensor {
+    fn zeros(shape: Vec<usize>) -> Tensor {
+        let n = shape.iter().product();
+        Tensor { shape, data: vec![0.0; n] }
+    }
+    fn map(&self, f: impl Fn(f64) -> f64) -> Tensor {
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&v| f(v)).collect() }
+    }
+    /// `[N, C, H, W]` of a feature map.
+    fn nchw(&self) -> [usize; 4] {
+        match self.shape.as_slice() {
+            [n, c, h, w] => [*n, *c, *h, *w],
+            other => panic!("expected NCHW, got {other:?}"),
+        }
+    }
+}
+
+/// erf with absolute error below 1.2e-7 (Numerical Recipes' erfc Chebyshev fit).
+fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806
+                        + t * (0.27886807
+                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
+fn relu6(x: f64) -> f64 {
+    x.clamp(0.0, 6.0)
+}
+
+fn conv2d(x: &Tensor, c: &Conv2d, weight: &HostTensor, bias: Option<&HostTensor>, out_hw: [usize; 2]) -> Tensor {
+    let [n, cin, h, w] = x.nchw();
+    let (cout, [oh, ow]) = (c.out_channels, out_hw);
+    let (cin_g, cout_g) = (cin / c.groups, cout / c.groups);
+    let [kh, kw] = c.kernel;
+    let mut y = Tensor::zeros(vec![n, cout, oh, ow]);
+    for b in 0..n {
+        for o in 0..cout {
+            let g = o / cout_g;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.map_or(0.0, |b| b.data[o] as f64);
+                    for ci in 0..cin_g {
+                        let ic = g * cin_g + ci;
+                        for ky in 0..kh {
+                            let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize - c.padding.top as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize - c.padding.left as isize;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let xv = x.data[((b * cin + ic) * h + iy as usize) * w + ix as usize];
+                                let wv = weight.data[((o * cin_g + ci) * kh + ky) * kw + kx] as f64;
+                                acc += xv * wv;
+                            }
+                        }
+                    }
+                    y.data[((b * cout + o) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// PyTorch's pooling windows: `[o*s - before, min(o*s - before + k, n + after))`, clipped to
+/// the input for summing; average divides by the unclipped size (`count_include_pad`) or
+/// the clipped one.
+fn pool2d(x: &Tensor, p: &Pool2d, max: bool, out_hw: [usize; 2]) -> Tensor {
+    let [n, c, h, w] = x.nchw();
+    let [oh, ow] = out_hw;
+    let window = |o: usize, s: usize, k: usize, before: usize, after: usize, size: usize| {
+        let start = (o * s) as isize - before as isize;
+        let end = (start + k as isize).min((size + after) as isize);
+        let padded = (end - start) as usize;
+        (start.max(0) as usize, (end.min(size as isize)) as usize, padded)
+    };
+    let mut y = Tensor::zeros(vec![n, c, oh, ow]);
+    for bc in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1, ph) = window(oy, p.stride[0], p.kernel[0], p.padding.top, p.padding.bottom, h);
+            for ox in 0..ow {
+                let (x0, x1, pw) = window(ox, p.stride[1], p.kernel[1], p.padding.left, p.padding.right, w);
+                let values = (y0..y1).flat_map(|iy| (x0..x1).map(move |ix| (iy, ix)));
+                let v = if max {
+                    values.map(|(iy, ix)| x.data[(bc * h + iy) * w + ix]).fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    let sum: f64 = values.map(|(iy, ix)| x.data[(bc * h + iy) * w + ix]).sum();
+                    let count = if p.count_include_pad { ph * pw } else { (y1 - y0) * (x1 - x0) };
+                    sum / count as f64
+                };
+                y.data[(bc * oh + oy) * ow + ox] = v;
+            }
+        }
+    }
+    y
+}
+
+/// Index of `idx` (in `out` shape) into a tensor of shape `shape` that broadcasts to it.
+fn broadcast_index(out: &[usize], shape: &[usize], mut flat: usize) -> usize {
+    let mut coords = vec![0; out.len()];
+    for d in (0..out.len()).rev() {
+        coords[d] = flat % out[d];
+        flat /= out[d];
+    }
+    coords.iter().zip(shape).fold(0, |acc, (&c, &s)| acc * s + if s == 1 { 0 } else { c })
+}
+
+/// Every node's value for a batch `x`, following PyTorch's definitions of the ops.
+fn reference(net: &Net, weights: &Weights, x: &HostTensor) -> Vec<Tensor> {
+    let mut values: Vec<Tensor> = Vec::with_capacity(net.nodes.len());
+    let batch = x.shape[0];
+    for node in &net.nodes {
+        let input = |i: usize| &values[node.inputs[i]];
+        let mut out_shape = vec![batch];
+        out_shape.extend_from_slice(node.shape.dims());
+        let y = match &node.op {
+            Op::Input { .. } => Tensor { shape: x.shape.clone(), data: x.data.iter().map(|&v| v as f64).collect() },
+            Op::Conv2d(c) => {
+                let Some(NodeParams::Conv { weight, bias }) = weights.get(&node.name) else { panic!() };
+                conv2d(input(0), c, weight, bias.as_ref(), node.shape.hw().unwrap())
+            }
+            Op::BatchNorm { eps } => {
+                let Some(NodeParams::BatchNorm { gamma, beta, mean, var, .. }) = weights.get(&node.name) else {
+                    panic!()
+                };
+                let x = input(0);
+                let c = x.shape[1];
+                let inner: usize = x.shape[2..].iter().product();
+                let mut y = x.clone();
+                for (i, v) in y.data.iter_mut().enumerate() {
+                    let ch = (i / inner) % c;
+                    let (g, b, m, s) =
+                        (gamma.data[ch] as f64, beta.data[ch] as f64, mean.data[ch] as f64, var.data[ch]);
+                    *v = (*v - m) / (s as f64 + eps).sqrt() * g + b;
+                }
+                y
+            }
+            Op::Relu => input(0).map(|v| v.max(0.0)),
+            Op::Relu6 => input(0).map(relu6),
+            Op::Sigmoid => input(0).map(|v| 1.0 / (1.0 + (-v).exp())),
+            Op::Tanh => input(0).map(f64::tanh),
+            Op::Silu => input(0).map(|v| v / (1.0 + (-v).exp())),
+            Op::HardSwish => input(0).map(|v| v * relu6(v + 3.0) / 6.0),
+            Op::HardSigmoid => input(0).map(|v| relu6(v + 3.0) / 6.0),
+            Op::Gelu => input(0).map(|v| 0.5 * v * (1.0 + erf(v / 2f64.sqrt()))),
+            Op::MaxPool2d(p) => pool2d(input(0), p, true, node.shape.hw().unwrap()),
+            Op::AvgPool2d(p) => pool2d(input(0), p, false, node.shape.hw().unwrap()),
+            Op::GlobalAvgPool => {
+                let x = input(0);
+                let [n, c, h, w] = x.nchw();
+                let data = (0..n * c).map(|i| x.data[i * h * w..(i + 1) * h * w].iter().sum::<f64>() / (h * w) as f64);
+                Tensor { shape: vec![n, c, 1, 1], data: data.collect() }
+            }
+            Op::Lrn { size, alpha, beta, k } => {
+                // torch.nn.functional.local_response_norm: the window is [c - size/2, c + (size-1)/2].
+                let x = input(0);
+                let [n, c, h, w] = x.nchw();
+                let mut y = x.clone();
+                for b in 0..n {
+                    for ch in 0..c {
+                        let lo = ch.saturating_sub(size / 2);
+                        let hi = (ch + (size - 1) / 2).min(c - 1);
+                        for p in 0..h * w {
+                            let sum: f64 = (lo..=hi).map(|j| x.data[(b * c + j) * h * w + p].powi(2)).sum();
+                            let i = (b * c + ch) * h * w + p;
+                            y.data[i] = x.data[i] / (k + alpha * sum / *size as f64).powf(*beta);
+                        }
+                    }
+                }
+                y
+            }
+            Op::Add => {
+                let mut y = input(0).clone();
+                for i in 1..node.inputs.len() {
+                    y.data.iter_mut().zip(&input(i).data).for_each(|(a, b)| *a += b);
+                }
+                y
+            }
+            Op::Mul => {
+                let (a, b) = (input(0), input(1));
+                let n: usize = out_shape.iter().product();
+                let data = (0..n)
+                    .map(|i| {
+                        a.data[broadcast_index(&out_shape, &a.shape, i)]
+                            * b.data[broadcast_index(&out_shape, &b.shape, i)]
+                    })
+                    .collect();
+                Tensor { shape: out_shape.clone(), data }
+            }
+            Op::Scale { factor } => input(0).map(|v| v * factor),
+            Op::Concat { axis } => {
+                let outer: usize = out_shape[..*axis].iter().product();
+                let mut data = Vec::with_capacity(out_shape.iter().product());
+                for o in 0..outer {
+                    for i in 0..node.inputs.len() {
+                        let t = input(i);
+                        let inner: usize = t.shape[*axis..].iter().product();
+                        data.extend_from_slice(&t.data[o * inner..(o + 1) * inner]);
+                    }
+                }
+                Tensor { shape: out_shape.clone(), data }
+            }
+            Op::ChannelShuffle { groups } => {
+                // view(N, g, C/g, ...).transpose(1, 2): output channel b*g + a is input a*(C/g) + b.
+                let x = input(0);
+                let (n, c) = (x.shape[0], x.shape[1]);
+                let inner: usize = x.shape[2..].iter().product();
+                let per = c / groups;
+                let mut y = x.clone();
+                for bn in 0..n {
+                    for a in 0..*groups {
+                        for b in 0..per {
+                            let (src, dst) = ((bn * c + a * per + b) * inner, (bn * c + b * groups + a) * inner);
+                            y.data[dst..dst + inner].copy_from_slice(&x.data[src..src + inner]);
+                        }
+                    }
+                }
+                y
+            }
+            Op::ChannelSlice { start, end } => {
+                let x = input(0);
+                let (n, c) = (x.shape[0], x.shape[1]);
+                let inner: usize = x.shape[2..].iter().product();
+                let mut data = Vec::new();
+                for b in 0..n {
+                    data.extend_from_slice(&x.data[(b * c + start) * inner..(b * c + end) * inner]);
+                }
+                Tensor { shape: out_shape.clone(), data }
+            }
+            Op::Flatten | Op::Dropout { .. } => Tensor { shape: out_shape.clone(), data: input(0).data.clone() },
+            Op::Linear { out_features, .. } => {
+                let Some(NodeParams::Linear { weight, bias }) = weights.get(&node.name) else { panic!() };
+                let x = input(0);
+                let fin = x.shape[1];
+                let mut y = Tensor::zeros(vec![batch, *out_features]);
+                for b in 0..batch {
+                    for o in 0..*out_features {
+                        let dot: f64 =
+                            (0..fin).map(|i| x.data[b * fin + i] * weight.data[o * fin + i] as f64).sum::<f64>();
+                        y.data[b * out_features + o] = dot + bias.as_ref().map_or(0.0, |b| b.data[o] as f64);
+                    }
+                }
+                y
+            }
+            Op::Softmax => {
+                let x = input(0);
+                let (n, c) = (x.shape[0], x.shape[1]);
+                let inner: usize = x.shape[2..].iter().product();
+                let mut y = x.clone();
+                for b in 0..n {
+                    for p in 0..inner {
+                        let at = |ch: usize| (b * c + ch) * inner + p;
+                        let m = (0..c).map(|ch| x.data[at(ch)]).fold(f64::NEG_INFINITY, f64::max);
+                        let sum: f64 = (0..c).map(|ch| (x.data[at(ch)] - m).exp()).sum();
+                        for ch in 0..c {
+                            y.data[at(ch)] = (x.data[at(ch)] - m).exp() / sum;
+                        }
+                    }
+                }
+                y
+            }
+        };
+        assert_eq!(y.shape, out_shape, "reference shape of {}", node.name);
+        values.push(y);
+    }
+    values
+}
+
+/// Writes a little-endian f32 `.npy` file (format 1.0).
+fn write_npy(path: &Path, shape: &[usize], data: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Reads a little-endian f32 C-order `.npy` file: shape and data.
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "{}", path.display());
+    let (len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+    };
+    let header = std::str::from_utf8(&bytes[start..start + len]).unwrap();
+    assert!(header.contains("'<f4'") && header.contains("'fortran_order': False"), "{header}");
+    let shape_text = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape_text.split(',').filter(|s| !s.trim().is_empty()).map(|s| s.trim().parse().unwrap()).collect();
+    let data = bytes[start + len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    (shape, data)
+}
+
+fn pool_op(kernel: usize, stride: usize, padding: Padding, ceil_mode: bool, count_include_pad: bool) -> Pool2d {
+    Pool2d { kernel: [kernel, kernel], stride: [stride, stride], padding, ceil_mode, count_include_pad }
+}
+
+fn pad(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
+    Padding { top, bottom, left, right }
+}
+
+/// Convolutions with asymmetric padding, stride, dilation, groups and depthwise; every
+/// activation, on values scaled past their knees (relu6 at 6, hard ones at +-3).
+fn convs_and_activations() -> Net {
+    let mut g = NetBuilder::new("convs_and_activations", &[3, 13, 11]);
+    let x = g.input();
+    let x = g.conv(x, conv_hw(8, 3, 2).stride_hw(2, 1).padding(pad(2, 0, 1, 0)));
+    let x = g.conv(x, conv(8, 3).dilation(2).pad(2).groups(2).no_bias());
+    let x = g.conv(x, conv(8, 3).stride(2).padding(pad(0, 1, 2, 0)).depthwise());
+    let x = g.conv(x, conv(16, 1).groups(4));
+    let x = g.scale(x, 4.0);
+    let acts = [Op::Relu, Op::Relu6, Op::Sigmoid, Op::Tanh, Op::Silu, Op::HardSwish, Op::HardSigmoid, Op::Gelu];
+    let ys: Vec<T> = acts.iter().map(|a| g.act(x, a)).collect();
+    let y = g.cat(&ys);
+    g.finish(y).unwrap()
+}
+
+/// Max and average pools: padding, asymmetric padding, ceil mode (with a last window that
+/// hangs over the padding, and one that would start in it), counting padding or not.
+fn pools() -> Net {
+    let mut g = NetBuilder::new("pools", &[4, 11, 10]);
+    let x = g.input();
+    let specs = [
+        (true, pool_op(3, 2, Padding::symmetric(1, 1), true, true)),
+        (true, pool_op(2, 2, pad(1, 0, 0, 1), true, true)),
+        (true, pool_op(3, 3, Padding::ZERO, false, true)),
+        (true, pool_op(2, 2, Padding::symmetric(1, 1), true, true)),
+        (false, pool_op(3, 2, Padding::symmetric(1, 1), true, true)),
+        (false, pool_op(3, 2, Padding::symmetric(1, 1), true, false)),
+        (false, pool_op(3, 1, Padding::symmetric(1, 1), false, true)),
+        (false, pool_op(3, 1, Padding::symmetric(1, 1), false, false)),
+        (false, pool_op(2, 2, Padding::ZERO, true, true)),
+        (false, pool_op(2, 2, Padding::symmetric(1, 1), true, true)),
+        (false, pool_op(2, 1, pad(0, 1, 0, 1), false, false)),
+        (false, pool_op(3, 2, pad(2, 0, 1, 2), true, true)),
+        (false, pool_op(3, 2, pad(2, 0, 1, 2), true, false)),
+        // one axis rounds up, the other had its last window dropped (it starts in the padding)
+        (true, pool_op(2, 2, pad(1, 1, 1, 0), true, true)),
+        (false, pool_op(2, 2, pad(1, 1, 1, 0), true, true)),
+        (false, pool_op(2, 2, pad(1, 1, 1, 0), true, false)),
+        (true, pool_op(3, 2, pad(0, 1, 2, 2), true, true)),
+        (false, pool_op(3, 2, pad(0, 1, 2, 2), true, true)),
+        (false, pool_op(3, 2, pad(0, 1, 2, 2), true, false)),
+    ];
+    let mut flat = Vec::new();
+    for (max, p) in specs {
+        let y = if max { g.push(Op::MaxPool2d(p), &[x]) } else { g.push(Op::AvgPool2d(p), &[x]) };
+        flat.push(g.flatten(y));
+    }
+    let y = g.global_avg_pool(x);
+    flat.push(g.flatten(y));
+    let y = g.cat(&flat);
+    g.finish(y).unwrap()
+}
+
+/// Batch norm, LRN of odd and even size with large alpha, squeeze-excite and channel
+/// broadcasts, scale, sums of 2 and 3, shuffles, slices, softmax over a feature map,
+/// linear with and without bias, batch norm on flat features; several stages go to the
+/// output so that each is compared.
+fn everything_else() -> Net {
+    let mut g = NetBuilder::new("everything_else", &[8, 6, 7]);
+    let x = g.input();
+    let x = g.conv(x, conv(8, 3).pad(1));
+    let bn = g.bn_eps(x, 1e-3);
+    let l5 = g.lrn(bn, 5, 0.5, 0.75, 2.0);
+    let l4 = g.lrn(l5, 4, 0.3, 0.6, 1.5);
+    let l2 = g.lrn(l4, 2, 1.0, 1.0, 1.0);
+    let s = g.global_avg_pool(l2);
+    let s = g.conv(s, conv(2, 1));
+    let s = g.relu(s);
+    let s = g.conv(s, conv(8, 1));
+    let s = g.sigmoid(s);
+    let se = g.mul(l2, s);
+    let one = g.channel_slice(se, 3, 4);
+    let m = g.mul(one, se);
+    let sc = g.scale(m, 0.3);
+    let a3 = g.add_all(&[m, sc, bn]);
+    let a2 = g.add(a3, se);
+    let sh2 = g.channel_shuffle(a2, 2);
+    let sh4 = g.channel_shuffle(sh2, 4);
+    let sl = g.channel_slice(sh4, 2, 6);
+    let sl = g.dropout(sl, 0.5);
+    let sm = g.softmax(sl);
+    let f = g.flatten(sm);
+    let h = g.linear(f, 20);
+    let h = g.bn(h);
+    let h = g.tanh(h);
+    let logits = g.linear_no_bias(h, 10);
+    let p = g.softmax(logits);
+    let stages: Vec<T> = [l5, l4, l2, se, m, a2, sh2, sh4].iter().map(|&t| g.flatten(t)).collect();
+    let mut all = stages;
+    all.extend([f, logits, p]);
+    let y = g.cat(&all);
+    g.finish(y).unwrap()
+}
+
+/// Flat input: linear, batch norm, GELU, SiLU on features.
+fn flat_mlp() -> Net {
+    let mut g = NetBuilder::new("flat_mlp", &[12]);
+    let x = g.input();
+    let x = g.linear(x, 16);
+    let x = g.bn(x);
+    let x = g.gelu(x);
+    let x = g.linear(x, 8);
+    let x = g.silu(x);
+    let x = g.linear(x, 5);
+    let x = g.softmax(x);
+    g.finish(x).unwrap()
+}
+
+#[test]
+fn onnxruntime_computes_what_the_reference_computes() {
+    let dir = Scratch::new("numeric");
+    let mut cases: Vec<(String, Net, usize, Option<usize>)> = vec![
+        ("convs_and_activations".into(), convs_and_activations(), 2, None),
+        ("pools".into(), pools(), 2, None),
+        ("everything_else".into(), everything_else(), 3, None),
+        ("everything_else_batch3".into(), everything_else(), 3, Some(3)),
+        ("flat_mlp".into(), flat_mlp(), 4, None),
+    ];
+    for name in ["keras_cifar10_cnn", "squeezenet1_1"] {
+        cases.push((name.into(), zoo::build(name, None).unwrap(), if name == "squeezenet1_1" { 1 } else { 2 }, None));
+    }
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
+    for (i, (name, net, batch, fixed)) in cases.iter().enumerate() {
+        let weights = Weights::init(net, 11 + i as u64);
+        let x = synthetic_input(net, *batch, 5 + i as u64);
+        let reference = reference(net, &weights, &x);
+        let out = reference[net.outputs[0]].clone();
+        let bytes = to_onnx(net, Some(&weights), *fixed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = dir.0.join(format!("{name}.onnx"));
+        std::fs::write(&model, bytes).unwrap();
+        write_npy(&dir.0.join(format!("{name}.input.npy")), &x.shape, &x.data);
+        files.push(model);
+        expected.push((name.clone(), out));
+    }
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--run-each".as_ref()];
+    args.extend(files.iter().map(|p| p.as_os_str()));
+    let stdout = onnx_check(&args);
+
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (name, want) in &expected {
+        let (shape, got) = read_npy(&dir.0.join(format!("{name}.output.npy")));
+        assert_eq!(shape, want.shape, "{name}: output shape\n{stdout}");
+        let scale = want.data.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let (worst, at) = got
+            .iter()
+            .zip(&want.data)
+            .enumerate()
+            .map(|(i, (&g, &w))| ((g as f64 - w).abs(), i))
+            .fold((0f64, 0), |a, b| if b.0 > a.0 { b } else { a });
+        let relative = worst / scale;
+        report.push(format!("{name}: max |ort - reference| = {worst:.3e} ({relative:.2e} of max |output| {scale:.3})"));
+        if relative.is_nan() || relative > 1e-4 {
+            failures.push(format!("{name}: element {at}: onnxruntime {} vs reference {}", got[at], want.data[at]));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), report.join("\n"));
+}
