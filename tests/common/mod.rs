@@ -35,5 +35,6 @@ fn split_csv_line(line: &str) -> Vec<String> {
     fields.push(field);
     fields
 }
+pub mod npy;
 pub mod python;
 pub mod random_net;
