@@ -34,6 +34,19 @@ Counting conventions:
   bytes    the minimum traffic of each layer at the dtype: inputs, outputs and weights
            once; arithmetic intensity = FLOPs / bytes";
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// synprof's model file.
+    Json,
+    Onnx,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WeightsChoice {
+    Random,
+    None,
+}
+
 #[derive(Parser)]
 #[command(name = "synprof", version, about = "Synthetic and reference CNN workloads, profiled on CPUs and GPUs", long_about = None)]
 struct Cli {
@@ -123,9 +136,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a model as a synprof model file (JSON).
+    /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
-        after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json"
+        after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none."
     )]
     Export {
         /// A zoo model name or a model file.
@@ -133,9 +146,20 @@ enum Command {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
         /// Per-sample input shape (default: the model's own).
         #[arg(long, value_parser = Shape::parse)]
         input: Option<Shape>,
+        /// ONNX: carry deterministic random weights, or none (parameters become inputs).
+        #[arg(long, value_enum, default_value_t = WeightsChoice::Random)]
+        weights: WeightsChoice,
+        /// ONNX: seed of the weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// ONNX: a fixed batch size instead of the symbolic `N`.
+        #[arg(long)]
+        batch: Option<usize>,
     },
 }
 
@@ -209,10 +233,24 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             }
             Ok(text)
         }
-        Command::Export { model, output, input } => {
+        Command::Export { model, output, format: file_format, input, weights, seed, batch } => {
             let net = source::load(&model, input.as_ref())?;
-            format::save(&net, &output).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-            Ok(format!("wrote {} ({} nodes) to {}\n", net.name, net.nodes.len(), output.display()))
+            let bytes = match file_format {
+                ExportFormat::Json => format::to_string(&net).into_bytes(),
+                ExportFormat::Onnx => {
+                    let weights =
+                        matches!(weights, WeightsChoice::Random).then(|| synprof::weights::Weights::init(&net, seed));
+                    synprof::export::onnx::to_onnx(&net, weights.as_ref(), batch)?
+                }
+            };
+            std::fs::write(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            Ok(format!(
+                "wrote {} ({} nodes, {} bytes) to {}\n",
+                net.name,
+                net.nodes.len(),
+                bytes.len(),
+                output.display()
+            ))
         }
     }
 }

@@ -117,3 +117,70 @@ fn help_states_the_counting_conventions_with_examples() {
         assert!(stdout(&synprof(&[sub, "--help"])).contains("Examples:"), "{sub}");
     }
 }
+
+const QUICK: &[&str] =
+    &["--warmup-iters", "1", "--warmup-secs", "0", "--iters", "3", "--min-secs", "0", "--threads", "2"];
+
+fn run_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(QUICK);
+    args
+}
+
+#[test]
+fn run_measures_inference_and_training() {
+    let cases = json(&run_args(&["keras_cifar10_cnn", "--batch", "1,4", "--json"]));
+    let cases = cases.as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for (case, batch) in cases.iter().zip([1, 4]) {
+        assert_eq!(case["batch"], batch);
+        assert_eq!(
+            case["latencies_ms"].as_array().unwrap().len(),
+            case["latency"]["iterations"].as_u64().unwrap() as usize
+        );
+        assert!(case["latency"]["iterations"].as_u64().unwrap() >= 3);
+        let l = &case["latency"];
+        assert!(l["p50_ms"].as_f64().unwrap() <= l["p99_ms"].as_f64().unwrap());
+        assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(case["macs_per_image"], 20_741_120);
+        assert!(case["peak_memory_bytes"].as_u64().unwrap() > 1 << 20);
+        assert_eq!(case["cpu_threads"], 2);
+    }
+    let train = json(&run_args(&["keras_cifar10_cnn", "--batch", "8", "--mode", "train", "--json"]));
+    let case = &train[0];
+    assert_eq!(case["mode"], "train");
+    assert!(case["loss_first"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn run_layers_accounts_for_the_time() {
+    let out = json(&run_args(&["squeezenet1_1", "--input", "3x64x64", "--layers", "--json"]));
+    let layers = out[0]["layers"].as_array().unwrap();
+    let share: f64 = layers.iter().map(|l| l["share"].as_f64().unwrap()).sum();
+    assert!((share - 1.0).abs() < 1e-9);
+    let convs = layers.iter().filter(|l| l["op"] == "conv2d").count();
+    assert_eq!(convs, 26);
+    let text = stdout(&synprof(&run_args(&["squeezenet1_1", "--input", "3x64x64", "--layers"])));
+    assert!(text.contains("time by op: conv2d"), "{text}");
+}
+
+#[test]
+fn a_failing_batch_is_reported_and_the_others_still_run() {
+    let out = synprof(&run_args(&["resnet50", "--batch", "1,1000000", "--input", "3x32x32"]));
+    assert!(out.status.success(), "one batch ran, so the command succeeds");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 case(s) failed") && text.contains("out of memory"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("resnet50 ") && l.contains(" 1 ")), "{text}");
+    for (args, fragment) in [
+        (vec!["resnet50", "--device", "cuda:0"], if cfg!(feature = "cuda") { "cuda" } else { "--features cuda" }),
+        (vec!["resnet50", "--dtype", "i8"], "not supported"),
+        (vec!["resnet50", "--mode", "train", "--layers"], "per-layer timing"),
+    ] {
+        let out = synprof(&run_args(&args));
+        assert!(!out.status.success(), "{args:?}");
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(all.contains(fragment), "{args:?}: {all}");
+        assert!(!all.contains("panicked"), "{args:?}: {all}");
+    }
+}
