@@ -218,17 +218,12 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 fold_batch_norm: !no_fold,
                 layers,
             };
-            let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |o| {
-                if !json {
-                    if let cli::run::Outcome::Failed { batch, error, .. } = o {
-                        eprintln!("batch {batch} failed: {error}");
-                    }
-                }
-            });
+            let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();
             let text = if json { serde_json::to_string_pretty(&outcomes)? + "\n" } else { cli::run::render(&outcomes) };
             if failed == outcomes.len() {
                 print!("{text}");
+                std::io::Write::flush(&mut std::io::stdout())?;
                 return Err(format!("all {failed} case(s) failed").into());
             }
             Ok(text)

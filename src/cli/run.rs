@@ -81,7 +81,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
             Outcome::Failed { model, batch, error, .. } => failures.push(format!("  {model} batch {batch}: {error}")),
         }
     }
-    let mut out = t.render();
+    let mut out = if failures.len() < outcomes.len() { t.render() } else { String::new() };
     if let Some(Outcome::Done(r)) = outcomes.iter().find(|o| matches!(o, Outcome::Done(_))) {
         out.push_str(&format!(
             "\n{} warm-up iterations, then at least the measured window; latencies are per batch, synchronised; jitter = 1.4826 x MAD.\n",

@@ -45,6 +45,9 @@ impl DeviceSpec {
         match dtype {
             Dtype::F32 => Ok(DType::F32),
             Dtype::F16 => Ok(DType::F16),
+            Dtype::Bf16 if *self == DeviceSpec::Cpu => {
+                Err(ExecError::new("bf16 is not supported on cpu (candle has no CPU bf16 matmul): use f32 or f16"))
+            }
             Dtype::Bf16 => Ok(DType::BF16),
             Dtype::F64 if *self == DeviceSpec::Cpu => Ok(DType::F64),
             other => Err(ExecError::new(format!("{other} is not supported on {self}: use f32, f16 or bf16"))),
