@@ -13,4 +13,5 @@ pub mod zoo;
 pub use dtype::Dtype;
 pub mod cli;
 pub mod source;
+pub mod sweep;
 pub mod weights;

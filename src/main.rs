@@ -136,6 +136,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a profile (a sweep of cases) and write results and a report under reports/.
+    #[command(
+        after_help = "Examples:\n  synprof profile                     # the default profile (quick)\n  synprof profile quick --dry-run     # the plan and an estimated time\n  synprof profile profiles/my.toml\n  synprof profile quick --resume reports/latest\n\nEvery case runs in its own process; results are appended to\nreports/<run-id>/results.jsonl as each case finishes, so Ctrl-C or a crash loses\nnothing already measured. reports/latest points at the newest run."
+    )]
+    Profile {
+        /// A shipped profile name (quick) or a profile file.
+        #[arg(default_value = "quick")]
+        profile: String,
+        /// Print the plan with an estimated time and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Continue a run directory, skipping cases it already has.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Where run directories go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// Run one case of a sweep (used by `synprof profile`; prints a JSON reply).
+    #[command(hide = true)]
+    Case {
+        /// The case order as JSON.
+        order: String,
+    },
     /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
         after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none."
@@ -228,6 +252,15 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             }
             Ok(text)
         }
+        Command::Profile { profile, dry_run, resume, reports } => {
+            run_profile(&profile, dry_run, resume.as_deref(), &reports)
+        }
+        Command::Case { order } => {
+            let order: synprof::sweep::runner::CaseOrder =
+                serde_json::from_str(&order).map_err(|e| format!("not a case order: {e}"))?;
+            let reply = synprof::sweep::runner::run_order(&order);
+            Ok(serde_json::to_string(&reply)? + "\n")
+        }
         Command::Export { model, output, format: file_format, input, weights, seed, batch } => {
             let net = source::load(&model, input.as_ref())?;
             let bytes = match file_format {
@@ -248,6 +281,67 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             ))
         }
     }
+}
+
+fn run_profile(
+    spec: &str,
+    dry_run: bool,
+    resume: Option<&std::path::Path>,
+    reports: &std::path::Path,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use synprof::sweep::{plan, profile, runner, shipped, store};
+    let (text, file) = shipped::resolve(spec)?;
+    let parsed = profile::parse(&text, &file)?;
+    let plan = plan::expand(&parsed, &file, &plan::Machine::detect())?;
+    if dry_run {
+        return Ok(plan::describe(&plan));
+    }
+    let dir = match resume {
+        Some(path) => store::RunDir::open(path)?,
+        None => runner::create_run(&plan, &text, reports)?,
+    };
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second Ctrl-C while a case runs falls through to the default (the case process
+        // also gets it); the first one lets the loop stop after keeping what finished.
+        let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    }
+    let total = plan.estimated_seconds.max(1.0);
+    let bar = indicatif::ProgressBar::new(total.ceil() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {percent:>3}% eta {eta} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let estimates: std::collections::HashMap<String, f64> =
+        plan.cases.iter().map(|c| (c.id.clone(), plan::estimate_seconds(c, &plan.profile.run))).collect();
+    let last = std::cell::RefCell::new(String::new());
+    let mut start = |i: usize, n: usize, case: &plan::Case| {
+        bar.set_message(format!("[{}/{}] {}{}", i + 1, n, case.id, last.borrow()))
+    };
+    let mut done = |r: &synprof::sweep::record::Record| {
+        bar.inc(estimates.get(&r.case.id).copied().unwrap_or(1.0).ceil() as u64);
+        *last.borrow_mut() = match &r.result {
+            Some(result) => format!("  (last: {:.1} images/s)", result.latency.images_per_s),
+            None => "  (last: failed)".to_string(),
+        };
+    };
+    let exe = runner::current_exe()?;
+    let ending = runner::run(&plan, &dir, &exe, &interrupted, runner::Progress { start: &mut start, done: &mut done })?;
+    bar.finish_and_clear();
+    let records = dir.records()?;
+    let failed = records.iter().filter(|r| r.status == synprof::sweep::record::Status::Failed).count();
+    let mut out = format!(
+        "{} {} of {} cases ({failed} failed) in {}\n",
+        if ending == runner::Ending::Interrupted { "interrupted after" } else { "ran" },
+        records.len(),
+        plan.cases.len(),
+        dir.path.display()
+    );
+    if ending == runner::Ending::Interrupted {
+        out.push_str(&format!("continue with: synprof profile {spec} --resume {}\n", dir.path.display()));
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {

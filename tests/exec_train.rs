@@ -33,7 +33,7 @@ fn every_zoo_model_takes_a_training_step() {
     };
     for model in zoo::registry().iter().filter(|m| m.build.is_some()) {
         // the smallest common input the model accepts, to keep this quick
-        let net = [64, 96, 128, 224, 299]
+        let net = [32, 48, 64, 96, 128, 224, 299]
             .iter()
             .filter(|_| model.input.len() == 3)
             .find_map(|&s| model.build(Some(&Shape::chw(3, s, s))).ok())

@@ -99,16 +99,20 @@ fn measure(
     step: &mut dyn FnMut() -> Result<(), ExecError>,
     sync: &dyn Fn() -> Result<(), ExecError>,
 ) -> Result<(usize, Vec<f64>), ExecError> {
+    // Both windows end early once `max_seconds` is spent (after at least one iteration), so
+    // one slow case cannot stall a sweep.
     let start = Instant::now();
     let mut warmup = 0;
-    while warmup < opts.warmup.iterations || start.elapsed().as_secs_f64() < opts.warmup.seconds {
+    let max = Duration::from_secs_f64(opts.max_seconds.max(opts.measure.seconds));
+    while (warmup < opts.warmup.iterations || start.elapsed().as_secs_f64() < opts.warmup.seconds)
+        && (start.elapsed() < max || warmup == 0)
+    {
         step()?;
         sync()?;
         warmup += 1;
     }
     let mut latencies = Vec::new();
     let window = Instant::now();
-    let max = Duration::from_secs_f64(opts.max_seconds.max(opts.measure.seconds));
     while (latencies.len() < opts.measure.iterations || window.elapsed().as_secs_f64() < opts.measure.seconds)
         && (window.elapsed() < max || latencies.is_empty())
     {
