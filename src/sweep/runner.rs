@@ -111,7 +111,7 @@ pub fn create_run(plan: &Plan, profile_text: &str, reports: &Path) -> Result<Run
         host: Host::detect(),
         devices: serde_json::Value::Null,
     };
-    Ok(RunDir::create(reports, &plan.profile.name, &context)?)
+    Ok(RunDir::create(reports, &context)?)
 }
 
 /// Run the cases of `plan` not yet recorded in `dir`, with `exe` as the case process.

@@ -30,16 +30,31 @@ pub struct RunDir {
 
 impl RunDir {
     /// A new run directory under `reports` named `<UTC time>_<profile>`.
-    pub fn create(reports: &Path, profile: &str, context: &Context) -> Result<RunDir, StoreError> {
-        let path = reports.join(&context.run_id);
-        std::fs::create_dir_all(&path).map_err(|e| io(&path, "create the run directory", e))?;
+    /// Two runs started in the same second get `-2`, `-3`... (the context records the id).
+    pub fn create(reports: &Path, context: &Context) -> Result<RunDir, StoreError> {
+        std::fs::create_dir_all(reports).map_err(|e| io(reports, "create the reports directory", e))?;
+        let mut context = context.clone();
+        let base = context.run_id.clone();
+        let path = (1..1000)
+            .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
+            .find_map(|id| {
+                let path = reports.join(&id);
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {
+                        context.run_id = id;
+                        Some(Ok(path))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+                    Err(e) => Some(Err(io(&path, "create the run directory", e))),
+                }
+            })
+            .unwrap_or_else(|| Err(StoreError(format!("{}: too many runs named {base}", reports.display()))))?;
         let dir = RunDir { path };
-        dir.write_context(context)?;
+        dir.write_context(&context)?;
         let latest = reports.join("latest");
         let _ = std::fs::remove_file(&latest);
         #[cfg(unix)]
         let _ = std::os::unix::fs::symlink(&context.run_id, &latest);
-        let _ = profile;
         Ok(dir)
     }
 
