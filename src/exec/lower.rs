@@ -335,16 +335,8 @@ impl Lowered {
                     _ => Layer::Identity,
                 },
                 Op::Softmax => Layer::Softmax,
-                Op::Relu
-                | Op::Relu6
-                | Op::Sigmoid
-                | Op::Tanh
-                | Op::Silu
-                | Op::HardSwish
-                | Op::HardSigmoid
-                | Op::Gelu => {
-                    unreachable!("activations are handled above")
-                }
+                // activations are matched by the guard above
+                other => return Err(ExecError::at(name, format!("{} cannot be lowered", other.type_name()))),
             };
             layers.push(layer);
         }

@@ -25,7 +25,7 @@
 
 use super::blocks::{classifier, conv_bn_relu};
 use super::sources::*;
-use super::{published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, pool, ConvSpec, GraphError, Net, NetBuilder, Shape, T};
 
 const GROWTH: usize = 32;
@@ -88,31 +88,23 @@ fn densenet201(input: &Shape) -> Result<Net, GraphError> {
 }
 
 pub fn models() -> Vec<ZooModel> {
-    let m = |name, aliases, summary, published, build| ZooModel {
-        name,
-        aliases,
-        family: "densenet",
-        input: &[3, 224, 224],
-        summary,
-        published,
-        build: Some(build),
-    };
+    let m = Family::new("densenet", &[3, 224, 224]);
     vec![
-        m(
+        m.model(
             "densenet121",
             &["densenet-121"],
             "DenseNet-121, growth 32, blocks 6-12-24-16 (AI Matrix, seed 004)",
             published(TORCHVISION, 7_978_856, 2.834),
             densenet121,
         ),
-        m(
+        m.model(
             "densenet169",
             &["densenet-169"],
             "DenseNet-169, growth 32, blocks 6-12-32-32",
             published(TORCHVISION, 14_149_480, 3.360),
             densenet169,
         ),
-        m(
+        m.model(
             "densenet201",
             &["densenet-201"],
             "DenseNet-201, growth 32, blocks 6-12-48-32",

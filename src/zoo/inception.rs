@@ -82,7 +82,7 @@
 
 use super::blocks::{classifier, conv_bn_act, squeeze_excite};
 use super::sources::*;
-use super::{published, Published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, conv_hw, pool, ConvSpec, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// BasicConv2d: conv without bias, batch norm (eps 0.001), ReLU.
@@ -374,40 +374,31 @@ fn inception_resnet_v2(input: &Shape) -> Result<Net, GraphError> {
 
 const IMAGE: &[usize] = &[3, 299, 299];
 
-fn entry(
-    name: &'static str,
-    aliases: &'static [&'static str],
-    summary: &'static str,
-    published: Option<Published>,
-    build: super::BuildFn,
-) -> ZooModel {
-    ZooModel { name, aliases, family: "inception", input: IMAGE, summary, published, build: Some(build) }
-}
-
 pub fn models() -> Vec<ZooModel> {
+    let m = Family::new("inception", IMAGE);
     vec![
-        entry(
+        m.model(
             "inception_v3",
             &["inception3"],
             "Inception-v3 = torchvision `inception_v3` without the aux head (DLBS `inception3`)",
             published("torchvision 0.29.2 (without the aux head: 27,161,264 - 3,326,696)", 23_834_568, 5.713),
             inception_v3,
         ),
-        entry(
+        m.model(
             "se_inception_v3",
             &[],
             "Inception-v3 with squeeze-excite (r 16) after each of its 11 Inception blocks (Hu et al.; seed 000)",
             None,
             se_inception_v3,
         ),
-        entry(
+        m.model(
             "inception_v4",
             &["inception4"],
             "Inception-v4 = timm `inception_v4` (DLBS `inception4`)",
             published(TIMM_COMPUTED, 42_679_816, 12.254),
             inception_v4,
         ),
-        entry(
+        m.model(
             "inception_resnet_v2",
             &[],
             "Inception-ResNet-v2 = timm `inception_resnet_v2`, Keras/TF-slim layout",

@@ -29,7 +29,7 @@
 
 use super::blocks::{conv_bn_act, make_divisible, squeeze_excite};
 use super::sources::*;
-use super::{published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, GraphError, Net, NetBuilder, Op, Shape, T};
 
 /// MobileNet v1 stages: `(c, n, s)` = output channels, blocks, stride of the first.
@@ -213,38 +213,30 @@ fn mobilenet_v3_large(input: &Shape) -> Result<Net, GraphError> {
 }
 
 pub fn models() -> Vec<ZooModel> {
-    let m = |name, aliases, summary, published, build| ZooModel {
-        name,
-        aliases,
-        family: "mobilenet",
-        input: &[3, 224, 224],
-        summary,
-        published,
-        build: Some(build),
-    };
+    let m = Family::new("mobilenet", &[3, 224, 224]);
     vec![
-        m(
+        m.model(
             "mobilenet_v1",
             &["mobilenet_v1_1.0", "mobilenetv1_100"],
             "MobileNet v1 1.0 = timm `mobilenetv1_100` (ReLU6)",
             published(TIMM_COMPUTED, 4_231_976, 0.569),
             mobilenet_v1,
         ),
-        m(
+        m.model(
             "mobilenet_v2",
             &["mobilenet_v2_1.0"],
             "MobileNetV2 1.0 = torchvision `mobilenet_v2`",
             published(TORCHVISION, 3_504_872, 0.301),
             mobilenet_v2,
         ),
-        m(
+        m.model(
             "mobilenet_v2_1.4",
             &["mobilenet_v2_140"],
             "MobileNetV2 1.4 = torchvision `mobilenet_v2(width_mult=1.4)`",
             published(TORCHVISION_COMPUTED, 6_108_776, 0.582),
             mobilenet_v2_140,
         ),
-        m(
+        m.model(
             "mobilenet_v3_small",
             &[],
             "MobileNetV3-Small = torchvision `mobilenet_v3_small`",
@@ -252,7 +244,7 @@ pub fn models() -> Vec<ZooModel> {
             published(TORCHVISION, 2_542_856, 0.057),
             mobilenet_v3_small,
         ),
-        m(
+        m.model(
             "mobilenet_v3_large",
             &[],
             "MobileNetV3-Large = torchvision `mobilenet_v3_large`",

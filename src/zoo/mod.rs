@@ -113,6 +113,29 @@ impl ZooModel {
     }
 }
 
+/// The entries of one family at one default input.
+pub(crate) struct Family {
+    name: &'static str,
+    input: &'static [usize],
+}
+
+impl Family {
+    pub(crate) const fn new(name: &'static str, input: &'static [usize]) -> Family {
+        Family { name, input }
+    }
+
+    pub(crate) fn model(
+        &self,
+        name: &'static str,
+        aliases: &'static [&'static str],
+        summary: &'static str,
+        published: Option<Published>,
+        build: BuildFn,
+    ) -> ZooModel {
+        ZooModel { name, aliases, family: self.name, input: self.input, summary, published, build: Some(build) }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ZooError {
     Unknown { name: String, suggestions: Vec<String> },

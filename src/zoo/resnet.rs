@@ -26,7 +26,7 @@
 
 use super::blocks::{classifier, conv_bn, conv_bn_relu, squeeze_excite};
 use super::sources::*;
-use super::{published, Published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Op, Shape, T};
 
 #[derive(Debug, Clone, Copy)]
@@ -154,88 +154,85 @@ builder!(se_resnet50, "se_resnet50", ResNetSpec { se_reduction: Some(16), ..spec
 
 const IMAGE: &[usize] = &[3, 224, 224];
 
-fn entry(
-    name: &'static str,
-    aliases: &'static [&'static str],
-    summary: &'static str,
-    published: Option<Published>,
-    build: super::BuildFn,
-) -> ZooModel {
-    ZooModel { name, aliases, family: "resnet", input: IMAGE, summary, published, build: Some(build) }
-}
-
 pub fn models() -> Vec<ZooModel> {
+    let m = Family::new("resnet", IMAGE);
     vec![
-        entry("resnet18", &[], "ResNet-18 (DLBS)", published(TORCHVISION, 11_689_512, 1.814), resnet18),
-        entry("resnet34", &[], "ResNet-34 (DLBS)", published(TORCHVISION, 21_797_672, 3.664), resnet34),
-        entry(
+        m.model("resnet18", &[], "ResNet-18 (DLBS)", published(TORCHVISION, 11_689_512, 1.814), resnet18),
+        m.model("resnet34", &[], "ResNet-34 (DLBS)", published(TORCHVISION, 21_797_672, 3.664), resnet34),
+        m.model(
             "resnet50",
             &["resnet_v1_50", "resnet-50"],
             "ResNet-50 v1.5 (AI Matrix, DLBS, seed 000's resnet_v1_50)",
             published(TORCHVISION, 25_557_032, 4.089),
             resnet50,
         ),
-        entry("resnet101", &[], "ResNet-101 (DLBS)", published(TORCHVISION, 44_549_160, 7.801), resnet101),
-        entry("resnet152", &[], "ResNet-152 (AI Matrix, DLBS)", published(TORCHVISION, 60_192_808, 11.514), resnet152),
-        entry(
+        m.model("resnet101", &[], "ResNet-101 (DLBS)", published(TORCHVISION, 44_549_160, 7.801), resnet101),
+        m.model(
+            "resnet152",
+            &[],
+            "ResNet-152 (AI Matrix, DLBS)",
+            published(TORCHVISION, 60_192_808, 11.514),
+            resnet152,
+        ),
+        m.model(
             "resnet200",
             &[],
             "ResNet-200, stages 3-24-36-3 (DLBS)",
             published(TIMM_COMPUTED, 64_673_832, 15.007),
             resnet200,
         ),
-        entry("resnet269", &[], "ResNet-269, stages 3-30-48-8 (DLBS; no torchvision/timm version)", None, resnet269),
-        entry("resnext50_32x4d", &[], "ResNeXt-50 32x4d", published(TORCHVISION, 25_028_904, 4.230), resnext50_32x4d),
-        entry(
+        m.model("resnet269", &[], "ResNet-269, stages 3-30-48-8 (DLBS; no torchvision/timm version)", None, resnet269),
+        m.model("resnext50_32x4d", &[], "ResNeXt-50 32x4d", published(TORCHVISION, 25_028_904, 4.230), resnext50_32x4d),
+        m.model(
             "resnext101_32x8d",
             &[],
             "ResNeXt-101 32x8d",
             published(TORCHVISION, 88_791_336, 16.414),
             resnext101_32x8d,
         ),
-        entry(
+        m.model(
             "resnext101_64x4d",
             &[],
             "ResNeXt-101 64x4d",
             published(TORCHVISION, 83_455_272, 15.460),
             resnext101_64x4d,
         ),
-        entry(
+        m.model(
             "resnet_v1_50_d",
             &["resnet50d"],
             "ResNet-50-D: deep stem, avg-pool shortcut (seed 000)",
             published(TIMM_COMPUTED, 25_576_264, 4.329),
             resnet_v1_50_d,
         ),
-        entry(
+        m.model(
             "resnet_v1_101_d",
             &["resnet101d"],
             "ResNet-101-D (seed 000)",
             published(TIMM_COMPUTED, 44_568_392, 8.041),
             resnet_v1_101_d,
         ),
-        entry(
+        m.model(
             "resnext_50_32x4d_d",
             &["resnext50d_32x4d"],
             "ResNeXt-50 32x4d with ResNet-D tweaks (seed 000)",
             published(TIMM_COMPUTED, 25_048_136, 4.470),
             resnext_50_32x4d_d,
         ),
-        entry(
+        m.model(
             "resnext_50_64x4d_d",
             &[],
             "ResNeXt-50 64x4d with ResNet-D tweaks (seed 000)",
             published(TIMM_COMPUTED, 45_211_720, 8.221),
             resnext_50_64x4d_d,
         ),
-        entry(
+        m.model(
             "resnext_101_64x4d_d",
             &[],
             "ResNeXt-101 64x4d with ResNet-D tweaks (seed 000)",
             published(TIMM_COMPUTED, 83_474_504, 15.700),
             resnext_101_64x4d_d,
         ),
-        entry(
+        m.model(
             "se_resnet50",
             &["seresnet50", "se-resnet-50"],
             "SE-ResNet-50, reduction 16 (Hu et al.; seed 000)",

@@ -19,7 +19,7 @@
 
 use super::blocks::{classifier, conv_bn, conv_bn_relu};
 use super::sources::*;
-use super::{published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 const REPEATS: [usize; 3] = [4, 8, 4];
@@ -77,24 +77,16 @@ fn shufflenet_v2_x2_0(input: &Shape) -> Result<Net, GraphError> {
 }
 
 pub fn models() -> Vec<ZooModel> {
-    let m = |name, aliases, summary, published, build| ZooModel {
-        name,
-        aliases,
-        family: "shufflenet",
-        input: &[3, 224, 224],
-        summary,
-        published,
-        build: Some(build),
-    };
+    let m = Family::new("shufflenet", &[3, 224, 224]);
     vec![
-        m(
+        m.model(
             "shufflenet_v2_x1_0",
             &["shufflenet_v2_1.0"],
             "ShuffleNet V2 1.0x (seed 000's shufflenet_v2 1.0)",
             published(TORCHVISION, 2_278_604, 0.145),
             shufflenet_v2_x1_0,
         ),
-        m(
+        m.model(
             "shufflenet_v2_x2_0",
             &["shufflenet_v2_2.0"],
             "ShuffleNet V2 2.0x (seed 000's shufflenet_v2 2.0)",

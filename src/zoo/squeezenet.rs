@@ -18,7 +18,7 @@
 
 use super::blocks::conv_relu;
 use super::sources::*;
-use super::{published, ZooModel};
+use super::{published, Family, ZooModel};
 use crate::graph::{conv, pool, GraphError, Net, NetBuilder, Shape, T};
 
 enum Layer {
@@ -94,24 +94,16 @@ fn squeezenet1_1(input: &Shape) -> Result<Net, GraphError> {
 }
 
 pub fn models() -> Vec<ZooModel> {
-    let m = |name, aliases, summary, published, build| ZooModel {
-        name,
-        aliases,
-        family: "squeezenet",
-        input: &[3, 224, 224],
-        summary,
-        published,
-        build: Some(build),
-    };
+    let m = Family::new("squeezenet", &[3, 224, 224]);
     vec![
-        m(
+        m.model(
             "squeezenet1_0",
             &["squeezenet1.0", "squeezenet_v1.0"],
             "SqueezeNet v1.0, the paper's: 7x7 stem, fire modules 2-9",
             published(TORCHVISION, 1_248_424, 0.819),
             squeezenet1_0,
         ),
-        m(
+        m.model(
             "squeezenet1_1",
             &["squeezenet1.1", "squeezenet_v1.1"],
             "SqueezeNet v1.1: 3x3 stem, earlier pooling, 2.4x fewer MACs",
