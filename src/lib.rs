@@ -14,4 +14,5 @@ pub use dtype::Dtype;
 pub mod cli;
 pub mod source;
 pub mod sweep;
+pub mod telemetry;
 pub mod weights;

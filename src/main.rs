@@ -160,6 +160,21 @@ enum Command {
         /// The case order as JSON.
         order: String,
     },
+    /// List the CPU and GPUs: names, driver, memory, power limit, clocks, telemetry.
+    #[command(
+        after_help = "Examples:\n  synprof devices\n  synprof devices --peak --threads 8\n  synprof devices --json\n\n--peak measures ceilings with microbenchmarks: f32 matmul GFLOP/s (candle) and a\nmemory-bandwidth triad on the CPU; f32, tf32, f16 and bf16 matmul and device bandwidth\non each GPU (CUDA builds). Datasheet peaks come from profiles/devices/*.toml."
+    )]
+    Devices {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also measure peak matmul FLOP/s and memory bandwidth.
+        #[arg(long)]
+        peak: bool,
+        /// CPU threads for the CPU microbenchmarks (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
         after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none."
@@ -260,6 +275,11 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 serde_json::from_str(&order).map_err(|e| format!("not a case order: {e}"))?;
             let reply = synprof::sweep::runner::run_order(&order);
             Ok(serde_json::to_string(&reply)? + "\n")
+        }
+        Command::Devices { json, peak, threads } => {
+            device::set_cpu_threads(threads)?;
+            let report = cli::devices::report(peak, std::time::Duration::from_secs(2));
+            Ok(if json { serde_json::to_string_pretty(&report)? + "\n" } else { cli::devices::render(&report) })
         }
         Command::Export { model, output, format: file_format, input, weights, seed, batch } => {
             let net = source::load(&model, input.as_ref())?;

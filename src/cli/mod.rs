@@ -1,6 +1,7 @@
 //! What the subcommands print. `main.rs` parses flags and calls these; everything here
 //! returns text so that tests can check it.
 
+pub mod devices;
 pub mod inspect;
 pub mod run;
 pub mod text;
