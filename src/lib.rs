@@ -12,6 +12,7 @@ pub mod zoo;
 
 pub use dtype::Dtype;
 pub mod cli;
+pub mod report;
 pub mod source;
 pub mod sweep;
 pub mod telemetry;

@@ -154,6 +154,35 @@ enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
+    /// Write the HTML report of a run: index.html with PNG/SVG plots and CSV tables beside it.
+    #[command(
+        after_help = "Examples:\n  synprof report reports/latest\n  synprof report reports/latest --out /tmp/r --templates my_templates/\n\nThe page opens from disk with no network. Templates (report.html, compare.html,\nmacros.html, style.css) come from --templates, RUN_DIR/templates, the run directory's\nparent's templates/ or ./templates when there, else the built-in ones."
+    )]
+    Report {
+        /// A run directory (reports/<run-id> or reports/latest).
+        run_dir: PathBuf,
+        /// Write into this directory instead of the run directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A directory of templates overriding the built-in ones, file by file.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
+    /// Compare runs: images/s and speedups per model, mode, dtype and batch (first run = baseline).
+    #[command(
+        after_help = "Examples:\n  synprof compare reports/2026-11-23T15-11-41Z_quick reports/latest\n  synprof compare cpu_run/ gpu_run/ --out reports/cpu-vs-gpu\n\nSpeedup = images/s of a side / images/s of the baseline for the same model, mode,\ndtype and batch; a side is one run on one device with one backend. One run that\nused several devices can be compared on its own."
+    )]
+    Compare {
+        /// Run directories; the first is the baseline.
+        #[arg(required = true, num_args = 1..)]
+        runs: Vec<PathBuf>,
+        /// Output directory (default: reports/compare-<UTC time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A directory of templates overriding the built-in ones, file by file.
+        #[arg(long)]
+        templates: Option<PathBuf>,
+    },
     /// Run one case of a sweep (used by `synprof profile`; prints a JSON reply).
     #[command(hide = true)]
     Case {
@@ -270,6 +299,15 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         Command::Profile { profile, dry_run, resume, reports } => {
             run_profile(&profile, dry_run, resume.as_deref(), &reports)
         }
+        Command::Report { run_dir, out, templates } => {
+            let options = synprof::report::Options { out_dir: out, templates };
+            Ok(synprof::report::report(&run_dir, &options)?.summary())
+        }
+        Command::Compare { runs, out, templates } => {
+            let out = out.unwrap_or_else(|| synprof::report::default_compare_dir(std::path::Path::new("reports")));
+            let options = synprof::report::Options { out_dir: None, templates };
+            Ok(synprof::report::compare::compare(&runs, &out, &options)?.summary())
+        }
         Command::Case { order } => {
             let order: synprof::sweep::runner::CaseOrder =
                 serde_json::from_str(&order).map_err(|e| format!("not a case order: {e}"))?;
@@ -360,6 +398,14 @@ fn run_profile(
     );
     if ending == runner::Ending::Interrupted {
         out.push_str(&format!("continue with: synprof profile {spec} --resume {}\n", dir.path.display()));
+    }
+    // A report that cannot be written must not lose the run: say so and keep the results.
+    match synprof::report::report(&dir.path, &synprof::report::Options::default()) {
+        Ok(written) => out.push_str(&written.summary()),
+        Err(e) => out.push_str(&format!(
+            "the report could not be written ({e}); retry with: synprof report {}\n",
+            dir.path.display()
+        )),
     }
     Ok(out)
 }
