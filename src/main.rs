@@ -132,6 +132,12 @@ enum Command {
         /// Also time every layer (inference).
         #[arg(long)]
         layers: bool,
+        /// Do not sample power, energy, utilisation and clocks (telemetry) during the run.
+        #[arg(long)]
+        no_telemetry: bool,
+        /// Telemetry sampling interval in ms (default: twice as fast as the counters update).
+        #[arg(long)]
+        telemetry_interval_ms: Option<f64>,
         /// Print JSON (every case with all latencies).
         #[arg(long)]
         json: bool,
@@ -269,9 +275,16 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             seed,
             no_fold,
             layers,
+            no_telemetry,
+            telemetry_interval_ms,
             json,
         } => {
             let batches = batch.0;
+            if let Some(ms) = telemetry_interval_ms.filter(|ms| !(ms.is_finite() && *ms >= 1.0 && *ms <= 10_000.0)) {
+                return Err(
+                    format!("--telemetry-interval-ms {ms}: give a number of milliseconds from 1 to 10000").into()
+                );
+            }
             device::set_cpu_threads(threads)?;
             let net = source::load(&model, input.as_ref())?;
             let opts = RunOptions {
@@ -285,6 +298,8 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 seed,
                 fold_batch_norm: !no_fold,
                 layers,
+                telemetry: !no_telemetry,
+                telemetry_interval_ms,
             };
             let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();

@@ -99,6 +99,16 @@ pub fn render(outcomes: &[Outcome]) -> String {
     }
     for o in outcomes {
         if let Outcome::Done(r) = o {
+            if let Some(t) = &r.telemetry {
+                out.push_str(&format!("\nTelemetry, {} batch {} (measured window):\n", r.model, r.batch));
+                for line in t.summary_lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    for o in outcomes {
+        if let Outcome::Done(r) = o {
             if let Some(layers) = &r.layers {
                 out.push_str(&format!(
                     "\nPer-layer times, {} batch {} (synchronised after every layer):\n",

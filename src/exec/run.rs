@@ -9,6 +9,7 @@ use super::train::{Sgd, Trainer};
 use super::{ExecError, Mode};
 use crate::analysis::analyze;
 use crate::graph::Net;
+use crate::telemetry::{self, CaseTelemetry, Telemetry, TelemetryOptions};
 use crate::weights::{synthetic_input, Weights};
 use crate::Dtype;
 use candle_core::Tensor;
@@ -37,6 +38,16 @@ pub struct RunOptions {
     pub fold_batch_norm: bool,
     /// Also time every layer (inference only), after the measured window.
     pub layers: bool,
+    /// Sample power, energy, utilisation, clocks and temperature while the case runs.
+    #[serde(default = "yes")]
+    pub telemetry: bool,
+    /// Telemetry sampling interval; None: chosen from the counters' measured update periods.
+    #[serde(default)]
+    pub telemetry_interval_ms: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for RunOptions {
@@ -52,6 +63,8 @@ impl Default for RunOptions {
             seed: 0,
             fold_batch_norm: true,
             layers: false,
+            telemetry: true,
+            telemetry_interval_ms: None,
         }
     }
 }
@@ -91,6 +104,9 @@ pub struct CaseResult {
     pub loss_first: Option<f32>,
     pub loss_last: Option<f32>,
     pub layers: Option<Vec<LayerTime>>,
+    /// What the samplers saw: energy and efficiency of the measured window, the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<CaseTelemetry>,
 }
 
 /// Time `step` over warm-up and a measured window; `step` must leave the device idle.
@@ -98,12 +114,24 @@ fn measure(
     opts: &RunOptions,
     step: &mut dyn FnMut() -> Result<(), ExecError>,
     sync: &dyn Fn() -> Result<(), ExecError>,
+    telemetry: Option<&Telemetry>,
 ) -> Result<(usize, Vec<f64>), ExecError> {
+    let mark = |phase| {
+        if let Some(t) = telemetry {
+            t.mark(phase)
+        }
+    };
+    // The energy counter must update often enough inside the window: lengthen it (within
+    // `max_seconds`; a window still too short is flagged in the energy figures).
+    let measure_seconds = telemetry
+        .and_then(Telemetry::required_window)
+        .map_or(opts.measure.seconds, |w| opts.measure.seconds.max(w.as_secs_f64().min(opts.max_seconds)));
+    mark(telemetry::Phase::Warmup);
     // Both windows end early once `max_seconds` is spent (after at least one iteration), so
     // one slow case cannot stall a sweep.
     let start = Instant::now();
     let mut warmup = 0;
-    let max = Duration::from_secs_f64(opts.max_seconds.max(opts.measure.seconds));
+    let max = Duration::from_secs_f64(opts.max_seconds.max(measure_seconds));
     while (warmup < opts.warmup.iterations || start.elapsed().as_secs_f64() < opts.warmup.seconds)
         && (start.elapsed() < max || warmup == 0)
     {
@@ -112,8 +140,9 @@ fn measure(
         warmup += 1;
     }
     let mut latencies = Vec::new();
+    mark(telemetry::Phase::Measured);
     let window = Instant::now();
-    while (latencies.len() < opts.measure.iterations || window.elapsed().as_secs_f64() < opts.measure.seconds)
+    while (latencies.len() < opts.measure.iterations || window.elapsed().as_secs_f64() < measure_seconds)
         && (window.elapsed() < max || latencies.is_empty())
     {
         let t0 = Instant::now();
@@ -121,6 +150,7 @@ fn measure(
         sync()?;
         latencies.push(t0.elapsed().as_secs_f64() * 1e3);
     }
+    mark(telemetry::Phase::Cooldown);
     Ok((warmup, latencies))
 }
 
@@ -161,6 +191,10 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     let weights = Weights::init(net, opts.seed);
     let analysis = analyze(net, opts.batch, opts.dtype);
     let sync = || device::synchronize(&device);
+    let monitor = opts.telemetry.then(|| {
+        let interval = opts.telemetry_interval_ms.map(|ms| Duration::from_secs_f64(ms / 1e3));
+        Telemetry::start(opts.device, &TelemetryOptions { interval, ..TelemetryOptions::default() })
+    });
     let (warmup_iterations, latencies, folded, losses, layers) = match opts.mode {
         Mode::Infer => {
             let lowered = Lowered::new(
@@ -173,7 +207,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             let host = synthetic_input(net, opts.batch, opts.seed);
             let input = Tensor::from_vec(host.data, host.shape, &device)?.to_dtype(dtype)?;
             let mut step = || lowered.infer(&input).map(drop);
-            let (w, lat) = measure(opts, &mut step, &sync)?;
+            let (w, lat) = measure(opts, &mut step, &sync, monitor.as_ref())?;
             let layers = if opts.layers {
                 Some(time_layers(&lowered, &input, &analysis, opts.measure.iterations.max(3))?)
             } else {
@@ -185,12 +219,16 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             let mut trainer = Trainer::new(net, &weights, &device, dtype, opts.batch, opts.seed, Sgd::default())?;
             let mut losses = Vec::new();
             let mut step = || trainer.step().map(|l| losses.push(l));
-            let (w, lat) = measure(opts, &mut step, &sync)?;
+            let (w, lat) = measure(opts, &mut step, &sync, monitor.as_ref())?;
             let first_measured = losses.get(w).copied();
             (w, lat, 0, Some((first_measured, losses.last().copied())), None)
         }
     };
     let latency = summarize(&latencies, opts.batch);
+    let telemetry = monitor.map(|m| {
+        let (report, recording) = m.finish((latencies.len() * opts.batch) as u64);
+        CaseTelemetry::new(report, &recording)
+    });
     let macs_per_image = analysis.totals.macs / opts.batch as u64;
     let passes = if opts.mode == Mode::Train { 3.0 } else { 1.0 };
     Ok(CaseResult {
@@ -215,6 +253,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         loss_first: losses.and_then(|l| l.0),
         loss_last: losses.and_then(|l| l.1),
         layers,
+        telemetry,
     })
 }
 

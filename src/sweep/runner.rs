@@ -45,6 +45,8 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         seed: r.seed,
         fold_batch_norm: r.fold_batch_norm,
         layers: false,
+        telemetry: true,
+        telemetry_interval_ms: r.telemetry_interval_ms,
     }
 }
 
@@ -55,7 +57,11 @@ pub fn run_order(order: &CaseOrder) -> CaseReply {
         .and_then(|_| source::load(&order.case.model, None).map_err(|e| e.to_string()))
         .and_then(|net| crate::exec::run::run_case(&net, &options(order)).map_err(|e| e.to_string()));
     match outcome {
-        Ok(result) => CaseReply { result: Some(result), error: None, telemetry: None },
+        Ok(mut result) => {
+            // The record keeps the timeline once, in its compact form (see `report::telemetry`).
+            let telemetry = result.telemetry.take().map(|t| t.record_value());
+            CaseReply { result: Some(result), error: None, telemetry }
+        }
         Err(error) => CaseReply { result: None, error: Some(error), telemetry: None },
     }
 }

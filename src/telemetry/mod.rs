@@ -22,6 +22,7 @@ pub mod sample;
 pub mod sampler;
 pub mod session;
 pub mod steady;
+pub mod view;
 
 pub use cpu::CpuSampler;
 pub use facts::{CpuFacts, DeviceFacts, GpuFacts};
@@ -32,3 +33,4 @@ pub use nvml::NvmlSampler;
 pub use sample::{Phase, PhaseMark, Sample};
 pub use sampler::{Combined, NullSampler, Sampler};
 pub use session::{Telemetry, TelemetryOptions, TelemetryReport};
+pub use view::CaseTelemetry;
