@@ -15,5 +15,6 @@ pub mod cli;
 pub mod report;
 pub mod source;
 pub mod sweep;
+pub mod synth;
 pub mod telemetry;
 pub mod weights;

@@ -1,4 +1,5 @@
-//! Where a net comes from: a zoo name or a model file (`MODEL|FILE` on the command line).
+//! Where a net comes from: a zoo name, a generator spec (`paradnn:filters=32,...`) or a
+//! model file (`MODEL|FILE` on the command line).
 
 use crate::graph::format::{self, ModelFileError};
 use crate::graph::{GraphError, Net, Op, Shape};
@@ -9,6 +10,7 @@ use std::path::Path;
 pub enum SourceError {
     Zoo(ZooError),
     File(ModelFileError),
+    Synth(crate::synth::SpecError),
     /// A model file rebuilt at another input size no longer fits.
     Reshape {
         file: String,
@@ -21,6 +23,7 @@ impl std::fmt::Display for SourceError {
         match self {
             SourceError::Zoo(e) => e.fmt(f),
             SourceError::File(e) => e.fmt(f),
+            SourceError::Synth(e) => e.fmt(f),
             SourceError::Reshape { file, error } => write!(f, "{file}: at the requested input: {error}"),
         }
     }
@@ -39,6 +42,15 @@ pub fn is_file(spec: &str) -> bool {
 /// paddings stay as written (a TensorFlow `SAME` padding resolved for the original size
 /// may then differ from what `SAME` would give at the new size).
 pub fn load(spec: &str, input: Option<&Shape>) -> Result<Net, SourceError> {
+    if crate::synth::is_spec(spec) {
+        let net = crate::synth::build(spec).map_err(SourceError::Synth)?;
+        return match input {
+            Some(shape) if shape != net.input_shape() => {
+                with_input(&net, shape).map_err(|error| SourceError::Reshape { file: spec.to_string(), error })
+            }
+            _ => Ok(net),
+        };
+    }
     if !is_file(spec) {
         return zoo::build(spec, input).map_err(SourceError::Zoo);
     }

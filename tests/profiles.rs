@@ -91,11 +91,24 @@ fn shipped_profiles_are_valid_and_quick_is_small() {
     for (name, _) in shipped::SHIPPED {
         let (text, file) = shipped::resolve(name).unwrap();
         let p = profile::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
-        let plan = expand(&p, &file, &Machine { cuda_devices: 0 }).unwrap_or_else(|e| panic!("{e}"));
+        let gpu_only = *name == "gpu-full";
+        let machine = Machine { cuda_devices: usize::from(gpu_only) };
+        let plan = expand(&p, &file, &machine).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.cases.is_empty());
-        if *name == "quick" {
+        if gpu_only {
+            assert!(plan.cases.iter().all(|c| c.device.to_string() == "cuda:0"));
+            let e = expand(&p, &file, &Machine { cuda_devices: 0 }).unwrap_err().to_string();
+            assert!(e.contains("variables.device[0]") && e.contains("cuda:0 is not available here"), "{e}");
+        }
+        match *name {
             // at most 3 minutes on 2 cores: the estimate must say so too
-            assert!(plan.estimated_seconds < 180.0, "{}", plan.estimated_seconds);
+            "quick" => assert!(plan.estimated_seconds < 180.0, "{}", plan.estimated_seconds),
+            "ai-matrix" => assert_eq!(plan.cases.len(), 5 * 2 * 2 * 3),
+            "paradnn-cnn" => {
+                assert_eq!(plan.cases.len(), 18 * 2 * 2);
+                assert!(plan.cases.iter().all(|c| c.model.starts_with("paradnn:")));
+            }
+            _ => {}
         }
     }
 }

@@ -80,6 +80,13 @@ fn ctrl_c_keeps_what_ran_and_resume_finishes() {
     let kept = run_dir(&reports).records().unwrap();
     assert!(!kept.is_empty() && kept.len() < 6, "{} records", kept.len());
     assert!(kept.iter().all(|r| r.status == Status::Ok));
+    // The partial run has its report, written on the way out, and renders again on demand.
+    let page = std::fs::read_to_string(reports.join("latest/index.html")).expect("an interrupted run has its report");
+    assert!(page.contains("keras_cifar10_cnn"));
+    let rendered = synprof().args(["report"]).arg(reports.join("latest")).output().unwrap();
+    let summary = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert!(summary.contains(&format!("({} cases, 0 failed", kept.len())), "{summary}");
 
     let resumed = synprof()
         .args(["profile", profile.to_str().unwrap(), "--resume"])

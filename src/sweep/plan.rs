@@ -302,8 +302,29 @@ fn check_case(case: &Case) -> Result<(), String> {
     })
 }
 
-/// Rough seconds for a case: set-up, warm-up, and the measured window at an assumed rate.
+/// Why a case will fail before it runs (it cannot fit in host memory), if it will.
+pub fn expected_failure(case: &Case) -> Option<String> {
+    if case.device != DeviceSpec::Cpu {
+        return None;
+    }
+    let net = source::load(&case.model, None).ok()?;
+    let need = crate::exec::memory::estimate_bytes(&analysis::analyze(&net, case.batch, case.dtype), case.mode);
+    let available = crate::exec::memory::available_bytes()?;
+    (need > available)
+        .then(|| format!("out of memory: needs about {:.1} GiB, {:.1} GiB available", gib(need), gib(available)))
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// Rough seconds for a case: set-up (with the telemetry probe), warm-up, and the measured
+/// window at an assumed rate; a case that will not fit in memory fails at set-up.
 pub fn estimate_seconds(case: &Case, run: &super::profile::RunSettings) -> f64 {
+    const SETUP_S: f64 = 1.5;
+    if expected_failure(case).is_some() {
+        return SETUP_S;
+    }
     let flops = source::load(&case.model, None)
         .map(|net| analysis::analyze(&net, case.batch, case.dtype).totals.flops as f64)
         .unwrap_or(0.0)
@@ -316,12 +337,13 @@ pub fn estimate_seconds(case: &Case, run: &super::profile::RunSettings) -> f64 {
     let warmup = run.warmup.seconds.max(run.warmup.iterations as f64 * iteration);
     let measure =
         run.measure.seconds.max(run.measure.iterations as f64 * iteration).min(run.max_seconds.max(iteration));
-    0.5 + warmup + measure
+    SETUP_S + warmup + measure
 }
 
 /// The plan as a table, for `--dry-run`.
 pub fn describe(plan: &Plan) -> String {
-    let mut t = crate::cli::text::Table::new(&["#", "model", "device", "dtype", "mode", "threads", "batch", "est. s"]);
+    let mut t =
+        crate::cli::text::Table::new(&["#", "model", "device", "dtype", "mode", "threads", "batch", "est. s", "note"]);
     for (i, case) in plan.cases.iter().enumerate() {
         t.row(vec![
             (i + 1).to_string(),
@@ -332,6 +354,7 @@ pub fn describe(plan: &Plan) -> String {
             case.threads.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             case.batch.to_string(),
             format!("{:.1}", estimate_seconds(case, &plan.profile.run)),
+            expected_failure(case).unwrap_or_default(),
         ]);
     }
     format!(

@@ -1,7 +1,13 @@
 //! The profiles shipped in `profiles/`, embedded so that `synprof profile quick` works from
 //! any directory. A file of the same name in `./profiles/` takes precedence.
 
-pub const SHIPPED: &[(&str, &str)] = &[("quick", include_str!("../../profiles/quick.toml"))];
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("quick", include_str!("../../profiles/quick.toml")),
+    ("ai-matrix", include_str!("../../profiles/ai-matrix.toml")),
+    ("dlbs", include_str!("../../profiles/dlbs.toml")),
+    ("paradnn-cnn", include_str!("../../profiles/paradnn-cnn.toml")),
+    ("gpu-full", include_str!("../../profiles/gpu-full.toml")),
+];
 
 /// Profile text and where it came from, for a name (`quick`) or a path.
 pub fn resolve(spec: &str) -> Result<(String, String), String> {

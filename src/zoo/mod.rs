@@ -15,7 +15,7 @@ mod inception;
 mod mlp;
 mod mobilenet;
 mod plain;
-mod resnet;
+pub(crate) mod resnet;
 mod shufflenet;
 mod squeezenet;
 mod synnet;

@@ -55,7 +55,7 @@ const fn resnext(layers: [usize; 4], groups: usize, width_per_group: usize, d: b
     ResNetSpec { block: Block::Bottleneck, layers, groups, width_per_group, deep_stem_avg_down: d, se_reduction: None }
 }
 
-fn stem(g: &mut NetBuilder, x: T, s: &ResNetSpec) -> T {
+fn stem(g: &mut NetBuilder, x: T, s: &ResNetSpec, filters: usize) -> T {
     if s.deep_stem_avg_down {
         g.scope("stem", |g| {
             let x = conv_bn_relu(g, x, conv(32, 3).stride(2).pad(1));
@@ -63,7 +63,7 @@ fn stem(g: &mut NetBuilder, x: T, s: &ResNetSpec) -> T {
             conv_bn_relu(g, x, conv(64, 3).pad(1))
         })
     } else {
-        conv_bn_relu(g, x, conv(64, 7).stride(2).pad(3))
+        conv_bn_relu(g, x, conv(filters, 7).stride(2).pad(3))
     }
 }
 
@@ -102,11 +102,30 @@ fn block(g: &mut NetBuilder, x: T, planes: usize, stride: usize, s: &ResNetSpec)
 }
 
 fn resnet(name: &str, input: &Shape, s: ResNetSpec) -> Result<Net, GraphError> {
+    resnet_with(name, input, s, 64, 1000)
+}
+
+/// A ResNet whose stem has `filters` channels and whose stages have `filters` x 1, 2, 4, 8
+/// planes: ParaDnn's CNN template (Wang, Wei and Brooks 2019), one of `synth`'s families.
+pub fn parametric(
+    name: &str,
+    input: &Shape,
+    bottleneck: bool,
+    blocks_per_group: usize,
+    filters: usize,
+    classes: usize,
+) -> Result<Net, GraphError> {
+    let block = if bottleneck { Block::Bottleneck } else { Block::Basic };
+    resnet_with(name, input, spec(block, [blocks_per_group; 4]), filters, classes)
+}
+
+fn resnet_with(name: &str, input: &Shape, s: ResNetSpec, filters: usize, classes: usize) -> Result<Net, GraphError> {
     let mut g = NetBuilder::new(name, input.dims());
     let x = g.input();
-    let x = stem(&mut g, x, &s);
+    let x = stem(&mut g, x, &s, filters);
     let mut x = g.max_pool(x, pool(3).stride(2).pad(1));
-    for (stage, (&blocks, planes)) in s.layers.iter().zip([64, 128, 256, 512]).enumerate() {
+    let planes = [filters, 2 * filters, 4 * filters, 8 * filters];
+    for (stage, (&blocks, planes)) in s.layers.iter().zip(planes).enumerate() {
         x = g.scope(format!("layer{}", stage + 1), |g| {
             (0..blocks).fold(x, |x, i| {
                 let stride = if i == 0 && stage > 0 { 2 } else { 1 };
@@ -114,7 +133,7 @@ fn resnet(name: &str, input: &Shape, s: ResNetSpec) -> Result<Net, GraphError> {
             })
         });
     }
-    let x = classifier(&mut g, x, 1000);
+    let x = classifier(&mut g, x, classes);
     g.finish(x)
 }
 
