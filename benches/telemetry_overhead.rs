@@ -74,6 +74,8 @@ fn main() {
         batch: 8,
         warmup: Window { iterations: 3, seconds: 0.2 },
         measure: Window { iterations: 10, seconds: 0.5 },
+        // the bench runs its own monitor beside the case; the case's own is off
+        telemetry: false,
         ..RunOptions::default()
     };
     let conditions = [None, Some(Duration::from_millis(100)), Some(Duration::from_millis(10))];

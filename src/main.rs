@@ -300,6 +300,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 layers,
                 telemetry: !no_telemetry,
                 telemetry_interval_ms,
+                live: false,
             };
             let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();
@@ -399,8 +400,15 @@ fn run_profile(
             None => "  (last: failed)".to_string(),
         };
     };
+    let live_bar = bar.clone();
+    let live = std::sync::Arc::new(move |phase: &str, rate: f64| {
+        let msg = live_bar.message();
+        let base = msg.split("  ~").next().unwrap_or_default().to_string();
+        live_bar.set_message(format!("{base}  ~{rate:.1} images/s ({phase})"));
+    });
     let exe = runner::current_exe()?;
-    let ending = runner::run(&plan, &dir, &exe, &interrupted, runner::Progress { start: &mut start, done: &mut done })?;
+    let ending =
+        runner::run(&plan, &dir, &exe, &interrupted, runner::Progress { start: &mut start, done: &mut done, live })?;
     bar.finish_and_clear();
     let records = dir.records()?;
     let failed = records.iter().filter(|r| r.status == synprof::sweep::record::Status::Failed).count();

@@ -44,6 +44,30 @@ pub struct RunOptions {
     /// Telemetry sampling interval; None: chosen from the counters' measured update periods.
     #[serde(default)]
     pub telemetry_interval_ms: Option<f64>,
+    /// Print the running throughput to stderr about twice a second (`@live PHASE IMAGES/S`),
+    /// for a sweep's progress bar.
+    #[serde(default)]
+    pub live: bool,
+}
+
+/// The stderr line prefix of live throughput reports (see `RunOptions::live`).
+pub const LIVE_PREFIX: &str = "@live ";
+
+/// Throughput so far, printed at most every half second.
+struct Live {
+    enabled: bool,
+    batch: usize,
+    last: Instant,
+}
+
+impl Live {
+    fn report(&mut self, phase: &str, iterations: usize, since: Instant) {
+        if self.enabled && self.last.elapsed() >= Duration::from_millis(500) {
+            let rate = (iterations * self.batch) as f64 / since.elapsed().as_secs_f64();
+            eprintln!("{LIVE_PREFIX}{phase} {rate:.3}");
+            self.last = Instant::now();
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -65,6 +89,7 @@ impl Default for RunOptions {
             layers: false,
             telemetry: true,
             telemetry_interval_ms: None,
+            live: false,
         }
     }
 }
@@ -130,6 +155,7 @@ fn measure(
     // Both windows end early once `max_seconds` is spent (after at least one iteration), so
     // one slow case cannot stall a sweep.
     let start = Instant::now();
+    let mut live = Live { enabled: opts.live, batch: opts.batch, last: start };
     let mut warmup = 0;
     let max = Duration::from_secs_f64(opts.max_seconds.max(measure_seconds));
     while (warmup < opts.warmup.iterations || start.elapsed().as_secs_f64() < opts.warmup.seconds)
@@ -138,6 +164,7 @@ fn measure(
         step()?;
         sync()?;
         warmup += 1;
+        live.report("warmup", warmup, start);
     }
     let mut latencies = Vec::new();
     mark(telemetry::Phase::Measured);
@@ -149,6 +176,7 @@ fn measure(
         step()?;
         sync()?;
         latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+        live.report("measured", latencies.len(), window);
     }
     mark(telemetry::Phase::Cooldown);
     Ok((warmup, latencies))

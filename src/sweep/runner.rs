@@ -47,6 +47,7 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         layers: false,
         telemetry: true,
         telemetry_interval_ms: r.telemetry_interval_ms,
+        live: true,
     }
 }
 
@@ -71,6 +72,8 @@ pub struct Progress<'a> {
     pub start: &'a mut dyn FnMut(usize, usize, &Case),
     /// Called when a case is recorded.
     pub done: &'a mut dyn FnMut(&Record),
+    /// Called from another thread while a case runs: (phase, images/s so far).
+    pub live: Arc<dyn Fn(&str, f64) + Send + Sync>,
 }
 
 #[derive(Debug)]
@@ -137,7 +140,7 @@ pub fn run(
         (progress.start)(i, todo.len(), case);
         let started = unix_now();
         let order = CaseOrder { case: (*case).clone(), run: plan.profile.run.clone() };
-        let reply = spawn_case(exe, &order)?;
+        let reply = spawn_case(exe, &order, progress.live.clone())?;
         if interrupted.load(Ordering::SeqCst) && reply.result.is_none() {
             // The case process got the Ctrl-C too: it is not a failure of the case.
             return Ok(Ending::Interrupted);
@@ -171,7 +174,11 @@ fn counts(case: &Case) -> Option<ModelCounts> {
 }
 
 /// Run `synprof case ORDER` and read its reply; a crash becomes a failed reply.
-fn spawn_case(exe: &Path, order: &CaseOrder) -> Result<CaseReply, RunError> {
+fn spawn_case(
+    exe: &Path,
+    order: &CaseOrder,
+    live: Arc<dyn Fn(&str, f64) + Send + Sync>,
+) -> Result<CaseReply, RunError> {
     let json = serde_json::to_string(order).map_err(|e| RunError::Spawn(e.to_string()))?;
     let mut child = Command::new(exe)
         .args(["case", &json])
@@ -181,7 +188,15 @@ fn spawn_case(exe: &Path, order: &CaseOrder) -> Result<CaseReply, RunError> {
         .map_err(|e| RunError::Spawn(format!("cannot start the case process {}: {e}", exe.display())))?;
     let stderr = child.stderr.take().map(BufReader::new);
     let stderr_lines = std::thread::spawn(move || {
-        stderr.map(|r| r.lines().map_while(Result::ok).collect::<Vec<_>>()).unwrap_or_default()
+        let mut kept = Vec::new();
+        for line in stderr.into_iter().flat_map(|r| r.lines().map_while(Result::ok)) {
+            let report = line.strip_prefix(crate::exec::run::LIVE_PREFIX).and_then(|l| l.split_once(' '));
+            match report.and_then(|(phase, rate)| Some((phase, rate.parse::<f64>().ok()?))) {
+                Some((phase, rate)) => live(phase, rate),
+                None => kept.push(line),
+            }
+        }
+        kept
     });
     let mut stdout = String::new();
     if let Some(mut out) = child.stdout.take() {
