@@ -55,6 +55,18 @@ fn a_sweep_records_every_case_and_keeps_going_after_a_failure() {
     let context = run_dir(&dir.join("reports")).context().unwrap();
     assert_eq!(context.profile_name, "tiny");
     assert!(context.profile_text.contains("keras_cifar10_cnn"));
+    // Every record carries its telemetry; the context the CPU's measured ceilings.
+    let t = records[1].telemetry.as_ref().expect("telemetry in the record");
+    assert!(t["samples"].as_array().is_some_and(|s| !s.is_empty()) && t["windows"].as_array().is_some());
+    let cpu = &context.devices[0];
+    assert_eq!(cpu["id"], "cpu");
+    let flops = cpu["peak_flops_per_s"]["f32"].as_f64().unwrap();
+    let bandwidth = cpu["memory_bandwidth_bytes_per_s"].as_f64().unwrap();
+    assert!(flops > 1e9 && bandwidth > 1e8, "{cpu}");
+    assert!(cpu["peak_source"].as_str().unwrap().contains("measured: matmul f32"), "{cpu}");
+    // ...which the report's roofline draws.
+    let page = std::fs::read_to_string(dir.join("reports/latest/index.html")).unwrap();
+    assert!(!page.contains("No ceilings for cpu"), "the roofline has the measured ceilings");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -12,6 +12,7 @@
 //! measure = { iterations = 5, seconds = 2.0 }
 //! max_seconds = 60          # per case, measured window
 //! telemetry_interval_ms = 50
+//! measure_peaks = true     # peak FLOP/s and bandwidth per device, for the roofline
 //! seed = 0
 //!
 //! [variables]
@@ -64,6 +65,10 @@ pub struct RunSettings {
     pub seed: u64,
     #[serde(default = "yes")]
     pub fold_batch_norm: bool,
+    /// Measure each device's peak FLOP/s and memory bandwidth before the cases (a few
+    /// seconds), for the report's roofline ceilings.
+    #[serde(default = "yes")]
+    pub measure_peaks: bool,
 }
 
 fn default_warmup() -> Window {
@@ -88,6 +93,7 @@ impl Default for RunSettings {
             telemetry_interval_ms: None,
             seed: 0,
             fold_batch_norm: true,
+            measure_peaks: true,
         }
     }
 }

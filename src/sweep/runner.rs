@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What the parent hands the case process (one JSON argument).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,7 +119,7 @@ pub fn create_run(plan: &Plan, profile_text: &str, reports: &Path) -> Result<Run
         git_revision: super::record::git_revision(),
         started_unix_s: now,
         host: Host::detect(),
-        devices: serde_json::Value::Null,
+        devices: super::devices::describe(plan, plan.profile.run.measure_peaks, Duration::from_secs(1)),
     };
     Ok(RunDir::create(reports, &context)?)
 }
