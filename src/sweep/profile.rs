@@ -13,6 +13,7 @@
 //! max_seconds = 60          # per case, measured window
 //! telemetry_interval_ms = 50
 //! measure_peaks = true     # peak FLOP/s and bandwidth per device, for the roofline
+//! layers = false           # also time every layer of inference cases (per-layer roofline)
 //! seed = 0
 //!
 //! [variables]
@@ -69,6 +70,10 @@ pub struct RunSettings {
     /// seconds), for the report's roofline ceilings.
     #[serde(default = "yes")]
     pub measure_peaks: bool,
+    /// Also time every layer of inference cases (after the measured window), for the
+    /// report's per-layer roofline.
+    #[serde(default)]
+    pub layers: bool,
 }
 
 fn default_warmup() -> Window {
@@ -94,6 +99,7 @@ impl Default for RunSettings {
             seed: 0,
             fold_batch_norm: true,
             measure_peaks: true,
+            layers: false,
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         max_seconds: r.max_seconds,
         seed: r.seed,
         fold_batch_norm: r.fold_batch_norm,
-        layers: false,
+        layers: r.layers && order.case.mode == crate::exec::Mode::Infer,
         telemetry: true,
         telemetry_interval_ms: r.telemetry_interval_ms,
         live: true,
