@@ -129,6 +129,10 @@ enum Command {
         /// Keep batch-norms separate instead of folding them into convs.
         #[arg(long)]
         no_fold: bool,
+        /// How convs run at f32 inference on the CPU: `packed` (synprof's kernels, bias and
+        /// ReLU fused) or `candle` (Tensor::conv2d). Default: $SYNPROF_CPU_CONV, else packed.
+        #[arg(long, value_enum)]
+        cpu_conv: Option<synprof::exec::lower::ConvAlgorithm>,
         /// Also time every layer (inference).
         #[arg(long)]
         layers: bool,
@@ -224,6 +228,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             max_secs,
             seed,
             no_fold,
+            cpu_conv,
             layers,
             json,
         } => {
@@ -241,6 +246,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 seed,
                 fold_batch_norm: !no_fold,
                 layers,
+                cpu_conv,
             };
             let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();

@@ -2,7 +2,7 @@
 //! and T seconds, the device synchronised around every timed iteration, every latency kept.
 
 use super::device::{self, DeviceSpec};
-use super::lower::{Lowered, Phase};
+use super::lower::{ConvAlgorithm, Lowered, Phase};
 use super::memory;
 use super::stats::{summarize, LatencyStats};
 use super::train::{Sgd, Trainer};
@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub fold_batch_norm: bool,
     /// Also time every layer (inference only), after the measured window.
     pub layers: bool,
+    /// How inference convs run on the CPU at f32; `None`: `SYNPROF_CPU_CONV`, else packed.
+    #[serde(default)]
+    pub cpu_conv: Option<ConvAlgorithm>,
 }
 
 impl Default for RunOptions {
@@ -52,6 +55,7 @@ impl Default for RunOptions {
             seed: 0,
             fold_batch_norm: true,
             layers: false,
+            cpu_conv: None,
         }
     }
 }
@@ -87,6 +91,13 @@ pub struct CaseResult {
     pub peak_memory_bytes: Option<u64>,
     pub memory_source: String,
     pub folded_batch_norms: usize,
+    /// How the convs ran: `packed` (`exec::cpu`) or `candle` (`Tensor::conv2d`; always at
+    /// training and off the CPU or f32). Absent in records made before the choice existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_algorithm: Option<ConvAlgorithm>,
+    /// Activations fused into their conv (packed convs).
+    #[serde(default)]
+    pub fused_activations: usize,
     /// Training: the loss at the first and last measured step.
     pub loss_first: Option<f32>,
     pub loss_last: Option<f32>,
@@ -161,14 +172,19 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     let weights = Weights::init(net, opts.seed);
     let analysis = analyze(net, opts.batch, opts.dtype);
     let sync = || device::synchronize(&device);
-    let (warmup_iterations, latencies, folded, losses, layers) = match opts.mode {
+    let conv = match opts.cpu_conv {
+        Some(c) => c,
+        None => ConvAlgorithm::from_env()?,
+    };
+    let (warmup_iterations, latencies, folded, losses, layers, conv_algorithm, fused) = match opts.mode {
         Mode::Infer => {
-            let lowered = Lowered::new(
+            let lowered = Lowered::with_conv(
                 net,
                 &weights,
                 &device,
                 dtype,
                 Phase::Inference { fold_batch_norm: opts.fold_batch_norm },
+                conv,
             )?;
             let host = synthetic_input(net, opts.batch, opts.seed);
             let input = Tensor::from_vec(host.data, host.shape, &device)?.to_dtype(dtype)?;
@@ -179,7 +195,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             } else {
                 None
             };
-            (w, lat, lowered.folded_batch_norms, None, layers)
+            (w, lat, lowered.folded_batch_norms, None, layers, lowered.conv_algorithm, lowered.fused_activations)
         }
         Mode::Train => {
             let mut trainer = Trainer::new(net, &weights, &device, dtype, opts.batch, opts.seed, Sgd::default())?;
@@ -187,7 +203,8 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             let mut step = || trainer.step().map(|l| losses.push(l));
             let (w, lat) = measure(opts, &mut step, &sync)?;
             let first_measured = losses.get(w).copied();
-            (w, lat, 0, Some((first_measured, losses.last().copied())), None)
+            let losses = Some((first_measured, losses.last().copied()));
+            (w, lat, 0, losses, None, trainer.lowered.conv_algorithm, 0)
         }
     };
     let latency = summarize(&latencies, opts.batch);
@@ -212,6 +229,8 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             "not measured yet on this device".into()
         },
         folded_batch_norms: folded,
+        conv_algorithm: Some(conv_algorithm),
+        fused_activations: fused,
         loss_first: losses.and_then(|l| l.0),
         loss_last: losses.and_then(|l| l.1),
         layers,

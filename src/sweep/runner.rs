@@ -45,6 +45,8 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         seed: r.seed,
         fold_batch_norm: r.fold_batch_norm,
         layers: false,
+        // the case process inherits SYNPROF_CPU_CONV; the record says what ran
+        cpu_conv: None,
     }
 }
 
