@@ -211,7 +211,7 @@ fn random_nets_agree_with_folding_on_and_off() {
 #[test]
 fn packed_and_candle_convs_with_fused_activations() {
     // conv -> relu; conv -> bn -> relu6 (fused through the folded batch-norm); a conv read
-    // twice (its relu must not be fused); a conv -> relu that is also an output.
+    // twice (its relu must not be fused); add -> relu; a conv -> relu that is also an output.
     let mut g = NetBuilder::new("fusion", &[6, 13, 12]);
     let x = g.input();
     let a = g.conv(x, conv(8, 3).pad(1));
@@ -222,14 +222,15 @@ fn packed_and_candle_convs_with_fused_activations() {
     let c = g.conv(b, conv(8, 1));
     let c_relu = g.relu(c);
     let d = g.add(c_relu, c);
+    let d = g.relu(d); // add + relu in one op
     let e = g.conv(d, conv(5, 2).same());
     let e_bn = g.bn(e);
     let e_relu = g.relu(e_bn);
     let net = g.finish_many(&[e_relu, e_bn]).unwrap();
     let weights = Weights::init(&net, 3);
     for (conv, fold, fused) in [
-        (ConvAlgorithm::Packed, true, 2),
-        (ConvAlgorithm::Packed, false, 1),
+        (ConvAlgorithm::Packed, true, 3),
+        (ConvAlgorithm::Packed, false, 2),
         (ConvAlgorithm::Candle, true, 0),
         (ConvAlgorithm::Candle, false, 0),
     ] {

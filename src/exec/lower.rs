@@ -13,7 +13,8 @@
 //! candle custom op, so the rest of the graph stays candle tensors. Any padding, per-axis
 //! stride or dilation goes to the kernel directly (no pad op), the bias is fused, and a
 //! ReLU or ReLU6 that is the conv's (or its folded batch-norm's) only reader is fused into
-//! the conv's store and becomes an identity. `SYNPROF_CPU_CONV=candle` (or
+//! the conv's store and becomes an identity; a two-input add (with the ReLU after it,
+//! likewise) is one pass on the same threads. `SYNPROF_CPU_CONV=candle` (or
 //! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
 //! other dtypes and other devices always use it.
 
@@ -79,6 +80,39 @@ fn conv_threads() -> Result<&'static Threads, ExecError> {
     let count = super::device::cpu_threads().unwrap_or_else(super::device::available_cores);
     let threads = Threads::new(count).map_err(|e| ExecError::new(format!("conv thread pool: {e}")))?;
     Ok(THREADS.get_or_init(|| threads))
+}
+
+/// `act(a + b)` of two same-shaped f32 tensors as one candle op on the conv threads.
+#[derive(Debug)]
+pub struct AddActOp {
+    act: Epilogue,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp2 for AddActOp {
+    fn name(&self) -> &'static str {
+        "add-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else { candle_core::bail!("fused add takes f32") };
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("add of shapes {:?} and {:?}", l1.shape(), l2.shape())
+        }
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("fused add takes contiguous inputs")
+        };
+        let mut out = vec![0f32; a1 - a0];
+        super::cpu::add_act(&a[a0..a1], &b[b0..b1], &mut out, self.act, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
 }
 
 /// A packed conv as a candle op (NCHW f32 in and out; inference only, no backward).
@@ -165,6 +199,8 @@ pub enum Layer {
     },
     /// A conv on the packed CPU kernels, with its bias and maybe an activation fused.
     PackedConv(Arc<PackedConvOp>),
+    /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
+    AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -385,7 +421,7 @@ impl Lowered {
             && dtype == DType::F32
             && matches!(phase, Phase::Inference { .. });
         let threads = if packed { Some(conv_threads()?) } else { None };
-        // conv node -> the activation fused into it; the fused activation nodes
+        // conv or two-input add node -> the activation fused into it; the fused activation nodes
         let mut epilogues: std::collections::HashMap<usize, Epilogue> = Default::default();
         let mut fused_acts = vec![false; n];
         if packed {
@@ -400,12 +436,13 @@ impl Lowered {
                     continue;
                 }
                 // a folded batch-norm's conv has it as its only reader (see foldable_conv)
-                let conv = match net.nodes[p].op {
+                let producer = match net.nodes[p].op {
                     Op::Conv2d(_) => p,
+                    Op::Add if net.nodes[p].inputs.len() == 2 => p,
                     _ if folded_bns[p] => net.nodes[p].inputs[0],
                     _ => continue,
                 };
-                epilogues.insert(conv, epilogue);
+                epilogues.insert(producer, epilogue);
                 fused_acts[i] = true;
             }
         }
@@ -435,6 +472,11 @@ impl Lowered {
                     Layer::PackedConv(Arc::new(PackedConvOp { conv, threads }))
                 }
                 _ if fused_acts[i] => Layer::Identity,
+                Op::Add if packed && node.inputs.len() == 2 => {
+                    let act = epilogues.get(&i).copied().unwrap_or_default();
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::AddAct(Arc::new(AddActOp { act, threads }))
+                }
                 Op::Conv2d(c) => {
                     let plan = conv_plan(c, phase).map_err(|m| ExecError::at(name, m))?;
                     let (weight, bias) = match folded.remove(&i) {
@@ -563,6 +605,7 @@ impl Lowered {
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
             Layer::Activation(op) => activation(x(), op),

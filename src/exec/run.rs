@@ -168,6 +168,8 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     check_memory(net, opts)?;
     let device = opts.device.open()?;
     let dtype = opts.device.dtype(opts.dtype)?;
+    memory::keep_freed_memory();
+    memory::release_free_memory();
     memory::reset_peak_rss();
     let weights = Weights::init(net, opts.seed);
     let analysis = analyze(net, opts.batch, opts.dtype);

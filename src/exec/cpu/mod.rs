@@ -33,6 +33,7 @@
 
 mod depthwise;
 mod direct;
+mod eltwise;
 mod gemm;
 mod isa;
 pub(crate) mod kernels;
@@ -40,6 +41,7 @@ mod pack;
 mod scratch;
 mod threads;
 
+pub use eltwise::add_act;
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use threads::Threads;
