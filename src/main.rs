@@ -129,6 +129,10 @@ enum Command {
         /// Keep batch-norms separate instead of folding them into convs.
         #[arg(long)]
         no_fold: bool,
+        /// How convs run at f32 inference on the CPU: `packed` (synprof's kernels, bias and
+        /// ReLU fused) or `candle` (Tensor::conv2d). Default: $SYNPROF_CPU_CONV, else packed.
+        #[arg(long, value_enum)]
+        cpu_conv: Option<synprof::exec::lower::ConvAlgorithm>,
         /// Also time every layer (inference).
         #[arg(long)]
         layers: bool,
@@ -274,6 +278,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             max_secs,
             seed,
             no_fold,
+            cpu_conv,
             layers,
             no_telemetry,
             telemetry_interval_ms,
@@ -301,6 +306,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 telemetry: !no_telemetry,
                 telemetry_interval_ms,
                 live: false,
+                cpu_conv,
             };
             let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();

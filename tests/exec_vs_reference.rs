@@ -4,19 +4,25 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::random_net::random_net;
-use synprof::exec::lower::{Lowered, Phase};
+use synprof::exec::lower::{ConvAlgorithm, Lowered, Phase};
 use synprof::exec::reference;
 use synprof::graph::{conv, conv_hw, pool, Net, NetBuilder, Op, Padding, PoolSpec, T};
 use synprof::weights::{synthetic_input, Weights};
 use synprof::zoo;
 
 /// Largest |candle - reference| over the output, relative to the output's largest value.
+/// Convs run as `SYNPROF_CPU_CONV` says (packed by default).
 fn compare(net: &Net, fold: bool, seed: u64, batch: usize) -> f64 {
+    compare_with(net, fold, seed, batch, ConvAlgorithm::from_env().unwrap())
+}
+
+fn compare_with(net: &Net, fold: bool, seed: u64, batch: usize, conv: ConvAlgorithm) -> f64 {
     let weights = Weights::init(net, seed);
     let input = synthetic_input(net, batch, seed);
     let expected = reference::run(net, &weights, &input);
-    let lowered =
-        Lowered::new(net, &weights, &Device::Cpu, DType::F32, Phase::Inference { fold_batch_norm: fold }).unwrap();
+    let phase = Phase::Inference { fold_batch_norm: fold };
+    let lowered = Lowered::with_conv(net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
+    assert_eq!(lowered.conv_algorithm, conv, "{}", net.name);
     let x = Tensor::from_vec(input.data.clone(), input.shape.clone(), &Device::Cpu).unwrap();
     let outputs = lowered.infer(&x).unwrap_or_else(|e| panic!("{}: {e}", net.name));
     let mut worst = 0f64;
@@ -200,6 +206,62 @@ fn random_nets_agree_with_folding_on_and_off() {
             assert!(err < 1e-4, "{} (fold {fold}): {err}", net.name);
         }
     }
+}
+
+#[test]
+fn packed_and_candle_convs_with_fused_activations() {
+    // conv -> relu; conv -> bn -> relu6 (fused through the folded batch-norm); a conv read
+    // twice (its relu must not be fused); add -> relu; a conv -> relu that is also an output.
+    let mut g = NetBuilder::new("fusion", &[6, 13, 12]);
+    let x = g.input();
+    let a = g.conv(x, conv(8, 3).pad(1));
+    let a = g.relu(a);
+    let b = g.conv(a, conv(8, 3).stride(2).pad(1).groups(8));
+    let b = g.bn(b);
+    let b = g.act(b, &Op::Relu6);
+    let c = g.conv(b, conv(8, 1));
+    let c_relu = g.relu(c);
+    let d = g.add(c_relu, c);
+    let d = g.relu(d); // add + relu in one op
+    let e = g.conv(d, conv(5, 2).same());
+    let e_bn = g.bn(e);
+    let e_relu = g.relu(e_bn);
+    let net = g.finish_many(&[e_relu, e_bn]).unwrap();
+    let weights = Weights::init(&net, 3);
+    for (conv, fold, fused) in [
+        (ConvAlgorithm::Packed, true, 3),
+        (ConvAlgorithm::Packed, false, 2),
+        (ConvAlgorithm::Candle, true, 0),
+        (ConvAlgorithm::Candle, false, 0),
+    ] {
+        let phase = Phase::Inference { fold_batch_norm: fold };
+        let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
+        assert_eq!(lowered.fused_activations, fused, "{conv} fold {fold}");
+        let err = compare_with(&net, fold, 3, 2, conv);
+        assert!(err < TOLERANCE, "{conv} fold {fold}: {err}");
+    }
+    // both algorithms on random nets (the other tests use the default, packed)
+    for seed in 0..12 {
+        let net = random_net(seed);
+        for conv in [ConvAlgorithm::Packed, ConvAlgorithm::Candle] {
+            let err = compare_with(&net, true, seed, 2, conv);
+            assert!(err < 1e-4, "{} ({conv}): {err}", net.name);
+        }
+    }
+    // packed applies to f32 inference on the CPU only
+    let f64_lowered = Lowered::with_conv(
+        &net,
+        &weights,
+        &Device::Cpu,
+        DType::F64,
+        Phase::Inference { fold_batch_norm: true },
+        ConvAlgorithm::Packed,
+    )
+    .unwrap();
+    assert_eq!(f64_lowered.conv_algorithm, ConvAlgorithm::Candle);
+    let training =
+        Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, Phase::Training, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(training.conv_algorithm, ConvAlgorithm::Candle);
 }
 
 #[test]

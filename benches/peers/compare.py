@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Peer comparison: synprof (candle backend) vs onnxruntime vs PyTorch eager, CPU f32,
-same model, same weights for synprof/onnxruntime, same thread count, one run on one
-machine, measured one after the other (never concurrently).
+"""Peer comparison: synprof (candle backend; convs on synprof's packed CPU kernels and on
+candle's conv2d) vs onnxruntime vs PyTorch eager, CPU f32, same model, same weights for
+synprof/onnxruntime, same thread count, one run on one machine, measured one after the
+other (never concurrently).
 
     python benches/peers/compare.py [--models resnet50,mobilenet_v2,synnet] [--batches 1,16]
-        [--threads 2] [--seconds 10] [--out benches/peers/RESULTS.md]
+        [--threads 2] [--seconds 10] [--convs packed,candle] [--out benches/peers/RESULTS.md]
 
 Needs: a release build of synprof (target/release/synprof), and a Python with
 onnxruntime, numpy, torch (and torchvision for its resnet50/mobilenet_v2).
@@ -39,12 +40,13 @@ def timed(fn, seconds, warmup_iters=3):
     return sum(lat), lat
 
 
-def run_synprof(model, batch, threads, seconds):
+def run_synprof(model, batch, threads, seconds, conv):
     out = subprocess.run(
         [SYNPROF, "run", model, "--batch", str(batch), "--threads", str(threads), "--min-secs", str(seconds),
-         "--iters", "5", "--warmup-iters", "3", "--json"],
+         "--iters", "5", "--warmup-iters", "3", "--cpu-conv", conv, "--json"],
         check=True, capture_output=True, text=True)
     case = json.loads(out.stdout)[0]
+    assert case.get("conv_algorithm") == conv, case.get("conv_algorithm")
     return case["latency"]["images_per_s"], case["latency"]["median_ms"]
 
 
@@ -139,28 +141,35 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--convs", default="packed,candle", help="synprof --cpu-conv values to run, first one is the ratios'")
     args = ap.parse_args()
+    convs = args.convs.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             for batch in [int(b) for b in args.batches.split(",")]:
-                s_ips, s_ms = run_synprof(model, batch, args.threads, args.seconds)
+                synprof = [run_synprof(model, batch, args.threads, args.seconds, c)[0] for c in convs]
+                s_ips = synprof[0]
                 o_ips, o_ms = run_onnxruntime(model, batch, args.threads, args.seconds, tmp)
                 t_ips, t_ms, how = run_torch(model, batch, args.threads, args.seconds, tmp)
-                row = (model, batch, s_ips, o_ips, t_ips, s_ips / o_ips, s_ips / t_ips, how)
+                row = (model, batch, synprof, o_ips, t_ips, s_ips / o_ips, s_ips / t_ips, how)
                 rows.append(row)
-                print(f"{model:>14} b{batch:<3} synprof {s_ips:8.2f}  onnxruntime {o_ips:8.2f}  torch {t_ips:8.2f} img/s"
+                each = "  ".join(f"synprof[{c}] {v:8.2f}" for c, v in zip(convs, synprof))
+                print(f"{model:>14} b{batch:<3} {each}  onnxruntime {o_ips:8.2f}  torch {t_ips:8.2f} img/s"
                       f"  ratio vs ort {s_ips / o_ips:.2f}  vs torch {s_ips / t_ips:.2f}", flush=True)
     lines = [
         f"Machine: {machine()}",
         f"Threads: {args.threads} (synprof --threads, onnxruntime intra_op_num_threads, torch.set_num_threads); "
         f"f32; window >= {args.seconds:.0f} s each after 3 warm-up iterations; date {time.strftime('%Y-%m-%d')}",
         "",
-        "| model | batch | synprof img/s | onnxruntime img/s | PyTorch eager img/s | synprof / ort | synprof / torch | PyTorch runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | batch | " + " | ".join(f"synprof {c} img/s" for c in convs)
+        + f" | onnxruntime img/s | PyTorch eager img/s | synprof {convs[0]} / ort | synprof {convs[0]} / torch"
+        + " | PyTorch runs |",
+        "|---|---|" + "---|" * len(convs) + "---|---|---|---|---|",
     ]
     for m, b, s, o, t, r1, r2, how in rows:
-        lines.append(f"| {m} | {b} | {s:.2f} | {o:.2f} | {t:.2f} | {r1:.2f} | {r2:.2f} | {how} |")
+        each = " | ".join(f"{v:.2f}" for v in s)
+        lines.append(f"| {m} | {b} | {each} | {o:.2f} | {t:.2f} | {r1:.2f} | {r2:.2f} | {how} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

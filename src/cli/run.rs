@@ -90,6 +90,14 @@ pub fn render(outcomes: &[Outcome]) -> String {
         if r.folded_batch_norms > 0 {
             out.push_str(&format!("{} batch-norms folded into their convs.\n", r.folded_batch_norms));
         }
+        match r.conv_algorithm {
+            Some(crate::exec::lower::ConvAlgorithm::Packed) => out.push_str(&format!(
+                "convs: packed CPU kernels (bias fused, {} activations fused; --cpu-conv candle for candle's conv2d).\n",
+                r.fused_activations
+            )),
+            Some(crate::exec::lower::ConvAlgorithm::Candle) => out.push_str("convs: candle conv2d.\n"),
+            None => {}
+        }
         if let (Some(a), Some(b)) = (r.loss_first, r.loss_last) {
             out.push_str(&format!("training loss {a:.4} -> {b:.4} over the measured steps (fixed batch).\n"));
         }

@@ -7,11 +7,150 @@
 //! divisor map where PyTorch's divisor varies); ceil mode is extra trailing padding; LRN
 //! is an average pool over channels. At inference, a batch-norm whose input is a conv
 //! used by nothing else is folded into that conv's weights and bias (exact up to rounding).
+//!
+//! Inference at f32 on the CPU runs convs on the packed kernels of [`super::cpu`] by
+//! default ([`ConvAlgorithm::Packed`]): weights are packed here, once, and each conv is a
+//! candle custom op, so the rest of the graph stays candle tensors. Any padding, per-axis
+//! stride or dilation goes to the kernel directly (no pad op), the bias is fused, and a
+//! ReLU or ReLU6 that is the conv's (or its folded batch-norm's) only reader is fused into
+//! the conv's store and becomes an identity; a two-input add (with the ReLU after it,
+//! likewise) is one pass on the same threads. `SYNPROF_CPU_CONV=candle` (or
+//! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
+//! other dtypes and other devices always use it.
 
+use super::cpu::{ConvSpec, Epilogue, PackedConv, Threads};
 use super::ExecError;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
 use crate::weights::{HostTensor, NodeParams, Weights};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, Layout, Tensor, D};
+use std::sync::{Arc, OnceLock};
+
+/// How inference convs run on the CPU at f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvAlgorithm {
+    /// candle's `Tensor::conv2d`, then the bias and activation as separate ops.
+    Candle,
+    /// `exec::cpu`: weights packed at prepare time, bias and ReLU/ReLU6 fused.
+    #[default]
+    Packed,
+}
+
+impl ConvAlgorithm {
+    /// The environment variable that chooses the algorithm when no option does.
+    pub const ENV: &'static str = "SYNPROF_CPU_CONV";
+
+    pub fn parse(text: &str) -> Result<ConvAlgorithm, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "candle" => Ok(ConvAlgorithm::Candle),
+            "packed" => Ok(ConvAlgorithm::Packed),
+            other => Err(format!("`{other}` is not a CPU conv algorithm: expected candle or packed")),
+        }
+    }
+
+    /// `SYNPROF_CPU_CONV` if set (an error if it says something else than `candle` or
+    /// `packed`), else [`ConvAlgorithm::Packed`].
+    pub fn from_env() -> Result<ConvAlgorithm, ExecError> {
+        match std::env::var(Self::ENV) {
+            Ok(v) if !v.trim().is_empty() => {
+                ConvAlgorithm::parse(&v).map_err(|m| ExecError::new(format!("{}: {m}", Self::ENV)))
+            }
+            _ => Ok(ConvAlgorithm::Packed),
+        }
+    }
+}
+
+impl std::fmt::Display for ConvAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConvAlgorithm::Candle => "candle",
+            ConvAlgorithm::Packed => "packed",
+        })
+    }
+}
+
+/// The packed convs' worker pool, shared by every model in the process. Sized, on first
+/// use, to the executor's CPU thread count ([`super::device::set_cpu_threads`], else all
+/// cores), the same count candle's pool gets.
+fn conv_threads() -> Result<&'static Threads, ExecError> {
+    static THREADS: OnceLock<Threads> = OnceLock::new();
+    if let Some(t) = THREADS.get() {
+        return Ok(t);
+    }
+    let count = super::device::cpu_threads().unwrap_or_else(super::device::available_cores);
+    let threads = Threads::new(count).map_err(|e| ExecError::new(format!("conv thread pool: {e}")))?;
+    Ok(THREADS.get_or_init(|| threads))
+}
+
+/// `act(a + b)` of two same-shaped f32 tensors as one candle op on the conv threads.
+#[derive(Debug)]
+pub struct AddActOp {
+    act: Epilogue,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp2 for AddActOp {
+    fn name(&self) -> &'static str {
+        "add-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else { candle_core::bail!("fused add takes f32") };
+        if l1.shape() != l2.shape() {
+            candle_core::bail!("add of shapes {:?} and {:?}", l1.shape(), l2.shape())
+        }
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("fused add takes contiguous inputs")
+        };
+        let mut out = vec![0f32; a1 - a0];
+        super::cpu::add_act(&a[a0..a1], &b[b0..b1], &mut out, self.act, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// A packed conv as a candle op (NCHW f32 in and out; inference only, no backward).
+#[derive(Debug)]
+pub struct PackedConvOp {
+    conv: PackedConv,
+    threads: &'static Threads,
+}
+
+impl PackedConvOp {
+    pub fn conv(&self) -> &PackedConv {
+        &self.conv
+    }
+}
+
+impl candle_core::CustomOp1 for PackedConvOp {
+    fn name(&self) -> &'static str {
+        "packed-conv2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("packed conv takes f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
+        };
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("packed conv takes a contiguous input")
+        };
+        let s = self.conv.spec();
+        if c != s.in_channels {
+            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
+        }
+        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
+        let mut out = vec![0f32; n * s.out_channels * oh * ow];
+        self.conv.run(&data[start..end], n, h, w, &mut out, self.threads).map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), (n, s.out_channels, oh, ow).into()))
+    }
+}
 
 /// How a convolution maps onto candle's `conv2d(padding, stride, dilation, groups)`.
 #[derive(Debug, Clone)]
@@ -58,6 +197,10 @@ pub enum Layer {
         bias: Option<Tensor>,
         plan: ConvPlan,
     },
+    /// A conv on the packed CPU kernels, with its bias and maybe an activation fused.
+    PackedConv(Arc<PackedConvOp>),
+    /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
+    AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -110,6 +253,10 @@ pub struct Lowered {
     /// Index of the last node that reads each node's output (outputs: `nodes.len()`).
     last_use: Vec<usize>,
     pub folded_batch_norms: usize,
+    /// How the convs run: `Packed` only where it applies (CPU, f32, inference).
+    pub conv_algorithm: ConvAlgorithm,
+    /// Activations fused into the conv before them (packed convs only).
+    pub fused_activations: usize,
 }
 
 fn err(node: &str, e: impl std::fmt::Display) -> ExecError {
@@ -218,13 +365,26 @@ fn pool_plan(
 }
 
 impl Lowered {
-    /// Upload weights and plan every node.
+    /// Upload weights and plan every node, convs as [`ConvAlgorithm::from_env`] says.
     pub fn new(
         net: &Net,
         weights: &Weights,
         device: &Device,
         dtype: DType,
         phase: Phase,
+    ) -> Result<Lowered, ExecError> {
+        Lowered::with_conv(net, weights, device, dtype, phase, ConvAlgorithm::from_env()?)
+    }
+
+    /// Upload weights and plan every node; `conv` applies to inference at f32 on the CPU
+    /// (elsewhere convs are candle's).
+    pub fn with_conv(
+        net: &Net,
+        weights: &Weights,
+        device: &Device,
+        dtype: DType,
+        phase: Phase,
+        conv: ConvAlgorithm,
     ) -> Result<Lowered, ExecError> {
         let n = net.nodes.len();
         let mut readers = vec![0usize; n];
@@ -256,6 +416,36 @@ impl Lowered {
                 }
             }
         }
+        let packed = conv == ConvAlgorithm::Packed
+            && device.is_cpu()
+            && dtype == DType::F32
+            && matches!(phase, Phase::Inference { .. });
+        let threads = if packed { Some(conv_threads()?) } else { None };
+        // conv or two-input add node -> the activation fused into it; the fused activation nodes
+        let mut epilogues: std::collections::HashMap<usize, Epilogue> = Default::default();
+        let mut fused_acts = vec![false; n];
+        if packed {
+            for (i, node) in net.nodes.iter().enumerate() {
+                let epilogue = match node.op {
+                    Op::Relu => Epilogue::Relu,
+                    Op::Relu6 => Epilogue::Relu6,
+                    _ => continue,
+                };
+                let Some(&p) = node.inputs.first() else { continue };
+                if readers[p] != 1 || net.outputs.contains(&p) {
+                    continue;
+                }
+                // a folded batch-norm's conv has it as its only reader (see foldable_conv)
+                let producer = match net.nodes[p].op {
+                    Op::Conv2d(_) => p,
+                    Op::Add if net.nodes[p].inputs.len() == 2 => p,
+                    _ if folded_bns[p] => net.nodes[p].inputs[0],
+                    _ => continue,
+                };
+                epilogues.insert(producer, epilogue);
+                fused_acts[i] = true;
+            }
+        }
         let mut layers = Vec::with_capacity(n);
         for (i, node) in net.nodes.iter().enumerate() {
             let name = node.name.as_str();
@@ -264,6 +454,29 @@ impl Lowered {
             let in_hw = |k: usize| net.nodes[node.inputs[k]].shape.hw().unwrap_or([1, 1]);
             let layer = match &node.op {
                 Op::Input { .. } => Layer::Input,
+                Op::Conv2d(c) if packed => {
+                    let (weight, bias) = match folded.remove(&i) {
+                        Some((w, b)) => (w.data, Some(b.data)),
+                        None => match params()? {
+                            NodeParams::Conv { weight, bias } => {
+                                (weight.data.clone(), bias.as_ref().map(|b| b.data.clone()))
+                            }
+                            _ => return Err(ExecError::at(name, "expected conv parameters")),
+                        },
+                    };
+                    let in_channels = net.nodes[node.inputs[0]].shape.channels();
+                    let spec = ConvSpec::from_graph(c, in_channels);
+                    let epilogue = epilogues.get(&i).copied().unwrap_or_default();
+                    let conv = PackedConv::new(&weight, bias.as_deref(), spec, epilogue).map_err(|e| err(name, e))?;
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::PackedConv(Arc::new(PackedConvOp { conv, threads }))
+                }
+                _ if fused_acts[i] => Layer::Identity,
+                Op::Add if packed && node.inputs.len() == 2 => {
+                    let act = epilogues.get(&i).copied().unwrap_or_default();
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::AddAct(Arc::new(AddActOp { act, threads }))
+                }
                 Op::Conv2d(c) => {
                     let plan = conv_plan(c, phase).map_err(|m| ExecError::at(name, m))?;
                     let (weight, bias) = match folded.remove(&i) {
@@ -341,7 +554,17 @@ impl Lowered {
             layers.push(layer);
         }
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
-        Ok(Lowered { net: net.clone(), phase, device: device.clone(), dtype, layers, last_use, folded_batch_norms })
+        Ok(Lowered {
+            net: net.clone(),
+            phase,
+            device: device.clone(),
+            dtype,
+            layers,
+            last_use,
+            folded_batch_norms,
+            conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
+            fused_activations: fused_acts.iter().filter(|&&f| f).count(),
+        })
     }
 
     /// Run the net; returns the outputs in `net.outputs` order. `step` feeds dropout masks
@@ -381,6 +604,8 @@ impl Lowered {
             Layer::Input => Ok(net_input.clone()),
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
+            Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
             Layer::Activation(op) => activation(x(), op),

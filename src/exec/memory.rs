@@ -4,6 +4,50 @@
 use crate::analysis::Analysis;
 use crate::exec::Mode;
 
+/// Keep freed memory in the process for reuse (glibc: no `mmap` per large block, no trim
+/// of the heap top), unless the user tuned malloc through the environment. Each forward
+/// frees and re-allocates the same tensor sizes; with glibc's defaults every block over
+/// 32 MiB, and freed heap tops, come back as fresh pages whose first touch faults:
+/// measured 15-30% of a batch-16 forward on resnet50 and mobilenet_v2. Process-wide, once.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let tuned = std::env::vars_os().any(|(k, _)| {
+                let k = k.to_string_lossy();
+                k.starts_with("MALLOC_") || k == "GLIBC_TUNABLES"
+            });
+            if tuned {
+                return;
+            }
+            extern "C" {
+                fn mallopt(param: i32, value: i32) -> i32;
+            }
+            const M_TRIM_THRESHOLD: i32 = -1;
+            const M_MMAP_MAX: i32 = -4;
+            // SAFETY: plain glibc calls with valid parameters; a refusal (0) leaves the default.
+            unsafe {
+                mallopt(M_MMAP_MAX, 0);
+                mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            }
+        });
+    }
+}
+
+/// Hand free heap memory back to the system (glibc's `malloc_trim`), so that a case's peak
+/// resident memory does not include what an earlier case in this process left free.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: a plain glibc call.
+        unsafe { malloc_trim(0) };
+    }
+}
+
 /// Reset the kernel's peak-RSS mark (`VmHWM`) so the next reading covers one case.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()

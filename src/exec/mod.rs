@@ -1,6 +1,7 @@
 //! Execution: the candle backend (CPU, and CUDA with `--features cuda`), inference and
 //! training steps, and the timing loop. Knows the IR and the analysis; knows no plots.
 
+pub mod cpu;
 pub mod device;
 pub mod lower;
 pub mod memory;

@@ -2,7 +2,7 @@
 //! and T seconds, the device synchronised around every timed iteration, every latency kept.
 
 use super::device::{self, DeviceSpec};
-use super::lower::{Lowered, Phase};
+use super::lower::{ConvAlgorithm, Lowered, Phase};
 use super::memory;
 use super::stats::{summarize, LatencyStats};
 use super::train::{Sgd, Trainer};
@@ -48,6 +48,9 @@ pub struct RunOptions {
     /// for a sweep's progress bar.
     #[serde(default)]
     pub live: bool,
+    /// How inference convs run on the CPU at f32; `None`: `SYNPROF_CPU_CONV`, else packed.
+    #[serde(default)]
+    pub cpu_conv: Option<ConvAlgorithm>,
 }
 
 /// The stderr line prefix of live throughput reports (see `RunOptions::live`).
@@ -90,6 +93,7 @@ impl Default for RunOptions {
             telemetry: true,
             telemetry_interval_ms: None,
             live: false,
+            cpu_conv: None,
         }
     }
 }
@@ -125,6 +129,13 @@ pub struct CaseResult {
     pub peak_memory_bytes: Option<u64>,
     pub memory_source: String,
     pub folded_batch_norms: usize,
+    /// How the convs ran: `packed` (`exec::cpu`) or `candle` (`Tensor::conv2d`; always at
+    /// training and off the CPU or f32). Absent in records made before the choice existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_algorithm: Option<ConvAlgorithm>,
+    /// Activations fused into their conv (packed convs).
+    #[serde(default)]
+    pub fused_activations: usize,
     /// Training: the loss at the first and last measured step.
     pub loss_first: Option<f32>,
     pub loss_last: Option<f32>,
@@ -215,22 +226,29 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     check_memory(net, opts)?;
     let device = opts.device.open()?;
     let dtype = opts.device.dtype(opts.dtype)?;
+    memory::keep_freed_memory();
+    memory::release_free_memory();
     memory::reset_peak_rss();
     let weights = Weights::init(net, opts.seed);
     let analysis = analyze(net, opts.batch, opts.dtype);
     let sync = || device::synchronize(&device);
+    let conv = match opts.cpu_conv {
+        Some(c) => c,
+        None => ConvAlgorithm::from_env()?,
+    };
     let monitor = opts.telemetry.then(|| {
         let interval = opts.telemetry_interval_ms.map(|ms| Duration::from_secs_f64(ms / 1e3));
         Telemetry::start(opts.device, &TelemetryOptions { interval, ..TelemetryOptions::default() })
     });
-    let (warmup_iterations, latencies, folded, losses, layers) = match opts.mode {
+    let (warmup_iterations, latencies, folded, losses, layers, conv_algorithm, fused) = match opts.mode {
         Mode::Infer => {
-            let lowered = Lowered::new(
+            let lowered = Lowered::with_conv(
                 net,
                 &weights,
                 &device,
                 dtype,
                 Phase::Inference { fold_batch_norm: opts.fold_batch_norm },
+                conv,
             )?;
             let host = synthetic_input(net, opts.batch, opts.seed);
             let input = Tensor::from_vec(host.data, host.shape, &device)?.to_dtype(dtype)?;
@@ -241,7 +259,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             } else {
                 None
             };
-            (w, lat, lowered.folded_batch_norms, None, layers)
+            (w, lat, lowered.folded_batch_norms, None, layers, lowered.conv_algorithm, lowered.fused_activations)
         }
         Mode::Train => {
             let mut trainer = Trainer::new(net, &weights, &device, dtype, opts.batch, opts.seed, Sgd::default())?;
@@ -249,7 +267,8 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             let mut step = || trainer.step().map(|l| losses.push(l));
             let (w, lat) = measure(opts, &mut step, &sync, monitor.as_ref())?;
             let first_measured = losses.get(w).copied();
-            (w, lat, 0, Some((first_measured, losses.last().copied())), None)
+            let losses = Some((first_measured, losses.last().copied()));
+            (w, lat, 0, losses, None, trainer.lowered.conv_algorithm, 0)
         }
     };
     let latency = summarize(&latencies, opts.batch);
@@ -278,6 +297,8 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             "not measured yet on this device".into()
         },
         folded_batch_norms: folded,
+        conv_algorithm: Some(conv_algorithm),
+        fused_activations: fused,
         loss_first: losses.and_then(|l| l.0),
         loss_last: losses.and_then(|l| l.1),
         layers,

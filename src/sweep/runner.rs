@@ -49,6 +49,8 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         telemetry: true,
         telemetry_interval_ms: r.telemetry_interval_ms,
         live: true,
+        // the case process inherits SYNPROF_CPU_CONV; the record says what ran
+        cpu_conv: None,
     }
 }
 

@@ -1,0 +1,190 @@
+//! Implicit GEMM without im2col: B read straight from a padded copy of the input.
+//!
+//! For a stride-1 3x3 conv, output pixel `(oy, ox)` and tap `(ky, kx)` read padded input
+//! `(oy + ky, ox + kx)`. On a grid `wq` columns wide (output width + `kw - 1`), the
+//! "virtual" pixel `v = oy * wq + ox` reads `padded[v + ky * wq + kx]`: B row
+//! `(ic, ky, kx)` is the padded plane shifted by a constant, so a table of row offsets
+//! replaces im2col entirely (9x less data moved than packing B for a 3x3). The price: the
+//! `kw - 1` grid columns past the output width are computed and thrown away (3% at 56
+//! wide, 12% at 14), and tiles whose columns cross such gaps are written through a small
+//! buffer and scattered.
+//!
+//! Other strides: the padded input is split into `sh * sw` phases (phase `(rh, rw)` holds
+//! padded rows `rh, rh + sh, ...` and columns `rw, rw + sw, ...`), after which every tap
+//! is again a constant shift inside one phase. Dilation folds into the same offsets.
+//! Each work item copies only the rows its pixels need, into its thread's scratch.
+
+use super::kernels::simd::{fill_run, load_n, store_n, zero_n, Simd};
+use super::pack::{valid_range, Geom};
+
+/// The phase-split padded grid of one conv.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grid {
+    pub g: Geom,
+    /// Grid width: output width plus the widest tap shift.
+    pub wq: usize,
+    /// Grid rows a block reads past its last output row (the tallest tap shift).
+    pub halo: usize,
+    /// Phase planes kept per channel: only those some tap reads (a 1x1 stride-2 conv
+    /// reads one phase of four).
+    pub phases: usize,
+    /// Bit `rh * sw + rw` set for each phase kept.
+    used: u64,
+}
+
+impl Grid {
+    /// `None` past 64 phases (strides over 8x8), which the im2col path takes instead.
+    pub(crate) fn new(g: Geom) -> Option<Grid> {
+        if g.sh * g.sw > 64 {
+            return None;
+        }
+        let mut used = 0u64;
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                used |= 1 << (((ky * g.dh) % g.sh) * g.sw + (kx * g.dw) % g.sw);
+            }
+        }
+        Some(Grid {
+            g,
+            wq: g.ow + (g.kw - 1) * g.dw / g.sw,
+            halo: (g.kh - 1) * g.dh / g.sh,
+            phases: used.count_ones() as usize,
+            used,
+        })
+    }
+
+    /// Plane index of phase `(rh, rw)` among the kept ones, if kept.
+    fn phase(&self, rh: usize, rw: usize) -> Option<usize> {
+        let bit = rh * self.g.sw + rw;
+        (self.used >> bit & 1 == 1).then(|| (self.used & ((1u64 << bit) - 1)).count_ones() as usize)
+    }
+
+    /// Virtual pixels, up to the last real one.
+    pub(crate) fn pixels(&self) -> usize {
+        (self.g.oh - 1) * self.wq + self.g.ow
+    }
+
+    /// Whether the grid has no thrown-away columns (virtual pixel == output pixel).
+    pub(crate) fn is_dense(&self) -> bool {
+        self.wq == self.g.ow
+    }
+
+    /// Output rows `r_a .. r_b` holding virtual pixels `v_a .. v_b`.
+    pub(crate) fn rows(&self, v_a: usize, v_b: usize) -> (usize, usize) {
+        (v_a / self.wq, (v_b - 1) / self.wq + 1)
+    }
+
+    /// Floats of a local copy with room for `r_loc` grid rows per phase plane, plus the
+    /// slack that the thrown-away lanes of the last tile may read.
+    pub(crate) fn local_len(&self, r_loc: usize, nr: usize) -> usize {
+        self.g.c * self.phases * r_loc * self.wq + self.wq + nr + 16
+    }
+
+    /// Offset of B row `k = (ic, ky, kx)` in a local copy with `r_loc` rows per plane.
+    pub(crate) fn offsets(&self, r_loc: usize) -> Vec<u32> {
+        let g = &self.g;
+        let plane = r_loc * self.wq;
+        let mut offs = Vec::with_capacity(g.k());
+        for ic in 0..g.c {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let (y, x) = (ky * g.dh, kx * g.dw);
+                    let phase = self.phase(y % g.sh, x % g.sw).expect("a tap's phase is kept");
+                    let off = (ic * self.phases + phase) * plane + (y / g.sh) * self.wq + x / g.sw;
+                    offs.push(u32::try_from(off).expect("conv input block too large for 32-bit offsets"));
+                }
+            }
+        }
+        offs
+    }
+}
+
+/// Fill a local copy: grid rows `r_a .. r_a + rows` of every phase plane of every channel.
+pub(crate) struct PadJob {
+    pub grid: Grid,
+    /// The group's input planes.
+    pub x: *const f32,
+    pub r_a: usize,
+    pub rows: usize,
+    pub r_loc: usize,
+    pub dst: *mut f32,
+}
+
+/// Safety: `x` holds the group's `c * h * w` floats, `dst` `grid.local_len(r_loc, _)`,
+/// `rows <= r_loc`.
+#[inline(always)]
+pub(crate) unsafe fn pad_copy<S: Simd>(job: &PadJob) {
+    let PadJob { grid, x, r_a, rows, r_loc, dst } = *job;
+    let (g, wq) = (grid.g, grid.wq);
+    for ic in 0..g.c {
+        let plane = x.add(ic * g.h * g.w);
+        for rh in 0..g.sh {
+            for rw in 0..g.sw {
+                let Some(phase) = grid.phase(rh, rw) else { continue };
+                let off = rw as isize - g.pl as isize;
+                let (lo, hi) = valid_range(0, wq, g.sw, off, g.w);
+                let base = dst.add((ic * grid.phases + phase) * r_loc * wq);
+                for i in 0..rows {
+                    let row = base.add(i * wq);
+                    let iy = ((r_a + i) * g.sh + rh) as isize - g.pt as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        zero_n::<S>(row, wq);
+                    } else {
+                        fill_run::<S>(row, wq, plane.add(iy as usize * g.w).wrapping_offset(off), g.sw, lo, hi);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copy a computed tile (rows `nr` apart in `src`) to the output, dropping the grid's
+/// thrown-away columns.
+pub(crate) struct ScatterJob {
+    pub src: *const f32,
+    pub nr: usize,
+    pub rows: usize,
+    /// Virtual pixel of the tile's first column, and its column count.
+    pub v0: usize,
+    pub n: usize,
+    pub wq: usize,
+    pub ow: usize,
+    /// Output of the tile's first row (channel), pixel 0; channels `ldc` apart.
+    pub dst: *mut f32,
+    pub ldc: usize,
+}
+
+/// Safety: `src` holds `rows * nr` floats, `dst` the output planes of `rows` channels.
+#[inline(always)]
+pub(crate) unsafe fn scatter<S: Simd>(job: &ScatterJob) {
+    let ScatterJob { src, nr, rows, v0, n, wq, ow, dst, ldc } = *job;
+    let mut v = v0;
+    while v < v0 + n {
+        let (oy, ox) = (v / wq, v % wq);
+        if ox >= ow {
+            v += wq - ox;
+            continue;
+        }
+        let len = (ow - ox).min(v0 + n - v);
+        let (from, to) = (src.add(v - v0), dst.add(oy * ow + ox));
+        for i in 0..rows {
+            let mut t = 0;
+            while t < len {
+                let l = (len - t).min(S::LANES);
+                store_n::<S>(to.add(i * ldc + t), load_n_exact::<S>(from.add(i * nr + t), l), l);
+                t += S::LANES;
+            }
+        }
+        v += len;
+    }
+}
+
+/// `l` floats (zeros above), never reading past them.
+#[inline(always)]
+unsafe fn load_n_exact<S: Simd>(p: *const f32, l: usize) -> S::V {
+    if l >= S::LANES {
+        load_n::<S>(p, l)
+    } else {
+        S::load_lanes(p, 0, l)
+    }
+}

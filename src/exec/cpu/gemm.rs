@@ -1,0 +1,498 @@
+//! Conv as GEMM: per (image, group), `C[m x p] = A[m x k] * B[k x p]` with A the
+//! pre-packed weights, C the NCHW output, and B in one of three forms:
+//!
+//! * **pointwise** (1x1, stride 1, no padding): B is the input as it lies, row `k` =
+//!   input plane `k`. No copy at all.
+//! * **direct** (most other convs): B rows are constant shifts of a padded, phase-split
+//!   copy of the input rows a work item needs (`direct.rs`): one copy of the input
+//!   instead of `kh * kw` of them.
+//! * **im2col** (where the direct grid would waste more columns than packing costs:
+//!   large `m` on small maps): B blocks packed per cache block (`pack.rs`).
+//!
+//! Loop nest of one work item (A micro-panel reused from L1/L2 across the B panels,
+//! B panels reused from L2 across the A micro-panels):
+//!
+//! ```text
+//! [im2col: for each K block (kc <= 256): pack B[kc x nc]]   [direct: copy input rows]
+//!   for each A micro-panel (mr rows of the item's channel chunk):
+//!     for each B panel (nr pixels of the item's pixel block):
+//!       micro-kernel -> C tile, bias + activation fused into the last store
+//! ```
+//!
+//! A work item is (image, group, pixel block, output-channel chunk). Batch 16 has enough
+//! images for every thread; at batch 1 the pixels are cut into blocks, and where that is
+//! still too few items (7x7 maps) the output channels are cut too, each item then
+//! preparing its own copy of the (small) B data.
+
+use super::direct::{Grid, PadJob, ScatterJob};
+use super::kernels::{KernelSet, Tile};
+use super::pack::{pack_a, Geom, PackJob};
+use super::scratch::{with_scratch, AlignedBuf};
+use super::threads::{SendPtr, Threads};
+use super::Epilogue;
+
+/// Most K rows per im2col block: an AVX-512 A micro-panel of 12 x 256 floats (12 KiB)
+/// stays in L1 while it sweeps the B block.
+const KC_MAX: usize = 256;
+/// Floats of B one item works on (an im2col block, the input panels of a pointwise conv,
+/// a direct conv's input copy): 512 KiB, inside the 1 MiB L2 per core beside the A
+/// panels streaming through.
+const B_FLOATS: usize = 128 * 1024;
+/// Work items wanted per thread when the natural split gives fewer (load balance).
+const ITEMS_PER_THREAD: usize = 4;
+/// Largest span of input (bytes) a pointwise conv reads in place (measured: 5-15% faster
+/// than packing below it, up to 20% slower above).
+const POINTWISE_SPAN: usize = 2 << 20;
+/// Largest tile any ISA uses (for the scatter buffer).
+const TILE_FLOATS: usize = 12 * 32;
+
+/// Weights packed into A panels, group after group.
+pub(crate) struct GemmWeights {
+    a: AlignedBuf,
+    /// Output channels per group (rows of A).
+    m: usize,
+    /// `in_channels / groups * kh * kw` (columns of A).
+    k: usize,
+    mr: usize,
+}
+
+impl GemmWeights {
+    /// `weight` is `[groups * m][k]`.
+    pub(crate) fn new(weight: &[f32], groups: usize, m: usize, k: usize, mr: usize) -> GemmWeights {
+        let group_len = m.div_ceil(mr) * k * mr;
+        let mut a = AlignedBuf::zeroed(groups * group_len);
+        for (g, dst) in a.as_mut_slice().chunks_exact_mut(group_len).enumerate() {
+            pack_a(&weight[g * m * k..(g + 1) * m * k], m, k, mr, dst);
+        }
+        GemmWeights { a, m, k, mr }
+    }
+
+    fn group_len(&self) -> usize {
+        self.m.div_ceil(self.mr) * self.k * self.mr
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.a.len() * 4
+    }
+}
+
+/// How a GEMM conv forms B (see the module doc of `gemm.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Pointwise,
+    Direct,
+    Im2col,
+}
+
+/// Pick the B form for a conv with `m` output channels per group.
+pub(crate) fn method(g: &Geom, m: usize, nr: usize) -> Method {
+    if g.is_pointwise() {
+        // Reading B in place walks K rows h*w apart on every tile: fine while that span
+        // stays small, but on large maps (3 MiB for 256 channels at 56x56) the TLB and
+        // the prefetchers lose track, and a packed copy is faster.
+        return if g.k() * g.h * g.w * 4 <= POINTWISE_SPAN { Method::Pointwise } else { Method::Im2col };
+    }
+    let Some(grid) = Grid::new(*g) else { return Method::Im2col };
+    // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
+    // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.
+    let (direct, packed) = (grid.pixels().div_ceil(nr) as f64, g.pixels().div_ceil(nr) as f64);
+    let fits = grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS;
+    if fits && direct <= packed * (1.0 + 16.0 / m as f64) {
+        Method::Direct
+    } else {
+        Method::Im2col
+    }
+}
+
+/// `method`, unless forced (a forced `Pointwise` only where the input itself is B).
+pub(crate) fn choose(g: &Geom, m: usize, nr: usize, force: Option<Method>) -> Method {
+    match force {
+        Some(Method::Pointwise) if !g.is_pointwise() => method(g, m, nr),
+        Some(Method::Direct) if Grid::new(*g).is_none() => Method::Im2col,
+        Some(forced) => forced,
+        None => method(g, m, nr),
+    }
+}
+
+/// How one call is cut into work items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// K rows per block (im2col; the others take all of K at once).
+    kc: usize,
+    k_blocks: usize,
+    pixel_blocks: usize,
+    m_chunks: usize,
+}
+
+/// `panel_cost(p)`: floats of B data an item with `p` panels works on; `a_floats`: the
+/// group's packed weights.
+///
+/// Too few (image, group) pairs for the threads (batch 1): cut the pixels into blocks,
+/// the output channels into chunks, or both. Each pixel block streams all of A once and
+/// each channel chunk prepares its own B, so pick the cut with the least traffic: pixel
+/// blocks on large maps, channel chunks on 7x7 maps under megabytes of weights.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    images_groups: usize,
+    k: usize,
+    kc: usize,
+    panels: usize,
+    m_panels: usize,
+    threads: usize,
+    a_floats: usize,
+    panel_cost: impl Fn(usize) -> usize,
+) -> Plan {
+    let k_blocks = k.div_ceil(kc).max(1);
+    let mut max_panels = 1;
+    while max_panels < panels && panel_cost(max_panels + 1) <= B_FLOATS {
+        max_panels += 1;
+    }
+    let mut pixel_blocks = panels.div_ceil(max_panels).max(1);
+    let mut m_chunks = 1;
+    let want = ITEMS_PER_THREAD * threads;
+    if threads > 1 && images_groups * pixel_blocks < want {
+        let b_floats = panel_cost(panels);
+        let traffic = |pb: usize, mc: usize| pb * a_floats + mc * b_floats;
+        let mut best = (usize::MAX, pixel_blocks, 1);
+        for pb in pixel_blocks..=panels.min(want.max(pixel_blocks)) {
+            let mc = want.div_ceil(images_groups * pb).clamp(1, m_panels);
+            let t = traffic(pb, mc);
+            if t < best.0 {
+                best = (t, pb, mc);
+            }
+        }
+        (pixel_blocks, m_chunks) = (best.1, best.2);
+        // Few items: make their count a multiple of the threads so none idles at the end.
+        let items = images_groups * pixel_blocks * m_chunks;
+        if !items.is_multiple_of(threads) {
+            if m_chunks > 1 && m_chunks < m_panels {
+                m_chunks = (images_groups * pixel_blocks * m_chunks).next_multiple_of(threads)
+                    / (images_groups * pixel_blocks);
+                m_chunks = m_chunks.min(m_panels);
+            } else if pixel_blocks < panels {
+                let step = threads / gcd(threads, images_groups * m_chunks);
+                pixel_blocks = pixel_blocks.next_multiple_of(step).min(panels);
+            }
+        }
+    }
+    Plan { kc, k_blocks, pixel_blocks, m_chunks }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// `i`-th of `parts` near-equal slices of `0..total`.
+fn share(total: usize, parts: usize, i: usize) -> (usize, usize) {
+    (i * total / parts, (i + 1) * total / parts)
+}
+
+/// Everything `run` needs about one call.
+pub(crate) struct Call<'a> {
+    pub weights: &'a GemmWeights,
+    pub kernels: KernelSet,
+    pub bias: &'a [f32],
+    pub act: Epilogue,
+    pub groups: usize,
+    /// Im2col geometry of one group.
+    pub geom: Geom,
+    pub images: usize,
+    /// Set by tests to exercise each method on any shape.
+    pub force: Option<Method>,
+}
+
+/// Run the conv over all images into `out` (NCHW, fully overwritten).
+pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let Call { weights, kernels, geom, .. } = *call;
+    let (m, k, nr) = (weights.m, weights.k, kernels.nr);
+    assert_eq!(k, geom.k());
+    assert_eq!(input.len(), call.images * call.groups * geom.c * geom.h * geom.w);
+    assert_eq!(out.len(), call.images * call.groups * m * geom.pixels());
+    assert_eq!(call.bias.len(), call.groups * m);
+    match choose(&geom, m, nr, call.force) {
+        Method::Pointwise => run_pointwise(call, input, out, threads),
+        Method::Direct => run_direct(call, input, out, threads),
+        Method::Im2col => run_im2col(call, input, out, threads),
+    }
+}
+
+/// What every method shares: the item split and the tile loop.
+struct Common<'a> {
+    call: &'a Call<'a>,
+    plan: Plan,
+    /// B panels per (image, group).
+    panels: usize,
+    m_panels: usize,
+    /// Output floats per (image, group) and per channel.
+    out_group: usize,
+    out_plane: usize,
+    in_group: usize,
+    out: SendPtr,
+}
+
+/// One item's coordinates.
+struct Item {
+    img_group: usize,
+    group: usize,
+    /// Panels `pa .. pb`, A micro-panels `ma .. mb`.
+    pa: usize,
+    pb: usize,
+    ma: usize,
+    mb: usize,
+}
+
+impl<'a> Common<'a> {
+    fn new(
+        call: &'a Call<'a>,
+        out: &mut [f32],
+        panels: usize,
+        threads: &Threads,
+        kc: usize,
+        panel_cost: impl Fn(usize) -> usize,
+    ) -> Common<'a> {
+        let (m, mr) = (call.weights.m, call.weights.mr);
+        let m_panels = m.div_ceil(mr);
+        let a_floats = call.weights.group_len();
+        let plan = plan(
+            call.images * call.groups,
+            call.weights.k,
+            kc,
+            panels,
+            m_panels,
+            threads.count(),
+            a_floats,
+            panel_cost,
+        );
+        let g = &call.geom;
+        Common {
+            call,
+            plan,
+            panels,
+            m_panels,
+            out_group: m * g.pixels(),
+            out_plane: g.pixels(),
+            in_group: g.c * g.h * g.w,
+            out: SendPtr(out.as_mut_ptr()),
+        }
+    }
+
+    fn items(&self) -> usize {
+        self.call.images * self.call.groups * self.plan.pixel_blocks * self.plan.m_chunks
+    }
+
+    fn item(&self, i: usize) -> Option<Item> {
+        let p = &self.plan;
+        let (mi, rest) = (i % p.m_chunks, i / p.m_chunks);
+        let (j, img_group) = (rest % p.pixel_blocks, rest / p.pixel_blocks);
+        let (pa, pb) = share(self.panels, p.pixel_blocks, j);
+        let (ma, mb) = share(self.m_panels, p.m_chunks, mi);
+        (pa < pb && ma < mb).then_some(Item { img_group, group: img_group % self.call.groups, pa, pb, ma, mb })
+    }
+
+    /// The group's input planes.
+    fn input<'x>(&self, input: &'x [f32], it: &Item) -> &'x [f32] {
+        &input[it.img_group * self.in_group..][..self.in_group]
+    }
+
+    /// A tile for A micro-panel `mp`, K rows `k0 .. k0 + kc`, writing C at output pixel
+    /// `q` (or into `c` with `ldc` when given).
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        &self,
+        it: &Item,
+        mp: usize,
+        k0: usize,
+        kc: usize,
+        b: *const f32,
+        boff: *const u32,
+        n: usize,
+        c: *mut f32,
+        ldc: usize,
+    ) -> Tile {
+        let (m, mr, k) = (self.call.weights.m, self.call.weights.mr, self.call.weights.k);
+        let a_group = &self.call.weights.a.as_slice()[it.group * self.call.weights.group_len()..];
+        Tile {
+            kc,
+            a: a_group[mp * k * mr + k0 * mr..].as_ptr(),
+            b,
+            boff,
+            c,
+            ldc,
+            m: mr.min(m - mp * mr),
+            n,
+            accumulate: k0 > 0,
+            finish: k0 + kc == k,
+            bias: self.call.bias[it.group * m + mp * mr..].as_ptr(),
+            act: self.call.act,
+        }
+    }
+
+    /// Output element of (item's image and group, channel row of micro-panel `mp`, pixel `q`).
+    fn c_at(&self, it: &Item, mp: usize, q: usize) -> *mut f32 {
+        // SAFETY (of the offset): channel `mp * mr < m` and pixel `q < pixels` of this
+        // (image, group)'s block of the output.
+        unsafe { self.out.get().add(it.img_group * self.out_group + mp * self.call.weights.mr * self.out_plane + q) }
+    }
+}
+
+/// SAFETY for every `(kernels.tile)` call below: the A micro-panel has `kc * mr` floats
+/// from `a`; every B row `b + boff[k]` has `nr` readable floats (packed panels, the input
+/// with its tail panel packed, or a local copy with slack); the C tile is inside `out`
+/// (or the tile buffer) and written by this item only, items owning disjoint (image,
+/// group, pixel block, channel chunk) tiles; and the ISA was checked at pack time.
+fn run_pointwise(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let (k, nr) = (call.weights.k, call.kernels.nr);
+    let pixels = call.geom.pixels();
+    let panels = pixels.div_ceil(nr);
+    let common = Common::new(call, out, panels, threads, k, |p| p * nr * k);
+    let hw = call.geom.h * call.geom.w;
+    let offsets: Vec<u32> = (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect();
+    let packed: Vec<u32> = (0..k).map(|i| (i * nr) as u32).collect();
+    let full = pixels / nr; // panels read in place; a partial last one is packed
+    let item = |i: usize| {
+        let Some(it) = common.item(i) else { return };
+        let x = common.input(input, &it);
+        // A partial last panel would read past the input's end: it is packed, zero-padded.
+        let has_tail = it.pb > full;
+        with_scratch(if has_tail { k * nr } else { 0 }, |tail| {
+            if has_tail {
+                let job = PackJob {
+                    g: call.geom,
+                    x: x.as_ptr(),
+                    k0: 0,
+                    kc: k,
+                    p0: full * nr,
+                    np: pixels - full * nr,
+                    nr,
+                    dst: tail.as_mut_ptr(),
+                };
+                // SAFETY: `x` is the group's planes, `tail` holds one k x nr panel.
+                unsafe { (call.kernels.pack)(&job) };
+            }
+            for mp in it.ma..it.mb {
+                for pj in it.pa..it.pb {
+                    let q = pj * nr;
+                    let (b, boff) =
+                        if pj < full { (x[q..].as_ptr(), offsets.as_ptr()) } else { (tail.as_ptr(), packed.as_ptr()) };
+                    let t = common.tile(&it, mp, 0, k, b, boff, nr.min(pixels - q), common.c_at(&it, mp, q), pixels);
+                    unsafe { (call.kernels.tile)(&t) };
+                }
+            }
+        });
+    };
+    threads.for_each(common.items(), &item);
+}
+
+fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let (k, nr) = (call.weights.k, call.kernels.nr);
+    let grid = Grid::new(call.geom).expect("direct method chosen only where the grid exists");
+    let vpixels = grid.pixels();
+    let panels = vpixels.div_ceil(nr);
+    // Grid rows (per phase plane) a block of p panels may span, halo included.
+    let rows_for = |p: usize| ((p * nr).div_ceil(grid.wq) + 1).min(call.geom.oh) + grid.halo;
+    let common = Common::new(call, out, panels, threads, k, |p| grid.local_len(rows_for(p), nr));
+    // Local copies are all laid out for the largest block, so one offset table serves all.
+    let r_loc = (0..common.plan.pixel_blocks)
+        .map(|j| {
+            let (pa, pb) = share(panels, common.plan.pixel_blocks, j);
+            if pa == pb {
+                return 0;
+            }
+            let (r_a, r_b) = grid.rows(pa * nr, (pb * nr).min(vpixels));
+            r_b - r_a + grid.halo
+        })
+        .max()
+        .unwrap_or(1);
+    let offsets = grid.offsets(r_loc);
+    let local_len = grid.local_len(r_loc, nr);
+    let (ow, out_plane) = (call.geom.ow, common.out_plane);
+    let item = |i: usize| {
+        let Some(it) = common.item(i) else { return };
+        let x = common.input(input, &it);
+        let (v_a, v_b) = (it.pa * nr, (it.pb * nr).min(vpixels));
+        let (r_a, r_b) = grid.rows(v_a, v_b);
+        with_scratch(local_len, |buf| {
+            let job = PadJob { grid, x: x.as_ptr(), r_a, rows: r_b - r_a + grid.halo, r_loc, dst: buf.as_mut_ptr() };
+            // SAFETY: `x` is the group's planes, `buf` holds local_len(r_loc) floats and
+            // r_b - r_a + halo <= r_loc rows.
+            unsafe { (call.kernels.pad)(&job) };
+            let mut tile_buf = [0.0f32; TILE_FLOATS];
+            for mp in it.ma..it.mb {
+                for pj in it.pa..it.pb {
+                    let v = pj * nr;
+                    let n = nr.min(vpixels - v);
+                    // Virtual pixel v reads the local copy at v - r_a * wq.
+                    let b = buf[v - r_a * grid.wq..].as_ptr();
+                    if grid.is_dense() {
+                        let t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, v), out_plane);
+                        unsafe { (call.kernels.tile)(&t) };
+                    } else {
+                        let t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, tile_buf.as_mut_ptr(), nr);
+                        unsafe { (call.kernels.tile)(&t) };
+                        let job = ScatterJob {
+                            src: tile_buf.as_ptr(),
+                            nr,
+                            rows: t.m,
+                            v0: v,
+                            n,
+                            wq: grid.wq,
+                            ow,
+                            dst: common.c_at(&it, mp, 0),
+                            ldc: out_plane,
+                        };
+                        // SAFETY: the tile buffer holds t.m rows of nr; the destination is
+                        // t.m output planes of this item's channels, at real pixels only.
+                        unsafe { (call.kernels.scatter)(&job) };
+                    }
+                }
+            }
+        });
+    };
+    threads.for_each(common.items(), &item);
+}
+
+fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let (k, nr) = (call.weights.k, call.kernels.nr);
+    let pixels = call.geom.pixels();
+    let panels = pixels.div_ceil(nr);
+    let kc = k.div_ceil(k.div_ceil(KC_MAX));
+    let common = Common::new(call, out, panels, threads, kc, |p| p * nr * kc);
+    let packed: Vec<u32> = (0..kc).map(|i| (i * nr) as u32).collect();
+    let item = |i: usize| {
+        let Some(it) = common.item(i) else { return };
+        let x = common.input(input, &it);
+        let (p0, np) = (it.pa * nr, (it.pb * nr).min(pixels) - it.pa * nr);
+        with_scratch(kc * (it.pb - it.pa) * nr, |buf| {
+            for kb in 0..common.plan.k_blocks {
+                let (k0, k1) = (kb * kc, ((kb + 1) * kc).min(k));
+                let job = PackJob { g: call.geom, x: x.as_ptr(), k0, kc: k1 - k0, p0, np, nr, dst: buf.as_mut_ptr() };
+                // SAFETY: `x` is the group's planes, `buf` holds kc * (pb - pa) * nr floats
+                // for ceil(np / nr) <= pb - pa panels, and the block is inside B.
+                unsafe { (call.kernels.pack)(&job) };
+                for mp in it.ma..it.mb {
+                    for pj in 0..it.pb - it.pa {
+                        let q = p0 + pj * nr;
+                        let b = buf[pj * (k1 - k0) * nr..].as_ptr();
+                        let t = common.tile(
+                            &it,
+                            mp,
+                            k0,
+                            k1 - k0,
+                            b,
+                            packed.as_ptr(),
+                            nr.min(pixels - q),
+                            common.c_at(&it, mp, q),
+                            pixels,
+                        );
+                        unsafe { (call.kernels.tile)(&t) };
+                    }
+                }
+            }
+        });
+    };
+    threads.for_each(common.items(), &item);
+}

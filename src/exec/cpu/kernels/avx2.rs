@@ -1,0 +1,123 @@
+//! AVX2 + FMA: 8-lane vectors, 16 registers. GEMM tile 6 x 16 (12 accumulators, 2 B
+//! vectors, 1 broadcast register: the classic Haswell shape).
+
+use std::arch::x86_64::*;
+
+use super::simd::Simd;
+use super::tile::dispatch_tile;
+use super::Tile;
+
+pub(crate) const MR: usize = 6;
+pub(crate) const NR: usize = 16;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2;
+
+/// Lane mask for `maskload`/`maskstore`: lanes below `n` have their sign bit set.
+#[inline(always)]
+unsafe fn mask(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// Lanes `a..b` of 8 set.
+#[inline(always)]
+unsafe fn range(a: usize, b: usize) -> __m256i {
+    let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_andnot_si256(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(a as i32), iota),
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(b as i32), iota),
+    )
+}
+
+impl Simd for Avx2 {
+    const LANES: usize = 8;
+    type V = __m256;
+
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> __m256 {
+        _mm256_set1_ps(x)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
+        _mm256_maskload_ps(p, mask(n))
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        _mm256_storeu_ps(p, v)
+    }
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: __m256, n: usize) {
+        _mm256_maskstore_ps(p, mask(n), v)
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, a: usize, b: usize) -> __m256 {
+        _mm256_maskload_ps(p, range(a, b))
+    }
+    #[inline(always)]
+    unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> __m256 {
+        // Even source elements 2a..2b of 16 in two masked loads, then the evens gathered:
+        // shuffle gives [l0 l2 h0 h2 l4 l6 h4 h6], the 64-bit permute orders it.
+        let even = _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0);
+        let lo = _mm256_maskload_ps(p, _mm256_and_si256(range(2 * a, 2 * b), even));
+        let hi = _mm256_maskload_ps(
+            p.wrapping_add(8),
+            _mm256_and_si256(range((2 * a).saturating_sub(8), (2 * b).saturating_sub(8)), even),
+        );
+        let mixed = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+        _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(mixed)))
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, b, c)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn max(a: __m256, b: __m256) -> __m256 {
+        _mm256_max_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn min(a: __m256, b: __m256) -> __m256 {
+        _mm256_min_ps(a, b)
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_mv<const M: usize, const V: usize>(t: &Tile) {
+    super::tile::tile::<Avx2, M, V, MR>(t)
+}
+
+/// Safety: see [`super::KernelSet::tile`]; needs AVX2 and FMA.
+pub(crate) unsafe fn tile(t: &Tile) {
+    dispatch_tile!(tile_mv, t, 8, [1, 2, 3, 4, 5, 6])
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {
+    crate::exec::cpu::direct::pad_copy::<Avx2>(job)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn scatter(job: &crate::exec::cpu::direct::ScatterJob) {
+    crate::exec::cpu::direct::scatter::<Avx2>(job)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack_b(job: &crate::exec::cpu::pack::PackJob) {
+    crate::exec::cpu::pack::pack_b::<Avx2>(job)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn depthwise_plane(p: &crate::exec::cpu::depthwise::Plane) {
+    crate::exec::cpu::depthwise::plane::<Avx2>(p)
+}

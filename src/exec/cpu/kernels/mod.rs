@@ -1,0 +1,87 @@
+//! Micro-kernels. One generic source (`tile.rs`, and `depthwise.rs` one level up) written
+//! against the small [`Simd`] trait; each ISA file implements the trait with its intrinsics
+//! and wraps the generic code in `#[target_feature]` entry points, so the same loops compile
+//! to AVX-512, AVX2+FMA or plain scalar code.
+
+pub(crate) mod simd;
+mod tile;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+pub(crate) mod scalar;
+
+use super::{Epilogue, Isa};
+
+/// One micro-kernel call: `C[m x n] (+)= A[m x kc] * B[kc x n]`, then, on the last K block,
+/// `+ bias` and the activation.
+///
+/// * `a`: an A micro-panel, `kc` steps of `MR` floats (rows past `m` are zero).
+/// * `b`, `boff`: row `k` of B is the `NR` floats at `b + boff[k]` (a packed panel:
+///   `boff[k] = k * NR`; the input or a padded copy of it: the row's offset there).
+/// * `c`: row-major, `ldc` apart; only `m` rows and `n` columns are read or written.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    pub kc: usize,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub boff: *const u32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub m: usize,
+    pub n: usize,
+    /// Add to what `c` holds (a later K block) instead of overwriting it.
+    pub accumulate: bool,
+    /// Last K block: add `bias[0..m]` and apply `act`.
+    pub finish: bool,
+    pub bias: *const f32,
+    pub act: Epilogue,
+}
+
+/// An ISA's GEMM micro-kernel and its tile shape: `mr` output channels by `nr` pixels.
+#[derive(Clone, Copy)]
+pub(crate) struct KernelSet {
+    pub mr: usize,
+    pub nr: usize,
+    /// Computes one tile. Safety: the tile's pointers cover what `Tile` describes, and the
+    /// CPU has the ISA.
+    pub tile: unsafe fn(&Tile),
+    /// Packs B panels (`pack.rs`) with the same ISA.
+    pub pack: unsafe fn(&super::pack::PackJob),
+    /// Copies input rows into a padded, phase-split grid (`direct.rs`).
+    pub pad: unsafe fn(&super::direct::PadJob),
+    /// Copies a tile computed on that grid to the output.
+    pub scatter: unsafe fn(&super::direct::ScatterJob),
+}
+
+pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => KernelSet {
+            mr: avx512::MR,
+            nr: avx512::NR,
+            tile: avx512::tile,
+            pack: avx512::pack_b,
+            pad: avx512::pad,
+            scatter: avx512::scatter,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => KernelSet {
+            mr: avx2::MR,
+            nr: avx2::NR,
+            tile: avx2::tile,
+            pack: avx2::pack_b,
+            pad: avx2::pad,
+            scatter: avx2::scatter,
+        },
+        _ => KernelSet {
+            mr: scalar::MR,
+            nr: scalar::NR,
+            tile: scalar::tile,
+            pack: scalar::pack_b,
+            pad: scalar::pad,
+            scatter: scalar::scatter,
+        },
+    }
+}

@@ -1,0 +1,97 @@
+//! Portable fallback: a "vector" of one f32. Same loops as the SIMD paths, so it checks
+//! the blocking and packing logic on any CPU. GEMM tile 4 x 8 (4 x 8 scalar accumulators).
+
+use super::simd::Simd;
+use super::tile::dispatch_tile;
+use super::Tile;
+
+pub(crate) const MR: usize = 4;
+pub(crate) const NR: usize = 8;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Scalar;
+
+impl Simd for Scalar {
+    const LANES: usize = 1;
+    type V = f32;
+
+    #[inline(always)]
+    unsafe fn zero() -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> f32 {
+        *p
+    }
+    #[inline(always)]
+    unsafe fn load_partial(_p: *const f32, _n: usize) -> f32 {
+        0.0 // n < LANES = 1 means n == 0
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: f32) {
+        *p = v
+    }
+    #[inline(always)]
+    unsafe fn store_partial(_p: *mut f32, _v: f32, _n: usize) {}
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, a: usize, _b: usize) -> f32 {
+        if a == 0 {
+            *p
+        } else {
+            0.0
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> f32 {
+        Self::load_lanes(p, a, b)
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: f32, b: f32, c: f32) -> f32 {
+        // Not `mul_add`: without hardware FMA that is a slow libm call. Rounding differs
+        // from the fused paths by well under the tests' tolerance.
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn max(a: f32, b: f32) -> f32 {
+        a.max(b)
+    }
+    #[inline(always)]
+    unsafe fn min(a: f32, b: f32) -> f32 {
+        a.min(b)
+    }
+}
+
+/// The dispatcher's `V` (1 or 2 vectors per row) is for wide vectors; a scalar tile always
+/// runs as `NR` one-lane "vectors", and its store loop stops at `n` columns.
+unsafe fn tile_mv<const M: usize, const V: usize>(t: &Tile) {
+    super::tile::tile::<Scalar, M, NR, MR>(t)
+}
+
+/// Safety: see [`super::KernelSet::tile`].
+pub(crate) unsafe fn tile(t: &Tile) {
+    dispatch_tile!(tile_mv, t, 1, [1, 2, 3, 4])
+}
+
+pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {
+    crate::exec::cpu::direct::pad_copy::<Scalar>(job)
+}
+
+pub(crate) unsafe fn scatter(job: &crate::exec::cpu::direct::ScatterJob) {
+    crate::exec::cpu::direct::scatter::<Scalar>(job)
+}
+
+pub(crate) unsafe fn pack_b(job: &crate::exec::cpu::pack::PackJob) {
+    crate::exec::cpu::pack::pack_b::<Scalar>(job)
+}
+
+pub(crate) unsafe fn depthwise_plane(p: &crate::exec::cpu::depthwise::Plane) {
+    crate::exec::cpu::depthwise::plane::<Scalar>(p)
+}

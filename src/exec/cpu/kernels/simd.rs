@@ -1,0 +1,97 @@
+//! The handful of vector operations the generic kernels need.
+//!
+//! Every method is `#[inline(always)]` in its implementations and is only ever called from
+//! inside a `#[target_feature]` function of the same ISA, where LLVM inlines the intrinsics.
+
+/// A vector of `LANES` f32s. Implemented by zero-sized marker types, one per ISA.
+pub(crate) trait Simd {
+    const LANES: usize;
+    type V: Copy;
+
+    unsafe fn zero() -> Self::V;
+    unsafe fn splat(x: f32) -> Self::V;
+    /// `LANES` floats from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// The first `n < LANES` floats from `p`, zeros above; reads nothing past `p + n`.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// The first `n < LANES` lanes to `p`; writes nothing past `p + n`.
+    unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
+    /// Lanes `a..b` (`a < b <= LANES`) loaded from `p + lane`, the others zero. Lanes outside
+    /// `a..b` are never read, so `p` may point (wrapping) outside the buffer for them.
+    unsafe fn load_lanes(p: *const f32, a: usize, b: usize) -> Self::V;
+    /// Lane `t` = `*p.add(2 * t)` for `t` in `a..b`, the others zero (read as `load_lanes`).
+    unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> Self::V;
+    /// `a * b + c`, fused.
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+}
+
+/// Apply the epilogue's activation (bias is added by the caller).
+#[inline(always)]
+pub(crate) unsafe fn activate<S: Simd>(v: S::V, act: super::Epilogue) -> S::V {
+    match act {
+        super::Epilogue::None => v,
+        super::Epilogue::Relu => S::max(v, S::zero()),
+        super::Epilogue::Relu6 => S::min(S::max(v, S::zero()), S::splat(6.0)),
+    }
+}
+
+/// Load `n` floats (`1 <= n <= LANES`), zero-filled above.
+#[inline(always)]
+pub(crate) unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
+    if n >= S::LANES {
+        S::load(p)
+    } else {
+        S::load_partial(p, n)
+    }
+}
+
+/// Store the first `n` lanes (`1 <= n <= LANES`).
+#[inline(always)]
+pub(crate) unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
+    if n >= S::LANES {
+        S::store(p, v)
+    } else {
+        S::store_partial(p, v, n)
+    }
+}
+
+/// Zero `n` floats at `dst`.
+#[inline(always)]
+pub(crate) unsafe fn zero_n<S: Simd>(dst: *mut f32, n: usize) {
+    let mut i = 0;
+    while i < n {
+        store_n::<S>(dst.add(i), S::zero(), (n - i).min(S::LANES));
+        i += S::LANES;
+    }
+}
+
+/// `dst[t] = src[t * s]` for `t` in `lo..hi`, zero for the other `t < len`. `src` may point
+/// (wrapping) outside the buffer: only the elements of `lo..hi` are read.
+#[inline(always)]
+pub(crate) unsafe fn fill_run<S: Simd>(dst: *mut f32, len: usize, src: *const f32, s: usize, lo: usize, hi: usize) {
+    if s > 2 {
+        for t in 0..len {
+            *dst.add(t) = if t >= lo && t < hi { *src.wrapping_add(t * s) } else { 0.0 };
+        }
+        return;
+    }
+    let mut t0 = 0;
+    while t0 < len {
+        let n = (len - t0).min(S::LANES);
+        // Valid lanes of this chunk.
+        let (a, b) = (lo.saturating_sub(t0).min(n), hi.saturating_sub(t0).min(n));
+        let v = if a >= b {
+            S::zero()
+        } else if s == 1 {
+            S::load_lanes(src.wrapping_add(t0), a, b)
+        } else {
+            S::load_lanes_stride2(src.wrapping_add(2 * t0), a, b)
+        };
+        store_n::<S>(dst.add(t0), v, n);
+        t0 += S::LANES;
+    }
+}

@@ -1,0 +1,70 @@
+//! The GEMM micro-kernel, generic over the vector type.
+//!
+//! B row `k` is read at `b + boff[k]`: a packed panel (`boff[k] = k * NR`), the input
+//! itself (1x1 stride 1: `k * h * w`) or a tap of a padded input copy (`direct.rs`): one
+//! kernel for all three, the table lookup costing one scalar load per 2 x 12 FMAs.
+//!
+//! Register blocking: `M` rows of A (output channels) by `V` vectors of B (pixels), all
+//! `M * V` accumulators live in registers for the whole K loop. Each K step loads `V`
+//! vectors of B and broadcasts `M` scalars of A (on AVX-512 the broadcast folds into the
+//! FMA's memory operand), then does `M * V` FMAs: 12x2 = 24 FMAs per 2 loads + 12
+//! broadcasts on AVX-512, which keeps the FMA pipes, not the load ports, the bottleneck.
+
+use super::simd::{activate, load_n, store_n, Simd};
+use super::Tile;
+
+/// `M` = rows this call computes (`<= MR`), `V` = vectors per row (`n <= V * LANES`),
+/// `MR` = the A panel's row stride.
+#[inline(always)]
+pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usize>(t: &Tile) {
+    let mut acc = [[S::zero(); V]; M];
+    let mut a = t.a;
+    for k in 0..t.kc {
+        let b = t.b.add(*t.boff.add(k) as usize);
+        let mut bv = [S::zero(); V];
+        for (j, v) in bv.iter_mut().enumerate() {
+            *v = S::load(b.add(j * S::LANES));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let ai = S::splat(*a.add(i));
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = S::fmadd(ai, bv[j], *x);
+            }
+        }
+        a = a.add(MR);
+    }
+
+    for (i, row) in acc.iter().enumerate() {
+        let c = t.c.add(i * t.ldc);
+        let bias = if t.finish { S::splat(*t.bias.add(i)) } else { S::zero() };
+        for (j, &x) in row.iter().enumerate() {
+            let lanes = t.n.saturating_sub(j * S::LANES).min(S::LANES);
+            if lanes == 0 {
+                break;
+            }
+            let cj = c.add(j * S::LANES);
+            let mut v = x;
+            if t.accumulate {
+                v = S::add(v, load_n::<S>(cj, lanes));
+            }
+            if t.finish {
+                v = activate::<S>(S::add(v, bias), t.act);
+            }
+            store_n::<S>(cj, v, lanes);
+        }
+    }
+}
+
+/// Call `$f::<M, V>(t)` for the tile's row count `M` (one of the listed literals) and
+/// `V` = 1 or 2 vectors per row, so each shape gets its own fully unrolled instance.
+macro_rules! dispatch_tile {
+    ($f:ident, $t:expr, $lanes:expr, [$($m:literal),*]) => {{
+        let t: &$crate::exec::cpu::kernels::Tile = $t;
+        let two = t.n > $lanes;
+        match t.m {
+            $( $m => if two { $f::<$m, 2>(t) } else { $f::<$m, 1>(t) }, )*
+            _ => unreachable!("tile rows {} out of range", t.m),
+        }
+    }};
+}
+pub(crate) use dispatch_tile;

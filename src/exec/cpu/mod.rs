@@ -1,0 +1,432 @@
+//! Fast f32 convolution on the CPU, in plain Rust with `std::arch` intrinsics.
+//!
+//! [`PackedConv::new`] re-lays the weights out once, at model prepare time;
+//! [`PackedConv::run`] then computes NCHW in, NCHW out, with bias and ReLU/ReLU6 fused.
+//!
+//! * Dense and grouped convs run as GEMM (`gemm.rs`): A = the pre-packed weights, C = the
+//!   NCHW output itself, and B in the cheapest of three forms: the input as it lies (1x1
+//!   stride 1), shifted rows of a padded copy of the input (`direct.rs`: most other convs,
+//!   no im2col), or im2col panels packed per cache block (`pack.rs`: large channel counts
+//!   on small maps). Register-blocked micro-kernels (`kernels/`): 12x32 on AVX-512, 6x16
+//!   on AVX2+FMA, 4x8 scalar, with bias and activation fused into the final store.
+//! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
+//!   (`depthwise.rs`).
+//! * The ISA is found at run time ([`Isa::detect`]) and can be forced
+//!   ([`PackedConv::with_isa`]), which the tests do for each one the CPU has.
+//! * Threads come from the caller ([`Threads`]): a small dedicated pool, not candle's
+//!   rayon pool; share one `Threads` across all the convs of a model.
+//! * No allocation per call in steady state: per-thread scratch is kept and reused.
+//!
+//! ```
+//! use synprof::exec::cpu::{ConvSpec, Epilogue, PackedConv, Threads};
+//! // 3x3, 2 -> 4 channels, padding 1.
+//! let spec = ConvSpec::new(2, 4, [3, 3]).with_padding(1, 1, 1, 1);
+//! let weight = vec![0.1f32; 4 * 2 * 3 * 3];
+//! let conv = PackedConv::new(&weight, None, spec, Epilogue::Relu).unwrap();
+//! let (n, h, w) = (1, 5, 5);
+//! let input = vec![1.0f32; n * 2 * h * w];
+//! let (oh, ow) = conv.output_hw(h, w).unwrap();
+//! let mut output = vec![0.0f32; n * 4 * oh * ow];
+//! conv.run(&input, n, h, w, &mut output, &Threads::single()).unwrap();
+//! assert!((output[2 * ow + 2] - 1.8).abs() < 1e-5); // an inner pixel: 18 taps of 0.1
+//! ```
+
+mod depthwise;
+mod direct;
+mod eltwise;
+mod gemm;
+mod isa;
+pub(crate) mod kernels;
+mod pack;
+mod scratch;
+mod threads;
+
+pub use eltwise::add_act;
+pub use gemm::Method as GemmMethod;
+pub use isa::Isa;
+pub use threads::Threads;
+
+use crate::graph::Padding;
+
+/// What follows the bias, fused into the conv's output store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Epilogue {
+    #[default]
+    None,
+    Relu,
+    /// `min(max(x, 0), 6)`, as MobileNet uses.
+    Relu6,
+}
+
+/// A 2-D convolution's shape, independent of the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// `[height, width]`
+    pub kernel: [usize; 2],
+    /// `[height, width]`
+    pub stride: [usize; 2],
+    /// `[height, width]`
+    pub dilation: [usize; 2],
+    /// Zero padding, four sides (TensorFlow `SAME` pads asymmetrically).
+    pub padding: Padding,
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    /// Stride 1, dilation 1, no padding, one group.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: [usize; 2]) -> ConvSpec {
+        ConvSpec {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: Padding::ZERO,
+            groups: 1,
+        }
+    }
+
+    pub fn with_stride(self, sh: usize, sw: usize) -> ConvSpec {
+        ConvSpec { stride: [sh, sw], ..self }
+    }
+
+    pub fn with_dilation(self, dh: usize, dw: usize) -> ConvSpec {
+        ConvSpec { dilation: [dh, dw], ..self }
+    }
+
+    pub fn with_padding(self, top: usize, bottom: usize, left: usize, right: usize) -> ConvSpec {
+        ConvSpec { padding: Padding { top, bottom, left, right }, ..self }
+    }
+
+    pub fn with_groups(self, groups: usize) -> ConvSpec {
+        ConvSpec { groups, ..self }
+    }
+
+    /// The spec of an IR conv node whose input has `in_channels` channels.
+    pub fn from_graph(conv: &crate::graph::Conv2d, in_channels: usize) -> ConvSpec {
+        ConvSpec {
+            in_channels,
+            out_channels: conv.out_channels,
+            kernel: conv.kernel,
+            stride: conv.stride,
+            dilation: conv.dilation,
+            padding: conv.padding,
+            groups: conv.groups,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConvError> {
+        let bad = |what: String| Err(ConvError::new(format!("invalid conv spec: {what}")));
+        if self.in_channels == 0 || self.out_channels == 0 || self.groups == 0 {
+            return bad(format!(
+                "channels {} -> {} and groups {} must be positive",
+                self.in_channels, self.out_channels, self.groups
+            ));
+        }
+        if !self.in_channels.is_multiple_of(self.groups) || !self.out_channels.is_multiple_of(self.groups) {
+            return bad(format!(
+                "groups {} must divide in {} and out {} channels",
+                self.groups, self.in_channels, self.out_channels
+            ));
+        }
+        if self.kernel.contains(&0) || self.stride.contains(&0) || self.dilation.contains(&0) {
+            return bad(format!(
+                "kernel {:?}, stride {:?} and dilation {:?} must be positive",
+                self.kernel, self.stride, self.dilation
+            ));
+        }
+        Ok(())
+    }
+
+    /// Output `(height, width)` for an `h x w` input.
+    pub fn output_hw(&self, h: usize, w: usize) -> Result<(usize, usize), ConvError> {
+        let p = self.padding;
+        let axis = |n: usize, pad: usize, k: usize, s: usize, d: usize| {
+            let span = (k - 1) * d + 1;
+            (n + pad >= span).then(|| (n + pad - span) / s + 1)
+        };
+        match (
+            axis(h, p.top + p.bottom, self.kernel[0], self.stride[0], self.dilation[0]),
+            axis(w, p.left + p.right, self.kernel[1], self.stride[1], self.dilation[1]),
+        ) {
+            (Some(oh), Some(ow)) => Ok((oh, ow)),
+            _ => Err(ConvError::new(format!(
+                "input {h}x{w} with padding {p} is smaller than the {}x{} kernel at dilation {:?}",
+                self.kernel[0], self.kernel[1], self.dilation
+            ))),
+        }
+    }
+
+    /// Depthwise: one filter per channel (`groups == in == out`, more than one channel).
+    pub fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_channels && self.groups == self.out_channels
+    }
+
+    /// Floats in the weight: `[out, in / groups, kh, kw]`.
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * (self.in_channels / self.groups.max(1)) * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Multiply-adds for `n` images of `h x w` (0 if the input is too small).
+    pub fn macs(&self, n: usize, h: usize, w: usize) -> u64 {
+        let Ok((oh, ow)) = self.output_hw(h, w) else { return 0 };
+        (n * self.out_channels * oh * ow * (self.in_channels / self.groups) * self.kernel[0] * self.kernel[1]) as u64
+    }
+}
+
+/// A bad spec, weight, bias or buffer size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvError(pub String);
+
+impl ConvError {
+    pub(crate) fn new(message: impl Into<String>) -> ConvError {
+        ConvError(message.into())
+    }
+}
+
+impl std::fmt::Display for ConvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConvError {}
+
+enum Body {
+    Gemm(gemm::GemmWeights),
+    /// `[channels][kh * kw]`, as given.
+    Depthwise(Vec<f32>),
+}
+
+/// A convolution with its weights laid out for the kernels of one ISA.
+pub struct PackedConv {
+    spec: ConvSpec,
+    epilogue: Epilogue,
+    isa: Isa,
+    /// One per output channel (zeros without a bias).
+    bias: Vec<f32>,
+    body: Body,
+    force: Option<GemmMethod>,
+}
+
+impl PackedConv {
+    /// Pack for the fastest ISA this CPU has. `weight` is `[out, in / groups, kh, kw]`,
+    /// `bias` one per output channel; `epilogue` runs after the bias.
+    pub fn new(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        spec: ConvSpec,
+        epilogue: Epilogue,
+    ) -> Result<PackedConv, ConvError> {
+        PackedConv::with_isa(weight, bias, spec, epilogue, Isa::detect())
+    }
+
+    /// Pack for a given ISA (an error if the CPU lacks it): tests and benchmarks.
+    pub fn with_isa(
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        spec: ConvSpec,
+        epilogue: Epilogue,
+        isa: Isa,
+    ) -> Result<PackedConv, ConvError> {
+        spec.validate()?;
+        if !isa.is_available() {
+            return Err(ConvError::new(format!("this CPU cannot run the {isa} kernels")));
+        }
+        if weight.len() != spec.weight_len() {
+            return Err(ConvError::new(format!(
+                "weight has {} floats, the spec needs {}",
+                weight.len(),
+                spec.weight_len()
+            )));
+        }
+        let bias = match bias {
+            Some(b) if b.len() != spec.out_channels => {
+                return Err(ConvError::new(format!(
+                    "bias has {} floats, the conv has {} output channels",
+                    b.len(),
+                    spec.out_channels
+                )))
+            }
+            Some(b) => b.to_vec(),
+            None => vec![0.0; spec.out_channels],
+        };
+        let body = if spec.is_depthwise() {
+            Body::Depthwise(weight.to_vec())
+        } else {
+            let m = spec.out_channels / spec.groups;
+            let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
+            Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, kernels::kernel_set(isa).mr))
+        };
+        Ok(PackedConv { spec, epilogue, isa, bias, body, force: None })
+    }
+
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    pub fn epilogue(&self) -> Epilogue {
+        self.epilogue
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Which kernel runs it on an `h x w` input: "depthwise"; or GEMM with B as
+    /// "pointwise" (1x1 stride 1: the input as is), "direct" (shifted rows of a padded
+    /// input copy) or "im2col" (packed patches).
+    pub fn method(&self, h: usize, w: usize) -> &'static str {
+        match (&self.body, self.geom(h, w)) {
+            (Body::Depthwise(_), _) => "depthwise",
+            (Body::Gemm(_), Err(_)) => "gemm",
+            (Body::Gemm(_), Ok(g)) => match gemm::choose(
+                &g,
+                self.spec.out_channels / self.spec.groups,
+                kernels::kernel_set(self.isa).nr,
+                self.force,
+            ) {
+                gemm::Method::Pointwise => "pointwise",
+                gemm::Method::Direct => "direct",
+                gemm::Method::Im2col => "im2col",
+            },
+        }
+    }
+
+    /// One group's im2col geometry on an `h x w` input.
+    fn geom(&self, h: usize, w: usize) -> Result<pack::Geom, ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
+        let p = s.padding;
+        Ok(pack::Geom {
+            c: s.in_channels / s.groups,
+            h,
+            w,
+            kh: s.kernel[0],
+            kw: s.kernel[1],
+            sh: s.stride[0],
+            sw: s.stride[1],
+            dh: s.dilation[0],
+            dw: s.dilation[1],
+            pt: p.top,
+            pl: p.left,
+            oh,
+            ow,
+        })
+    }
+
+    /// Force how a GEMM conv forms B (`None`: choose per input size, the default), so
+    /// tests can check every method on every shape. No effect on depthwise convs; a
+    /// forced `Pointwise` applies only where the conv is 1x1 stride 1 unpadded.
+    #[doc(hidden)]
+    pub fn force_gemm_method(&mut self, method: Option<GemmMethod>) {
+        self.force = method;
+    }
+
+    /// Bytes of packed weights held.
+    pub fn packed_bytes(&self) -> usize {
+        match &self.body {
+            Body::Gemm(g) => g.bytes(),
+            Body::Depthwise(w) => w.len() * 4,
+        }
+    }
+
+    /// Output `(height, width)` for an `h x w` input.
+    pub fn output_hw(&self, h: usize, w: usize) -> Result<(usize, usize), ConvError> {
+        self.spec.output_hw(h, w)
+    }
+
+    /// Convolve `n` NCHW images of `h x w` into `output` (NCHW, `n * out * oh * ow`
+    /// floats, overwritten).
+    pub fn run(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        output: &mut [f32],
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
+        if input.len() != n * s.in_channels * h * w {
+            return Err(ConvError::new(format!(
+                "input has {} floats, {n}x{}x{h}x{w} needs {}",
+                input.len(),
+                s.in_channels,
+                n * s.in_channels * h * w
+            )));
+        }
+        if output.len() != n * s.out_channels * oh * ow {
+            return Err(ConvError::new(format!(
+                "output has {} floats, {n}x{}x{oh}x{ow} needs {}",
+                output.len(),
+                s.out_channels,
+                n * s.out_channels * oh * ow
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        // A tiny conv (a few microseconds of work) costs less done here than the wake-up
+        // of a parked helper.
+        static SERIAL: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::single);
+        let threads = if s.macs(n, h, w) < threads.serial_below() { &*SERIAL } else { threads };
+        let p = s.padding;
+        match &self.body {
+            Body::Gemm(weights) => {
+                let geom = self.geom(h, w)?;
+                let call = gemm::Call {
+                    weights,
+                    kernels: kernels::kernel_set(self.isa),
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    groups: s.groups,
+                    geom,
+                    images: n,
+                    force: self.force,
+                };
+                gemm::run(&call, input, output, threads);
+            }
+            Body::Depthwise(taps) => {
+                let g = depthwise::DwGeom {
+                    h,
+                    w,
+                    kh: s.kernel[0],
+                    kw: s.kernel[1],
+                    sh: s.stride[0],
+                    sw: s.stride[1],
+                    dh: s.dilation[0],
+                    dw: s.dilation[1],
+                    pt: p.top,
+                    pl: p.left,
+                    oh,
+                    ow,
+                };
+                let call = depthwise::Call {
+                    isa: self.isa,
+                    g,
+                    channels: s.in_channels,
+                    images: n,
+                    taps,
+                    bias: &self.bias,
+                    act: self.epilogue,
+                };
+                depthwise::run(&call, input, output, threads);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for PackedConv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedConv")
+            .field("spec", &self.spec)
+            .field("epilogue", &self.epilogue)
+            .field("isa", &self.isa)
+            .finish()
+    }
+}

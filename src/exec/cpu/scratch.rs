@@ -1,0 +1,63 @@
+//! Cache-line-aligned buffers: the packed weights, and one reusable scratch area per thread
+//! (im2col panels, padded depthwise planes) so that a conv call allocates nothing.
+
+use std::cell::RefCell;
+
+/// One 64-byte cache line of f32s; a `Vec` of these is 64-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A zero-initialised f32 buffer whose start is 64-byte aligned (vector loads never split
+/// a cache line at a panel's start).
+#[derive(Clone, Default)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf { lines: vec![Line([0.0; 16]); len.div_ceil(16)], len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]`, so the lines are `16 * lines.len()`
+        // initialised f32s in a row, and `len` never exceeds that.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, with exclusive access through `&mut self`.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+
+    /// Grow to at least `len` (new space zeroed); never shrinks, so steady state allocates nothing.
+    fn ensure(&mut self, len: usize) {
+        if len > self.len {
+            let lines = len.div_ceil(16);
+            if lines > self.lines.len() {
+                self.lines.resize(lines, Line([0.0; 16]));
+            }
+            self.len = self.lines.len() * 16;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+}
+
+/// Run `f` on this thread's scratch area, at least `len` floats long (contents unspecified).
+/// Not re-entrant: `f` must not call `with_scratch` again.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.ensure(len);
+        f(&mut buf.as_mut_slice()[..len])
+    })
+}

@@ -1,0 +1,326 @@
+//! The worker threads a conv runs on, owned by the caller.
+//!
+//! A small dedicated pool (not rayon's global one, which candle uses): `Threads::new(n)`
+//! holds `n - 1` helper threads and the calling thread works too, so a conv never runs
+//! more than `n` threads at once, whatever candle's pool is doing.
+//!
+//! Why not a rayon scope: a scope waits for every spawned job to finish, so on a busy
+//! machine (here: other builds sharing 2 cores) a helper the OS has not scheduled yet
+//! makes the caller sit idle for a scheduler tick after doing all the work itself; small
+//! layers ran slower on 2 threads than on 1. Here helpers *join* a call through a gate;
+//! the caller closes the gate when the items run out and waits only for helpers that
+//! joined and are finishing an item. A late helper finds the gate closed and goes back to
+//! sleep. Idle helpers spin briefly (consecutive layers follow within microseconds), then
+//! park.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::ConvError;
+
+/// Convs under this many multiply-adds run on the calling thread alone (about 10 us of
+/// work: less than waking a parked helper costs).
+const SERIAL_MACS: u64 = 1 << 20;
+/// How long an idle helper spins before parking.
+const SPIN: Duration = Duration::from_micros(50);
+/// Gate bit: the current call accepts helpers. The bits below count helpers inside.
+const OPEN: u64 = 1 << 63;
+
+type Job = dyn Fn(usize) + Sync;
+
+struct Shared {
+    /// `OPEN` | number of helpers inside the current call.
+    gate: AtomicU64,
+    /// Incremented per call, so a helper joins each call at most once.
+    generation: AtomicU64,
+    /// Next item to hand out.
+    next: AtomicUsize,
+    /// The current call's job and item count; written by the caller only while the gate is
+    /// closed and empty, read by helpers only while inside.
+    job: UnsafeCell<(*const Job, usize)>,
+    /// A helper's job panicked (re-raised on the caller).
+    panicked: AtomicBool,
+    shutdown: AtomicBool,
+}
+
+// SAFETY: `job` is accessed under the gate protocol above (caller writes happen-before the
+// `OPEN` release store that helpers acquire when joining; the caller does not write again
+// until every joined helper has left with a release decrement).
+unsafe impl Sync for Shared {}
+unsafe impl Send for Shared {}
+
+/// How many threads a conv may use, and the helpers that provide them.
+pub struct Threads {
+    count: usize,
+    shared: Arc<Shared>,
+    helpers: Vec<JoinHandle<()>>,
+    /// One call at a time.
+    calls: Mutex<()>,
+    serial_below: u64,
+}
+
+impl Threads {
+    /// `count` threads in all (the calling thread included); 0 is taken as 1.
+    pub fn new(count: usize) -> Result<Threads, ConvError> {
+        let count = count.max(1);
+        let shared = Arc::new(Shared {
+            gate: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            job: UnsafeCell::new((std::ptr::null::<fn(usize)>() as *const Job, 0)),
+            panicked: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+        });
+        let mut helpers = Vec::new();
+        for i in 1..count {
+            let s = Arc::clone(&shared);
+            let h = std::thread::Builder::new()
+                .name(format!("synprof-conv-{i}"))
+                .spawn(move || {
+                    pin_to_cpu(i);
+                    helper(&s)
+                })
+                .map_err(|e| ConvError::new(format!("cannot start conv thread {i}: {e}")))?;
+            helpers.push(h);
+        }
+        Ok(Threads { count, shared, helpers, calls: Mutex::new(()), serial_below: SERIAL_MACS })
+    }
+
+    /// Everything on the calling thread.
+    pub fn single() -> Threads {
+        Threads::new(1).expect("no thread is started for one")
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Convs smaller than this (multiply-adds) run on the calling thread only.
+    pub fn serial_below(&self) -> u64 {
+        self.serial_below
+    }
+
+    /// Spread even the smallest conv over the threads (tests of the threaded paths).
+    #[doc(hidden)]
+    pub fn always_parallel(mut self) -> Threads {
+        self.serial_below = 0;
+        self
+    }
+
+    /// Call `f(i)` once for each `i < items`, spread over the threads. Items are handed out
+    /// one at a time from a shared counter, so uneven items still balance. `f` must not
+    /// call `for_each` on the same `Threads`.
+    pub(crate) fn for_each(&self, items: usize, f: &(dyn Fn(usize) + Sync)) {
+        if self.helpers.is_empty() || items <= 1 {
+            (0..items).for_each(f);
+            return;
+        }
+        let _one_call = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &*self.shared;
+        // SAFETY: the gate is closed and empty (every call leaves it so), so no helper
+        // reads `job` now. The lifetime is erased; it is only used until this call has
+        // waited for every helper that joined.
+        unsafe {
+            let f: *const (dyn Fn(usize) + Sync + '_) = f;
+            *s.job.get() = (std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(f), items);
+        }
+        s.next.store(0, Ordering::Relaxed);
+        s.generation.fetch_add(1, Ordering::Relaxed);
+        s.gate.store(OPEN, Ordering::Release);
+        for h in &self.helpers {
+            h.thread().unpark();
+        }
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, f, items)));
+        // Close the gate, then wait for the helpers inside: each is finishing one item.
+        s.gate.fetch_and(!OPEN, Ordering::AcqRel);
+        let start = Instant::now();
+        while s.gate.load(Ordering::Acquire) != 0 {
+            if start.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        if let Err(panic) = mine {
+            std::panic::resume_unwind(panic);
+        }
+        if s.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a conv worker thread panicked");
+        }
+    }
+}
+
+/// Pin helper `i` to the `i`-th CPU this process may use (modulo their count), Linux only.
+///
+/// Without it, on a busy machine the scheduler tends to wake the helper on the caller's
+/// own CPU and leave the two time-slicing one core: measured on the 2-vCPU dev box
+/// under other builds, 2 threads ran no faster than 1. Pinned, helper and caller end up
+/// on different cores (the caller stays free and the balancer moves it off the busier
+/// one). onnxruntime pins its intra-op threads the same way.
+fn pin_to_cpu(i: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        // A cpu_set_t of 1024 bits, as glibc defines it.
+        const WORDS: usize = 1024 / 64;
+        extern "C" {
+            fn sched_getaffinity(pid: i32, size: usize, mask: *mut u64) -> i32;
+            fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+        }
+        let mut allowed = [0u64; WORDS];
+        // SAFETY: the mask buffer is `WORDS * 8` bytes, as passed; pid 0 is this thread.
+        if unsafe { sched_getaffinity(0, WORDS * 8, allowed.as_mut_ptr()) } != 0 {
+            return;
+        }
+        let cpus: Vec<usize> = (0..WORDS * 64).filter(|&c| allowed[c / 64] >> (c % 64) & 1 == 1).collect();
+        if cpus.len() < 2 {
+            return;
+        }
+        let cpu = cpus[i % cpus.len()];
+        let mut mask = [0u64; WORDS];
+        mask[cpu / 64] |= 1 << (cpu % 64);
+        // SAFETY: as above. Failure only leaves the thread unpinned.
+        unsafe { sched_setaffinity(0, WORDS * 8, mask.as_ptr()) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = i;
+}
+
+/// Take items until none are left.
+fn work(s: &Shared, f: &(dyn Fn(usize) + Sync + '_), items: usize) {
+    loop {
+        let i = s.next.fetch_add(1, Ordering::Relaxed);
+        if i >= items {
+            break;
+        }
+        f(i);
+    }
+}
+
+/// A helper's life: join each call once if its gate is still open, else spin, then park.
+fn helper(s: &Shared) {
+    let mut last = 0u64;
+    let mut idle_since = Instant::now();
+    loop {
+        if s.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        let gate = s.gate.load(Ordering::Acquire);
+        let generation = s.generation.load(Ordering::Relaxed);
+        if gate & OPEN != 0 && generation != last {
+            if s.gate.compare_exchange_weak(gate, gate + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                // Inside: the generation and job cannot change until we leave.
+                last = s.generation.load(Ordering::Relaxed);
+                // SAFETY: written before the gate opened (acquired above), valid until
+                // we leave the gate.
+                let (f, items) = unsafe { *s.job.get() };
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, unsafe { &*f }, items)));
+                if ok.is_err() {
+                    s.panicked.store(true, Ordering::Relaxed);
+                }
+                s.gate.fetch_sub(1, Ordering::Release);
+                idle_since = Instant::now();
+            }
+            continue;
+        }
+        if idle_since.elapsed() < SPIN {
+            std::hint::spin_loop();
+        } else {
+            // Woken by a call (or the timeout): spin a little again before the next park.
+            std::thread::park_timeout(Duration::from_millis(100));
+            idle_since = Instant::now();
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for h in &self.helpers {
+            h.thread().unpark();
+        }
+        for h in self.helpers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Threads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Threads({})", self.count)
+    }
+}
+
+/// A raw output pointer shared by workers that write disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: every user writes through it only to regions no other item touches, and the
+// buffer outlives the `for_each` call that hands it out.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn every_item_runs_once_per_call() {
+        for count in [1, 2, 3] {
+            let threads = Threads::new(count).unwrap();
+            for items in [0, 1, 2, 7, 64] {
+                for _ in 0..200 {
+                    let hits: Vec<AtomicU32> = (0..items).map(|_| AtomicU32::new(0)).collect();
+                    threads.for_each(items, &|i| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    });
+                    assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{count} threads, {items} items");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn helpers_share_the_work() {
+        let threads = Threads::new(2).unwrap();
+        let main = std::thread::current().id();
+        let elsewhere = AtomicU32::new(0);
+        // Slow items: the helper must join and take some.
+        for _ in 0..20 {
+            threads.for_each(8, &|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                if std::thread::current().id() != main {
+                    elsewhere.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        assert!(elsewhere.load(Ordering::Relaxed) > 0, "the helper never ran an item");
+    }
+
+    #[test]
+    fn a_panic_reaches_the_caller_and_the_pool_survives() {
+        let threads = Threads::new(2).unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            threads.for_each(16, &|i| {
+                std::thread::sleep(Duration::from_micros(200));
+                assert!(i != 5, "item 5 fails");
+            })
+        }));
+        assert!(r.is_err());
+        let done = AtomicU32::new(0);
+        threads.for_each(16, &|_| {
+            done.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 16);
+    }
+}

@@ -1,0 +1,318 @@
+//! The CPU conv kernels (`synprof::exec::cpu`) against a naive f64 convolution, on every
+//! ISA this CPU has (AVX-512, AVX2+FMA and the scalar fallback are each forced in turn),
+//! with one and several threads: hundreds of random shapes covering odd sizes, channel
+//! counts off the vector width, rectangular and dilated kernels, per-axis strides,
+//! asymmetric padding, grouped and depthwise convs, every epilogue, batch 1..3, plus the
+//! shapes that cross the kernels' block boundaries.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads};
+
+/// Allowed error, relative to the largest |output|.
+const TOLERANCE: f64 = 1e-5;
+
+/// Naive f64 conv + bias + epilogue: the definition.
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    spec: &ConvSpec,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    epi: Epilogue,
+    x: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Vec<f64> {
+    let (oh, ow) = spec.output_hw(h, w).unwrap();
+    let (cin, cout, g) = (spec.in_channels, spec.out_channels, spec.groups);
+    let (cg, mg) = (cin / g, cout / g);
+    let [kh, kw] = spec.kernel;
+    let p = spec.padding;
+    let mut out = vec![0.0f64; n * cout * oh * ow];
+    for b in 0..n {
+        for o in 0..cout {
+            let grp = o / mg;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias.map_or(0.0, |bs| bs[o] as f64);
+                    for ci in 0..cg {
+                        let c = grp * cg + ci;
+                        for ky in 0..kh {
+                            let iy = (oy * spec.stride[0] + ky * spec.dilation[0]) as isize - p.top as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let ix = (ox * spec.stride[1] + kx * spec.dilation[1]) as isize - p.left as isize;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let wv = weight[((o * cg + ci) * kh + ky) * kw + kx] as f64;
+                                let xv = x[((b * cin + c) * h + iy as usize) * w + ix as usize] as f64;
+                                acc += wv * xv;
+                            }
+                        }
+                    }
+                    out[((b * cout + o) * oh + oy) * ow + ox] = match epi {
+                        Epilogue::None => acc,
+                        Epilogue::Relu => acc.max(0.0),
+                        Epilogue::Relu6 => acc.clamp(0.0, 6.0),
+                    };
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Case {
+    spec: ConvSpec,
+    n: usize,
+    h: usize,
+    w: usize,
+    bias: bool,
+    epi: Epilogue,
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.spec;
+        write!(
+            f,
+            "n{} {}x{}x{} -> {} k{:?} s{:?} d{:?} pad({},{},{},{}) g{} bias {} {:?}",
+            self.n,
+            s.in_channels,
+            self.h,
+            self.w,
+            s.out_channels,
+            s.kernel,
+            s.stride,
+            s.dilation,
+            s.padding.top,
+            s.padding.bottom,
+            s.padding.left,
+            s.padding.right,
+            s.groups,
+            self.bias,
+            self.epi
+        )
+    }
+}
+
+/// Run `case` on `isa` with each thread pool and compare with the reference; GEMM convs
+/// also with each way of forming B forced (the automatic choice covers only some shapes).
+fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
+    let s = case.spec;
+    let weight: Vec<f32> = (0..s.weight_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let bias: Vec<f32> = (0..s.out_channels).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let x: Vec<f32> = (0..case.n * s.in_channels * case.h * case.w).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let bias = case.bias.then_some(&bias[..]);
+    let want = reference(&s, &weight, bias, case.epi, &x, case.n, case.h, case.w);
+    let mut conv = PackedConv::with_isa(&weight, bias, s, case.epi, isa).unwrap();
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
+    let forced: &[Option<GemmMethod>] = if s.is_depthwise() {
+        &[None]
+    } else {
+        &[None, Some(GemmMethod::Pointwise), Some(GemmMethod::Direct), Some(GemmMethod::Im2col)]
+    };
+    for (&force, threads) in forced.iter().flat_map(|f| pools.iter().map(move |t| (f, t))) {
+        conv.force_gemm_method(force);
+        // Poison the output: the conv must overwrite every element.
+        let mut got = vec![f32::NAN; want.len()];
+        conv.run(&x, case.n, case.h, case.w, &mut got, threads).unwrap();
+        let (worst, at) = got.iter().zip(&want).enumerate().fold((0.0f64, 0), |(m, at), (i, (&g, &r))| {
+            let e = if g.is_finite() { (g as f64 - r).abs() } else { f64::INFINITY };
+            if e > m {
+                (e, i)
+            } else {
+                (m, at)
+            }
+        });
+        assert!(
+            worst <= TOLERANCE * scale,
+            "{isa} ({}), {threads:?}, {case:?}: error {worst:e} at {at} (got {}, want {}), max |out| {scale}",
+            conv.method(case.h, case.w),
+            got[at],
+            want[at]
+        );
+    }
+}
+
+fn pools() -> Vec<Threads> {
+    // Threaded pools split even tiny convs (normally run serially) to test the split.
+    vec![Threads::single(), Threads::new(2).unwrap().always_parallel(), Threads::new(3).unwrap().always_parallel()]
+}
+
+fn isas() -> Vec<Isa> {
+    let isas = Isa::available();
+    eprintln!("ISAs tested on this CPU: {isas:?} (detected: {})", Isa::detect());
+    isas
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
+    xs[rng.random_range(0..xs.len())]
+}
+
+fn epilogue(rng: &mut ChaCha8Rng) -> Epilogue {
+    pick(rng, &[Epilogue::None, Epilogue::Relu, Epilogue::Relu6])
+}
+
+/// A random case of the given group structure, sized so the output is at least 1x1.
+fn random_case(rng: &mut ChaCha8Rng, kind: &str) -> Case {
+    let kernel = [rng.random_range(1..=7), rng.random_range(1..=7)];
+    let stride = [rng.random_range(1..=3), rng.random_range(1..=3)];
+    let dilation = if rng.random_bool(0.25) { [rng.random_range(1..=3), rng.random_range(1..=3)] } else { [1, 1] };
+    let pad = |rng: &mut ChaCha8Rng, k: usize| rng.random_range(0..=k.min(4));
+    let (top, bottom, left, right) =
+        (pad(rng, kernel[0]), pad(rng, kernel[0]), pad(rng, kernel[1]), pad(rng, kernel[1]));
+    let (cin, cout, groups) = match kind {
+        "dense" => (rng.random_range(1..=24), rng.random_range(1..=40), 1),
+        "grouped" => {
+            let g = rng.random_range(2..=6);
+            (g * rng.random_range(1..=5), g * rng.random_range(1..=6), g)
+        }
+        "depthwise" => {
+            let c = rng.random_range(2..=20);
+            (c, c, c)
+        }
+        _ => unreachable!(),
+    };
+    let span = |k: usize, d: usize| (k - 1) * d + 1;
+    let h = rng.random_range(span(kernel[0], dilation[0]).saturating_sub(top + bottom).max(1)..=24);
+    let w = rng.random_range(span(kernel[1], dilation[1]).saturating_sub(left + right).max(1)..=24);
+    let spec = ConvSpec::new(cin, cout, kernel)
+        .with_stride(stride[0], stride[1])
+        .with_dilation(dilation[0], dilation[1])
+        .with_padding(top, bottom, left, right)
+        .with_groups(groups);
+    Case { spec, n: rng.random_range(1..=3), h, w, bias: rng.random_bool(0.7), epi: epilogue(rng) }
+}
+
+fn run_random(kind: &str, count: usize, seed: u64) {
+    let pools = pools();
+    let isas = isas();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for _ in 0..count {
+        let case = random_case(&mut rng, kind);
+        for &isa in &isas {
+            check(&case, isa, &pools, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn random_dense_convs() {
+    run_random("dense", 250, 1);
+}
+
+#[test]
+fn random_grouped_convs() {
+    run_random("grouped", 120, 2);
+}
+
+#[test]
+fn random_depthwise_convs() {
+    run_random("depthwise", 150, 3);
+}
+
+fn case(spec: ConvSpec, n: usize, h: usize, w: usize, epi: Epilogue) -> Case {
+    Case { spec, n, h, w, bias: true, epi }
+}
+
+/// The shapes the zoo models use, shrunk, and ones that cross block boundaries.
+#[test]
+fn model_like_and_block_boundary_shapes() {
+    let pools = pools();
+    let isas = isas();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let cases = vec![
+        // ResNet: 7x7/2 stem, 3x3, 1x1 (pointwise), 1x1 stride 2 downsample.
+        case(ConvSpec::new(3, 16, [7, 7]).with_stride(2, 2).with_padding(3, 3, 3, 3), 2, 33, 35, Epilogue::Relu),
+        case(ConvSpec::new(64, 64, [3, 3]).with_padding(1, 1, 1, 1), 1, 14, 14, Epilogue::Relu),
+        case(ConvSpec::new(64, 70, [1, 1]), 2, 9, 11, Epilogue::None),
+        case(ConvSpec::new(40, 72, [1, 1]).with_stride(2, 2), 1, 13, 13, Epilogue::None),
+        // K > 256 (several K blocks), pixels > one B block (several pixel blocks).
+        case(ConvSpec::new(300, 37, [1, 1]), 1, 30, 31, Epilogue::Relu),
+        case(ConvSpec::new(64, 29, [3, 3]).with_padding(1, 1, 1, 1), 1, 40, 41, Epilogue::Relu),
+        case(ConvSpec::new(33, 13, [3, 3]).with_padding(1, 1, 1, 1), 3, 27, 29, Epilogue::Relu6),
+        // Many output channels at 7x7 (channel chunks per thread at batch 1).
+        case(ConvSpec::new(48, 203, [3, 3]).with_padding(1, 1, 1, 1), 1, 7, 7, Epilogue::Relu),
+        case(ConvSpec::new(200, 300, [1, 1]), 1, 7, 7, Epilogue::None),
+        // MobileNet: depthwise 3x3 stride 1 and 2, Relu6; wide planes.
+        case(ConvSpec::new(19, 19, [3, 3]).with_padding(1, 1, 1, 1).with_groups(19), 2, 37, 38, Epilogue::Relu6),
+        case(
+            ConvSpec::new(24, 24, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1).with_groups(24),
+            1,
+            56,
+            56,
+            Epilogue::Relu6,
+        ),
+        case(
+            ConvSpec::new(16, 16, [5, 5]).with_stride(2, 2).with_padding(1, 2, 1, 2).with_groups(16),
+            1,
+            29,
+            30,
+            Epilogue::None,
+        ),
+        // TF SAME with even kernels (synNet): 4x4 and 2x2, pad (1,2) / (0,1).
+        case(ConvSpec::new(23, 41, [4, 4]).with_padding(1, 2, 1, 2), 2, 14, 14, Epilogue::Relu),
+        case(ConvSpec::new(29, 45, [2, 2]).with_padding(0, 1, 0, 1), 1, 14, 14, Epilogue::Relu),
+        case(ConvSpec::new(3, 42, [5, 5]).with_padding(2, 2, 2, 2), 1, 45, 47, Epilogue::Relu),
+        // Inception-style rectangular kernels.
+        case(ConvSpec::new(17, 19, [1, 7]).with_padding(0, 0, 3, 3), 2, 17, 17, Epilogue::Relu),
+        case(ConvSpec::new(17, 19, [7, 1]).with_padding(3, 3, 0, 0), 2, 17, 17, Epilogue::Relu),
+        // ResNeXt group conv; channel multiplier (groups == in, out = 2 * in).
+        case(ConvSpec::new(64, 64, [3, 3]).with_padding(1, 1, 1, 1).with_groups(32), 2, 9, 9, Epilogue::Relu),
+        case(ConvSpec::new(8, 16, [3, 3]).with_padding(1, 1, 1, 1).with_groups(8), 1, 10, 10, Epilogue::None),
+        // Per-axis stride and dilation.
+        case(
+            ConvSpec::new(5, 7, [3, 3]).with_stride(1, 2).with_dilation(2, 1).with_padding(2, 2, 1, 1),
+            1,
+            12,
+            13,
+            Epilogue::None,
+        ),
+        // Width 1, height 1, single pixel output.
+        case(ConvSpec::new(6, 9, [3, 1]).with_padding(1, 1, 0, 0), 2, 19, 1, Epilogue::None),
+        case(ConvSpec::new(6, 9, [1, 3]).with_padding(0, 0, 1, 1), 2, 1, 19, Epilogue::None),
+        case(ConvSpec::new(6, 9, [3, 3]), 1, 3, 3, Epilogue::None),
+    ];
+    for c in &cases {
+        for &isa in &isas {
+            check(c, isa, &pools, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let spec = ConvSpec::new(4, 6, [3, 3]);
+    assert!(PackedConv::new(&[0.0; 10], None, spec, Epilogue::None).is_err(), "weight length");
+    assert!(
+        PackedConv::new(&vec![0.0; spec.weight_len()], Some(&[0.0; 5]), spec, Epilogue::None).is_err(),
+        "bias length"
+    );
+    assert!(
+        PackedConv::new(&[0.0; 24], None, ConvSpec::new(4, 6, [1, 1]).with_groups(4), Epilogue::None).is_err(),
+        "groups"
+    );
+    assert!(ConvSpec::new(4, 6, [0, 3]).validate().is_err(), "kernel 0");
+    let conv = PackedConv::new(&vec![0.0; spec.weight_len()], None, spec, Epilogue::None).unwrap();
+    let mut out = vec![0.0; 6 * 3 * 3];
+    assert!(conv.run(&[0.0; 4 * 5 * 5], 1, 5, 5, &mut out, &Threads::single()).is_ok());
+    assert!(conv.run(&[0.0; 4 * 5 * 5 - 1], 1, 5, 5, &mut out, &Threads::single()).is_err(), "input length");
+    assert!(conv.run(&[0.0; 4 * 5 * 5], 1, 5, 5, &mut out[1..], &Threads::single()).is_err(), "output length");
+    assert!(conv.run(&[0.0; 4 * 2 * 2], 1, 2, 2, &mut [], &Threads::single()).is_err(), "input smaller than kernel");
+    assert!(conv.run(&[], 0, 5, 5, &mut [], &Threads::single()).is_ok(), "empty batch");
+}
+
+#[test]
+fn detected_isa_is_available_and_methods_are_named() {
+    assert!(Isa::detect().is_available());
+    assert!(Isa::Scalar.is_available());
+    let pw = PackedConv::new(&[0.0; 8], None, ConvSpec::new(2, 4, [1, 1]), Epilogue::None).unwrap();
+    let dw = PackedConv::new(&[0.0; 18], None, ConvSpec::new(2, 2, [3, 3]).with_groups(2), Epilogue::None).unwrap();
+    let ic = PackedConv::new(&[0.0; 72], None, ConvSpec::new(2, 4, [3, 3]), Epilogue::None).unwrap();
+    assert_eq!((pw.method(5, 5), dw.method(5, 5), ic.method(5, 5)), ("pointwise", "depthwise", "direct"));
+}
