@@ -108,6 +108,11 @@ pub struct LayerTime {
     pub flops: u64,
     pub achieved_gflops_per_s: f64,
     pub arithmetic_intensity: f64,
+    /// Done inside another layer (a batch-norm folded into its conv, an activation fused
+    /// into it, dropout at inference): its own time is only a hand-over, so it has no
+    /// achieved FLOP/s (0) and the work shows in the layer that does it.
+    #[serde(default)]
+    pub fused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,16 +341,23 @@ fn time_layers(
         .iter()
         .zip(&analysis.layers)
         .zip(&total_ms)
-        .map(|((node, row), &t)| {
+        .zip(&lowered.layers)
+        .map(|(((node, row), &t), layer)| {
             let mean_ms = t / iterations as f64;
+            let fused = matches!(layer, crate::exec::lower::Layer::Identity);
             LayerTime {
                 name: node.name.clone(),
                 op: node.op.type_name().to_string(),
                 mean_ms,
                 share: if sum > 0.0 { t / sum } else { 0.0 },
                 flops: row.flops,
-                achieved_gflops_per_s: if mean_ms > 0.0 { row.flops as f64 / (mean_ms / 1e3) / 1e9 } else { 0.0 },
+                achieved_gflops_per_s: if mean_ms > 0.0 && !fused {
+                    row.flops as f64 / (mean_ms / 1e3) / 1e9
+                } else {
+                    0.0
+                },
                 arithmetic_intensity: row.arithmetic_intensity,
+                fused,
             }
         })
         .collect())
