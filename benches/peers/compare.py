@@ -5,7 +5,11 @@ synprof/onnxruntime, same thread count, one run on one machine, measured one aft
 other (never concurrently).
 
     python benches/peers/compare.py [--models resnet50,mobilenet_v2,synnet] [--batches 1,16]
-        [--threads 2] [--seconds 10] [--convs packed,candle] [--out benches/peers/RESULTS.md]
+        [--threads 2] [--seconds 10] [--convs packed,candle] [--repeats 1] [--out benches/peers/RESULTS.md]
+
+With --repeats N each model and batch is measured N times in rounds (synprof, onnxruntime,
+torch, synprof, ...): the table shows the median img/s of each and the median of the
+per-round ratios, which is what survives a machine shared with other work.
 
 Needs: a release build of synprof (target/release/synprof), and a Python with
 onnxruntime, numpy, torch (and torchvision for its resnet50/mobilenet_v2).
@@ -142,25 +146,35 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--convs", default="packed,candle", help="synprof --cpu-conv values to run, first one is the ratios'")
+    ap.add_argument("--repeats", type=int, default=1, help="rounds per model and batch; medians are reported")
     args = ap.parse_args()
+    med = lambda xs: float(np.median(xs))
     convs = args.convs.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models.split(","):
             for batch in [int(b) for b in args.batches.split(",")]:
-                synprof = [run_synprof(model, batch, args.threads, args.seconds, c)[0] for c in convs]
-                s_ips = synprof[0]
-                o_ips, o_ms = run_onnxruntime(model, batch, args.threads, args.seconds, tmp)
-                t_ips, t_ms, how = run_torch(model, batch, args.threads, args.seconds, tmp)
-                row = (model, batch, synprof, o_ips, t_ips, s_ips / o_ips, s_ips / t_ips, how)
+                rounds = []
+                for _ in range(args.repeats):
+                    synprof = [run_synprof(model, batch, args.threads, args.seconds, c)[0] for c in convs]
+                    o_ips, o_ms = run_onnxruntime(model, batch, args.threads, args.seconds, tmp)
+                    t_ips, t_ms, how = run_torch(model, batch, args.threads, args.seconds, tmp)
+                    rounds.append((synprof, o_ips, t_ips))
+                    if args.repeats > 1:
+                        print(f"  round: {model} b{batch} synprof {synprof} ort {o_ips:.2f} torch {t_ips:.2f}", flush=True)
+                synprof = [med([r[0][i] for r in rounds]) for i in range(len(convs))]
+                s_ips, o_ips, t_ips = synprof[0], med([r[1] for r in rounds]), med([r[2] for r in rounds])
+                r_ort, r_torch = med([r[0][0] / r[1] for r in rounds]), med([r[0][0] / r[2] for r in rounds])
+                row = (model, batch, synprof, o_ips, t_ips, r_ort, r_torch, how)
                 rows.append(row)
                 each = "  ".join(f"synprof[{c}] {v:8.2f}" for c, v in zip(convs, synprof))
                 print(f"{model:>14} b{batch:<3} {each}  onnxruntime {o_ips:8.2f}  torch {t_ips:8.2f} img/s"
-                      f"  ratio vs ort {s_ips / o_ips:.2f}  vs torch {s_ips / t_ips:.2f}", flush=True)
+                      f"  ratio vs ort {r_ort:.2f}  vs torch {r_torch:.2f}", flush=True)
     lines = [
         f"Machine: {machine()}",
         f"Threads: {args.threads} (synprof --threads, onnxruntime intra_op_num_threads, torch.set_num_threads); "
-        f"f32; window >= {args.seconds:.0f} s each after 3 warm-up iterations; date {time.strftime('%Y-%m-%d')}",
+        f"f32; window >= {args.seconds:.0f} s each after 3 warm-up iterations; {args.repeats} round(s), medians; "
+        f"date {time.strftime('%Y-%m-%d')}",
         "",
         "| model | batch | " + " | ".join(f"synprof {c} img/s" for c in convs)
         + f" | onnxruntime img/s | PyTorch eager img/s | synprof {convs[0]} / ort | synprof {convs[0]} / torch"

@@ -255,7 +255,7 @@ pub struct Lowered {
     pub folded_batch_norms: usize,
     /// How the convs run: `Packed` only where it applies (CPU, f32, inference).
     pub conv_algorithm: ConvAlgorithm,
-    /// Activations fused into the conv before them (packed convs only).
+    /// Activations fused into the conv or two-input add before them (packed path only).
     pub fused_activations: usize,
 }
 

@@ -138,7 +138,7 @@ pub struct CaseResult {
     /// training and off the CPU or f32). Absent in records made before the choice existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_algorithm: Option<ConvAlgorithm>,
-    /// Activations fused into their conv (packed convs).
+    /// Activations fused into the conv or add before them (packed path).
     #[serde(default)]
     pub fused_activations: usize,
     /// Training: the loss at the first and last measured step.
