@@ -136,6 +136,11 @@ enum Command {
         /// Also time every layer (inference).
         #[arg(long)]
         layers: bool,
+        /// candle (synprof's own), or an external runtime in a Python subprocess: onnxruntime
+        /// (f32 inference on the ONNX export) or pytorch (eager, torch.nn.functional).
+        /// Python: SYNPROF_PYTHON, else python3.
+        #[arg(long, value_enum, default_value_t = synprof::exec::Backend::Candle)]
+        backend: synprof::exec::Backend,
         /// Do not sample power, energy, utilisation and clocks (telemetry) during the run.
         #[arg(long)]
         no_telemetry: bool,
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             layers,
             no_telemetry,
             telemetry_interval_ms,
+            backend,
             json,
         } => {
             let batches = batch.0;
@@ -307,6 +313,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 telemetry_interval_ms,
                 live: false,
                 cpu_conv,
+                backend,
             };
             let outcomes = cli::run::run_batches(&net, &opts, &batches, &mut |_| {});
             let failed = outcomes.iter().filter(|o| matches!(o, cli::run::Outcome::Failed { .. })).count();

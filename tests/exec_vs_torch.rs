@@ -1,4 +1,4 @@
-//! synprof's candle backend against PyTorch (`tests/python/torch_reference.py`, an
+//! synprof's candle backend against PyTorch (`src/exec/external/torch_reference.py`, an
 //! independent torch.nn.functional implementation of the IR) on the same weights and
 //! input: forward outputs (relative error <= 1e-4 in f32) and one training step's loss
 //! and gradients (<= 1e-3).
@@ -29,7 +29,7 @@ fn torch_python() -> PathBuf {
 }
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/torch_reference.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/exec/external/torch_reference.py")
 }
 
 fn workdir(tag: &str) -> PathBuf {

@@ -14,7 +14,7 @@ per-round ratios, which is what survives a machine shared with other work.
 Needs: a release build of synprof (target/release/synprof), and a Python with
 onnxruntime, numpy, torch (and torchvision for its resnet50/mobilenet_v2).
 PyTorch eager runs torchvision's own module where torchvision has the model, else the
-synprof model file through tests/python/torch_reference.py (torch.nn.functional).
+synprof model file through src/exec/external/torch_reference.py (torch.nn.functional).
 """
 import argparse
 import json
@@ -79,7 +79,7 @@ def torch_module(model, tmp):
         pass
     # Any other model: the synprof model file through torch.nn.functional.
     import torch
-    sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+    sys.path.insert(0, os.path.join(ROOT, "src", "exec", "external"))
     from torch_reference import run as run_ir
 
     path = os.path.join(tmp, f"{model}.json")

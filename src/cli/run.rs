@@ -101,6 +101,9 @@ pub fn render(outcomes: &[Outcome]) -> String {
         if let (Some(a), Some(b)) = (r.loss_first, r.loss_last) {
             out.push_str(&format!("training loss {a:.4} -> {b:.4} over the measured steps (fixed batch).\n"));
         }
+        if let Some(runtime) = &r.runtime {
+            out.push_str(&format!("backend {}: {runtime}.\n", r.backend));
+        }
         if let Some(threads) = r.cpu_threads {
             out.push_str(&format!("{threads} CPU threads.\n"));
         }

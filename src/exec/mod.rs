@@ -1,8 +1,10 @@
 //! Execution: the candle backend (CPU, and CUDA with `--features cuda`), inference and
-//! training steps, and the timing loop. Knows the IR and the analysis; knows no plots.
+//! training steps, and the timing loop; external runtimes (onnxruntime, PyTorch) in a
+//! Python subprocess with the same windows. Knows the IR and the analysis; knows no plots.
 
 pub mod cpu;
 pub mod device;
+pub mod external;
 pub mod lower;
 pub mod memory;
 pub mod reference;
@@ -51,6 +53,29 @@ fn without_backtrace(text: String) -> String {
     match text.find("\n   0:") {
         Some(i) => text[..i].trim_end().to_string(),
         None => text,
+    }
+}
+
+/// The runtime that executes a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// synprof's own: candle, with the packed CPU conv kernels.
+    #[default]
+    Candle,
+    /// onnxruntime on synprof's ONNX export, in a Python subprocess (inference, f32).
+    Onnxruntime,
+    /// PyTorch eager on the synprof model file (torch.nn.functional), in a Python subprocess.
+    Pytorch,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Candle => "candle",
+            Backend::Onnxruntime => "onnxruntime",
+            Backend::Pytorch => "pytorch",
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use super::lower::{ConvAlgorithm, Lowered, Phase};
 use super::memory;
 use super::stats::{summarize, LatencyStats};
 use super::train::{Sgd, Trainer};
-use super::{ExecError, Mode};
+use super::{Backend, ExecError, Mode};
 use crate::analysis::analyze;
 use crate::graph::Net;
 use crate::telemetry::{self, CaseTelemetry, Telemetry, TelemetryOptions};
@@ -51,6 +51,8 @@ pub struct RunOptions {
     /// How inference convs run on the CPU at f32; `None`: `SYNPROF_CPU_CONV`, else packed.
     #[serde(default)]
     pub cpu_conv: Option<ConvAlgorithm>,
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 /// The stderr line prefix of live throughput reports (see `RunOptions::live`).
@@ -94,6 +96,7 @@ impl Default for RunOptions {
             telemetry_interval_ms: None,
             live: false,
             cpu_conv: None,
+            backend: Backend::Candle,
         }
     }
 }
@@ -119,6 +122,11 @@ pub struct LayerTime {
 pub struct CaseResult {
     pub model: String,
     pub device: DeviceSpec,
+    #[serde(default)]
+    pub backend: Backend,
+    /// An external backend's runtime and version, as it described itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     pub dtype: Dtype,
     pub batch: usize,
     pub mode: Mode,
@@ -220,6 +228,18 @@ fn check_memory(net: &Net, opts: &RunOptions) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// What a backend's timing loop gives back.
+pub struct Measured {
+    pub warmup_iterations: usize,
+    pub latencies_ms: Vec<f64>,
+    pub folded_batch_norms: usize,
+    /// Training: the loss at the first and last measured step.
+    pub losses: Option<(Option<f32>, Option<f32>)>,
+    pub layers: Option<Vec<LayerTime>>,
+    pub conv_algorithm: Option<ConvAlgorithm>,
+    pub fused_activations: usize,
+}
+
 /// Run one case of `net` as `opts` says.
 pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     if opts.batch == 0 {
@@ -228,54 +248,35 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     if opts.layers && opts.mode == Mode::Train {
         return Err(ExecError::new("per-layer timing (--layers) is for inference; drop --layers or use --mode infer"));
     }
+    super::external::check(opts)?;
     check_memory(net, opts)?;
-    let device = opts.device.open()?;
-    let dtype = opts.device.dtype(opts.dtype)?;
-    memory::keep_freed_memory();
-    memory::release_free_memory();
-    memory::reset_peak_rss();
-    let weights = Weights::init(net, opts.seed);
     let analysis = analyze(net, opts.batch, opts.dtype);
-    let sync = || device::synchronize(&device);
     let conv = match opts.cpu_conv {
         Some(c) => c,
         None => ConvAlgorithm::from_env()?,
     };
-    let monitor = opts.telemetry.then(|| {
-        let interval = opts.telemetry_interval_ms.map(|ms| Duration::from_secs_f64(ms / 1e3));
-        Telemetry::start(opts.device, &TelemetryOptions { interval, ..TelemetryOptions::default() })
-    });
-    let (warmup_iterations, latencies, folded, losses, layers, conv_algorithm, fused) = match opts.mode {
-        Mode::Infer => {
-            let lowered = Lowered::with_conv(
-                net,
-                &weights,
-                &device,
-                dtype,
-                Phase::Inference { fold_batch_norm: opts.fold_batch_norm },
-                conv,
-            )?;
-            let host = synthetic_input(net, opts.batch, opts.seed);
-            let input = Tensor::from_vec(host.data, host.shape, &device)?.to_dtype(dtype)?;
-            let mut step = || lowered.infer(&input).map(drop);
-            let (w, lat) = measure(opts, &mut step, &sync, monitor.as_ref())?;
-            let layers = if opts.layers {
-                Some(time_layers(&lowered, &input, &analysis, opts.measure.iterations.max(3))?)
-            } else {
-                None
-            };
-            (w, lat, lowered.folded_batch_norms, None, layers, lowered.conv_algorithm, lowered.fused_activations)
-        }
-        Mode::Train => {
-            let mut trainer = Trainer::new(net, &weights, &device, dtype, opts.batch, opts.seed, Sgd::default())?;
-            let mut losses = Vec::new();
-            let mut step = || trainer.step().map(|l| losses.push(l));
-            let (w, lat) = measure(opts, &mut step, &sync, monitor.as_ref())?;
-            let first_measured = losses.get(w).copied();
-            let losses = Some((first_measured, losses.last().copied()));
-            (w, lat, 0, losses, None, trainer.lowered.conv_algorithm, 0)
-        }
+    let start_telemetry = || {
+        opts.telemetry.then(|| {
+            let interval = opts.telemetry_interval_ms.map(|ms| Duration::from_secs_f64(ms / 1e3));
+            Telemetry::start(opts.device, &TelemetryOptions { interval, ..TelemetryOptions::default() })
+        })
     };
+    let (measured, monitor, runtime, peak_memory) = if opts.backend == Backend::Candle {
+        let device = opts.device.open()?;
+        let dtype = opts.device.dtype(opts.dtype)?;
+        memory::keep_freed_memory();
+        memory::release_free_memory();
+        memory::reset_peak_rss();
+        let monitor = start_telemetry();
+        let measured = measure_candle(net, opts, &device, dtype, conv, &analysis, monitor.as_ref())?;
+        let peak = if opts.device == DeviceSpec::Cpu { memory::peak_rss_bytes() } else { None };
+        (measured, monitor, None, peak)
+    } else {
+        let monitor = start_telemetry();
+        let (measured, runtime, peak) = super::external::measure(net, opts, monitor.as_ref())?;
+        (measured, monitor, Some(runtime), peak)
+    };
+    let latencies = measured.latencies_ms;
     let latency = summarize(&latencies, opts.batch);
     let telemetry = monitor.map(|m| {
         let (report, recording) = m.finish((latencies.len() * opts.batch) as u64);
@@ -283,32 +284,89 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
     });
     let macs_per_image = analysis.totals.macs / opts.batch as u64;
     let passes = if opts.mode == Mode::Train { 3.0 } else { 1.0 };
+    let on_cpu = opts.device == DeviceSpec::Cpu;
     Ok(CaseResult {
         model: net.name.clone(),
         device: opts.device,
+        backend: opts.backend,
+        runtime,
         dtype: opts.dtype,
         batch: opts.batch,
         mode: opts.mode,
-        cpu_threads: if opts.device == DeviceSpec::Cpu { device::cpu_threads() } else { None },
-        warmup_iterations,
+        cpu_threads: if on_cpu { device::cpu_threads() } else { None },
+        warmup_iterations: measured.warmup_iterations,
         achieved_gflops_per_s: 2.0 * passes * macs_per_image as f64 * latency.images_per_s / 1e9,
         latency,
         latencies_ms: latencies,
         macs_per_image,
-        peak_memory_bytes: if opts.device == DeviceSpec::Cpu { memory::peak_rss_bytes() } else { None },
-        memory_source: if opts.device == DeviceSpec::Cpu {
-            "process peak RSS (VmHWM)".into()
-        } else {
-            "not measured yet on this device".into()
+        peak_memory_bytes: peak_memory,
+        memory_source: match (on_cpu, opts.backend) {
+            (true, Backend::Candle) => "process peak RSS (VmHWM)".into(),
+            (true, _) => "the runtime process' peak RSS (VmHWM)".into(),
+            (false, _) => "not measured yet on this device".into(),
         },
-        folded_batch_norms: folded,
-        conv_algorithm: Some(conv_algorithm),
-        fused_activations: fused,
-        loss_first: losses.and_then(|l| l.0),
-        loss_last: losses.and_then(|l| l.1),
-        layers,
+        folded_batch_norms: measured.folded_batch_norms,
+        conv_algorithm: measured.conv_algorithm,
+        fused_activations: measured.fused_activations,
+        loss_first: measured.losses.and_then(|l| l.0),
+        loss_last: measured.losses.and_then(|l| l.1),
+        layers: measured.layers,
         telemetry,
     })
+}
+
+/// The candle backend's warm-up and measured window (and per-layer times when asked).
+fn measure_candle(
+    net: &Net,
+    opts: &RunOptions,
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+    conv: ConvAlgorithm,
+    analysis: &crate::analysis::Analysis,
+    monitor: Option<&Telemetry>,
+) -> Result<Measured, ExecError> {
+    let weights = Weights::init(net, opts.seed);
+    let sync = || device::synchronize(device);
+    match opts.mode {
+        Mode::Infer => {
+            let phase = Phase::Inference { fold_batch_norm: opts.fold_batch_norm };
+            let lowered = Lowered::with_conv(net, &weights, device, dtype, phase, conv)?;
+            let host = synthetic_input(net, opts.batch, opts.seed);
+            let input = Tensor::from_vec(host.data, host.shape, device)?.to_dtype(dtype)?;
+            let mut step = || lowered.infer(&input).map(drop);
+            let (w, lat) = measure(opts, &mut step, &sync, monitor)?;
+            let layers = if opts.layers {
+                Some(time_layers(&lowered, &input, analysis, opts.measure.iterations.max(3))?)
+            } else {
+                None
+            };
+            Ok(Measured {
+                warmup_iterations: w,
+                latencies_ms: lat,
+                folded_batch_norms: lowered.folded_batch_norms,
+                losses: None,
+                layers,
+                conv_algorithm: Some(lowered.conv_algorithm),
+                fused_activations: lowered.fused_activations,
+            })
+        }
+        Mode::Train => {
+            let mut trainer = Trainer::new(net, &weights, device, dtype, opts.batch, opts.seed, Sgd::default())?;
+            let mut losses = Vec::new();
+            let mut step = || trainer.step().map(|l| losses.push(l));
+            let (w, lat) = measure(opts, &mut step, &sync, monitor)?;
+            let first_measured = losses.get(w).copied();
+            Ok(Measured {
+                warmup_iterations: w,
+                latencies_ms: lat,
+                folded_batch_norms: 0,
+                losses: Some((first_measured, losses.last().copied())),
+                layers: None,
+                conv_algorithm: Some(trainer.lowered.conv_algorithm),
+                fused_activations: 0,
+            })
+        }
+    }
 }
 
 /// Mean time of every node's forward over `iterations` passes, synchronising after each node.

@@ -7,14 +7,9 @@ use crate::{analysis, source, Dtype};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The runtime that executes a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Candle,
-}
+pub use crate::exec::Backend;
 
-pub const BACKENDS: &[&str] = &["candle"];
+pub const BACKENDS: &[&str] = &["candle", "onnxruntime", "pytorch"];
 
 /// One measurement to make.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,8 +101,7 @@ fn check_value(key: &str, v: &Value, machine: &Machine) -> Result<(), String> {
             }
         }
         "backend" => match s {
-            Some("candle") => Ok(()),
-            Some("onnxruntime" | "pytorch") => Err("external backends are not available yet; use \"candle\"".into()),
+            Some(b) if BACKENDS.contains(&b) => Ok(()),
             _ => Err(format!("expected one of {BACKENDS:?}")),
         },
         "dtype" => match s {
@@ -288,12 +282,24 @@ fn to_case(a: &Assignment, machine: &Machine) -> Case {
     let batch = a.get("batch").and_then(int).unwrap_or(1) as usize;
     let model = get("model");
     let threads_part = threads.map(|t| format!("/t{t}")).unwrap_or_default();
-    let id = format!("{model}/{device}/candle/{dtype}/{mode}{threads_part}/b{batch}");
-    Case { id, model, device, backend: Backend::Candle, dtype, mode, threads, batch }
+    let backend = match get("backend").as_str() {
+        "onnxruntime" => Backend::Onnxruntime,
+        "pytorch" => Backend::Pytorch,
+        _ => Backend::Candle,
+    };
+    let id = format!("{model}/{device}/{backend}/{dtype}/{mode}{threads_part}/b{batch}");
+    Case { id, model, device, backend, dtype, mode, threads, batch }
 }
 
 /// Combinations the device cannot run.
 fn check_case(case: &Case) -> Result<(), String> {
+    if case.backend == Backend::Onnxruntime && (case.mode == Mode::Train || case.dtype != Dtype::F32) {
+        return Err(format!(
+            "onnxruntime runs f32 inference only (not {} {}); skip such cases with [[extensions]] \
+             when = {{ backend = \"onnxruntime\", mode = \"train\" }}, skip = true",
+            case.dtype, case.mode
+        ));
+    }
     case.device.dtype(case.dtype).map(|_| ()).map_err(|e| {
         format!(
             "{e}; skip such cases with [[extensions]] when = {{ device = \"{}\", dtype = \"{}\" }}, skip = true",

@@ -51,6 +51,7 @@ pub fn options(order: &CaseOrder) -> RunOptions {
         live: true,
         // the case process inherits SYNPROF_CPU_CONV; the record says what ran
         cpu_conv: None,
+        backend: order.case.backend,
     }
 }
 

@@ -87,7 +87,7 @@ impl CaseTelemetry {
         let mut host = Vec::new();
         for (name, label, unit) in [
             ("cpu_util_pct", "CPU busy", "%"),
-            ("process_cpu_util_pct", "this process", "% of all CPUs"),
+            ("process_cpu_util_pct", "synprof's process", "% of all CPUs"),
             ("cpu_freq_mhz", "CPU clock", "MHz"),
             ("gpu_util_pct", "GPU busy", "%"),
             ("temperature_c", "GPU temperature", "C"),
