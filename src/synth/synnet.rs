@@ -42,10 +42,10 @@
 //!
 //! With `max_gmacs` (conv and linear MACs per image, 1e9) or `max_params`, a draw over
 //! budget is drawn again, up to `resample` draws from the same random stream; if none
-//! fits, the draw nearest to the budget has every width scaled by the largest factor
-//! (bisection, widths still clipped to `channels_min`) that fits. Budgets therefore bias
-//! the distributions towards smaller nets. A budget that even `channels_min` everywhere
-//! misses is an error. The model file's `generator` records the resolved parameters,
+//! fits, the draw nearest to the budget (among those that fit with every width at
+//! `channels_min`) has every width scaled by the largest factor that fits (bisection;
+//! widths still clipped to `channels_min`). Budgets therefore bias the distributions
+//! towards smaller nets. A budget that no draw meets even at `channels_min` is an error. The model file's `generator` records the resolved parameters,
 //! the draw that was kept and the scale factor.
 
 use super::{Spec, SpecError};
@@ -563,39 +563,42 @@ pub fn generate(p: &Params) -> Result<Net, String> {
 /// The kept plan, how many draws it took and the width scale applied (1: none).
 pub fn sample_within_budget(p: &Params) -> Result<(Plan, usize, f64), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(p.seed);
-    let mut nearest: Option<(f64, Plan)> = None;
+    let mut missed: Vec<(f64, Plan)> = Vec::new();
     for draw in 1..=p.resample {
         let plan = sample_plan(p, &mut rng);
         let over = excess(p, plan.cost(p));
         if over <= 1.0 {
             return Ok((plan, draw, 1.0));
         }
-        if nearest.as_ref().is_none_or(|(best, _)| over < *best) {
-            nearest = Some((over, plan));
-        }
+        missed.push((over, plan));
     }
-    let (_, plan) = nearest.ok_or("resample must be at least 1")?;
-    let at = |s: f64| {
+    // Scale the draw nearest to the budget among those that fit at all (the floor:
+    // every width at channels_min; a deep draw at a high resolution may not).
+    missed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let at = |plan: &Plan, s: f64| {
         let scaled = plan.scaled(s, p.channels_min, p.channels_max);
         let over = excess(p, scaled.cost(p));
         (scaled, over)
     };
-    let (floor, floor_over) = at(0.0);
-    if floor_over > 1.0 {
-        let (params, macs) = floor.cost(p);
+    let Some((plan, floor)) =
+        missed.iter().map(|(_, plan)| (plan, at(plan, 0.0))).find(|(_, (_, over))| *over <= 1.0).map(|(p, f)| (p, f.0))
+    else {
+        let floors = missed.iter().map(|(_, plan)| plan.scaled(0.0, p.channels_min, p.channels_max).cost(p));
+        let (params, macs) = floors.min_by_key(|&(params, macs)| (macs, params)).unwrap_or_default();
         return Err(format!(
-            "the budget (max_gmacs={}, max_params={}) cannot be met: with every width at channels_min={} the net still has {:.4} GMACs and {params} params; raise the budget or lower input, groups or classes",
+            "the budget (max_gmacs={}, max_params={}) cannot be met: in {} draws, with every width at channels_min={} the smallest net still has {:.4} GMACs and {params} params; raise the budget or lower input, groups, classes or layers_max",
             p.max_gmacs.map_or("none".into(), |g| g.to_string()),
             p.max_params.map_or("none".into(), |m| m.to_string()),
+            p.resample,
             p.channels_min,
             macs as f64 / 1e9,
         ));
-    }
+    };
     // The largest scale inside the budget, by bisection (costs grow with the scale).
     let (mut lo, mut hi, mut best) = (0.0_f64, 1.0_f64, floor);
     for _ in 0..30 {
         let mid = 0.5 * (lo + hi);
-        let (scaled, over_at) = at(mid);
+        let (scaled, over_at) = at(plan, mid);
         if over_at <= 1.0 {
             (lo, best) = (mid, scaled);
         } else {
