@@ -267,6 +267,11 @@ fn the_same_spec_gives_the_same_file_and_records_how() {
     let recorded = generator["spec"].as_str().unwrap();
     assert!(recorded.starts_with("synnet:seed=7,groups=6,input=224,classes=1000,layers_mean=10.33"), "{recorded}");
     assert_eq!(format::to_string(&source::load(recorded, None).unwrap()), a);
+    // The order weights are listed in does not matter.
+    assert_eq!(
+        format::to_string(&source::load("synnet:seed=5,mix=dense:1,plain:3,kernels=5:1,3:2", None).unwrap()),
+        format::to_string(&source::load("synnet:seed=5,mix=plain:3,dense:1,kernels=3:2,5:1", None).unwrap())
+    );
     assert_eq!(
         format::to_string(&source::load("synnet:seed=5", None).unwrap()),
         format::to_string(&source::load("synnet:groups=6,seed=5,input=224", None).unwrap())
@@ -295,6 +300,8 @@ fn bad_specs_name_the_key_and_what_is_valid() {
     assert!(e.contains("seed=-1: give an integer from 0 to"), "{e}");
     let e = err("synnet:filters=3");
     assert!(e.contains("unknown key `filters`; synnet takes seed, groups, input"), "{e}");
+    let e = err("synnet:mix=plain:1,dense:1,plain:2");
+    assert!(e.contains("mix: `plain` is given twice"), "{e}");
     let e = err("synnet:layers_min=5,layers_max=3");
     assert!(e.contains("layers_max=3 is below layers_min=5"), "{e}");
 }

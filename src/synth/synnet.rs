@@ -187,7 +187,17 @@ impl Params {
                 _ => Err(format!("kernel `{k}`: give sizes from 1 to 15, e.g. kernels=3:0.6,5:0.4")),
             })?
             .unwrap_or(d.kernels);
-        let mix = spec.weights("mix", Block::parse)?.unwrap_or(d.mix);
+        let mut mix = spec.weights("mix", Block::parse)?.unwrap_or(d.mix);
+        // One order whatever order they were given in, so equal specs sample equally.
+        mix.sort_by_key(|(b, _)| Block::ALL.iter().position(|x| x == b));
+        let mut kernels = kernels;
+        kernels.sort_by_key(|(k, _)| *k);
+        if let Some(w) = mix.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(spec.error(format!("mix: `{}` is given twice", w[0].0.name())));
+        }
+        if let Some(w) = kernels.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(spec.error(format!("kernels: `{}` is given twice", w[0].0)));
+        }
         let layers_min = spec.int("layers_min", d.layers_min, 1..=256)?;
         let layers_max = spec.int("layers_max", d.layers_max, 1..=256)?;
         if layers_max < layers_min {
