@@ -219,6 +219,61 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Generate synthetic nets (synNet-style samples, ParaDnn grids) as model files.
+    #[command(
+        after_help = "Examples:\n  synprof generate --style synnet --seed 7\n  synprof generate --style synnet --seed 7 --groups 6 --input 224 --mix plain:0.6,bottleneck:0.2,inverted:0.2 --se 0.25 --max-gmacs 5 -o net.json\n  synprof generate --family paradnn --filters 32 --blocks 4 --input 200 --block bottleneck -o f.json\n  synprof generate --family paradnn --sweep filters=16,32,64 blocks=1,2,4 -o grid/\n  synprof generate --style synnet --sweep seed=1..100 --max-gmacs 2 -o samples/\n  synprof generate --spec my_generator.toml -o net.json\n\nsynnet keys: seed groups input classes layers_mean layers_sd layers_min layers_max\n  kernels (size:weight,...) channels_mu channels_slope channels_sigma channels_min\n  channels_max mix (plain|bottleneck|inception|dense|separable|inverted:weight,...) se\n  max_gmacs max_params resample (the defaults are fitted to AI Matrix's synNet)\nparadnn keys: block filters blocks input classes\nA spec file (TOML, or JSON by extension) holds the same keys, family = \"synnet\" and\ntables for weights ([mix] plain = 0.7). Flags override it; --set key=value sets any key.\nThe same nets load anywhere a model goes as a spec string, e.g.\n  synprof inspect synnet:seed=7,max_gmacs=5"
+    )]
+    Generate {
+        /// Generator family: synnet or paradnn.
+        #[arg(long, visible_alias = "style")]
+        family: Option<String>,
+        /// A spec file (TOML or .json) or a spec string (synnet:seed=7,...).
+        #[arg(long)]
+        spec: Option<String>,
+        #[arg(long)]
+        seed: Option<String>,
+        /// synnet: groups of layers at halving resolutions.
+        #[arg(long)]
+        groups: Option<String>,
+        /// Input height and width.
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        classes: Option<String>,
+        /// synnet: block kinds with weights, e.g. plain:0.5,bottleneck:0.2,inception:0.1,dense:0.1,inverted:0.1.
+        #[arg(long)]
+        mix: Option<String>,
+        /// synnet: kernel sizes with weights, e.g. 3:0.6,5:0.4.
+        #[arg(long)]
+        kernels: Option<String>,
+        /// synnet: probability of a squeeze-excite after a layer.
+        #[arg(long)]
+        se: Option<String>,
+        /// synnet: at most this many GMACs per image.
+        #[arg(long)]
+        max_gmacs: Option<String>,
+        /// synnet: at most this many trainable parameters.
+        #[arg(long)]
+        max_params: Option<String>,
+        /// paradnn: filters of the first group.
+        #[arg(long)]
+        filters: Option<String>,
+        /// paradnn: blocks per group.
+        #[arg(long)]
+        blocks: Option<String>,
+        /// paradnn: residual or bottleneck.
+        #[arg(long)]
+        block: Option<String>,
+        /// Any key as key=value (repeatable), e.g. --set channels_sigma=1.0.
+        #[arg(long, value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// One net per combination: key=v1,v2,... or key=a..b, several keys.
+        #[arg(long, num_args = 1..)]
+        sweep: Vec<String>,
+        /// Output file (a directory with --sweep); without it only a summary is printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
         after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none."
@@ -347,6 +402,48 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             device::set_cpu_threads(threads)?;
             let report = cli::devices::report(peak, std::time::Duration::from_secs(2));
             Ok(if json { serde_json::to_string_pretty(&report)? + "\n" } else { cli::devices::render(&report) })
+        }
+        Command::Generate {
+            family,
+            spec,
+            seed,
+            groups,
+            input,
+            classes,
+            mix,
+            kernels,
+            se,
+            max_gmacs,
+            max_params,
+            filters,
+            blocks,
+            block,
+            set,
+            sweep,
+            output,
+        } => {
+            let flags = [
+                ("seed", seed),
+                ("groups", groups),
+                ("input", input),
+                ("classes", classes),
+                ("mix", mix),
+                ("kernels", kernels),
+                ("se", se),
+                ("max_gmacs", max_gmacs),
+                ("max_params", max_params),
+                ("filters", filters),
+                ("blocks", blocks),
+                ("block", block),
+            ];
+            let mut values: Vec<(String, String)> =
+                flags.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+            for kv in set {
+                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set `{kv}`: expected key=value"))?;
+                values.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            let request = cli::generate::Request { family, spec, values, sweep, output };
+            Ok(cli::generate::run(&request)?)
         }
         Command::Export { model, output, format: file_format, input, weights, seed, batch } => {
             let net = source::load(&model, input.as_ref())?;

@@ -2,6 +2,7 @@
 //! returns text so that tests can check it.
 
 pub mod devices;
+pub mod generate;
 pub mod inspect;
 pub mod run;
 pub mod text;

@@ -4,18 +4,30 @@
 //!
 //! ```text
 //! paradnn:block=bottleneck,filters=32,blocks=4,input=200
+//! synnet:seed=7,groups=6,input=224,mix=plain:0.6,bottleneck:0.4,se=0.25,max_gmacs=10
 //! ```
 //!
-//! Families: [`paradnn`] (ParaDnn's parametric CNN). A spec always builds the same net.
+//! Families: [`paradnn`] (ParaDnn's parametric CNN) and [`synnet`] (AI Matrix's synNet,
+//! sampled from fitted distributions). A spec always builds the same net, byte for byte.
 
 pub mod paradnn;
 mod spec;
+pub mod synnet;
 
 use crate::graph::Net;
 pub use spec::{Spec, SpecError};
 
 /// The generator families, for messages and `is_spec`.
-pub const FAMILIES: &[&str] = &["paradnn"];
+pub const FAMILIES: &[&str] = &["paradnn", "synnet"];
+
+/// The keys a family's spec takes.
+pub fn keys(family: &str) -> Option<&'static [&'static str]> {
+    match family {
+        "paradnn" => Some(paradnn::KEYS),
+        "synnet" => Some(synnet::KEYS),
+        _ => None,
+    }
+}
 
 /// Does `text` look like a generator spec (`family:...`)?
 pub fn is_spec(text: &str) -> bool {
@@ -24,16 +36,22 @@ pub fn is_spec(text: &str) -> bool {
 
 /// Build the net a spec describes.
 pub fn build(text: &str) -> Result<Net, SpecError> {
-    let spec = Spec::parse(text)?;
+    build_spec(&Spec::parse(text)?)
+}
+
+/// Build the net of an already parsed spec (from a string, a spec file or flags).
+pub fn build_spec(spec: &Spec) -> Result<Net, SpecError> {
     let mut net = match spec.family.as_str() {
-        "paradnn" => paradnn::build(&spec)?,
+        // synnet records its own resolved parameters, draw and scale.
+        "synnet" => return synnet::build(spec),
+        "paradnn" => paradnn::build(spec)?,
         other => {
             return Err(spec.error(format!("unknown generator family `{other}`; families: {}", FAMILIES.join(", "))))
         }
     };
     net.generator = Some(serde_json::json!({
-        "generator": spec.family,
-        "spec": spec.text,
+        "generator": &spec.family,
+        "spec": &spec.text,
         "synprof_version": env!("CARGO_PKG_VERSION"),
     }));
     Ok(net)
