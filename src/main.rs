@@ -39,6 +39,10 @@ enum ExportFormat {
     /// synprof's model file.
     Json,
     Onnx,
+    /// A readable PyTorch nn.Module (.py) from a template.
+    Pytorch,
+    /// The seeded weights (--seed) as safetensors, under synprof's parameter names.
+    Safetensors,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -276,7 +280,7 @@ enum Command {
     },
     /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
-        after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none."
+        after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n  synprof export resnet50 --format pytorch -o resnet50.py\n  synprof export resnet50 --format safetensors -o resnet50.safetensors\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none.\nPyTorch: a readable nn.Module (templates/export/pytorch.py.j2, or --template); load the\nseeded weights written by --format safetensors with its load_synprof_weights()."
     )]
     Export {
         /// A zoo model name or a model file.
@@ -298,6 +302,9 @@ enum Command {
         /// ONNX: a fixed batch size instead of the symbolic `N`.
         #[arg(long)]
         batch: Option<usize>,
+        /// PyTorch: a template to render instead of templates/export/pytorch.py.j2.
+        #[arg(long)]
+        template: Option<PathBuf>,
     },
 }
 
@@ -445,10 +452,20 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             let request = cli::generate::Request { family, spec, values, sweep, output };
             Ok(cli::generate::run(&request)?)
         }
-        Command::Export { model, output, format: file_format, input, weights, seed, batch } => {
+        Command::Export { model, output, format: file_format, input, weights, seed, batch, template } => {
             let net = source::load(&model, input.as_ref())?;
             let bytes = match file_format {
                 ExportFormat::Json => format::to_string(&net).into_bytes(),
+                ExportFormat::Pytorch => {
+                    let template = template
+                        .map(|t| std::fs::read_to_string(&t).map_err(|e| format!("{}: {e}", t.display())))
+                        .transpose()?;
+                    synprof::export::pytorch::to_pytorch(&net, &model, template.as_deref())?.into_bytes()
+                }
+                ExportFormat::Safetensors => {
+                    let weights = synprof::weights::Weights::init(&net, seed);
+                    synprof::export::safetensors::to_bytes(&synprof::export::safetensors::named_tensors(&weights))
+                }
                 ExportFormat::Onnx => {
                     let weights =
                         matches!(weights, WeightsChoice::Random).then(|| synprof::weights::Weights::init(&net, seed));
