@@ -6,8 +6,10 @@
 //! paradnn:block=bottleneck,filters=32,blocks=4,input=200
 //! ```
 //!
-//! Families: [`paradnn`] (ParaDnn's parametric CNN). A spec always builds the same net.
+//! Families: [`paradnn`] (ParaDnn's parametric CNN), [`mimic`] (a net fitted to a zoo
+//! model's workload characteristics: `mimic:like=resnet50,seed=1`). A spec always builds the same net.
 
+pub mod mimic;
 pub mod paradnn;
 mod spec;
 
@@ -15,7 +17,7 @@ use crate::graph::Net;
 pub use spec::{Spec, SpecError};
 
 /// The generator families, for messages and `is_spec`.
-pub const FAMILIES: &[&str] = &["paradnn"];
+pub const FAMILIES: &[&str] = &["paradnn", "mimic"];
 
 /// Does `text` look like a generator spec (`family:...`)?
 pub fn is_spec(text: &str) -> bool {
@@ -27,14 +29,22 @@ pub fn build(text: &str) -> Result<Net, SpecError> {
     let spec = Spec::parse(text)?;
     let mut net = match spec.family.as_str() {
         "paradnn" => paradnn::build(&spec)?,
+        "mimic" => mimic::build(&spec)?,
         other => {
             return Err(spec.error(format!("unknown generator family `{other}`; families: {}", FAMILIES.join(", "))))
         }
     };
-    net.generator = Some(serde_json::json!({
+    let mut record = serde_json::json!({
         "generator": spec.family,
         "spec": spec.text,
         "synprof_version": env!("CARGO_PKG_VERSION"),
-    }));
+    });
+    // A generator's own record (mimic's seed and distances) goes after these.
+    if let (Some(serde_json::Value::Object(own)), Some(all)) = (net.generator.take(), record.as_object_mut()) {
+        for (k, v) in own {
+            all.entry(k).or_insert(v);
+        }
+    }
+    net.generator = Some(record);
     Ok(net)
 }
