@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod inspect;
+pub mod mimic;
 pub mod run;
 pub mod text;
 pub mod zoo;

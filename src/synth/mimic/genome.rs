@@ -185,11 +185,52 @@ impl Genome {
     /// Build the net (repairing what does not fit).
     pub fn build(&self, name: &str) -> Result<Net, crate::graph::GraphError> {
         let mut g = NetBuilder::new(name, &self.input);
-        let mut x = g.input();
+        let x = g.input();
+        // A run of dense cells keeps every feature alive and concatenates them all for
+        // each cell, as DenseNet does: (features so far, the last cell's post).
+        let mut flow: (Vec<T>, Post) = (vec![x], Post::None);
         for (ci, cell) in self.cells.iter().enumerate() {
-            x = g.scope(format!("cell{ci}"), |g| build_cell(g, x, cell, self.head));
+            flow = g.scope(format!("cell{ci}"), |g| {
+                let x = *flow.0.last().unwrap();
+                let dense = cell.identity
+                    && cell.merge == Merge::Concat
+                    && cell.branches.len() == 1
+                    && cell.branches[0].fork.is_none()
+                    && cell.join.is_empty()
+                    && g.shape(x).rank() == 3
+                    && spatial(g, x) == Some(cell.res);
+                if dense {
+                    let input = materialize(g, &flow);
+                    let outs = chain(g, input, &cell.branches[0].layers, cell.res, None, self.head);
+                    let mut features = flow.0.clone();
+                    features.push(*outs.last().unwrap());
+                    (features, cell.post)
+                } else {
+                    let input = materialize(g, &flow);
+                    (vec![build_cell(g, input, cell, self.head)], Post::None)
+                }
+            });
         }
-        g.finish(x)
+        let y = materialize(&mut g, &flow);
+        g.finish(y)
+    }
+}
+
+/// The tensor a run of dense cells hands on: all features concatenated, then the post.
+fn materialize(g: &mut NetBuilder, flow: &(Vec<T>, Post)) -> T {
+    let y = if flow.0.len() == 1 { flow.0[0] } else { g.cat(&flow.0) };
+    apply_post(g, y, flow.1)
+}
+
+fn apply_post(g: &mut NetBuilder, y: T, post: Post) -> T {
+    match post {
+        Post::None => y,
+        Post::Relu => g.relu(y),
+        Post::Bn => g.bn(y),
+        Post::BnRelu => {
+            let y = g.bn(y);
+            g.relu(y)
+        }
     }
 }
 
@@ -505,7 +546,15 @@ impl Genome {
                 // the same as a run of cells that concatenate their input and their chain.
                 for &i in &weighted {
                     let layer = layer_of(i);
-                    let reads_concat = between(i).iter().any(|p| concats.contains(p));
+                    let ops = between(i);
+                    let reads_concat = ops.iter().any(|p| concats.contains(p));
+                    // Pre-activation (BN, ReLU after the concatenation): the previous
+                    // cell's post.
+                    if reads_concat && ops.iter().any(|&p| matches!(net.nodes[p].op, Op::BatchNorm { .. })) {
+                        if let Some(prev) = cells.last_mut() {
+                            prev.post = Post::BnRelu;
+                        }
+                    }
                     match cells.last_mut() {
                         Some(cell) if !reads_concat && cell.identity && cell.branches.len() == 1 => {
                             let cell: &mut Cell = cell;

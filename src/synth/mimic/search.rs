@@ -98,7 +98,7 @@ fn mutate(g: &mut Genome, rng: &mut ChaCha8Rng, resolutions: &[usize]) -> bool {
                 return false;
             }
             let layer = g.layer_mut(id);
-            let factor = (rng.random::<f64>() * 2.0 - 1.0) * 0.25;
+            let factor = (rng.random::<f64>() * 2.0 - 1.0) * if rng.random() { 0.25 } else { 0.05 };
             let new = ((layer.cout as f64) * factor.exp()).round() as usize;
             let new = if new == layer.cout { layer.cout + if rng.random() { 1 } else { 0 } } else { new };
             layer.cout = new.clamp(1, 1 << 16);
