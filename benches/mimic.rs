@@ -1,5 +1,6 @@
 //! Mimic search time and worst distance per zoo model (results: benches/MIMIC.md).
-//! `cargo bench --bench mimic [-- MODEL...]`; `MIMIC_EVALUATIONS` overrides the budget.
+//! `cargo bench --bench mimic [-- MODEL|a:0.5;b:0.5 ...]`; `MIMIC_EVALUATIONS` overrides the
+//! budget, `MIMIC_VERBOSE` prints every distance.
 
 use std::time::Instant;
 use synprof::synth::mimic::{mimic, MimicOptions};
@@ -40,9 +41,16 @@ fn main() {
     println!("| model | search s | evaluations | worst distance at start | worst distance | worst characteristic |");
     println!("|---|---:|---:|---:|---:|---|");
     for model in models {
-        let net = synprof::zoo::build(model, None).expect("zoo model");
+        // `a:0.5;b:0.5` is a mix.
+        let targets: Vec<(synprof::graph::Net, f64)> = model
+            .split(';')
+            .map(|part| {
+                let (name, w) = part.split_once(':').unwrap_or((part, "1"));
+                (synprof::zoo::build(name, None).expect("zoo model"), w.parse().expect("weight"))
+            })
+            .collect();
         let t = Instant::now();
-        let m = mimic(&[(net, 1.0)], &opts).expect("mimic");
+        let m = mimic(&targets, &opts).expect("mimic");
         let secs = t.elapsed().as_secs_f64();
         let worst = m.distances.iter().filter(|d| d.counted).max_by(|a, b| a.distance.total_cmp(&b.distance)).unwrap();
         println!(

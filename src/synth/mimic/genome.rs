@@ -429,11 +429,11 @@ impl Genome {
         // Cut nodes: no edge jumps over them.
         let mut cuts = Vec::new();
         let mut reach = 0usize;
-        for i in 0..n {
+        for (i, users) in consumers.iter().enumerate() {
             if reach <= i {
                 cuts.push(i);
             }
-            reach = reach.max(consumers[i].iter().copied().max().unwrap_or(i));
+            reach = reach.max(users.iter().copied().max().unwrap_or(i));
         }
         let res_of = |i: usize| net.nodes[i].shape.hw().map(|hw| hw[0]).unwrap_or(1);
         let post_of = |i: usize| {
@@ -629,5 +629,59 @@ impl Genome {
             cells.push(Cell { branches, identity, merge, res: res_of(b), join, post: Post::None });
         }
         Genome { input: net.input_shape().dims().to_vec(), cells, head }
+    }
+}
+
+impl Cell {
+    fn is_head(&self) -> bool {
+        self.branches.iter().flat_map(|b| &b.layers).chain(&self.join).any(|l| l.kind == Kind::Linear)
+    }
+}
+
+impl Genome {
+    /// A starting point for a weighted mix: each model keeps about its weight's share of
+    /// the cells of each stage (stages by order of resolution), evenly spaced; stages
+    /// interleave model by model; the heaviest model gives the input and the head.
+    pub fn mix(parts: &[(Genome, f64)]) -> Genome {
+        let heaviest = parts.iter().enumerate().fold(0, |best, (i, p)| if p.1 > parts[best].1 { i } else { best });
+        let total: f64 = parts.iter().map(|p| p.1).sum();
+        // Per model: its body cells grouped into stages of equal resolution.
+        let stages: Vec<Vec<Vec<&Cell>>> = parts
+            .iter()
+            .map(|(g, _)| {
+                let mut out: Vec<Vec<&Cell>> = Vec::new();
+                let mut last_res = None;
+                for cell in g.cells.iter().filter(|c| !c.is_head()) {
+                    if last_res != Some(cell.res) {
+                        out.push(Vec::new());
+                        last_res = Some(cell.res);
+                    }
+                    out.last_mut().unwrap().push(cell);
+                }
+                out
+            })
+            .collect();
+        let deepest = stages.iter().map(Vec::len).max().unwrap_or(0);
+        let mut cells = Vec::new();
+        for k in 0..deepest {
+            let mut stage: Vec<(usize, Cell)> = Vec::new();
+            for (i, model_stages) in stages.iter().enumerate() {
+                let w = parts[i].1 / total;
+                if let Some(s) = model_stages.get(k) {
+                    for (j, cell) in s.iter().enumerate() {
+                        // Evenly spaced: keep cell j when the running share crosses an integer.
+                        if ((j + 1) as f64 * w).floor() > (j as f64 * w).floor() || (j == 0 && w >= 0.5) {
+                            stage.push((i, (*cell).clone()));
+                        }
+                    }
+                }
+            }
+            // Higher resolutions first (no upsampling), then model by model.
+            stage.sort_by_key(|(i, c)| (std::cmp::Reverse(c.res), *i));
+            cells.extend(stage.into_iter().map(|(_, c)| c));
+        }
+        let base = &parts[heaviest].0;
+        cells.extend(base.cells.iter().filter(|c| c.is_head()).cloned());
+        Genome { input: base.input.clone(), cells, head: base.head }
     }
 }

@@ -27,7 +27,7 @@ pub const KEYS: &[&str] = &["like", "weights", "seed", "budget_gmacs", "evaluati
 
 /// Evaluations the search may spend by default (measured in `benches/MIMIC.md`: the
 /// whole run stays under 10 s on 2 shared cores for the zoo's largest models).
-pub const DEFAULT_EVALUATIONS: usize = 4000;
+pub const DEFAULT_EVALUATIONS: usize = 8000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MimicOptions {
@@ -114,8 +114,11 @@ pub fn mimic(targets: &[(Net, f64)], opts: &MimicOptions) -> Result<Mimicked, Mi
         }
         target.macs = (b * 1e9 * opts.batch as f64).round() as u64;
     }
-    let heaviest = targets.iter().enumerate().fold(0, |best, (i, t)| if t.1 > targets[best].1 { i } else { best });
-    let mut start = Genome::from_net(&targets[heaviest].0);
+    let mut start = if targets.len() == 1 {
+        Genome::from_net(&targets[0].0)
+    } else {
+        Genome::mix(&targets.iter().map(|(n, w)| (Genome::from_net(n), *w)).collect::<Vec<_>>())
+    };
     let search = search::Search {
         target: &target,
         budget: opts.budget_gmacs.is_some(),
