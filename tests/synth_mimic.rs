@@ -170,3 +170,15 @@ fn specs_that_cannot_work_say_why() {
     assert!(err("mimic:weights=resnet50:x").contains("positive number"));
     assert!(err("mimic:like=resnet50,colour=red").contains("unknown key"));
 }
+
+#[test]
+fn the_report_shows_every_characteristic_and_the_verdict() {
+    let target = synprof::zoo::build("alexnet", None).unwrap();
+    let m = mimic(&[(target, 1.0)], &MimicOptions::default()).unwrap();
+    let text = synprof::cli::mimic::mimic_report("alexnet", &m);
+    for d in &m.distances {
+        assert!(text.contains(d.name), "{text}");
+    }
+    assert!(text.contains("14 of 14 characteristics within 5%"), "{text}");
+    assert!(text.contains("within 5%"));
+}

@@ -157,3 +157,23 @@ pub fn distances(target: &Characteristics, got: &Characteristics, budget: bool) 
 pub fn worst(ds: &[Distance]) -> f64 {
     ds.iter().filter(|d| d.counted).map(|d| d.distance).fold(0.0, f64::max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tvd_is_the_share_that_moves() {
+        let p: BTreeMap<&str, f64> = [("1x1", 0.5), ("3x3", 0.5)].into();
+        let q: BTreeMap<&str, f64> = [("1x1", 0.4), ("3x3", 0.5), ("5x5", 0.1)].into();
+        assert!((tvd(&p, &q) - 0.1).abs() < 1e-12);
+        assert_eq!(tvd(&p, &p), 0.0);
+    }
+
+    #[test]
+    fn quantiles_take_the_worst_relative_error() {
+        assert!((quantile_error(&[10.0, 21.0, 40.0], &[10.0, 20.0, 50.0]) - 0.2).abs() < 1e-12);
+        assert_eq!(relative(0.0, 0.0), 0.0);
+        assert_eq!(relative(1.0, 0.0), 1.0);
+    }
+}

@@ -685,3 +685,34 @@ impl Genome {
         Genome { input: base.input.clone(), cells, head: base.head }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsampling_reaches_the_sizes_real_nets_use() {
+        assert_eq!(conv_down(224, 112, 7), Some((2, 5))); // (224 + 5 - 7) / 2 + 1 = 112
+        assert_eq!(conv_down(299, 149, 3), Some((2, 0)));
+        assert_eq!(conv_down(149, 147, 3), Some((1, 0)));
+        assert_eq!(conv_down(56, 28, 1), Some((2, 0)));
+        assert_eq!(conv_down(149, 147, 1), None); // a 1x1 cannot shrink at stride 1
+    }
+
+    #[test]
+    fn a_residual_net_reads_back_into_residual_cells() {
+        let net = crate::zoo::build("resnet18", None).unwrap();
+        let g = Genome::from_net(&net);
+        let residual = g.cells.iter().filter(|c| c.merge == Merge::Add).count();
+        assert_eq!(residual, 8); // 2 blocks x 4 stages
+        let projections = g.cells.iter().filter(|c| c.merge == Merge::Add && !c.identity).count();
+        assert_eq!(projections, 3); // stages 2-4 start with a 1x1 projection shortcut
+        let rebuilt = g.build("r").unwrap();
+        let (a, b) = (
+            crate::analysis::analyze(&net, 1, crate::dtype::Dtype::F32),
+            crate::analysis::analyze(&rebuilt, 1, crate::dtype::Dtype::F32),
+        );
+        assert_eq!(a.totals.macs, b.totals.macs);
+        assert_eq!(a.totals.params, b.totals.params);
+    }
+}

@@ -87,3 +87,19 @@ fn weighted_quantile(values: &mut [(f64, f64)], q: f64) -> f64 {
     }
     values[values.len() - 1].0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_of_one_model_twice_is_that_model() {
+        let net = crate::zoo::build("resnet18", None).unwrap();
+        let one = mix(&[(net.clone(), 1.0)], 1, Dtype::F32);
+        let twice = mix(&[(net.clone(), 0.3), (net, 0.7)], 1, Dtype::F32);
+        assert_eq!(one.macs, twice.macs);
+        assert_eq!(one.intensity_quantiles, twice.intensity_quantiles);
+        assert_eq!(one.width_quantiles, twice.width_quantiles);
+        assert!(super::super::distance::tvd(&one.mac_share_by_kernel, &twice.mac_share_by_kernel) < 1e-12);
+    }
+}
