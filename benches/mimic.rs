@@ -35,6 +35,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let models: Vec<&str> = if args.is_empty() { MODELS.to_vec() } else { args.iter().map(String::as_str).collect() };
     let mut opts = MimicOptions::default();
+    if let Ok(v) = std::env::var("MIMIC_JITTER") {
+        opts.jitter = v.parse().expect("MIMIC_JITTER: a number");
+    }
     if let Ok(v) = std::env::var("MIMIC_EVALUATIONS") {
         opts.evaluations = v.parse().expect("MIMIC_EVALUATIONS: an integer");
     }

@@ -23,7 +23,7 @@ use crate::graph::Net;
 pub use distance::{Distance, TOLERANCE};
 use genome::{Genome, Kind};
 
-pub const KEYS: &[&str] = &["like", "weights", "seed", "budget_gmacs", "evaluations"];
+pub const KEYS: &[&str] = &["like", "weights", "seed", "budget_gmacs", "evaluations", "jitter"];
 
 /// Evaluations the search may spend by default (measured in `benches/MIMIC.md`: the
 /// whole run stays under 10 s on 2 shared cores for the zoo's largest models).
@@ -38,6 +38,10 @@ pub struct MimicOptions {
     pub budget_gmacs: Option<f64>,
     /// The search stops once every counted distance is at most this.
     pub stop_at: f64,
+    /// Random changes made to the start before the search, per layer of the start (0:
+    /// start from the target's own layers; 0.5: a net that differs from the target in
+    /// about half its layers, pulled back to the characteristics by the search).
+    pub jitter: f64,
     /// Batch and dtype of the characteristics (intensity depends on both).
     pub batch: usize,
     pub dtype: Dtype,
@@ -51,6 +55,7 @@ impl Default for MimicOptions {
             evaluations: DEFAULT_EVALUATIONS,
             budget_gmacs: None,
             stop_at: 0.02,
+            jitter: 0.0,
             batch: 1,
             dtype: Dtype::F32,
             name: "mimic".to_string(),
@@ -134,6 +139,20 @@ pub fn mimic(targets: &[(Net, f64)], opts: &MimicOptions) -> Result<Mimicked, Mi
     let ratio = target.macs as f64 / first.chars.macs.max(1) as f64;
     if (ratio - 1.0).abs() > 0.02 {
         scale_widths(&mut start, ratio.sqrt());
+    }
+    if opts.jitter > 0.0 {
+        use rand::SeedableRng;
+        // Its own stream, so the search's stream is the same with and without jitter.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed ^ 0x6a69_7474_6572);
+        let changes = (opts.jitter * start.layer_ids().len() as f64).round() as usize;
+        let mut done = 0;
+        while done < changes {
+            let mut g = start.clone();
+            if search::mutate(&mut g, &mut rng, &search.resolutions) && g.build(&opts.name).is_ok() {
+                start = g;
+                done += 1;
+            }
+        }
     }
     let start = search.evaluate(start).unwrap_or(first);
     let initial_worst = distance::worst(&start.distances);
@@ -220,8 +239,16 @@ pub fn parse(spec: &Spec) -> Result<(Vec<(Net, f64)>, MimicOptions), SpecError> 
                 .ok_or_else(|| spec.error(format!("budget_gmacs={v}: give a positive number of GMACs")))?,
         ),
     };
+    let jitter = match value(spec, "jitter") {
+        None => 0.0,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|j| (0.0..=4.0).contains(j))
+            .ok_or_else(|| spec.error(format!("jitter={v}: give a number from 0 to 4 (changes per layer)")))?,
+    };
     let name = format!("mimic_{}", list.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>().join("_"));
-    Ok((targets, MimicOptions { seed, evaluations, budget_gmacs, name, ..MimicOptions::default() }))
+    Ok((targets, MimicOptions { seed, evaluations, budget_gmacs, jitter, name, ..MimicOptions::default() }))
 }
 
 /// Build the net a `mimic:` spec describes.

@@ -84,7 +84,7 @@ impl Search<'_> {
 }
 
 /// One random change; false when the chosen change does not apply.
-fn mutate(g: &mut Genome, rng: &mut ChaCha8Rng, resolutions: &[usize]) -> bool {
+pub fn mutate(g: &mut Genome, rng: &mut ChaCha8Rng, resolutions: &[usize]) -> bool {
     let ids = g.layer_ids();
     if ids.is_empty() {
         return false;
