@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod generate;
 pub mod inspect;
+pub mod mimic;
 pub mod run;
 pub mod text;
 pub mod zoo;

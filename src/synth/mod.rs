@@ -7,9 +7,12 @@
 //! synnet:seed=7,groups=6,input=224,mix=plain:0.6,bottleneck:0.4,se=0.25,max_gmacs=10
 //! ```
 //!
-//! Families: [`paradnn`] (ParaDnn's parametric CNN) and [`synnet`] (AI Matrix's synNet,
-//! sampled from fitted distributions). A spec always builds the same net, byte for byte.
+//! Families: [`paradnn`] (ParaDnn's parametric CNN), [`synnet`] (AI Matrix's synNet,
+//! sampled from fitted distributions) and [`mimic`] (a net fitted to a zoo model's workload
+//! characteristics: `mimic:like=resnet50,seed=1`). A spec always builds the same net, byte
+//! for byte.
 
+pub mod mimic;
 pub mod paradnn;
 mod spec;
 pub mod synnet;
@@ -18,13 +21,14 @@ use crate::graph::Net;
 pub use spec::{Spec, SpecError};
 
 /// The generator families, for messages and `is_spec`.
-pub const FAMILIES: &[&str] = &["paradnn", "synnet"];
+pub const FAMILIES: &[&str] = &["paradnn", "synnet", "mimic"];
 
 /// The keys a family's spec takes.
 pub fn keys(family: &str) -> Option<&'static [&'static str]> {
     match family {
         "paradnn" => Some(paradnn::KEYS),
         "synnet" => Some(synnet::KEYS),
+        "mimic" => Some(mimic::KEYS),
         _ => None,
     }
 }
@@ -45,14 +49,22 @@ pub fn build_spec(spec: &Spec) -> Result<Net, SpecError> {
         // synnet records its own resolved parameters, draw and scale.
         "synnet" => return synnet::build(spec),
         "paradnn" => paradnn::build(spec)?,
+        "mimic" => mimic::build(spec)?,
         other => {
             return Err(spec.error(format!("unknown generator family `{other}`; families: {}", FAMILIES.join(", "))))
         }
     };
-    net.generator = Some(serde_json::json!({
+    let mut record = serde_json::json!({
         "generator": &spec.family,
         "spec": &spec.text,
         "synprof_version": env!("CARGO_PKG_VERSION"),
-    }));
+    });
+    // A generator's own record (mimic's seed and distances) goes after these.
+    if let (Some(serde_json::Value::Object(own)), Some(all)) = (net.generator.take(), record.as_object_mut()) {
+        for (k, v) in own {
+            all.entry(k).or_insert(v);
+        }
+    }
+    net.generator = Some(record);
     Ok(net)
 }
