@@ -268,6 +268,16 @@ enum Command {
         /// paradnn: residual or bottleneck.
         #[arg(long)]
         block: Option<String>,
+        /// mimic: the zoo model(s) whose workload characteristics to match, e.g. resnet50 or
+        /// resnet50,googlenet (implies --family mimic; prints the distance per characteristic).
+        #[arg(long)]
+        like: Option<String>,
+        /// mimic: weights of a mix, e.g. resnet50:0.7,googlenet:0.3.
+        #[arg(long, value_name = "MODEL:WEIGHT,...")]
+        mix_weights: Option<String>,
+        /// mimic: scale the proxy to this many GMACs per image.
+        #[arg(long)]
+        budget_gmacs: Option<String>,
         /// Any key as key=value (repeatable), e.g. --set channels_sigma=1.0.
         #[arg(long, value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -425,10 +435,18 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             filters,
             blocks,
             block,
+            like,
+            mix_weights,
+            budget_gmacs,
             set,
             sweep,
             output,
         } => {
+            // mimic's lists are `;`-separated inside a spec string
+            // (--mix-weights names the models itself: it replaces --like's list)
+            let mix_weights = mix_weights.map(|w| w.replace(',', ";"));
+            let like = like.filter(|_| mix_weights.is_none()).map(|l| l.replace(',', ";"));
+            let family = family.or_else(|| (like.is_some() || mix_weights.is_some()).then(|| "mimic".to_string()));
             let flags = [
                 ("seed", seed),
                 ("groups", groups),
@@ -442,6 +460,9 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 ("filters", filters),
                 ("blocks", blocks),
                 ("block", block),
+                ("like", like),
+                ("weights", mix_weights),
+                ("budget_gmacs", budget_gmacs),
             ];
             let mut values: Vec<(String, String)> =
                 flags.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();

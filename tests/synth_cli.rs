@@ -203,3 +203,29 @@ fn bad_flags_fail_with_a_clear_error() {
     let e = stderr_of_failure(&["generate", "--style", "synnet", "-o", "/nonexistent/dir/net.json"]);
     assert!(e.contains("cannot write /nonexistent/dir/net.json"), "{e}");
 }
+
+#[test]
+fn generate_like_writes_a_proxy_and_prints_its_distances() {
+    let dir = temp_dir("like");
+    let file = dir.join("proxy.json");
+    let out = stdout(&synprof(&[
+        "generate",
+        "--like",
+        "resnet50,googlenet",
+        "--mix-weights",
+        "resnet50:0.5,googlenet:0.5",
+        "--seed",
+        "2",
+        "-o",
+        file.to_str().unwrap(),
+    ]));
+    assert!(out.contains("mimic of resnet50 + googlenet"), "{out}");
+    assert!(out.contains("14 of 14 characteristics within 5%"), "{out}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"generator\":\"mimic\""), "{}", &text[..300.min(text.len())]);
+    let inspected = stdout(&synprof(&["inspect", file.to_str().unwrap()]));
+    assert!(inspected.contains("mimic_resnet50_googlenet"), "{inspected}");
+    let e = stderr_of_failure(&["generate", "--like", "resnet50", "--filters", "3"]);
+    assert!(e.contains("--filters does not apply to mimic"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

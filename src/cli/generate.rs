@@ -195,6 +195,18 @@ pub fn run(req: &Request) -> Result<String, String> {
         ]);
     }
     let mut out = table.render();
+    // A single mimic: how close it came, characteristic by characteristic.
+    if let [p] = planned.as_slice() {
+        let spec = Spec::parse(&p.spec).map_err(|e| e.to_string())?;
+        if spec.family == "mimic" {
+            let (targets, opts) = synth::mimic::parse(&spec).map_err(|e| e.to_string())?;
+            let m = synth::mimic::mimic(&targets, &opts).map_err(|e| e.to_string())?;
+            let names: Vec<&str> = targets.iter().map(|(n, _)| n.name.as_str()).collect();
+            out.push('\n');
+            out.push_str(&super::mimic::mimic_report(&names.join(" + "), &m));
+            out.push('\n');
+        }
+    }
     out.push_str(&format!(
         "{} net(s){}. GMACs: conv and linear multiply-accumulates per image; params: trainable.\n",
         planned.len(),
