@@ -42,19 +42,13 @@ pub fn is_file(spec: &str) -> bool {
 /// paddings stay as written (a TensorFlow `SAME` padding resolved for the original size
 /// may then differ from what `SAME` would give at the new size).
 pub fn load(spec: &str, input: Option<&Shape>) -> Result<Net, SourceError> {
-    if crate::synth::is_spec(spec) {
-        let net = crate::synth::build(spec).map_err(SourceError::Synth)?;
-        return match input {
-            Some(shape) if shape != net.input_shape() => {
-                with_input(&net, shape).map_err(|error| SourceError::Reshape { file: spec.to_string(), error })
-            }
-            _ => Ok(net),
-        };
-    }
-    if !is_file(spec) {
+    let net = if crate::synth::is_spec(spec) {
+        crate::synth::build(spec).map_err(SourceError::Synth)?
+    } else if !is_file(spec) {
         return zoo::build(spec, input).map_err(SourceError::Zoo);
-    }
-    let net = format::load(Path::new(spec)).map_err(SourceError::File)?;
+    } else {
+        format::load(Path::new(spec)).map_err(SourceError::File)?
+    };
     match input {
         Some(shape) if shape != net.input_shape() => {
             with_input(&net, shape).map_err(|error| SourceError::Reshape { file: spec.to_string(), error })

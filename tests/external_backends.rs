@@ -58,7 +58,6 @@ fn onnxruntime_runs_a_case_and_missing_runtimes_say_what_to_install() {
     std::fs::create_dir_all(&dir).unwrap();
     let bare = dir.join("bare-python");
     std::fs::write(&bare, "#!/bin/sh\nexec python3 -I -S \"$@\"\n").unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&bare).unwrap().permissions(), 0o755);
     std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     set_python(&bare);
     let e = run_case(&net, &options(Backend::Onnxruntime)).unwrap_err().to_string();

@@ -174,8 +174,19 @@ pub fn run(req: &Request) -> Result<String, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut table = Table::new(&["model", "params", "GMACs", "convs", "nodes", "file"]);
+    let mut mimic_report = None;
     for p in &planned {
-        let net = synth::build(&p.spec).map_err(|e| e.to_string())?;
+        let spec = Spec::parse(&p.spec).map_err(|e| e.to_string())?;
+        let net = if spec.family == "mimic" {
+            // searched once: the net, and the distances printed below
+            let (targets, opts) = synth::mimic::parse(&spec).map_err(|e| e.to_string())?;
+            let m = synth::mimic::mimic(&targets, &opts).map_err(|e| spec.error(e.to_string()).to_string())?;
+            let names: Vec<&str> = targets.iter().map(|(n, _)| n.name.as_str()).collect();
+            mimic_report = Some(super::mimic::mimic_report(&names.join(" + "), &m));
+            synth::recorded(&spec, m.net)
+        } else {
+            synth::build_spec(&spec).map_err(|e| e.to_string())?
+        };
         let a = crate::analysis::analyze(&net, 1, crate::Dtype::F32);
         let file = match (&req.output, sweep) {
             (Some(dir), true) => Some(dir.join(format!("{}.json", p.stem))),
@@ -196,16 +207,10 @@ pub fn run(req: &Request) -> Result<String, String> {
     }
     let mut out = table.render();
     // A single mimic: how close it came, characteristic by characteristic.
-    if let [p] = planned.as_slice() {
-        let spec = Spec::parse(&p.spec).map_err(|e| e.to_string())?;
-        if spec.family == "mimic" {
-            let (targets, opts) = synth::mimic::parse(&spec).map_err(|e| e.to_string())?;
-            let m = synth::mimic::mimic(&targets, &opts).map_err(|e| e.to_string())?;
-            let names: Vec<&str> = targets.iter().map(|(n, _)| n.name.as_str()).collect();
-            out.push('\n');
-            out.push_str(&super::mimic::mimic_report(&names.join(" + "), &m));
-            out.push('\n');
-        }
+    if let (Some(report), 1) = (mimic_report, planned.len()) {
+        out.push('\n');
+        out.push_str(&report);
+        out.push('\n');
     }
     out.push_str(&format!(
         "{} net(s){}. GMACs: conv and linear multiply-accumulates per image; params: trainable.\n",

@@ -158,6 +158,15 @@ pub struct CaseResult {
     pub telemetry: Option<CaseTelemetry>,
 }
 
+/// The measured window's minimum length: `measure.seconds`, lengthened (within
+/// `max_seconds`) until the energy counter updates often enough inside it; a window still
+/// too short is flagged in the energy figures.
+pub fn measured_window_seconds(opts: &RunOptions, telemetry: Option<&Telemetry>) -> f64 {
+    telemetry
+        .and_then(Telemetry::required_window)
+        .map_or(opts.measure.seconds, |w| opts.measure.seconds.max(w.as_secs_f64().min(opts.max_seconds)))
+}
+
 /// Time `step` over warm-up and a measured window; `step` must leave the device idle.
 fn measure(
     opts: &RunOptions,
@@ -170,11 +179,7 @@ fn measure(
             t.mark(phase)
         }
     };
-    // The energy counter must update often enough inside the window: lengthen it (within
-    // `max_seconds`; a window still too short is flagged in the energy figures).
-    let measure_seconds = telemetry
-        .and_then(Telemetry::required_window)
-        .map_or(opts.measure.seconds, |w| opts.measure.seconds.max(w.as_secs_f64().min(opts.max_seconds)));
+    let measure_seconds = measured_window_seconds(opts, telemetry);
     mark(telemetry::Phase::Warmup);
     // Both windows end early once `max_seconds` is spent (after at least one iteration), so
     // one slow case cannot stall a sweep.

@@ -45,7 +45,7 @@ pub fn build(text: &str) -> Result<Net, SpecError> {
 
 /// Build the net of an already parsed spec (from a string, a spec file or flags).
 pub fn build_spec(spec: &Spec) -> Result<Net, SpecError> {
-    let mut net = match spec.family.as_str() {
+    let net = match spec.family.as_str() {
         // synnet records its own resolved parameters, draw and scale.
         "synnet" => return synnet::build(spec),
         "paradnn" => paradnn::build(spec)?,
@@ -54,17 +54,22 @@ pub fn build_spec(spec: &Spec) -> Result<Net, SpecError> {
             return Err(spec.error(format!("unknown generator family `{other}`; families: {}", FAMILIES.join(", "))))
         }
     };
+    Ok(recorded(spec, net))
+}
+
+/// `net` with the record of how `spec` made it: generator, spec, version, then the
+/// generator's own record (mimic's seed and distances).
+pub fn recorded(spec: &Spec, mut net: Net) -> Net {
     let mut record = serde_json::json!({
         "generator": &spec.family,
         "spec": &spec.text,
         "synprof_version": env!("CARGO_PKG_VERSION"),
     });
-    // A generator's own record (mimic's seed and distances) goes after these.
     if let (Some(serde_json::Value::Object(own)), Some(all)) = (net.generator.take(), record.as_object_mut()) {
         for (k, v) in own {
             all.entry(k).or_insert(v);
         }
     }
     net.generator = Some(record);
-    Ok(net)
+    net
 }

@@ -95,9 +95,7 @@ pub fn measure(
     let runner = dir.write("runner.py", RUNNER.as_bytes())?;
     dir.write("torch_reference.py", TORCH_REFERENCE.as_bytes())?;
     let out = dir.0.join("result.json");
-    let min_secs = telemetry
-        .and_then(Telemetry::required_window)
-        .map_or(opts.measure.seconds, |w| opts.measure.seconds.max(w.as_secs_f64().min(opts.max_seconds)));
+    let min_secs = super::run::measured_window_seconds(opts, telemetry);
     let spec = serde_json::json!({
         "runtime": backend.to_string(),
         "model": model,
