@@ -8,6 +8,7 @@ pub mod dtype;
 pub mod exec;
 pub mod export;
 pub mod graph;
+pub mod import;
 pub mod zoo;
 
 pub use dtype::Dtype;

@@ -288,6 +288,26 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Read an ONNX model into a synprof model file (JSON).
+    #[command(
+        after_help = "Examples:\n  synprof import resnet50.onnx -o resnet50.json\n  synprof import my_model.onnx --input 3x512x512 -o my_model.json\n  synprof import resnet50.onnx --weights-out resnet50.safetensors\n\nAny .onnx file also works directly where a model is expected (inspect, run, profile,\ngenerate --like). Supported: the CNN ops of the IR (conv, batch-norm, activations, pools,\nLRN, add, mul, concat, split/slice, shuffle, flatten, gemm/matmul, dropout, softmax) and\nconstant subgraphs; anything else is an error naming the op and the node."
+    )]
+    Import {
+        /// The ONNX file.
+        file: PathBuf,
+        /// Write the synprof model file here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Per-sample input shape, for models with symbolic spatial sizes (e.g. 3x224x224).
+        #[arg(long, value_parser = Shape::parse)]
+        input: Option<Shape>,
+        /// The net's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Write the model's own weights as safetensors (synprof's parameter names).
+        #[arg(long)]
+        weights_out: Option<PathBuf>,
+    },
     /// Write a model as a synprof model file (JSON) or as ONNX.
     #[command(
         after_help = "Examples:\n  synprof export resnet50 -o resnet50.json\n  synprof export mobilenet_v2 --input 3x160x160 -o mnv2_160.json\n  synprof export resnet50 --format onnx -o resnet50.onnx\n  synprof export resnet50 --format onnx --weights none --batch 8 -o r50_graph_only.onnx\n  synprof export resnet50 --format pytorch -o resnet50.py\n  synprof export resnet50 --format safetensors -o resnet50.safetensors\n\nONNX: opset 17, input `input` [N, ...], weights from --seed as initializers (the same\nweights `synprof run --seed` uses), or graph inputs with --weights none.\nPyTorch: a readable nn.Module (templates/export/pytorch.py.j2, or --template); load the\nseeded weights written by --format safetensors with its load_synprof_weights()."
@@ -472,6 +492,9 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             }
             let request = cli::generate::Request { family, spec, values, sweep, output };
             Ok(cli::generate::run(&request)?)
+        }
+        Command::Import { file, output, input, name, weights_out } => {
+            Ok(cli::import::run(&cli::import::Request { file, output, input, name, weights_out })?)
         }
         Command::Export { model, output, format: file_format, input, weights, seed, batch, template } => {
             let net = source::load(&model, input.as_ref())?;

@@ -1,5 +1,5 @@
 //! Where a net comes from: a zoo name, a generator spec (`paradnn:filters=32,...`) or a
-//! model file (`MODEL|FILE` on the command line).
+//! model file (`MODEL|FILE` on the command line): synprof JSON or ONNX.
 
 use crate::graph::format::{self, ModelFileError};
 use crate::graph::{GraphError, Net, Op, Shape};
@@ -11,6 +11,7 @@ pub enum SourceError {
     Zoo(ZooError),
     File(ModelFileError),
     Synth(crate::synth::SpecError),
+    Import(crate::import::ImportError),
     /// A model file rebuilt at another input size no longer fits.
     Reshape {
         file: String,
@@ -24,6 +25,7 @@ impl std::fmt::Display for SourceError {
             SourceError::Zoo(e) => e.fmt(f),
             SourceError::File(e) => e.fmt(f),
             SourceError::Synth(e) => e.fmt(f),
+            SourceError::Import(e) => e.fmt(f),
             SourceError::Reshape { file, error } => write!(f, "{file}: at the requested input: {error}"),
         }
     }
@@ -33,7 +35,12 @@ impl std::error::Error for SourceError {}
 
 /// Does `spec` name a file rather than a zoo model?
 pub fn is_file(spec: &str) -> bool {
-    spec.ends_with(".json") || spec.contains('/') || Path::new(spec).is_file()
+    spec.ends_with(".json") || is_onnx(spec) || spec.contains('/') || Path::new(spec).is_file()
+}
+
+/// Does `spec` name an ONNX model (read through [`crate::import`])?
+pub fn is_onnx(spec: &str) -> bool {
+    spec.to_ascii_lowercase().ends_with(".onnx")
 }
 
 /// Load a zoo model or a model file, optionally at another per-sample input shape.
@@ -46,6 +53,10 @@ pub fn load(spec: &str, input: Option<&Shape>) -> Result<Net, SourceError> {
         crate::synth::build(spec).map_err(SourceError::Synth)?
     } else if !is_file(spec) {
         return zoo::build(spec, input).map_err(SourceError::Zoo);
+    } else if is_onnx(spec) {
+        // The requested input shape goes to the importer: it is what symbolic sizes need.
+        let options = crate::import::ImportOptions { input: input.cloned(), name: None };
+        return crate::import::import_file(Path::new(spec), &options).map(|i| i.net).map_err(SourceError::Import);
     } else {
         format::load(Path::new(spec)).map_err(SourceError::File)?
     };

@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod generate;
+pub mod import;
 pub mod inspect;
 pub mod mimic;
 pub mod run;

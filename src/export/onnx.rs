@@ -464,7 +464,11 @@ impl<'a> Writer<'a> {
                 inputs.extend(b);
                 self.emit_main(node, "Gemm", inputs, vec![AttributeProto::int("transB", 1)]);
             }
-            Op::Dropout { .. } => self.emit_main(node, "Identity", vec![x()], vec![]),
+            Op::Dropout { p } => {
+                // An identity at inference; kept as Dropout so that an import gets it back.
+                let (x, ratio) = (x(), self.scalar_f32(node, "ratio", *p as f32));
+                self.emit_main(node, "Dropout", vec![x, ratio], vec![]);
+            }
             Op::Softmax => self.emit_main(node, "Softmax", vec![x()], vec![AttributeProto::int("axis", 1)]),
         }
         Ok(())
@@ -508,7 +512,9 @@ impl<'a> Writer<'a> {
             return Err(ExportError::at(node, format!("output {oh}x{ow} does not follow from the attributes")));
         };
         let rounds_up = (oh, ow) != (fh, fw);
-        let ceil_mode = rounds_up && (oh, ow) == (ch, cw);
+        // Written where ONNX's rounding gives the IR's counts, also when it makes no
+        // difference (so that an import gets the IR's flag back).
+        let ceil_mode = (rounds_up || p.ceil_mode) && (oh, ow) == (ch, cw);
         // Without ceil_mode, the extra windows as end padding (the overhang).
         let overhang = if ceil_mode {
             Padding::ZERO

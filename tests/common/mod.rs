@@ -36,5 +36,6 @@ fn split_csv_line(line: &str) -> Vec<String> {
     fields
 }
 pub mod npy;
+pub mod op_nets;
 pub mod python;
 pub mod random_net;
