@@ -173,6 +173,44 @@ enum Command {
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
     },
+    /// Measure how representative a mimic proxy is: target and proxy on the same device
+    /// across configurations and batch sizes (throughput error, op-type time shares,
+    /// relative speed across configurations).
+    #[command(
+        after_help = "Examples:\n  synprof fidelity --like resnet50\n  synprof fidelity --like mobilenet_v2 --threads 1,2 --batch 1,8 --seconds 3\n  synprof fidelity --like resnet50 --device cuda:0 --dtype f32,bf16 --batch 1,32\n  synprof fidelity --from reports/latest\n\nRuns a profile (written into the run directory) of TARGET and `mimic:like=TARGET,seed=S`\non every combination of --device, --dtype, --threads and --batch, with per-layer timing,\nthen writes fidelity.md and fidelity.json beside the usual report. --from reads any run\nthat holds a model and its mimic proxy. Targets: throughput within 10%, relative speed\n(each configuration against the first) within 5%."
+    )]
+    Fidelity {
+        /// The target model (zoo name or model file).
+        #[arg(long, required_unless_present = "from")]
+        like: Option<String>,
+        /// The proxy's seed (`mimic:like=TARGET,seed=S`).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Devices (comma-separated): cpu, cuda:0, ...
+        #[arg(long, default_value = "cpu", value_delimiter = ',')]
+        device: Vec<String>,
+        #[arg(long, default_value = "f32", value_delimiter = ',')]
+        dtype: Vec<String>,
+        /// CPU thread counts to compare (the default: 1 and all cores).
+        #[arg(long, value_delimiter = ',')]
+        threads: Vec<usize>,
+        #[arg(long, default_value = "1,8", value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Minimum measured seconds per case.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Skip the per-layer timing (no op-type shares, faster).
+        #[arg(long)]
+        no_layers: bool,
+        /// Compute the fidelity of an existing run directory instead of running.
+        #[arg(long, conflicts_with = "like")]
+        from: Option<PathBuf>,
+        /// Print the plan and stop.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// Write the HTML report of a run: index.html with PNG/SVG plots and CSV tables beside it.
     #[command(
         after_help = "Examples:\n  synprof report reports/latest\n  synprof report reports/latest --out /tmp/r --templates my_templates/\n\nThe page opens from disk with no network. Templates (report.html, compare.html,\nmacros.html, style.css) come from --templates, RUN_DIR/templates, the run directory's\nparent's templates/ or ./templates when there, else the built-in ones."
@@ -420,6 +458,35 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         Command::Profile { profile, dry_run, resume, reports } => {
             run_profile(&profile, dry_run, resume.as_deref(), &reports)
         }
+        Command::Fidelity { like, seed, device, dtype, threads, batch, seconds, no_layers, from, dry_run, reports } => {
+            let dir = match (from, like) {
+                (Some(dir), _) => dir,
+                (None, Some(target)) => {
+                    let request = cli::fidelity::Request {
+                        target,
+                        seed,
+                        device,
+                        dtype,
+                        threads,
+                        batch,
+                        seconds,
+                        layers: !no_layers,
+                    };
+                    let text = cli::fidelity::profile_text(&request)?;
+                    let (printed, dir) =
+                        run_profile_text(&text, "fidelity.toml", "fidelity.toml", dry_run, None, &reports)?;
+                    match dir {
+                        Some(dir) => {
+                            print!("{printed}");
+                            dir
+                        }
+                        None => return Ok(printed),
+                    }
+                }
+                (None, None) => return Err("give --like TARGET or --from RUN_DIR".into()),
+            };
+            Ok(cli::fidelity::write(&dir)?)
+        }
         Command::Report { run_dir, out, templates } => {
             let options = synprof::report::Options { out_dir: out, templates };
             Ok(synprof::report::report(&run_dir, &options)?.summary())
@@ -534,16 +601,29 @@ fn run_profile(
     resume: Option<&std::path::Path>,
     reports: &std::path::Path,
 ) -> Result<String, Box<dyn std::error::Error>> {
-    use synprof::sweep::{plan, profile, runner, shipped, store};
-    let (text, file) = shipped::resolve(spec)?;
-    let parsed = profile::parse(&text, &file)?;
-    let plan = plan::expand(&parsed, &file, &plan::Machine::detect())?;
+    let (text, file) = synprof::sweep::shipped::resolve(spec)?;
+    Ok(run_profile_text(&text, &file, spec, dry_run, resume, reports)?.0)
+}
+
+/// Run a profile given as text; returns what to print and the run directory (none for a
+/// dry run). `spec` is how the user named it, for the `--resume` hint.
+fn run_profile_text(
+    text: &str,
+    file: &str,
+    spec: &str,
+    dry_run: bool,
+    resume: Option<&std::path::Path>,
+    reports: &std::path::Path,
+) -> Result<(String, Option<PathBuf>), Box<dyn std::error::Error>> {
+    use synprof::sweep::{plan, profile, runner, store};
+    let parsed = profile::parse(text, file)?;
+    let plan = plan::expand(&parsed, file, &plan::Machine::detect())?;
     if dry_run {
-        return Ok(plan::describe(&plan));
+        return Ok((plan::describe(&plan), None));
     }
     let dir = match resume {
         Some(path) => store::RunDir::open(path)?,
-        None => runner::create_run(&plan, &text, reports)?,
+        None => runner::create_run(&plan, text, reports)?,
     };
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -601,7 +681,7 @@ fn run_profile(
             dir.path.display()
         )),
     }
-    Ok(out)
+    Ok((out, Some(dir.path.clone())))
 }
 
 fn main() -> ExitCode {

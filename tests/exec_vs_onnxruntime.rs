@@ -1,8 +1,9 @@
 //! synprof's candle backend against onnxruntime, on the same weights and input: the net
 //! is exported to ONNX (`export::onnx`), onnxruntime runs it, and the outputs must agree
 //! to a relative error of 1e-4 in f32 (largest difference over the largest output value).
-//! The AI Matrix models, mobilenet_v2, inception_v3 and 20 random nets. Runs in CI (a venv
-//! with onnxruntime is made under the target directory; see `common::python`).
+//! The AI Matrix models, mobilenet_v2, inception_v3, five more zoo models (12 in all) and
+//! 20 random nets. Runs in CI (a venv with onnxruntime is made under the target directory;
+//! see `common::python`).
 
 mod common;
 use candle_core::{DType, Device, Tensor};
@@ -21,11 +22,23 @@ use synprof::zoo;
 fn candle_agrees_with_onnxruntime() {
     let dir = std::env::temp_dir().join(format!("synprof-ort-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut nets: Vec<(Net, usize)> =
-        ["resnet50", "mobilenet_v2", "googlenet", "densenet121", "inception_v3", "synnet", "resnet152"]
-            .iter()
-            .map(|name| (zoo::build(name, None).unwrap(), 2))
-            .collect();
+    let mut nets: Vec<(Net, usize)> = [
+        "resnet50",
+        "mobilenet_v2",
+        "googlenet",
+        "densenet121",
+        "inception_v3",
+        "synnet",
+        "resnet152",
+        "resnet18",
+        "squeezenet1_1",
+        "shufflenet_v2_x1_0",
+        "mobilenet_v3_small",
+        "efficientnet_b0",
+    ]
+    .iter()
+    .map(|name| (zoo::build(name, None).unwrap(), 2))
+    .collect();
     nets.extend((0..20).map(|seed| (random_net(500 + seed), 3)));
 
     let mut files = Vec::new();

@@ -367,8 +367,9 @@ fn torchvision_exports_import_and_agree_with_pytorch() {
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for line in stdout.lines().filter_map(|l| l.strip_prefix("exported ")) {
-        let (name, params) = line.split_once(' ').unwrap();
-        let params: u64 = params.trim().parse().unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (name, params, bn_channels): (&str, u64, u64) =
+            (fields[0], fields[1].parse().unwrap(), fields[2].parse().unwrap());
         let imported = match import_file(&dir.0.join(format!("{name}.onnx")), &ImportOptions::default()) {
             Ok(i) => i,
             Err(e) => {
@@ -393,12 +394,18 @@ fn torchvision_exports_import_and_agree_with_pytorch() {
         let (_, theirs) = read_npy(&dir.0.join(format!("{name}.output.npy")));
         let scale = theirs.iter().fold(1e-12f64, |m, v| m.max(v.abs() as f64));
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0f64, f64::max) / scale;
-        // Exports fold batch-norm into the convs (a conv bias per channel instead of BN's
-        // scale and shift), so the trainable count is PyTorch's minus one per BN channel.
+        // Exports fold batch-norm into the convs before it (a conv bias per channel in
+        // place of BN's scale and shift): one trainable parameter less per folded BN
+        // channel; a BN that follows no conv (DenseNet's pre-activations) stays.
         let ours_params = analyze(&imported.net, 1, Dtype::F32).totals.params;
-        report.push(format!("{name:<28} relative error {worst:.2e}, params {ours_params} (PyTorch {params})"));
+        report.push(format!(
+            "{name:<28} relative error {worst:.2e}, params {ours_params} (PyTorch {params}, {bn_channels} BN channels)"
+        ));
         if worst > 1e-4 || ours.len() != theirs.len() {
             failures.push(format!("{name}: relative error {worst}"));
+        }
+        if ours_params > params || ours_params < params - bn_channels {
+            failures.push(format!("{name}: {ours_params} params, PyTorch {params} with {bn_channels} BN channels"));
         }
     }
     println!("{}", report.join("\n"));

@@ -33,8 +33,15 @@ pub fn run(r: &Request) -> Result<String, Box<dyn std::error::Error>> {
         Some(_) => "weights: read from the model\n",
         None => "weights: none in the model (parameters are graph inputs); runs use seeded random weights\n",
     });
+    let mut counted: Vec<(&String, usize)> = Vec::new();
     for note in &imported.notes {
-        out.push_str(&format!("  {note}\n"));
+        match counted.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, k)) => *k += 1,
+            None => counted.push((note, 1)),
+        }
+    }
+    for (note, k) in counted {
+        out.push_str(&format!("  {k} x {note}\n"));
     }
     if let Some(path) = &r.output {
         write(path, format::to_string(net).as_bytes())?;

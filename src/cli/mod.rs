@@ -2,6 +2,7 @@
 //! returns text so that tests can check it.
 
 pub mod devices;
+pub mod fidelity;
 pub mod generate;
 pub mod import;
 pub mod inspect;

@@ -118,6 +118,13 @@ impl Reader<'_> {
             }
             "Concat" => {
                 let xs = n.input.iter().map(|i| self.node_input(i)).collect::<Result<Vec<_>, _>>()?;
+                if xs.len() == 1 {
+                    // A concatenation of one tensor (DenseNet's first layer) is that tensor.
+                    return {
+                        self.values.insert(out, Value::Node(xs[0]));
+                        Ok(())
+                    };
+                }
                 let rank = self.nodes[xs[0]].shape.rank() as i64 + 1;
                 let axis = a.int("axis").ok_or("Concat without `axis`")?;
                 let axis = if axis < 0 { axis + rank } else { axis };
@@ -519,7 +526,7 @@ impl Reader<'_> {
                 }
             }
         }
-        self.notes.push(format!("folded a per-channel {op} into {kind} `{}`", self.nodes[x].name));
+        self.notes.push(format!("folded a per-channel constant {op} into the {kind} before it"));
         Ok(Value::Node(x))
     }
 

@@ -5,6 +5,7 @@
 pub mod ceilings;
 pub mod compare;
 pub mod csv;
+pub mod fidelity;
 pub mod figures;
 pub mod fmt;
 pub mod html;

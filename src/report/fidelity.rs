@@ -1,0 +1,282 @@
+//! Representativeness, measured: does a proxy (a `mimic:like=X` net) run like its target X?
+//!
+//! For every (target, proxy) pair in a run and every configuration and batch both ran:
+//! - the throughput error, `proxy images/s / target images/s - 1`;
+//! - the per-op-type time shares (from `--layers` timing): the largest difference in
+//!   percentage points and the total-variation distance (half the summed differences);
+//! - across configurations at the same batch: the target's relative speed (config /
+//!   baseline, the first configuration) against the proxy's, `proxy ratio / target ratio - 1`
+//!   (does the proxy keep the target's relative speed from 1 to 2 threads, f32 to bf16,
+//!   CPU to GPU?).
+//!
+//! Targets (issue: the synthetic generator): throughput within 10%, relative speed within 5%.
+
+use super::load::{Config, Row, Run};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const THROUGHPUT_TARGET: f64 = 0.10;
+pub const RATIO_TARGET: f64 = 0.05;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputRow {
+    pub config: String,
+    pub batch: usize,
+    pub target_images_per_s: f64,
+    pub proxy_images_per_s: f64,
+    /// proxy / target - 1.
+    pub error: f64,
+    /// Largest per-op-type time-share difference, in percentage points (with `--layers`).
+    pub share_error_pp: Option<f64>,
+    /// Which op type it is.
+    pub share_worst_op: Option<String>,
+    /// Half the summed share differences, in percentage points.
+    pub share_distance_pp: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RatioRow {
+    pub batch: usize,
+    pub baseline: String,
+    pub config: String,
+    /// images/s in `config` / images/s in `baseline`.
+    pub target_ratio: f64,
+    pub proxy_ratio: f64,
+    /// proxy_ratio / target_ratio - 1.
+    pub error: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairFidelity {
+    pub target: String,
+    pub proxy: String,
+    pub throughput: Vec<ThroughputRow>,
+    pub ratios: Vec<RatioRow>,
+    pub max_abs_throughput_error: Option<f64>,
+    pub max_abs_ratio_error: Option<f64>,
+    pub throughput_target: f64,
+    pub ratio_target: f64,
+}
+
+impl PairFidelity {
+    pub fn meets_throughput(&self) -> Option<bool> {
+        self.max_abs_throughput_error.map(|e| e <= self.throughput_target)
+    }
+
+    pub fn meets_ratio(&self) -> Option<bool> {
+        self.max_abs_ratio_error.map(|e| e <= self.ratio_target)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fidelity {
+    pub run_id: String,
+    pub pairs: Vec<PairFidelity>,
+}
+
+/// The single target of a mimic spec (`mimic:like=resnet50,...`), if `model` is one.
+pub fn mimic_target(model: &str) -> Option<String> {
+    let spec = crate::synth::Spec::parse(model).ok()?;
+    if spec.family != "mimic" || spec.get("weights").is_some() {
+        return None;
+    }
+    let like = spec.get("like")?;
+    (!like.contains(';')).then(|| like.trim().to_string())
+}
+
+/// Pairs (target, proxy) of models in the run.
+pub fn pairs(run: &Run) -> Vec<(String, String)> {
+    let models = run.models();
+    let normal = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    models
+        .iter()
+        .filter_map(|proxy| {
+            let target = mimic_target(proxy)?;
+            let found = models.iter().find(|m| normal(m) == normal(&target))?;
+            Some((found.clone(), proxy.clone()))
+        })
+        .collect()
+}
+
+/// Time share per op type from a case's per-layer timing.
+fn op_shares(row: &Row) -> Option<BTreeMap<String, f64>> {
+    let layers = row.record.result.as_ref()?.layers.as_ref()?;
+    let mut shares = BTreeMap::new();
+    for l in layers {
+        *shares.entry(l.op.clone()).or_insert(0.0) += l.share;
+    }
+    Some(shares)
+}
+
+fn share_difference(t: &BTreeMap<String, f64>, p: &BTreeMap<String, f64>) -> (f64, String, f64) {
+    let mut ops: Vec<&String> = t.keys().chain(p.keys()).collect();
+    ops.sort();
+    ops.dedup();
+    let (mut worst, mut worst_op, mut sum) = (0.0, String::new(), 0.0);
+    for op in ops {
+        let d = (t.get(op).copied().unwrap_or(0.0) - p.get(op).copied().unwrap_or(0.0)).abs();
+        sum += d;
+        if d > worst {
+            (worst, worst_op) = (d, op.clone());
+        }
+    }
+    (worst * 100.0, worst_op, sum * 50.0)
+}
+
+pub fn fidelity(run: &Run) -> Fidelity {
+    let pairs = pairs(run).into_iter().map(|(t, p)| pair(run, &t, &p)).collect();
+    Fidelity { run_id: run.context.run_id.clone(), pairs }
+}
+
+fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
+    let find = |model: &str, config: &Config, batch: usize| {
+        run.ok_rows().find(|r| r.model() == model && &r.config() == config && r.batch() == batch)
+    };
+    let mut throughput = Vec::new();
+    // (config, batch) -> (target, proxy) images/s
+    let mut speeds: Vec<(Config, usize, f64, f64)> = Vec::new();
+    for config in run.configs() {
+        let mut batches: Vec<usize> = run.ok_rows().filter(|r| r.config() == config).map(Row::batch).collect();
+        batches.sort();
+        batches.dedup();
+        for batch in batches {
+            let (Some(t), Some(p)) = (find(target, &config, batch), find(proxy, &config, batch)) else { continue };
+            let (Some(ti), Some(pi)) = (t.images_per_s(), p.images_per_s()) else { continue };
+            let shares = op_shares(t).zip(op_shares(p)).map(|(a, b)| share_difference(&a, &b));
+            throughput.push(ThroughputRow {
+                config: config.label(),
+                batch,
+                target_images_per_s: ti,
+                proxy_images_per_s: pi,
+                error: pi / ti - 1.0,
+                share_error_pp: shares.as_ref().map(|s| s.0),
+                share_worst_op: shares.as_ref().map(|s| s.1.clone()),
+                share_distance_pp: shares.as_ref().map(|s| s.2),
+            });
+            speeds.push((config.clone(), batch, ti, pi));
+        }
+    }
+    let mut ratios = Vec::new();
+    let mut batches: Vec<usize> = speeds.iter().map(|s| s.1).collect();
+    batches.sort();
+    batches.dedup();
+    for batch in batches {
+        let at: Vec<&(Config, usize, f64, f64)> = speeds.iter().filter(|s| s.1 == batch).collect();
+        let Some(base) = at.first() else { continue };
+        for s in at.iter().skip(1) {
+            let (tr, pr) = (s.2 / base.2, s.3 / base.3);
+            ratios.push(RatioRow {
+                batch,
+                baseline: base.0.label(),
+                config: s.0.label(),
+                target_ratio: tr,
+                proxy_ratio: pr,
+                error: pr / tr - 1.0,
+            });
+        }
+    }
+    let max_abs =
+        |v: Vec<f64>| v.into_iter().map(f64::abs).fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
+    PairFidelity {
+        target: target.to_string(),
+        proxy: proxy.to_string(),
+        max_abs_throughput_error: max_abs(throughput.iter().map(|r| r.error).collect()),
+        max_abs_ratio_error: max_abs(ratios.iter().map(|r| r.error).collect()),
+        throughput,
+        ratios,
+        throughput_target: THROUGHPUT_TARGET,
+        ratio_target: RATIO_TARGET,
+    }
+}
+
+fn signed_percent(v: f64) -> String {
+    format!("{:+.1}%", v * 100.0)
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    }
+}
+
+/// Markdown tables (for the terminal and the run directory's `fidelity.md`).
+pub fn render(f: &Fidelity) -> String {
+    let mut out = String::new();
+    if f.pairs.is_empty() {
+        out.push_str(
+            "No (target, proxy) pairs in this run: a proxy is a model `mimic:like=TARGET,...` run beside TARGET.\n",
+        );
+        return out;
+    }
+    for p in &f.pairs {
+        out.push_str(&format!("### {} vs its proxy `{}`\n\n", p.target, p.proxy));
+        out.push_str("| configuration | batch | target images/s | proxy images/s | throughput error | op-type share: largest difference | share distance |\n");
+        out.push_str("|---|---:|---:|---:|---:|---|---:|\n");
+        for r in &p.throughput {
+            let share = match (&r.share_error_pp, &r.share_worst_op) {
+                (Some(e), Some(op)) => format!("{e:.1} pp ({op})"),
+                _ => "(no --layers timing)".to_string(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {:.2} | {:.2} | {} | {} | {} |\n",
+                r.config,
+                r.batch,
+                r.target_images_per_s,
+                r.proxy_images_per_s,
+                signed_percent(r.error),
+                share,
+                r.share_distance_pp.map_or(String::new(), |d| format!("{d:.1} pp"))
+            ));
+        }
+        if !p.ratios.is_empty() {
+            out.push_str("\n| batch | from | to | target speed-up | proxy speed-up | ratio error |\n|---:|---|---|---:|---:|---:|\n");
+            for r in &p.ratios {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {:.3}x | {:.3}x | {} |\n",
+                    r.batch,
+                    r.baseline,
+                    r.config,
+                    r.target_ratio,
+                    r.proxy_ratio,
+                    signed_percent(r.error)
+                ));
+            }
+        }
+        out.push_str(&format!(
+            "\nthroughput within {:.0}%: {} (worst {}); relative speed within {:.0}%: {} (worst {})\n\n",
+            p.throughput_target * 100.0,
+            verdict(p.meets_throughput()),
+            p.max_abs_throughput_error.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
+            p.ratio_target * 100.0,
+            verdict(p.meets_ratio()),
+            p.max_abs_ratio_error.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mimic_targets_are_single_models_only() {
+        assert_eq!(mimic_target("mimic:like=resnet50,seed=1").as_deref(), Some("resnet50"));
+        assert_eq!(mimic_target("mimic:like=resnet50;googlenet"), None);
+        assert_eq!(mimic_target("mimic:weights=resnet50:1"), None);
+        assert_eq!(mimic_target("synnet:seed=1"), None);
+        assert_eq!(mimic_target("resnet50"), None);
+    }
+
+    #[test]
+    fn share_difference_is_largest_gap_and_total_variation() {
+        let t: BTreeMap<String, f64> = [("conv2d".to_string(), 0.8), ("relu".to_string(), 0.2)].into();
+        let p: BTreeMap<String, f64> = [("conv2d".to_string(), 0.7), ("add".to_string(), 0.3)].into();
+        let (worst, op, tv) = share_difference(&t, &p);
+        assert!((worst - 30.0).abs() < 1e-9 && op == "add", "{worst} {op}");
+        // |0.1| + |0.2| + |0.3| = 0.6 -> half is 30 pp.
+        assert!((tv - 30.0).abs() < 1e-9, "{tv}");
+    }
+}
