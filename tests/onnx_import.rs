@@ -394,9 +394,11 @@ fn torchvision_exports_import_and_agree_with_pytorch() {
         let (_, theirs) = read_npy(&dir.0.join(format!("{name}.output.npy")));
         let scale = theirs.iter().fold(1e-12f64, |m, v| m.max(v.abs() as f64));
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0f64, f64::max) / scale;
-        // Exports fold batch-norm into the convs before it (a conv bias per channel in
-        // place of BN's scale and shift): one trainable parameter less per folded BN
-        // channel; a BN that follows no conv (DenseNet's pre-activations) stays.
+        // The TorchScript exporter folds batch-norm into the conv before it (a conv bias
+        // per channel in place of BN's scale and shift): one trainable parameter less per
+        // folded BN channel, two where the conv had a bias already (VGG); a BN after no
+        // conv (DenseNet's pre-activations) stays. The dynamo exporter's optimiser folds
+        // more, so only its outputs are checked.
         let ours_params = analyze(&imported.net, 1, Dtype::F32).totals.params;
         report.push(format!(
             "{name:<28} relative error {worst:.2e}, params {ours_params} (PyTorch {params}, {bn_channels} BN channels)"
@@ -404,7 +406,7 @@ fn torchvision_exports_import_and_agree_with_pytorch() {
         if worst > 1e-4 || ours.len() != theirs.len() {
             failures.push(format!("{name}: relative error {worst}"));
         }
-        if ours_params > params || ours_params < params - bn_channels {
+        if !name.ends_with("_dynamo") && (ours_params > params || ours_params < params - 2 * bn_channels) {
             failures.push(format!("{name}: {ours_params} params, PyTorch {params} with {bn_channels} BN channels"));
         }
     }
