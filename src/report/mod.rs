@@ -79,6 +79,7 @@ struct ReportPage<'a> {
     cases_table: Table,
     energy_table: Option<Table>,
     layers_table: Option<Table>,
+    fidelity_table: Option<Table>,
     failures: Vec<Failure>,
     telemetry_errors: Vec<String>,
     generated_utc: String,
@@ -135,6 +136,7 @@ pub fn report_run(run: &Run, options: &Options) -> Result<Written, ReportError> 
         cases_table: tables::cases(run),
         energy_table: tables::energy(run),
         layers_table: tables::layers(run, 12),
+        fidelity_table: tables::fidelity(run),
         failures: html::failures(run),
         telemetry_errors: run.rows.iter().filter_map(|r| r.telemetry_error.clone()).collect(),
         generated_utc: fmt::utc(crate::sweep::record::unix_now()),
@@ -144,7 +146,8 @@ pub fn report_run(run: &Run, options: &Options) -> Result<Written, ReportError> 
     let all_tables = [&page.throughput_table, &page.models_table, &page.cases_table]
         .into_iter()
         .chain(page.energy_table.as_ref())
-        .chain(page.layers_table.as_ref());
+        .chain(page.layers_table.as_ref())
+        .chain(page.fidelity_table.as_ref());
     for table in all_tables {
         files.push(write(&out.join(&table.csv_file), csv::to_csv(table))?);
     }

@@ -436,3 +436,70 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
         groups,
     })
 }
+
+/// Target against its mimic proxy (`report::fidelity`), when the run holds such pairs.
+pub fn fidelity(run: &Run) -> Option<Table> {
+    let f = super::fidelity::fidelity(run);
+    if f.pairs.iter().all(|p| p.throughput.is_empty()) {
+        return None;
+    }
+    let columns = vec![
+        csv_col("target", false),
+        csv_col("proxy", false),
+        col("configuration", "", "configuration", false),
+        col("batch", "", "batch", true),
+        col("target", "images/s", "target_images_per_s", true),
+        col("proxy", "images/s", "proxy_images_per_s", true),
+        col("error", "%", "throughput_error_pct", true),
+        col("share gap", "pp", "share_error_pp", true),
+        col("in", "op type", "share_worst_op", false),
+        col("target speed-up", "x", "target_ratio", true),
+        col("proxy speed-up", "x", "proxy_ratio", true),
+        col("ratio error", "%", "ratio_error_pct", true),
+    ];
+    let flag = |cell: Cell, bad: bool| if bad { Cell { class: "fail".into(), ..cell } } else { cell };
+    let mut groups = Vec::new();
+    for p in &f.pairs {
+        let rows = p
+            .throughput
+            .iter()
+            .map(|r| {
+                let ratio = p.ratios.iter().find(|q| q.batch == r.batch && q.config == r.config);
+                vec![
+                    Cell::text(&p.target),
+                    Cell::text(&p.proxy),
+                    Cell::text(&r.config),
+                    Cell::count(r.batch as u64),
+                    Cell::num(Some(r.target_images_per_s)),
+                    Cell::num(Some(r.proxy_images_per_s)),
+                    flag(Cell::num(Some(r.error * 100.0)), r.error.abs() > p.throughput_target),
+                    Cell::num(r.share_error_pp),
+                    Cell::text(r.share_worst_op.clone().unwrap_or_default()),
+                    Cell::num(ratio.map(|q| q.target_ratio)),
+                    Cell::num(ratio.map(|q| q.proxy_ratio)),
+                    match ratio {
+                        Some(q) => flag(Cell::num(Some(q.error * 100.0)), q.error.abs() > p.ratio_target),
+                        None => Cell::empty(),
+                    },
+                ]
+            })
+            .collect::<Vec<_>>();
+        groups.push(Group { title: format!("{} vs {}", p.target, p.proxy), key: Vec::new(), shown: rows.len(), rows });
+    }
+    Some(Table {
+        id: "fidelity-table".into(),
+        title: "Fidelity: targets against their mimic proxies".into(),
+        note: format!(
+            "Error = proxy images/s ÷ target images/s − 1 (target: within {:.0}%). Share gap: the largest \
+             difference in share of per-layer time by op type, in percentage points. Speed-up: from the first \
+             configuration at the same batch; the ratio error compares the proxy's with the target's (target: \
+             within {:.0}%). Flagged cells miss their target.",
+            super::fidelity::THROUGHPUT_TARGET * 100.0,
+            super::fidelity::RATIO_TARGET * 100.0
+        ),
+        csv_file: "fidelity.csv".into(),
+        key_columns: Vec::new(),
+        columns,
+        groups,
+    })
+}

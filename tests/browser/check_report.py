@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load a synprof report page from disk in headless Chromium and check it like a reader would.
 
-    check_report.py PAGE.html [--screenshot OUT.png] [--full-page] [--chromium PATH]
+    check_report.py PAGE.html [--screenshot OUT.png] [--full-page | --section ID] [--chromium PATH]
 
 Checks: no console errors, no uncaught exceptions, no failed loads; every <img> decoded with
 a nonzero natural size; no reference to the network; every local link (CSV, SVG, PNG) exists;
@@ -144,7 +144,7 @@ def console_problems(events, session):
     return problems
 
 
-def check(page, chromium, screenshot, full_page, width, timeout_s):
+def check(page, chromium, screenshot, full_page, width, timeout_s, section=None):
     page = page.resolve()
     problems = []
     with tempfile.TemporaryDirectory(prefix="synprof-chromium-") as profile_dir:
@@ -165,11 +165,27 @@ def check(page, chromium, screenshot, full_page, width, timeout_s):
                 "Runtime.evaluate", {"expression": PAGE_FACTS, "returnByValue": True}, session=session
             )["result"]["value"]
             if screenshot:
-                height = facts["height"] if full_page else min(facts["height"], 2200)
+                height = facts["height"] if full_page or section else min(facts["height"], 2200)
                 metrics["height"] = height
                 browser.send("Emulation.setDeviceMetricsOverride", metrics, session=session)
                 time.sleep(0.2)
-                shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+                params = {"format": "png", "captureBeyondViewport": True}
+                if section:
+                    box = browser.send(
+                        "Runtime.evaluate",
+                        {
+                            "expression": f"(() => {{ const e = document.getElementById({json.dumps(section)}); "
+                            "if (!e) return null; const r = e.getBoundingClientRect(); "
+                            "return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; })()",
+                            "returnByValue": True,
+                        },
+                        session=session,
+                    )["result"].get("value")
+                    if not box:
+                        problems.append(f"no element with id {section!r} to screenshot")
+                    else:
+                        params["clip"] = dict(box, scale=1)
+                shot = browser.send("Page.captureScreenshot", params, session=session)
                 pathlib.Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
             # Drain what is already queued before reading the events.
             try:
@@ -216,13 +232,14 @@ def main():
     ap.add_argument("page", type=pathlib.Path)
     ap.add_argument("--screenshot", help="write a PNG screenshot here")
     ap.add_argument("--full-page", action="store_true", help="screenshot the whole page, not its top 2200 px")
+    ap.add_argument("--section", help="screenshot only the element with this id (e.g. fidelity)")
     ap.add_argument("--width", type=int, default=1200, help="viewport width in CSS pixels")
     ap.add_argument("--chromium", default=os.environ.get("SYNPROF_CHROMIUM") or shutil.which("chromium") or "chromium")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for any one browser step")
     args = ap.parse_args()
     if not args.page.is_file():
         sys.exit(f"{args.page}: no such page")
-    summary = check(args.page, args.chromium, args.screenshot, args.full_page, args.width, args.timeout)
+    summary = check(args.page, args.chromium, args.screenshot, args.full_page, args.width, args.timeout, args.section)
     print(json.dumps(summary, indent=2))
     if summary["problems"]:
         print(f"{len(summary['problems'])} problem(s) on {args.page}", file=sys.stderr)

@@ -223,9 +223,10 @@ pub fn parse(spec: &Spec) -> Result<(Vec<(Net, f64)>, MimicOptions), SpecError> 
     let mut targets = Vec::new();
     for (model, w) in &list {
         if model.is_empty() || crate::synth::is_spec(model) {
-            return Err(spec.error(format!("`{model}`: a target is a zoo model name")));
+            return Err(spec.error(format!("`{model}`: a target is a zoo model name or a model file")));
         }
-        let net = crate::zoo::build(model, None).map_err(|e| spec.error(e.to_string()))?;
+        // A zoo model, a synprof model file or an ONNX file (a user's own model).
+        let net = crate::source::load(model, None).map_err(|e| spec.error(e.to_string()))?;
         targets.push((net, *w));
     }
     let seed = spec.int("seed", 1, 0..=u32::MAX as usize)? as u64;
