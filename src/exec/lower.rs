@@ -152,6 +152,33 @@ impl candle_core::CustomOp1 for PackedConvOp {
     }
 }
 
+/// Max pooling on the conv threads, windows clipped to the input (no padded copy); NCHW
+/// f32, inference only.
+#[derive(Debug)]
+pub struct PackedMaxPoolOp {
+    spec: super::cpu::MaxPoolSpec,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp1 for PackedMaxPoolOp {
+    fn name(&self) -> &'static str {
+        "packed-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let CpuStorage::F32(data) = storage else { candle_core::bail!("packed max pool takes f32") };
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("packed max pool takes a contiguous input")
+        };
+        let [oh, ow] = self.spec.out_hw;
+        let mut out = vec![0f32; n * c * oh * ow];
+        super::cpu::max_pool(&data[start..end], n * c, h, w, &self.spec, &mut out, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
+    }
+}
+
 /// How a convolution maps onto candle's `conv2d(padding, stride, dilation, groups)`.
 #[derive(Debug, Clone)]
 pub struct ConvPlan {
@@ -199,6 +226,8 @@ pub enum Layer {
     },
     /// A conv on the packed CPU kernels, with its bias and maybe an activation fused.
     PackedConv(Arc<PackedConvOp>),
+    /// Max pooling on the conv threads (packed path).
+    PackedMaxPool(Arc<PackedMaxPoolOp>),
     /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
     AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
@@ -517,6 +546,16 @@ impl Lowered {
                     }
                 }
                 op if op.is_activation() => Layer::Activation(op.clone()),
+                Op::MaxPool2d(p) if threads.is_some() && node.shape.hw().is_some() => {
+                    let spec = super::cpu::MaxPoolSpec {
+                        kernel: p.kernel,
+                        stride: p.stride,
+                        pad_before: [p.padding.top, p.padding.left],
+                        out_hw: node.shape.hw().unwrap_or([1, 1]),
+                    };
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::PackedMaxPool(Arc::new(PackedMaxPoolOp { spec, threads }))
+                }
                 Op::MaxPool2d(p) => Layer::MaxPool(
                     pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), false, device, dtype)
                         .map_err(|e| err(name, e))?,
@@ -605,6 +644,7 @@ impl Lowered {
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedMaxPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),

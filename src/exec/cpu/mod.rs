@@ -38,12 +38,14 @@ mod gemm;
 mod isa;
 pub(crate) mod kernels;
 mod pack;
+mod pool;
 mod scratch;
 mod threads;
 
 pub use eltwise::add_act;
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
+pub use pool::{max_pool, MaxPoolSpec};
 pub use threads::Threads;
 
 use crate::graph::Padding;
