@@ -5,31 +5,7 @@
 use std::time::Instant;
 use synprof::synth::mimic::{mimic, MimicOptions};
 
-const MODELS: &[&str] = &[
-    "googlenet",
-    "resnet50",
-    "resnet152",
-    "densenet121",
-    "synnet",
-    "alexnet",
-    "alexnet_owt",
-    "overfeat",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "googlenet_bvlc",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "resnet18",
-    "resnet34",
-    "resnet101",
-    "resnet200",
-    "resnet269",
-    "acoustic_model",
-    "deep_mnist",
-];
+const MODELS: &[&str] = synprof::zoo::AI_MATRIX_AND_DLBS;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

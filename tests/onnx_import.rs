@@ -19,6 +19,7 @@ use common::npy::read_npy;
 use common::op_nets::{convs_and_activations, everything_else, flat_mlp, pools};
 use common::python::python_with;
 use common::random_net::random_net;
+use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use synprof::analysis::analyze;
@@ -265,8 +266,6 @@ fn model(second: NodeProto, input_dims: Vec<Dimension>) -> Vec<u8> {
     }
     .encode_to_vec()
 }
-
-use prost::Message;
 
 fn fixed(dims: &[i64]) -> Vec<Dimension> {
     dims.iter().map(|&d| Dimension::value(d)).collect()

@@ -10,31 +10,7 @@ use synprof::synth::mimic::{mimic, MimicOptions};
 
 /// AI Matrix's models, then DLBS's (acoustic_model and deep_mnist are fully connected;
 /// the genome's linear layers reach them too). deep_speech2 is recurrent: not in the IR.
-const MODELS: &[&str] = &[
-    "googlenet",
-    "resnet50",
-    "resnet152",
-    "densenet121",
-    "synnet",
-    "alexnet",
-    "alexnet_owt",
-    "overfeat",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "googlenet_bvlc",
-    "inception_v3",
-    "inception_v4",
-    "inception_resnet_v2",
-    "resnet18",
-    "resnet34",
-    "resnet101",
-    "resnet200",
-    "resnet269",
-    "acoustic_model",
-    "deep_mnist",
-];
+const MODELS: &[&str] = synprof::zoo::AI_MATRIX_AND_DLBS;
 
 fn chars(net: &Net) -> Characteristics {
     characterize(net, &analyze(net, 1, Dtype::F32))

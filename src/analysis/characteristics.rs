@@ -102,7 +102,7 @@ pub fn characterize(net: &Net, analysis: &Analysis) -> Characteristics {
 }
 
 /// The smallest value whose cumulative weight reaches `q` of the total.
-fn weighted_quantile(values: &mut [(f64, f64)], q: f64) -> f64 {
+pub(crate) fn weighted_quantile(values: &mut [(f64, f64)], q: f64) -> f64 {
     if values.is_empty() {
         return 0.0;
     }

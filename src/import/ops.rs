@@ -185,8 +185,8 @@ impl Reader<'_> {
                 let axis = if axis < 0 { axis + rank } else { axis };
                 // Over the features: axis 1 of [N, F], or axis 1 of [N, C, 1, 1] in the
                 // opset < 13 form that flattens everything from the axis on.
-                let over_features = axis == 1 && (dims.len() == 1 || (self.opset < 13 && dims[1..].iter().all(|&d| d == 1)))
-                    || dims.len() == 1 && axis == 1;
+                let over_features =
+                    axis == 1 && (dims.len() == 1 || (self.opset < 13 && dims[1..].iter().all(|&d| d == 1)));
                 if !over_features {
                     return Err(format!(
                         "Softmax over axis {axis} of [N, {}]; synprof's softmax is over the features of [N, F]",
@@ -739,7 +739,6 @@ impl Reader<'_> {
             }
             other => return Err(format!("Reshape of {}", super::onnx::describe(other))),
         };
-        let allow_zero = true;
         let elements: usize = per_sample.iter().product();
         // The batch axis: symbolic, 0 (copy), the fixed batch, or -1 with the rest giving a sample.
         let rest: Vec<Dim> = target.iter().skip(1).copied().collect();
@@ -749,7 +748,7 @@ impl Reader<'_> {
         });
         let batch_ok = match target.first() {
             Some(Dim::Batch) => true,
-            Some(Dim::Fixed(0)) => allow_zero,
+            Some(Dim::Fixed(0)) => true,
             Some(Dim::Fixed(-1)) => rest_known == Some(elements as i64),
             Some(Dim::Fixed(b)) => Some(*b) == self.static_batch || (self.static_batch.is_none() && *b == 1),
             None => false,

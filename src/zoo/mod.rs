@@ -186,6 +186,34 @@ fn normalize(name: &str) -> String {
     name.to_ascii_lowercase().replace(['-', ' '], "_")
 }
 
+/// The models AI Matrix benchmarks (its five CNNs), then DLBS's (deep_speech2 left out:
+/// recurrent, not in the IR): the mimic targets its tests and bench cover.
+pub const AI_MATRIX_AND_DLBS: &[&str] = &[
+    "googlenet",
+    "resnet50",
+    "resnet152",
+    "densenet121",
+    "synnet",
+    "alexnet",
+    "alexnet_owt",
+    "overfeat",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "googlenet_bvlc",
+    "inception_v3",
+    "inception_v4",
+    "inception_resnet_v2",
+    "resnet18",
+    "resnet34",
+    "resnet101",
+    "resnet200",
+    "resnet269",
+    "acoustic_model",
+    "deep_mnist",
+];
+
 /// Find a model by name or alias (case-insensitive, `-` = `_`).
 pub fn find(name: &str) -> Result<&'static ZooModel, ZooError> {
     let key = normalize(name);

@@ -5,7 +5,7 @@
 //! from the pooled layers (a model's layers carry its weight, spread by MACs for
 //! intensity and evenly for widths), so a one-model mix is exactly [`characterize`].
 
-use crate::analysis::characteristics::QUANTILES;
+use crate::analysis::characteristics::{weighted_quantile, QUANTILES};
 use crate::analysis::{analyze, characteristics::characterize, Characteristics};
 use crate::dtype::Dtype;
 use crate::graph::{Net, OpClass};
@@ -68,24 +68,6 @@ pub fn mix(targets: &[(Net, f64)], batch: usize, dtype: Dtype) -> Characteristic
         width_quantiles: QUANTILES.iter().map(|&q| weighted_quantile(&mut widths, q)).collect(),
         max_width: mean(&|c| c.max_width as f64).round() as usize,
     }
-}
-
-/// The smallest value whose cumulative weight reaches `q` of the total (as
-/// `characterize` computes its quantiles).
-fn weighted_quantile(values: &mut [(f64, f64)], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total: f64 = values.iter().map(|v| v.1).sum();
-    let mut acc = 0.0;
-    for &(v, w) in values.iter() {
-        acc += w;
-        if acc >= q * total - 1e-12 {
-            return v;
-        }
-    }
-    values[values.len() - 1].0
 }
 
 #[cfg(test)]
