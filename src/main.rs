@@ -202,6 +202,9 @@ enum Command {
         /// Skip the per-layer timing (no op-type shares, faster).
         #[arg(long)]
         no_layers: bool,
+        /// Rounds over all cases (target and proxy interleaved); each figure is the median round.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
         /// Compute the fidelity of an existing run directory instead of running.
         #[arg(long, conflicts_with = "like")]
         from: Option<PathBuf>,
@@ -458,7 +461,20 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         Command::Profile { profile, dry_run, resume, reports } => {
             run_profile(&profile, dry_run, resume.as_deref(), &reports)
         }
-        Command::Fidelity { like, seed, device, dtype, threads, batch, seconds, no_layers, from, dry_run, reports } => {
+        Command::Fidelity {
+            like,
+            seed,
+            device,
+            dtype,
+            threads,
+            batch,
+            seconds,
+            no_layers,
+            repeats,
+            from,
+            dry_run,
+            reports,
+        } => {
             let dir = match (from, like) {
                 (Some(dir), _) => dir,
                 (None, Some(target)) => {
@@ -471,6 +487,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                         batch,
                         seconds,
                         layers: !no_layers,
+                        repeats,
                     };
                     let text = cli::fidelity::profile_text(&request)?;
                     let (printed, dir) =

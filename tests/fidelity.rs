@@ -1,7 +1,8 @@
 //! `synprof fidelity`: a target beside its mimic proxy, on two thread counts and two batch
 //! sizes; the tables are recomputed here from the run's own results.jsonl (throughput
 //! error, relative-speed error, op-type share differences) and must agree with
-//! fidelity.json. `--from` recomputes the same from the run directory.
+//! fidelity.json. Cases run in three interleaved rounds and each figure is the median
+//! round's. `--from` recomputes the same from the run directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ fn fidelity_measures_a_proxy_against_its_target() {
         "1,2",
         "--seconds",
         "0.3",
+        "--repeats",
+        "3",
         "--reports",
         reports.to_str().unwrap(),
     ]);
@@ -41,22 +44,42 @@ fn fidelity_measures_a_proxy_against_its_target() {
     let dir = run_dir(&reports);
     assert!(dir.join("index.html").is_file() && dir.join("fidelity.md").is_file());
 
-    // Recompute from the raw records.
-    let mut ips: BTreeMap<(String, usize, usize), f64> = BTreeMap::new();
-    let mut shares: BTreeMap<(String, usize, usize), BTreeMap<String, f64>> = BTreeMap::new();
-    for line in std::fs::read_to_string(dir.join("results.jsonl")).unwrap().lines() {
-        let r: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(r["status"], "ok", "{line}");
+    // Recompute from the raw records: every case in rounds 1, 2, 3 (all of round 1 first),
+    // each figure from the case's median round.
+    type Key = (String, usize, usize);
+    let mut rounds: BTreeMap<Key, Vec<(f64, BTreeMap<String, f64>)>> = BTreeMap::new();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3 * 8, "2 models x 2 thread counts x 2 batches, 3 rounds");
+    for (i, r) in lines.iter().enumerate() {
+        assert_eq!(r["status"], "ok", "{r}");
+        let round = r["case"]["round"].as_u64().unwrap() as usize;
+        assert_eq!(round, i / 8 + 1, "rounds run one after another");
+        assert!(r["case"]["id"].as_str().unwrap().ends_with(&format!("#r{round}")), "{}", r["case"]["id"]);
         let key = (
             r["case"]["model"].as_str().unwrap().to_string(),
             r["case"]["threads"].as_u64().unwrap() as usize,
             r["case"]["batch"].as_u64().unwrap() as usize,
         );
-        ips.insert(key.clone(), r["result"]["latency"]["images_per_s"].as_f64().unwrap());
         let mut by_op = BTreeMap::new();
         for l in r["result"]["layers"].as_array().expect("per-layer timing") {
             *by_op.entry(l["op"].as_str().unwrap().to_string()).or_insert(0.0) += l["share"].as_f64().unwrap();
         }
+        rounds.entry(key).or_default().push((r["result"]["latency"]["images_per_s"].as_f64().unwrap(), by_op));
+    }
+    let mut ips: BTreeMap<Key, f64> = BTreeMap::new();
+    let mut shares: BTreeMap<Key, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut spread: BTreeMap<Key, f64> = BTreeMap::new();
+    for (key, mut v) in rounds {
+        assert_eq!(v.len(), 3);
+        let (min, max) = (v.iter().map(|x| x.0).fold(f64::MAX, f64::min), v.iter().map(|x| x.0).fold(0.0, f64::max));
+        spread.insert(key.clone(), max / min - 1.0);
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (median, by_op) = v.swap_remove(1);
+        ips.insert(key.clone(), median);
         shares.insert(key, by_op);
     }
     let f: serde_json::Value =
@@ -73,6 +96,9 @@ fn fidelity_measures_a_proxy_against_its_target() {
         let want = ips[&(p.clone(), threads, batch)] / ips[&(t.clone(), threads, batch)] - 1.0;
         let got = row["error"].as_f64().unwrap();
         assert!((got - want).abs() < 1e-9, "threads {threads} batch {batch}: {got} vs {want}");
+        assert_eq!(row["rounds"], 3);
+        let target_spread = row["target_round_spread"].as_f64().unwrap();
+        assert!((target_spread - spread[&(t.clone(), threads, batch)]).abs() < 1e-9, "{row}");
         worst = worst.max(want.abs());
         let (ts, ps) = (&shares[&(t.clone(), threads, batch)], &shares[&(p.clone(), threads, batch)]);
         let gap = ts

@@ -112,3 +112,22 @@ fn shipped_profiles_are_valid_and_quick_is_small() {
         }
     }
 }
+
+#[test]
+fn repeats_run_the_case_list_in_rounds() {
+    let text =
+        "name = \"t\"\n[run]\nrepeats = 3\n[variables]\nmodel = [\"resnet18\", \"squeezenet1_1\"]\nbatch = [1, 8]\n";
+    let plan = plan_of(text).unwrap();
+    assert_eq!(plan.cases.len(), 12);
+    let once = plan_of(&text.replace("repeats = 3", "repeats = 1")).unwrap();
+    assert_eq!(once.cases.len(), 4);
+    assert!(once.cases.iter().all(|c| c.round == 0 && !c.id.contains('#')));
+    for (i, c) in plan.cases.iter().enumerate() {
+        let (round, base) = (i / 4 + 1, &once.cases[i % 4]);
+        assert_eq!(c.round, round);
+        assert_eq!(c.id, format!("{}#r{round}", base.id));
+        assert_eq!((&c.model, c.batch), (&base.model, base.batch));
+    }
+    // Three times the measuring.
+    assert!((plan.estimated_seconds / once.estimated_seconds - 3.0).abs() < 1e-9);
+}

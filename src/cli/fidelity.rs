@@ -15,6 +15,8 @@ pub struct Request {
     pub batch: Vec<usize>,
     pub seconds: f64,
     pub layers: bool,
+    /// Rounds over all cases; the figures are each case's median round.
+    pub repeats: usize,
 }
 
 /// The proxy's generator spec.
@@ -67,6 +69,7 @@ pub fn profile_text(r: &Request) -> Result<String, String> {
     run.insert("seed".into(), 0.into());
     run.insert("layers".into(), r.layers.into());
     run.insert("measure_peaks".into(), false.into());
+    run.insert("repeats".into(), (r.repeats as i64).into());
     profile.insert("run".into(), run.into());
     let strings = |v: &[String]| toml::Value::Array(v.iter().map(|s| s.clone().into()).collect());
     let ints = |v: &[usize]| toml::Value::Array(v.iter().map(|&n| (n as i64).into()).collect());

@@ -1,6 +1,7 @@
 //! Representativeness, measured: does a proxy (a `mimic:like=X` net) run like its target X?
 //!
-//! For every (target, proxy) pair in a run and every configuration and batch both ran:
+//! For every (target, proxy) pair in a run and every configuration and batch both ran
+//! (each case's median round when the profile repeats its cases):
 //! - the throughput error, `proxy images/s / target images/s - 1`;
 //! - the per-op-type time shares (from `--layers` timing): the largest difference in
 //!   percentage points and the total-variation distance (half the summed differences);
@@ -32,6 +33,11 @@ pub struct ThroughputRow {
     pub share_worst_op: Option<String>,
     /// Half the summed share differences, in percentage points.
     pub share_distance_pp: Option<f64>,
+    /// Rounds measured (`run.repeats`); the images/s above are the medians over them.
+    pub rounds: usize,
+    /// max / min - 1 of the target's and the proxy's images/s over the rounds: the noise.
+    pub target_round_spread: Option<f64>,
+    pub proxy_round_spread: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +158,9 @@ fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
                 share_error_pp: shares.as_ref().map(|s| s.0),
                 share_worst_op: shares.as_ref().map(|s| s.1.clone()),
                 share_distance_pp: shares.as_ref().map(|s| s.2),
+                rounds: t.round_images_per_s.len().min(p.round_images_per_s.len()),
+                target_round_spread: t.round_spread(),
+                proxy_round_spread: p.round_spread(),
             });
             speeds.push((config.clone(), batch, ti, pi));
         }
@@ -212,15 +221,18 @@ pub fn render(f: &Fidelity) -> String {
     }
     for p in &f.pairs {
         out.push_str(&format!("### {} vs its proxy `{}`\n\n", p.target, p.proxy));
-        out.push_str("| configuration | batch | target images/s | proxy images/s | throughput error | op-type share: largest difference | share distance |\n");
-        out.push_str("|---|---:|---:|---:|---:|---|---:|\n");
+        let repeated = p.throughput.iter().any(|r| r.rounds > 1);
+        out.push_str("| configuration | batch | target images/s | proxy images/s | throughput error | op-type share: largest difference | share distance |");
+        out.push_str(if repeated { " rounds | spread over rounds (target / proxy) |\n" } else { "\n" });
+        out.push_str("|---|---:|---:|---:|---:|---|---:|");
+        out.push_str(if repeated { "---:|---:|\n" } else { "\n" });
         for r in &p.throughput {
             let share = match (&r.share_error_pp, &r.share_worst_op) {
                 (Some(e), Some(op)) => format!("{e:.1} pp ({op})"),
                 _ => "(no --layers timing)".to_string(),
             };
             out.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {} | {} | {} |\n",
+                "| {} | {} | {:.2} | {:.2} | {} | {} | {} |",
                 r.config,
                 r.batch,
                 r.target_images_per_s,
@@ -229,6 +241,16 @@ pub fn render(f: &Fidelity) -> String {
                 share,
                 r.share_distance_pp.map_or(String::new(), |d| format!("{d:.1} pp"))
             ));
+            if repeated {
+                let spread = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1}%", s * 100.0));
+                out.push_str(&format!(
+                    " {} | {} / {} |",
+                    r.rounds,
+                    spread(r.target_round_spread),
+                    spread(r.proxy_round_spread)
+                ));
+            }
+            out.push('\n');
         }
         if !p.ratios.is_empty() {
             out.push_str("\n| batch | from | to | target speed-up | proxy speed-up | ratio error |\n|---:|---|---|---:|---:|---:|\n");

@@ -123,7 +123,7 @@ impl RunInfo {
         let threads =
             super::load::unique(run.rows.iter().filter_map(|r| r.record.result.as_ref().and_then(|x| x.cpu_threads)));
         let devices = super::load::unique(run.rows.iter().map(|r| r.config().device));
-        let wall: f64 = run.rows.iter().map(|r| r.record.wall_s).sum();
+        let wall: f64 = run.all_rows.iter().map(|r| r.record.wall_s).sum();
         RunInfo {
             run_id: c.run_id.clone(),
             profile_name: c.profile_name.clone(),

@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 pub struct Run {
     pub dir: PathBuf,
     pub context: Context,
+    /// One row per case. A case measured in several rounds (`run.repeats`) is represented
+    /// by its median round (by images/s), a real measurement; the others are in `all_rows`.
     pub rows: Vec<Row>,
+    /// Every record, in the order they ran.
+    pub all_rows: Vec<Row>,
 }
 
 /// One recorded case.
+#[derive(Clone)]
 pub struct Row {
     /// 1-based position in `results.jsonl`: how the page and the timeline name a case.
     pub index: usize,
@@ -21,6 +26,9 @@ pub struct Row {
     pub telemetry: Option<Telemetry>,
     /// Why the record's telemetry could not be read, if it could not.
     pub telemetry_error: Option<String>,
+    /// images/s of every successful round of this case, in round order (one value when the
+    /// case ran once).
+    pub round_images_per_s: Vec<f64>,
 }
 
 /// What a measurement ran on and how: cases of one configuration differ only by model and batch.
@@ -81,6 +89,23 @@ impl Row {
         }
     }
 
+    /// The case id without its round suffix (`…/b8#r2` -> `…/b8`).
+    pub fn case_id(&self) -> &str {
+        let id = &self.record.case.id;
+        match (self.record.case.round, id.rsplit_once("#r")) {
+            (r, Some((base, n))) if r > 0 && n == r.to_string() => base,
+            _ => id,
+        }
+    }
+
+    /// Relative spread of throughput over the case's rounds, `max / min - 1` (0 for one round).
+    pub fn round_spread(&self) -> Option<f64> {
+        let v = &self.round_images_per_s;
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(0.0, f64::max);
+        (!v.is_empty() && min > 0.0).then(|| max / min - 1.0)
+    }
+
     pub fn images_per_s(&self) -> Option<f64> {
         self.record.result.as_ref().map(|r| r.latency.images_per_s).filter(|v| *v > 0.0 && v.is_finite())
     }
@@ -120,7 +145,7 @@ impl Run {
     }
 
     pub fn from_records(dir: &Path, context: Context, records: Vec<Record>) -> Run {
-        let rows = records
+        let all_rows: Vec<Row> = records
             .into_iter()
             .enumerate()
             .map(|(i, record)| {
@@ -130,10 +155,13 @@ impl Run {
                     Some(Err(e)) => (None, Some(e)),
                     None => (None, None),
                 };
-                Row { index: i + 1, record, telemetry, telemetry_error }
+                let mut row = Row { index: i + 1, record, telemetry, telemetry_error, round_images_per_s: Vec::new() };
+                row.round_images_per_s = row.ok().then(|| row.images_per_s()).flatten().into_iter().collect();
+                row
             })
             .collect();
-        Run { dir: dir.to_path_buf(), context, rows }
+        let rows = median_rounds(&all_rows);
+        Run { dir: dir.to_path_buf(), context, rows, all_rows }
     }
 
     /// Models in the order they first ran (the profile's order).
@@ -158,6 +186,26 @@ impl Run {
     pub fn name(&self) -> &str {
         &self.context.run_id
     }
+}
+
+/// One row per case: the median round by images/s among its successful rounds (the lower
+/// middle one for an even count), else its last failed round; in first-seen order.
+fn median_rounds(all: &[Row]) -> Vec<Row> {
+    let ids = unique(all.iter().map(Row::case_id));
+    ids.into_iter()
+        .filter_map(|id| {
+            let rounds: Vec<&Row> = all.iter().filter(|r| r.case_id() == id).collect();
+            let mut ok: Vec<&Row> = rounds.iter().copied().filter(|r| r.ok() && r.images_per_s().is_some()).collect();
+            if ok.is_empty() {
+                return rounds.last().map(|r| (*r).clone());
+            }
+            let in_order: Vec<f64> = ok.iter().filter_map(|r| r.images_per_s()).collect();
+            ok.sort_by(|a, b| a.images_per_s().unwrap_or(0.0).total_cmp(&b.images_per_s().unwrap_or(0.0)));
+            let mut median = ok[(ok.len() - 1) / 2].clone();
+            median.round_images_per_s = in_order;
+            Some(median)
+        })
+        .collect()
 }
 
 /// Distinct items in first-seen order.

@@ -186,7 +186,7 @@ fn highlights(run: &Run) -> Vec<Highlight> {
             detail: format!("{} · batch {} · {}", r.model(), r.batch(), r.config().label()),
         });
     }
-    let wall: f64 = run.rows.iter().map(|r| r.record.wall_s).sum();
+    let wall: f64 = run.all_rows.iter().map(|r| r.record.wall_s).sum();
     out.push(Highlight {
         label: "time spent".into(),
         value: if wall >= 120.0 { format!("{} min", fmt::num(wall / 60.0)) } else { format!("{} s", fmt::num(wall)) },

@@ -232,8 +232,10 @@ pub fn models(run: &Run) -> Table {
 pub fn cases(run: &Run) -> Table {
     let threads_of = |r: &Row| r.record.result.as_ref().and_then(|x| x.cpu_threads).or(r.record.case.threads);
     let several_thread_counts = unique(run.rows.iter().filter_map(threads_of)).len() > 1;
+    let repeated = run.all_rows.len() > run.rows.len();
     let columns = vec![
         col("#", "", "case_number", true),
+        Column { csv_only: !repeated, ..col("round", "", "round", true) },
         col("model", "", "model", false),
         col("configuration", "", "configuration", false),
         Column { csv_only: !several_thread_counts, ..col("threads", "", "cpu_threads", true) },
@@ -266,7 +268,7 @@ pub fn cases(run: &Run) -> Table {
         csv_col("error", false),
     ];
     let rows = run
-        .rows
+        .all_rows
         .iter()
         .map(|r| {
             let res = r.record.result.as_ref();
@@ -276,6 +278,7 @@ pub fn cases(run: &Run) -> Table {
             let threads = threads_of(r);
             vec![
                 Cell::count(r.index as u64),
+                Cell::count(r.record.case.round.max(1) as u64),
                 Cell::text(r.model()),
                 Cell::text(format!("{} · {} · {}", c.mode, c.dtype, c.device)),
                 threads.map(|t| Cell::count(t as u64)).unwrap_or_else(Cell::empty),
@@ -312,10 +315,16 @@ pub fn cases(run: &Run) -> Table {
     Table {
         id: "cases-table".into(),
         title: "All cases".into(),
-        note: "Latency is per batch (one iteration); jitter is 1.4826 × the median absolute deviation; achieved \
-               GFLOP/s = 2 × conv/linear MACs × images/s (× 3 in training). The CSV adds the counts, mean ± \
-               standard error, energy figures and errors."
-            .into(),
+        note: format!(
+            "Latency is per batch (one iteration); jitter is 1.4826 × the median absolute deviation; achieved \
+             GFLOP/s = 2 × conv/linear MACs × images/s (× 3 in training). The CSV adds the counts, mean ± \
+             standard error, energy figures and errors.{}",
+            if repeated {
+                " Every round of every case is listed; the other tables and the plots use each case's median round."
+            } else {
+                ""
+            }
+        ),
         csv_file: "cases.csv".into(),
         key_columns: Vec::new(),
         columns,
@@ -443,6 +452,7 @@ pub fn fidelity(run: &Run) -> Option<Table> {
     if f.pairs.iter().all(|p| p.throughput.is_empty()) {
         return None;
     }
+    let repeated = f.pairs.iter().flat_map(|p| &p.throughput).any(|r| r.rounds > 1);
     let columns = vec![
         csv_col("target", false),
         csv_col("proxy", false),
@@ -456,6 +466,9 @@ pub fn fidelity(run: &Run) -> Option<Table> {
         col("target speed-up", "x", "target_ratio", true),
         col("proxy speed-up", "x", "proxy_ratio", true),
         col("ratio error", "%", "ratio_error_pct", true),
+        Column { csv_only: !repeated, ..col("rounds", "", "rounds", true) },
+        Column { csv_only: !repeated, ..col("target spread", "%", "target_round_spread_pct", true) },
+        Column { csv_only: !repeated, ..col("proxy spread", "%", "proxy_round_spread_pct", true) },
     ];
     let flag = |cell: Cell, bad: bool| if bad { Cell { class: "fail".into(), ..cell } } else { cell };
     let mut groups = Vec::new();
@@ -481,6 +494,9 @@ pub fn fidelity(run: &Run) -> Option<Table> {
                         Some(q) => flag(Cell::num(Some(q.error * 100.0)), q.error.abs() > p.ratio_target),
                         None => Cell::empty(),
                     },
+                    Cell::count(r.rounds as u64),
+                    Cell::num(r.target_round_spread.map(|s| s * 100.0)),
+                    Cell::num(r.proxy_round_spread.map(|s| s * 100.0)),
                 ]
             })
             .collect::<Vec<_>>();
@@ -493,7 +509,8 @@ pub fn fidelity(run: &Run) -> Option<Table> {
             "Error = proxy images/s ÷ target images/s − 1 (target: within {:.0}%). Share gap: the largest \
              difference in share of per-layer time by op type, in percentage points. Speed-up: from the first \
              configuration at the same batch; the ratio error compares the proxy's with the target's (target: \
-             within {:.0}%). Flagged cells miss their target.",
+             within {:.0}%). Flagged cells miss their target. With several rounds, each figure is the case's \
+             median round and the spread (max ÷ min − 1 over the rounds) shows the run-to-run noise.",
             super::fidelity::THROUGHPUT_TARGET * 100.0,
             super::fidelity::RATIO_TARGET * 100.0
         ),

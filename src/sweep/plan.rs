@@ -23,6 +23,13 @@ pub struct Case {
     pub mode: Mode,
     pub threads: Option<usize>,
     pub batch: usize,
+    /// Which round of a repeated profile (`run.repeats`), from 1; 0 when the profile runs once.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +154,9 @@ pub fn expand(profile: &Profile, file: &str, machine: &Machine) -> Result<Plan, 
             c.error(k, format!("{v} is out of range; expected 0 to 3600 seconds"));
         }
     }
+    if !(1..=1000).contains(&r.repeats) {
+        c.error("run.repeats", format!("{} is out of range; expected 1 to 1000 rounds", r.repeats));
+    }
     if !(r.max_seconds.is_finite() && r.max_seconds > 0.0) {
         c.error("run.max_seconds", format!("{} is out of range; expected a positive number of seconds", r.max_seconds));
     }
@@ -261,6 +271,7 @@ pub fn expand(profile: &Profile, file: &str, machine: &Machine) -> Result<Plan, 
     if !c.errors.is_empty() {
         return Err(ProfileErrors(c.errors));
     }
+    let cases = rounds(cases, profile.run.repeats);
     let estimated_seconds = cases.iter().map(|case| estimate_seconds(case, &profile.run)).sum();
     Ok(Plan { profile: profile.clone(), file: file.to_string(), cases, estimated_seconds })
 }
@@ -288,7 +299,17 @@ fn to_case(a: &Assignment, machine: &Machine) -> Case {
         _ => Backend::Candle,
     };
     let id = format!("{model}/{device}/{backend}/{dtype}/{mode}{threads_part}/b{batch}");
-    Case { id, model, device, backend, dtype, mode, threads, batch }
+    Case { id, model, device, backend, dtype, mode, threads, batch, round: 0 }
+}
+
+/// The case list run `repeats` times, round after round (`…/b8#r2` is round 2 of `…/b8`).
+fn rounds(cases: Vec<Case>, repeats: usize) -> Vec<Case> {
+    if repeats <= 1 {
+        return cases;
+    }
+    (1..=repeats)
+        .flat_map(|round| cases.iter().map(move |c| Case { id: format!("{}#r{round}", c.id), round, ..c.clone() }))
+        .collect()
 }
 
 /// Combinations the device cannot run.

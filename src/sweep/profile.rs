@@ -14,6 +14,7 @@
 //! telemetry_interval_ms = 50
 //! measure_peaks = true     # peak FLOP/s and bandwidth per device, for the roofline
 //! layers = false           # also time every layer of inference cases (per-layer roofline)
+//! repeats = 1              # rounds over all cases (interleaved); reports use each case's median round
 //! seed = 0
 //!
 //! [variables]
@@ -74,6 +75,10 @@ pub struct RunSettings {
     /// report's per-layer roofline.
     #[serde(default)]
     pub layers: bool,
+    /// Run the whole list of cases this many times, round after round, so that slow drift
+    /// on a shared machine hits every case alike; the report reads each case's median round.
+    #[serde(default = "one")]
+    pub repeats: usize,
 }
 
 fn default_warmup() -> Window {
@@ -88,6 +93,9 @@ fn default_max_seconds() -> f64 {
 fn yes() -> bool {
     true
 }
+fn one() -> usize {
+    1
+}
 
 impl Default for RunSettings {
     fn default() -> Self {
@@ -100,6 +108,7 @@ impl Default for RunSettings {
             fold_batch_norm: true,
             measure_peaks: true,
             layers: false,
+            repeats: 1,
         }
     }
 }
