@@ -186,6 +186,11 @@ enum Command {
         /// The proxy's seed (`mimic:like=TARGET,seed=S`).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Start the proxy's search from a copy of the target given this many random changes
+        /// per layer (`mimic:...,jitter=J`; 0.5: about half its layers): a proxy that is not
+        /// the target's own layers.
+        #[arg(long)]
+        jitter: Option<f64>,
         /// Devices (comma-separated): cpu, cuda:0, ...
         #[arg(long, default_value = "cpu", value_delimiter = ',')]
         device: Vec<String>,
@@ -202,9 +207,13 @@ enum Command {
         /// Skip the per-layer timing (no op-type shares, faster).
         #[arg(long)]
         no_layers: bool,
-        /// Rounds over all cases (target and proxy interleaved); each figure is the median round.
-        #[arg(long, default_value_t = 3)]
+        /// Rounds over all cases (each case's figures in the report are its median round).
+        #[arg(long, default_value_t = 1)]
         repeats: usize,
+        /// Burst pairs of the paired timing (target and proxy alternating in one process, per
+        /// configuration and batch); the throughput and ratio errors come from it. 0: skip it.
+        #[arg(long, default_value_t = 12)]
+        bursts: usize,
         /// Compute the fidelity of an existing run directory instead of running.
         #[arg(long, conflicts_with = "like")]
         from: Option<PathBuf>,
@@ -247,6 +256,12 @@ enum Command {
     #[command(hide = true)]
     Case {
         /// The case order as JSON.
+        order: String,
+    },
+    /// Time two models in alternating bursts (used by `synprof fidelity`; prints a JSON reply).
+    #[command(hide = true)]
+    Pair {
+        /// The pair order as JSON.
         order: String,
     },
     /// List the CPU and GPUs: names, driver, memory, power limit, clocks, telemetry.
@@ -464,6 +479,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         Command::Fidelity {
             like,
             seed,
+            jitter,
             device,
             dtype,
             threads,
@@ -471,6 +487,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             seconds,
             no_layers,
             repeats,
+            bursts,
             from,
             dry_run,
             reports,
@@ -481,6 +498,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                     let request = cli::fidelity::Request {
                         target,
                         seed,
+                        jitter,
                         device,
                         dtype,
                         threads,
@@ -488,6 +506,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                         seconds,
                         layers: !no_layers,
                         repeats,
+                        bursts,
                     };
                     let text = cli::fidelity::profile_text(&request)?;
                     let (printed, dir) =
@@ -495,6 +514,12 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                     match dir {
                         Some(dir) => {
                             print!("{printed}");
+                            let exe = synprof::sweep::runner::current_exe()?;
+                            eprint!("{}", cli::fidelity::measure_pairs(&request, &dir, &exe)?);
+                            if bursts > 0 {
+                                // The report again, now with the paired figures in its Fidelity section.
+                                synprof::report::report(&dir, &synprof::report::Options::default())?;
+                            }
                             dir
                         }
                         None => return Ok(printed),
@@ -518,6 +543,11 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 serde_json::from_str(&order).map_err(|e| format!("not a case order: {e}"))?;
             let reply = synprof::sweep::runner::run_order(&order);
             Ok(serde_json::to_string(&reply)? + "\n")
+        }
+        Command::Pair { order } => {
+            let order: cli::fidelity::PairOrder =
+                serde_json::from_str(&order).map_err(|e| format!("not a pair order: {e}"))?;
+            Ok(serde_json::to_string(&cli::fidelity::run_pair_order(&order))? + "\n")
         }
         Command::Devices { json, peak, threads } => {
             device::set_cpu_threads(threads)?;

@@ -1,8 +1,10 @@
 //! `synprof fidelity`: a target beside its mimic proxy, on two thread counts and two batch
 //! sizes; the tables are recomputed here from the run's own results.jsonl (throughput
 //! error, relative-speed error, op-type share differences) and must agree with
-//! fidelity.json. Cases run in three interleaved rounds and each figure is the median
-//! round's. `--from` recomputes the same from the run directory.
+//! fidelity.json. Cases run in three interleaved rounds and each case's figures are its
+//! median round's; the paired timings (paired.jsonl: target and proxy in alternating
+//! bursts) give the headline errors, recomputed here too. `--from` recomputes the same
+//! from the run directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,8 @@ fn fidelity_measures_a_proxy_against_its_target() {
         "0.3",
         "--repeats",
         "3",
+        "--bursts",
+        "5",
         "--reports",
         reports.to_str().unwrap(),
     ]);
@@ -87,15 +91,33 @@ fn fidelity_measures_a_proxy_against_its_target() {
     let pair = &f["pairs"][0];
     let (t, p) = ("squeezenet1_1".to_string(), "mimic:like=squeezenet1_1,seed=1".to_string());
     assert_eq!(pair["target"], t.as_str());
+    // The paired timings: one per thread count and batch, 5 bursts each.
+    let mut paired: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    for line in std::fs::read_to_string(dir.join("paired.jsonl")).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!((r["a"].as_str().unwrap(), r["b"].as_str().unwrap()), (t.as_str(), p.as_str()));
+        let (a, b) = (r["a_images_per_s"].as_array().unwrap(), r["b_images_per_s"].as_array().unwrap());
+        assert_eq!((a.len(), b.len()), (5, 5), "{line}");
+        let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| b.as_f64().unwrap() / a.as_f64().unwrap()).collect();
+        ratios.sort_by(f64::total_cmp);
+        let key =
+            (r["options"]["threads"].as_u64().unwrap() as usize, r["options"]["batch"].as_u64().unwrap() as usize);
+        paired.insert(key, ratios[2] - 1.0);
+    }
+    assert_eq!(paired.len(), 4, "{paired:?}");
     let rows = pair["throughput"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "2 thread counts x 2 batches");
     let mut worst: f64 = 0.0;
     for row in rows {
         let threads = if row["config"].as_str().unwrap().contains("1 thread") { 1 } else { 2 };
         let batch = row["batch"].as_u64().unwrap() as usize;
-        let want = ips[&(p.clone(), threads, batch)] / ips[&(t.clone(), threads, batch)] - 1.0;
+        let separate = ips[&(p.clone(), threads, batch)] / ips[&(t.clone(), threads, batch)] - 1.0;
+        let got = row["separate_error"].as_f64().unwrap();
+        assert!((got - separate).abs() < 1e-9, "threads {threads} batch {batch}: {got} vs {separate}");
+        let want = paired[&(threads, batch)];
         let got = row["error"].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-9, "threads {threads} batch {batch}: {got} vs {want}");
+        assert!((got - want).abs() < 1e-9, "paired, threads {threads} batch {batch}: {got} vs {want}");
+        assert_eq!(row["paired"]["bursts"], 5);
         assert_eq!(row["rounds"], 3);
         let target_spread = row["target_round_spread"].as_f64().unwrap();
         assert!((target_spread - spread[&(t.clone(), threads, batch)]).abs() < 1e-9, "{row}");
@@ -115,8 +137,18 @@ fn fidelity_measures_a_proxy_against_its_target() {
         let batch = r["batch"].as_u64().unwrap() as usize;
         let tr = ips[&(t.clone(), 2, batch)] / ips[&(t.clone(), 1, batch)];
         let pr = ips[&(p.clone(), 2, batch)] / ips[&(p.clone(), 1, batch)];
-        assert!((r["error"].as_f64().unwrap() - (pr / tr - 1.0)).abs() < 1e-9, "{r}");
+        assert!((r["separate_error"].as_f64().unwrap() - (pr / tr - 1.0)).abs() < 1e-9, "{r}");
+        let from_pairs = (1.0 + paired[&(2, batch)]) / (1.0 + paired[&(1, batch)]) - 1.0;
+        assert!((r["error"].as_f64().unwrap() - from_pairs).abs() < 1e-9, "{r}");
+        assert_eq!(r["paired"], true);
     }
+    let worst_ratio = ratios.iter().map(|r| r["error"].as_f64().unwrap().abs()).fold(0.0, f64::max);
+    assert!((pair["max_abs_ratio_error"].as_f64().unwrap() - worst_ratio).abs() < 1e-9);
+    // The HTML report was written again after the paired timing: its Fidelity table has them.
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(page.contains("paired bursts"), "the report's Fidelity table lacks the paired columns");
+    let csv = std::fs::read_to_string(dir.join("fidelity.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains("separate_error_pct"), "{csv}");
 
     // --from gives the same tables.
     let before = std::fs::read_to_string(dir.join("fidelity.md")).unwrap();
@@ -134,6 +166,14 @@ fn fidelity_flags_are_checked() {
     assert!(!ok && stderr.contains("--seconds -1"), "{stderr}");
     let (ok, _, stderr) = synprof(&["fidelity", "--like", "resnet50", "--device", "cuda:0", "--threads", "1,2"]);
     assert!(!ok && stderr.contains("--threads applies to the CPU only"), "{stderr}");
+    // A pair order that is not one, and one naming a model that does not exist.
+    let (ok, _, stderr) = synprof(&["pair", "{}"]);
+    assert!(!ok && stderr.contains("not a pair order"), "{stderr}");
+    let order = r#"{"a":"no_such_model_xyz","b":"resnet18","options":{"device":"cpu","dtype":"f32","batch":1,
+        "threads":null,"bursts":1,"burst_seconds":0.0,"warmup_seconds":0.0,"seed":0}}"#;
+    let (ok, stdout, _) = synprof(&["pair", order]);
+    assert!(ok, "the reply carries the error");
+    assert!(stdout.contains("no_such_model_xyz") && stdout.contains("\"result\":null"), "{stdout}");
     let (ok, _, stderr) = synprof(&["fidelity", "--from", "/nonexistent/run"]);
     assert!(!ok && stderr.contains("/nonexistent/run"), "{stderr}");
     // An unknown target fails at planning, naming it.

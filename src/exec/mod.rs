@@ -7,6 +7,7 @@ pub mod device;
 pub mod external;
 pub mod lower;
 pub mod memory;
+pub mod paired;
 pub mod reference;
 pub mod run;
 pub mod stats;

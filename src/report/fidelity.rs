@@ -10,14 +10,52 @@
 //!   (does the proxy keep the target's relative speed from 1 to 2 threads, f32 to bf16,
 //!   CPU to GPU?).
 //!
+//! When the run directory holds paired timings (`paired.jsonl`: target and proxy measured
+//! in alternating bursts in one process, `exec::paired`), the throughput error is the
+//! median of their per-burst ratios and the ratio error follows from two such errors,
+//! `(1 + e_config) / (1 + e_baseline) - 1`; the separate cases' figures are kept beside
+//! them. On a shared machine whose speed drifts by 10-30% over minutes, only the paired
+//! figures can resolve a 5% target.
+//!
 //! Targets (issue: the synthetic generator): throughput within 10%, relative speed within 5%.
 
 use super::load::{Config, Row, Run};
+use crate::exec::paired::PairedResult;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const THROUGHPUT_TARGET: f64 = 0.10;
 pub const RATIO_TARGET: f64 = 0.05;
+/// The paired timings of a fidelity run, one JSON `PairedResult` per line.
+pub const PAIRED_FILE: &str = "paired.jsonl";
+
+/// Target against proxy in alternating bursts, for one configuration and batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairedFigures {
+    pub bursts: usize,
+    /// Medians over the bursts.
+    pub target_images_per_s: f64,
+    pub proxy_images_per_s: f64,
+    /// Median of the per-burst-pair ratios proxy / target, minus 1.
+    pub error: f64,
+    /// Their 25th and 75th percentiles, minus 1.
+    pub error_q1: f64,
+    pub error_q3: f64,
+}
+
+impl PairedFigures {
+    fn of(p: &PairedResult) -> Option<PairedFigures> {
+        let [q1, m, q3] = p.ratio_quartiles()?;
+        Some(PairedFigures {
+            bursts: p.a_images_per_s.len(),
+            target_images_per_s: p.a_median(),
+            proxy_images_per_s: p.b_median(),
+            error: m - 1.0,
+            error_q1: q1 - 1.0,
+            error_q3: q3 - 1.0,
+        })
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ThroughputRow {
@@ -25,8 +63,11 @@ pub struct ThroughputRow {
     pub batch: usize,
     pub target_images_per_s: f64,
     pub proxy_images_per_s: f64,
-    /// proxy / target - 1.
+    /// The throughput error: the paired one where measured, else `separate_error`.
     pub error: f64,
+    /// proxy / target - 1 of the two separately measured cases.
+    pub separate_error: f64,
+    pub paired: Option<PairedFigures>,
     /// Largest per-op-type time-share difference, in percentage points (with `--layers`).
     pub share_error_pp: Option<f64>,
     /// Which op type it is.
@@ -45,11 +86,15 @@ pub struct RatioRow {
     pub batch: usize,
     pub baseline: String,
     pub config: String,
-    /// images/s in `config` / images/s in `baseline`.
+    /// images/s in `config` / images/s in `baseline` (separate cases).
     pub target_ratio: f64,
     pub proxy_ratio: f64,
-    /// proxy_ratio / target_ratio - 1.
+    /// From the paired throughput errors where both configurations have them
+    /// (`(1 + e_config) / (1 + e_baseline) - 1`), else `separate_error`.
     pub error: f64,
+    /// proxy_ratio / target_ratio - 1.
+    pub separate_error: f64,
+    pub paired: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +123,8 @@ impl PairFidelity {
 pub struct Fidelity {
     pub run_id: String,
     pub pairs: Vec<PairFidelity>,
+    /// Problems met reading the paired timings.
+    pub notes: Vec<String>,
 }
 
 /// The single target of a mimic spec (`mimic:like=resnet50,...`), if `model` is one.
@@ -129,18 +176,55 @@ fn share_difference(t: &BTreeMap<String, f64>, p: &BTreeMap<String, f64>) -> (f6
     (worst * 100.0, worst_op, sum * 50.0)
 }
 
-pub fn fidelity(run: &Run) -> Fidelity {
-    let pairs = pairs(run).into_iter().map(|(t, p)| pair(run, &t, &p)).collect();
-    Fidelity { run_id: run.context.run_id.clone(), pairs }
+/// The paired timings in the run directory (none when it has no `paired.jsonl`); lines
+/// that do not parse are skipped and named in the returned notes.
+pub fn load_paired(dir: &std::path::Path) -> (Vec<PairedResult>, Vec<String>) {
+    let path = dir.join(PAIRED_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else { return (Vec::new(), Vec::new()) };
+    let (mut ok, mut notes) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<PairedResult>(line) {
+            Ok(p) => ok.push(p),
+            Err(e) => notes.push(format!("{}:{}: skipped, not a paired timing: {e}", path.display(), i + 1)),
+        }
+    }
+    (ok, notes)
 }
 
-fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
+pub fn fidelity(run: &Run) -> Fidelity {
+    let (paired, notes) = load_paired(&run.dir);
+    let pairs = pairs(run).into_iter().map(|(t, p)| pair(run, &paired, &t, &p)).collect();
+    Fidelity { run_id: run.context.run_id.clone(), pairs, notes }
+}
+
+/// The paired timing of (target, proxy) in `config` at `batch`, if one was made.
+fn paired_for<'a>(
+    paired: &'a [PairedResult],
+    target: &str,
+    proxy: &str,
+    config: &Config,
+    batch: usize,
+) -> Option<&'a PairedResult> {
+    paired.iter().rev().find(|p| {
+        let o = &p.options;
+        p.a == target
+            && p.b == proxy
+            && o.batch == batch
+            && o.device.to_string() == config.device
+            && o.dtype.to_string() == config.dtype
+            && config.mode == "infer"
+            && config.backend == "candle"
+            && (o.threads == config.threads || o.device != crate::exec::DeviceSpec::Cpu)
+    })
+}
+
+fn pair(run: &Run, paired: &[PairedResult], target: &str, proxy: &str) -> PairFidelity {
     let find = |model: &str, config: &Config, batch: usize| {
         run.ok_rows().find(|r| r.model() == model && &r.config() == config && r.batch() == batch)
     };
     let mut throughput = Vec::new();
-    // (config, batch) -> (target, proxy) images/s
-    let mut speeds: Vec<(Config, usize, f64, f64)> = Vec::new();
+    // (config, batch, target images/s, proxy images/s, paired error)
+    let mut speeds: Vec<(Config, usize, f64, f64, Option<f64>)> = Vec::new();
     for config in run.configs() {
         let mut batches: Vec<usize> = run.ok_rows().filter(|r| r.config() == config).map(Row::batch).collect();
         batches.sort();
@@ -149,12 +233,16 @@ fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
             let (Some(t), Some(p)) = (find(target, &config, batch), find(proxy, &config, batch)) else { continue };
             let (Some(ti), Some(pi)) = (t.images_per_s(), p.images_per_s()) else { continue };
             let shares = op_shares(t).zip(op_shares(p)).map(|(a, b)| share_difference(&a, &b));
+            let figures = paired_for(paired, target, proxy, &config, batch).and_then(PairedFigures::of);
+            let separate_error = pi / ti - 1.0;
             throughput.push(ThroughputRow {
                 config: config.label(),
                 batch,
                 target_images_per_s: ti,
                 proxy_images_per_s: pi,
-                error: pi / ti - 1.0,
+                error: figures.as_ref().map_or(separate_error, |f| f.error),
+                separate_error,
+                paired: figures.clone(),
                 share_error_pp: shares.as_ref().map(|s| s.0),
                 share_worst_op: shares.as_ref().map(|s| s.1.clone()),
                 share_distance_pp: shares.as_ref().map(|s| s.2),
@@ -162,7 +250,7 @@ fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
                 target_round_spread: t.round_spread(),
                 proxy_round_spread: p.round_spread(),
             });
-            speeds.push((config.clone(), batch, ti, pi));
+            speeds.push((config.clone(), batch, ti, pi, figures.map(|f| f.error)));
         }
     }
     let mut ratios = Vec::new();
@@ -170,17 +258,20 @@ fn pair(run: &Run, target: &str, proxy: &str) -> PairFidelity {
     batches.sort();
     batches.dedup();
     for batch in batches {
-        let at: Vec<&(Config, usize, f64, f64)> = speeds.iter().filter(|s| s.1 == batch).collect();
+        let at: Vec<_> = speeds.iter().filter(|s| s.1 == batch).collect();
         let Some(base) = at.first() else { continue };
         for s in at.iter().skip(1) {
             let (tr, pr) = (s.2 / base.2, s.3 / base.3);
+            let from_pairs = s.4.zip(base.4).map(|(e, e0)| (1.0 + e) / (1.0 + e0) - 1.0);
             ratios.push(RatioRow {
                 batch,
                 baseline: base.0.label(),
                 config: s.0.label(),
                 target_ratio: tr,
                 proxy_ratio: pr,
-                error: pr / tr - 1.0,
+                error: from_pairs.unwrap_or(pr / tr - 1.0),
+                separate_error: pr / tr - 1.0,
+                paired: from_pairs.is_some(),
             });
         }
     }
@@ -222,23 +313,36 @@ pub fn render(f: &Fidelity) -> String {
     for p in &f.pairs {
         out.push_str(&format!("### {} vs its proxy `{}`\n\n", p.target, p.proxy));
         let repeated = p.throughput.iter().any(|r| r.rounds > 1);
-        out.push_str("| configuration | batch | target images/s | proxy images/s | throughput error | op-type share: largest difference | share distance |");
-        out.push_str(if repeated { " rounds | spread over rounds (target / proxy) |\n" } else { "\n" });
-        out.push_str("|---|---:|---:|---:|---:|---|---:|");
+        let any_paired = p.throughput.iter().any(|r| r.paired.is_some());
+        out.push_str("| configuration | batch | target images/s | proxy images/s | throughput error |");
+        if any_paired {
+            out.push_str(" paired: bursts, middle half of the error | separate cases' error |");
+        }
+        out.push_str(" op-type share: largest difference | share distance |");
+        if repeated {
+            out.push_str(" rounds | spread over rounds (target / proxy) |");
+        }
+        out.push_str("\n|---|---:|---:|---:|---:|");
+        out.push_str(if any_paired { "---:|---:|" } else { "" });
+        out.push_str("---|---:|");
         out.push_str(if repeated { "---:|---:|\n" } else { "\n" });
         for r in &p.throughput {
             let share = match (&r.share_error_pp, &r.share_worst_op) {
                 (Some(e), Some(op)) => format!("{e:.1} pp ({op})"),
                 _ => "(no --layers timing)".to_string(),
             };
+            let (ti, pi) = r.paired.as_ref().map_or((r.target_images_per_s, r.proxy_images_per_s), |f| {
+                (f.target_images_per_s, f.proxy_images_per_s)
+            });
+            out.push_str(&format!("| {} | {} | {ti:.2} | {pi:.2} | {} |", r.config, r.batch, signed_percent(r.error)));
+            if any_paired {
+                let paired = r.paired.as_ref().map_or("-".to_string(), |f| {
+                    format!("{}, {} to {}", f.bursts, signed_percent(f.error_q1), signed_percent(f.error_q3))
+                });
+                out.push_str(&format!(" {paired} | {} |", signed_percent(r.separate_error)));
+            }
             out.push_str(&format!(
-                "| {} | {} | {:.2} | {:.2} | {} | {} | {} |",
-                r.config,
-                r.batch,
-                r.target_images_per_s,
-                r.proxy_images_per_s,
-                signed_percent(r.error),
-                share,
+                " {share} | {} |",
                 r.share_distance_pp.map_or(String::new(), |d| format!("{d:.1} pp"))
             ));
             if repeated {
@@ -253,16 +357,21 @@ pub fn render(f: &Fidelity) -> String {
             out.push('\n');
         }
         if !p.ratios.is_empty() {
-            out.push_str("\n| batch | from | to | target speed-up | proxy speed-up | ratio error |\n|---:|---|---|---:|---:|---:|\n");
+            out.push_str(
+                "\n| batch | from | to | target speed-up | proxy speed-up | ratio error | separate cases' ratio error |\n\
+                 |---:|---|---|---:|---:|---:|---:|\n",
+            );
             for r in &p.ratios {
                 out.push_str(&format!(
-                    "| {} | {} | {} | {:.3}x | {:.3}x | {} |\n",
+                    "| {} | {} | {} | {:.3}x | {:.3}x | {}{} | {} |\n",
                     r.batch,
                     r.baseline,
                     r.config,
                     r.target_ratio,
                     r.proxy_ratio,
-                    signed_percent(r.error)
+                    signed_percent(r.error),
+                    if r.paired { " (paired)" } else { "" },
+                    signed_percent(r.separate_error)
                 ));
             }
         }
@@ -275,6 +384,9 @@ pub fn render(f: &Fidelity) -> String {
             verdict(p.meets_ratio()),
             p.max_abs_ratio_error.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
         ));
+    }
+    for note in &f.notes {
+        out.push_str(&format!("note: {note}\n"));
     }
     out
 }

@@ -453,6 +453,7 @@ pub fn fidelity(run: &Run) -> Option<Table> {
         return None;
     }
     let repeated = f.pairs.iter().flat_map(|p| &p.throughput).any(|r| r.rounds > 1);
+    let paired = f.pairs.iter().flat_map(|p| &p.throughput).any(|r| r.paired.is_some());
     let columns = vec![
         csv_col("target", false),
         csv_col("proxy", false),
@@ -461,6 +462,10 @@ pub fn fidelity(run: &Run) -> Option<Table> {
         col("target", "images/s", "target_images_per_s", true),
         col("proxy", "images/s", "proxy_images_per_s", true),
         col("error", "%", "throughput_error_pct", true),
+        Column { csv_only: !paired, ..col("paired bursts", "", "paired_bursts", true) },
+        Column { csv_only: !paired, ..col("error q1", "%", "paired_error_q1_pct", true) },
+        Column { csv_only: !paired, ..col("error q3", "%", "paired_error_q3_pct", true) },
+        Column { csv_only: !paired, ..col("separate cases", "error %", "separate_error_pct", true) },
         col("share gap", "pp", "share_error_pp", true),
         col("in", "op type", "share_worst_op", false),
         col("target speed-up", "x", "target_ratio", true),
@@ -486,6 +491,10 @@ pub fn fidelity(run: &Run) -> Option<Table> {
                     Cell::num(Some(r.target_images_per_s)),
                     Cell::num(Some(r.proxy_images_per_s)),
                     flag(Cell::num(Some(r.error * 100.0)), r.error.abs() > p.throughput_target),
+                    r.paired.as_ref().map(|f| Cell::count(f.bursts as u64)).unwrap_or_else(Cell::empty),
+                    Cell::num(r.paired.as_ref().map(|f| f.error_q1 * 100.0)),
+                    Cell::num(r.paired.as_ref().map(|f| f.error_q3 * 100.0)),
+                    Cell::num(Some(r.separate_error * 100.0)),
                     Cell::num(r.share_error_pp),
                     Cell::text(r.share_worst_op.clone().unwrap_or_default()),
                     Cell::num(ratio.map(|q| q.target_ratio)),
@@ -509,7 +518,10 @@ pub fn fidelity(run: &Run) -> Option<Table> {
             "Error = proxy images/s ÷ target images/s − 1 (target: within {:.0}%). Share gap: the largest \
              difference in share of per-layer time by op type, in percentage points. Speed-up: from the first \
              configuration at the same batch; the ratio error compares the proxy's with the target's (target: \
-             within {:.0}%). Flagged cells miss their target. With several rounds, each figure is the case's \
+             within {:.0}%). Flagged cells miss their target. Paired: target and proxy timed in alternating \
+             bursts in one process; the error is the median of the per-burst ratios (q1 and q3: the middle \
+             half of them) and the ratio error follows from two paired errors; the separate cases' error is \
+             beside it. With several rounds, each figure is the case's \
              median round and the spread (max ÷ min − 1 over the rounds) shows the run-to-run noise.",
             super::fidelity::THROUGHPUT_TARGET * 100.0,
             super::fidelity::RATIO_TARGET * 100.0

@@ -94,6 +94,11 @@ pub struct Genome {
     pub input: Vec<usize>,
     pub cells: Vec<Cell>,
     pub head: Head,
+    /// Window of the max pools that downsample between cells: 3 for overlapping pooling
+    /// (ResNet, GoogLeNet, Inception, DenseNet), 2 for VGG's; read from the target's first
+    /// strided max pool (2 when it has none). Pools carry no MACs, so no characteristic
+    /// sees them, but a 3x3 window costs over twice a 2x2's time.
+    pub pool_kernel: usize,
 }
 
 /// Stride and total padding that take size `h` to `r` with kernel `k`:
@@ -117,6 +122,23 @@ fn conv_down(h: usize, r: usize, k: usize) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// A `k x k` max pool taking `h` to `r` (`r < h`) with symmetric padding up to `k / 2`
+/// (ResNet's 3x3 stride 2 padding 1), else [`pool_to`] (and always to 1x1: a global pool).
+fn pool_window(g: &mut NetBuilder, x: T, h: usize, r: usize, k: usize) -> T {
+    if r >= h || r <= 1 {
+        return pool_to(g, x, h, r);
+    }
+    let s0 = (h / r.max(1)).max(1);
+    for s in s0..=s0 + 1 {
+        for p in 0..=k / 2 {
+            if k >= 2 && h + 2 * p >= k && (h + 2 * p - k) / s + 1 == r {
+                return g.max_pool(x, pool(k).stride(s).pad(p));
+            }
+        }
+    }
+    pool_to(g, x, h, r)
 }
 
 /// A max pool taking `h` to `r` (`r <= h`) without padding.
@@ -207,7 +229,7 @@ impl Genome {
                     (features, cell.post)
                 } else {
                     let input = materialize(g, &flow);
-                    (vec![build_cell(g, input, cell, self.head)], Post::None)
+                    (vec![build_cell(g, input, cell, self.head, self.pool_kernel)], Post::None)
                 }
             });
         }
@@ -245,7 +267,7 @@ fn flatten_for_linear(g: &mut NetBuilder, x: T, head: Head) -> T {
     g.flatten(x)
 }
 
-fn build_cell(g: &mut NetBuilder, x: T, cell: &Cell, head: Head) -> T {
+fn build_cell(g: &mut NetBuilder, x: T, cell: &Cell, head: Head, pool_kernel: usize) -> T {
     let flat = g.shape(x).rank() <= 1;
     let input_channels = g.channels(x);
     let h = spatial(g, x).unwrap_or(1);
@@ -287,7 +309,7 @@ fn build_cell(g: &mut NetBuilder, x: T, cell: &Cell, head: Head) -> T {
         tails = outs.last().copied().into_iter().collect();
     }
     if cell.identity || tails.is_empty() {
-        let skip = if flat { x } else { pool_to(g, x, h, res) };
+        let skip = if flat { x } else { pool_window(g, x, h, res, pool_kernel) };
         tails.insert(0, skip);
     }
     let y = merge(g, tails, cell.merge);
@@ -628,7 +650,15 @@ impl Genome {
             };
             cells.push(Cell { branches, identity, merge, res: res_of(b), join, post: Post::None });
         }
-        Genome { input: net.input_shape().dims().to_vec(), cells, head }
+        let pool_kernel = net
+            .nodes
+            .iter()
+            .find_map(|n| match &n.op {
+                Op::MaxPool2d(p) if p.stride[0] > 1 => Some(p.kernel[0]),
+                _ => None,
+            })
+            .unwrap_or(2);
+        Genome { input: net.input_shape().dims().to_vec(), cells, head, pool_kernel }
     }
 }
 
@@ -682,7 +712,7 @@ impl Genome {
         }
         let base = &parts[heaviest].0;
         cells.extend(base.cells.iter().filter(|c| c.is_head()).cloned());
-        Genome { input: base.input.clone(), cells, head: base.head }
+        Genome { input: base.input.clone(), cells, head: base.head, pool_kernel: base.pool_kernel }
     }
 }
 
@@ -714,5 +744,33 @@ mod tests {
         );
         assert_eq!(a.totals.macs, b.totals.macs);
         assert_eq!(a.totals.params, b.totals.params);
+    }
+
+    #[test]
+    fn downsampling_pools_keep_the_targets_window() {
+        // (model, the window of its strided max pools)
+        for (model, k) in [("resnet50", 3), ("googlenet", 3), ("vgg16", 2)] {
+            let net = crate::zoo::build(model, None).unwrap();
+            let g = Genome::from_net(&net);
+            assert_eq!(g.pool_kernel, k, "{model}");
+            let rebuilt = g.build("r").unwrap();
+            let strided = |n: &Net| -> Vec<([usize; 2], [usize; 2])> {
+                n.nodes
+                    .iter()
+                    .filter_map(|x| match &x.op {
+                        Op::MaxPool2d(p) if p.stride[0] > 1 && x.shape.hw().is_some_and(|hw| hw[0] > 1) => {
+                            Some((p.kernel, x.shape.hw().unwrap()))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            };
+            // The same pools at the same output sizes, all with the target's first window
+            // (GoogLeNet's last one is 2x2 in the target: one window per net).
+            let (want, got) = (strided(&net), strided(&rebuilt));
+            assert_eq!(got.iter().map(|p| p.1).collect::<Vec<_>>(), want.iter().map(|p| p.1).collect::<Vec<_>>());
+            assert_eq!(want[0].0, [k, k], "{model}");
+            assert!(got.iter().all(|p| p.0 == [k, k]), "{model}: {got:?}");
+        }
     }
 }

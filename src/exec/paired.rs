@@ -1,0 +1,212 @@
+//! Paired A/B timing: two nets in one process, measured in alternating short bursts
+//! (A B, then B A, ...), so that whatever slows the machine for seconds or minutes (other
+//! tenants, clock changes) slows both alike. Each burst pair gives one ratio B / A; their
+//! median is a far steadier figure than two separate cases' images/s on a shared machine.
+//! `synprof fidelity` uses it for target against proxy.
+
+use super::device::{self, DeviceSpec};
+use super::lower::{ConvAlgorithm, Lowered, Phase};
+use super::ExecError;
+use crate::graph::Net;
+use crate::weights::{synthetic_input, Weights};
+use crate::Dtype;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedOptions {
+    pub device: DeviceSpec,
+    pub dtype: Dtype,
+    pub batch: usize,
+    /// CPU threads (`None`: all cores; ignored off the CPU).
+    pub threads: Option<usize>,
+    /// Burst pairs to measure.
+    pub bursts: usize,
+    /// Each burst runs at least one iteration and at least this long.
+    pub burst_seconds: f64,
+    /// Warm-up per net before the first burst, seconds (at least one iteration each).
+    pub warmup_seconds: f64,
+    pub seed: u64,
+}
+
+impl Default for PairedOptions {
+    fn default() -> Self {
+        PairedOptions {
+            device: DeviceSpec::Cpu,
+            dtype: Dtype::F32,
+            batch: 1,
+            threads: None,
+            bursts: 12,
+            burst_seconds: 0.3,
+            warmup_seconds: 0.5,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedResult {
+    pub a: String,
+    pub b: String,
+    pub options: PairedOptions,
+    /// How the CPU convs ran (packed or candle).
+    pub conv_algorithm: ConvAlgorithm,
+    /// images/s of every burst, in burst-pair order.
+    pub a_images_per_s: Vec<f64>,
+    pub b_images_per_s: Vec<f64>,
+}
+
+impl PairedResult {
+    /// B / A of each burst pair.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.a_images_per_s.iter().zip(&self.b_images_per_s).map(|(a, b)| b / a).collect()
+    }
+
+    /// Median of the per-pair ratios, with the 25th and 75th percentiles.
+    pub fn ratio_quartiles(&self) -> Option<[f64; 3]> {
+        let mut r = self.ratios();
+        if r.is_empty() {
+            return None;
+        }
+        r.sort_by(f64::total_cmp);
+        Some([quantile(&r, 0.25), quantile(&r, 0.5), quantile(&r, 0.75)])
+    }
+
+    pub fn a_median(&self) -> f64 {
+        median(&self.a_images_per_s)
+    }
+
+    pub fn b_median(&self) -> f64 {
+        median(&self.b_images_per_s)
+    }
+}
+
+/// Linear interpolation between order statistics of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let x = q * (v.len() - 1) as f64;
+    let (i, f) = (x.floor() as usize, x - x.floor());
+    if i + 1 < v.len() {
+        v[i] * (1.0 - f) + v[i + 1] * f
+    } else {
+        v[i]
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        f64::NAN
+    } else {
+        quantile(&s, 0.5)
+    }
+}
+
+/// One net, lowered for inference, with its input.
+struct Prepared {
+    lowered: Lowered,
+    input: Tensor,
+}
+
+impl Prepared {
+    fn new(net: &Net, o: &PairedOptions, device: &candle_core::Device, conv: ConvAlgorithm) -> Result<Self, ExecError> {
+        let dtype = o.device.dtype(o.dtype)?;
+        let weights = Weights::init(net, o.seed);
+        let phase = Phase::Inference { fold_batch_norm: true };
+        let lowered = Lowered::with_conv(net, &weights, device, dtype, phase, conv)
+            .map_err(|e| ExecError::new(format!("{}: {e}", net.name)))?;
+        let host = synthetic_input(net, o.batch, o.seed);
+        let input = Tensor::from_vec(host.data, host.shape, device)?.to_dtype(dtype)?;
+        Ok(Prepared { lowered, input })
+    }
+
+    /// Run for at least `seconds` (and one iteration); images/s.
+    fn burst(&self, seconds: f64, batch: usize, device: &candle_core::Device) -> Result<f64, ExecError> {
+        let start = Instant::now();
+        let mut iterations = 0usize;
+        while iterations == 0 || start.elapsed().as_secs_f64() < seconds {
+            self.lowered.infer(&self.input)?;
+            device::synchronize(device)?;
+            iterations += 1;
+        }
+        Ok((iterations * batch) as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// Measure `a` and `b` in alternating bursts (inference, the candle backend).
+pub fn run_paired(a: &Net, b: &Net, o: &PairedOptions) -> Result<PairedResult, ExecError> {
+    if o.batch == 0 || o.bursts == 0 {
+        return Err(ExecError::new("paired timing needs a batch and a number of bursts of at least 1"));
+    }
+    if !(o.burst_seconds.is_finite() && o.burst_seconds >= 0.0) {
+        return Err(ExecError::new(format!("burst length {} s: give a non-negative number", o.burst_seconds)));
+    }
+    device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
+    let device = o.device.open()?;
+    let conv = ConvAlgorithm::from_env()?;
+    let prepared = [Prepared::new(a, o, &device, conv)?, Prepared::new(b, o, &device, conv)?];
+    for p in &prepared {
+        p.burst(o.warmup_seconds, o.batch, &device)?;
+    }
+    let mut speeds = [Vec::new(), Vec::new()];
+    for i in 0..o.bursts {
+        // A B, B A, A B, ...: a steady drift favours neither side.
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            speeds[which].push(prepared[which].burst(o.burst_seconds, o.batch, &device)?);
+        }
+    }
+    let [a_images_per_s, b_images_per_s] = speeds;
+    Ok(PairedResult {
+        a: a.name.clone(),
+        b: b.name.clone(),
+        options: o.clone(),
+        conv_algorithm: prepared[0].lowered.conv_algorithm,
+        a_images_per_s,
+        b_images_per_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quartiles_of_the_pair_ratios() {
+        let r = PairedResult {
+            a: "a".into(),
+            b: "b".into(),
+            options: PairedOptions::default(),
+            conv_algorithm: ConvAlgorithm::Packed,
+            a_images_per_s: vec![10.0, 20.0, 10.0, 5.0, 10.0],
+            b_images_per_s: vec![11.0, 20.0, 13.0, 6.0, 9.0],
+        };
+        // ratios 1.1, 1.0, 1.3, 1.2, 0.9 -> sorted 0.9 1.0 1.1 1.2 1.3
+        let [q1, m, q3] = r.ratio_quartiles().unwrap();
+        assert!((m - 1.1).abs() < 1e-12 && (q1 - 1.0).abs() < 1e-12 && (q3 - 1.2).abs() < 1e-12, "{q1} {m} {q3}");
+        assert_eq!(r.a_median(), 10.0);
+        assert_eq!(r.b_median(), 11.0);
+        assert!(median(&[1.0, 2.0, 3.0, 4.0]) == 2.5);
+    }
+
+    #[test]
+    fn alternating_bursts_time_both_nets() {
+        use crate::graph::{conv, NetBuilder};
+        let build = |name: &str, width: usize| {
+            let mut g = NetBuilder::new(name, &[3, 16, 16]);
+            let x = g.input();
+            let y = g.conv(x, conv(width, 3).pad(1));
+            g.finish(y).unwrap()
+        };
+        let (small, big) = (build("small", 4), build("big", 64));
+        let o = PairedOptions { bursts: 4, burst_seconds: 0.0, warmup_seconds: 0.0, ..Default::default() };
+        let r = run_paired(&small, &big, &o).unwrap();
+        assert_eq!((r.a_images_per_s.len(), r.b_images_per_s.len()), (4, 4));
+        assert!(r.a_images_per_s.iter().chain(&r.b_images_per_s).all(|v| v.is_finite() && *v > 0.0));
+        // 16x the MACs: the big net is slower in the median pair.
+        assert!(r.ratio_quartiles().unwrap()[1] < 1.0, "{:?}", r.ratios());
+        let err = run_paired(&small, &big, &PairedOptions { bursts: 0, ..o }).unwrap_err();
+        assert!(err.to_string().contains("bursts"), "{err}");
+    }
+}
