@@ -311,3 +311,26 @@ fn random_nets_cover_every_op() {
     let missing: Vec<_> = Op::TYPE_NAMES.iter().filter(|t| !seen.contains(*t)).collect();
     assert!(missing.is_empty(), "random nets never use {missing:?}");
 }
+
+/// A batch too large for the cache runs split on the packed CPU path (the first nodes per
+/// sub-batch, the rest whole): the outputs still match the reference, image by image.
+#[test]
+fn split_batches_agree_with_the_reference() {
+    use synprof::graph::Shape;
+    for (name, batch) in [("resnet18", 3), ("mobilenet_v2", 2), ("googlenet", 3)] {
+        let net = zoo::build(name, Some(&Shape::chw(3, 224, 224))).unwrap();
+        let weights = Weights::init(&net, 5);
+        let phase = Phase::Inference { fold_batch_norm: true };
+        let lowered =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+        let split = lowered.batch_split(batch).unwrap_or_else(|| panic!("{name}: batch {batch} is not split"));
+        assert!(split.sub_batch < batch && split.cut > 0 && split.cut < net.nodes.len(), "{name}: {split:?}");
+        assert_eq!(lowered.batch_split(1), None);
+        // Off the packed path (candle convs, training) nothing is split.
+        let candle =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Candle).unwrap();
+        assert_eq!(candle.batch_split(batch), None);
+        let err = compare_with(&net, true, 5, batch, ConvAlgorithm::Packed);
+        assert!(err < 1e-4, "{name}: {err}");
+    }
+}

@@ -155,6 +155,6 @@ fn the_report_shows_every_characteristic_and_the_verdict() {
     for d in &m.distances {
         assert!(text.contains(d.name), "{text}");
     }
-    assert!(text.contains("14 of 14 characteristics within 5%"), "{text}");
+    assert!(text.contains("15 of 15 characteristics within 5%"), "{text}");
     assert!(text.contains("within 5%"));
 }

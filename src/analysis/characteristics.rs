@@ -35,6 +35,10 @@ pub struct Characteristics {
     /// Output channels of the weighted layers at [`QUANTILES`] (unweighted).
     pub width_quantiles: Vec<f64>,
     pub max_width: usize,
+    /// Elements the pools read per image: output elements x window (the input, for a
+    /// global pool). Pools have no MACs, yet a 3x3 max pool over a 56x56 map costs a
+    /// large conv's time on a CPU: without this a proxy could add pools for free.
+    pub pool_reads: u64,
 }
 
 /// Characteristics at the analysis' batch and dtype (intensity depends on both).
@@ -45,7 +49,15 @@ pub fn characterize(net: &Net, analysis: &Analysis) -> Characteristics {
     let mut by_resolution = BTreeMap::new();
     let mut intensity: Vec<(f64, f64)> = Vec::new();
     let mut widths: Vec<f64> = Vec::new();
+    let mut pool_reads = 0u64;
     for (node, row) in net.nodes.iter().zip(&analysis.layers) {
+        match &node.op {
+            Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
+                pool_reads += node.shape.elements() * (p.kernel[0] * p.kernel[1]) as u64;
+            }
+            Op::GlobalAvgPool => pool_reads += net.nodes[node.inputs[0]].shape.elements(),
+            _ => {}
+        }
         if !matches!(row.class, OpClass::Conv | OpClass::Linear) {
             continue;
         }
@@ -98,6 +110,7 @@ pub fn characterize(net: &Net, analysis: &Analysis) -> Characteristics {
         peak_activation_bytes: analysis.totals.peak_activation_bytes,
         width_quantiles,
         max_width: widths.iter().fold(0.0f64, |a, &b| a.max(b)) as usize,
+        pool_reads,
     }
 }
 
@@ -153,6 +166,15 @@ mod tests {
         assert_eq!(c.depth, 2);
         assert_eq!(c.weighted_layers, 3);
         assert_eq!(c.max_width, 8);
+        assert_eq!(c.pool_reads, 0);
+        // A 3x3 stride-2 max pool to 8x8 over 16 channels, then a global pool over 16x8x8.
+        let mut g = NetBuilder::new("p", &[16, 16, 16]);
+        let x = g.input();
+        let y = g.max_pool(x, crate::graph::pool(3).stride(2).pad(1));
+        let y = g.global_avg_pool(y);
+        let net = g.finish(y).unwrap();
+        let c = characterize(&net, &analyze(&net, 1, Dtype::F32));
+        assert_eq!(c.pool_reads, 16 * 8 * 8 * 9 + 16 * 8 * 8);
     }
 
     #[test]

@@ -286,6 +286,49 @@ pub struct Lowered {
     pub conv_algorithm: ConvAlgorithm,
     /// Activations fused into the conv or two-input add before them (packed path only).
     pub fused_activations: usize,
+    /// Nodes every path from input to output goes through, in order (where a batch can
+    /// be split and joined); empty when splitting is off (see [`Lowered::batch_split`]).
+    cuts: Vec<usize>,
+}
+
+/// How the packed CPU path runs a batch: nodes `..=cut` in sub-batches of `sub_batch`
+/// images (their activations stay in cache), the rest at the full batch (the weights
+/// of the deep, small layers read once for all images).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSplit {
+    pub cut: usize,
+    pub sub_batch: usize,
+}
+
+/// Activation bytes a layer's output (at the batch it runs at) should stay within for the
+/// batch split: a quarter of the L3 this machine's cores share (32 MiB on the 2-vCPU Zen 4
+/// here); measured in benches/peers/RESULTS.md.
+pub const SPLIT_BUDGET_BYTES: u64 = 8 << 20;
+
+/// `SYNPROF_CPU_BATCH_SPLIT=off` runs every batch whole (for side-by-side measurements).
+fn batch_split_enabled() -> bool {
+    !matches!(std::env::var("SYNPROF_CPU_BATCH_SPLIT").as_deref(), Ok("off" | "0" | "false"))
+}
+
+/// Nodes no edge jumps over (every path goes through them), outputs excepted before the last.
+fn cut_nodes(net: &Net) -> Vec<usize> {
+    let n = net.nodes.len();
+    let mut reach = 0usize;
+    let mut cuts = Vec::new();
+    let first_output = net.outputs.iter().copied().min().unwrap_or(n);
+    let mut last_read = vec![0usize; n];
+    for (i, node) in net.nodes.iter().enumerate() {
+        for &p in &node.inputs {
+            last_read[p] = last_read[p].max(i);
+        }
+    }
+    for i in 0..n {
+        if reach <= i && i <= first_output {
+            cuts.push(i);
+        }
+        reach = reach.max(last_read[i]);
+    }
+    cuts
 }
 
 fn err(node: &str, e: impl std::fmt::Display) -> ExecError {
@@ -603,7 +646,25 @@ impl Lowered {
             folded_batch_norms,
             conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
+            cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
         })
+    }
+
+    /// How a batch of `batch` images runs on the packed CPU path: split where the
+    /// activations of the whole batch would not stay in cache. The cut is the earliest
+    /// cut node after which every node's output for the whole batch is within
+    /// [`SPLIT_BUDGET_BYTES`]; the nodes up to it run in the largest sub-batches whose
+    /// widest output is within it (at least one image). `None`: the batch runs whole.
+    pub fn batch_split(&self, batch: usize) -> Option<BatchSplit> {
+        if batch <= 1 || self.cuts.is_empty() {
+            return None;
+        }
+        let bytes: Vec<u64> = self.net.nodes.iter().map(|n| n.shape.elements() * 4).collect();
+        let fits_after = |c: usize| bytes[c + 1..].iter().all(|&b| b * batch as u64 <= SPLIT_BUDGET_BYTES);
+        let cut = self.cuts.iter().copied().find(|&c| fits_after(c))?;
+        let widest = bytes[..=cut].iter().copied().max().unwrap_or(1).max(1);
+        let sub_batch = ((SPLIT_BUDGET_BYTES / widest) as usize).clamp(1, batch);
+        (sub_batch < batch && cut > 0).then_some(BatchSplit { cut, sub_batch })
     }
 
     /// Run the net; returns the outputs in `net.outputs` order. `step` feeds dropout masks
@@ -615,7 +676,19 @@ impl Lowered {
     ) -> Result<Vec<Tensor>, ExecError> {
         let n = self.layers.len();
         let mut values: Vec<Option<Tensor>> = vec![None; n];
-        for i in 0..n {
+        self.run_nodes(0..n, input, &mut values, dropout)?;
+        Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
+    }
+
+    /// Run nodes `range` in order; each value is dropped after its last reader.
+    fn run_nodes(
+        &self,
+        range: std::ops::Range<usize>,
+        input: &Tensor,
+        values: &mut [Option<Tensor>],
+        dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
+    ) -> Result<(), ExecError> {
+        for i in range {
             let node = &self.net.nodes[i];
             let inputs: Vec<&Tensor> =
                 node.inputs.iter().map(|&p| values[p].as_ref().expect("inputs are computed first")).collect();
@@ -627,6 +700,26 @@ impl Lowered {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Inference with the batch split as `split` says: nodes up to the cut per sub-batch,
+    /// their outputs at the cut joined, the rest at the full batch.
+    pub fn infer_split(&self, input: &Tensor, split: BatchSplit) -> Result<Vec<Tensor>, ExecError> {
+        let n = self.layers.len();
+        let batch = input.dim(0)?;
+        let mut identity = |x: &Tensor, _: f64| Ok(x.clone());
+        let mut parts = Vec::with_capacity(batch.div_ceil(split.sub_batch));
+        for start in (0..batch).step_by(split.sub_batch.max(1)) {
+            let images = input.narrow(0, start, split.sub_batch.min(batch - start))?;
+            let mut values: Vec<Option<Tensor>> = vec![None; n];
+            self.run_nodes(0..split.cut + 1, &images, &mut values, &mut identity)?;
+            parts.push(values[split.cut].take().expect("the cut is computed"));
+        }
+        let mut values: Vec<Option<Tensor>> = vec![None; n];
+        values[split.cut] = Some(Tensor::cat(&parts, 0)?);
+        drop(parts);
+        self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity)?;
         Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
     }
 
@@ -707,8 +800,12 @@ impl Lowered {
     }
 
     /// No dropout at inference.
+    /// Inference; on the packed CPU path a large batch may run split ([`Lowered::batch_split`]).
     pub fn infer(&self, input: &Tensor) -> Result<Vec<Tensor>, ExecError> {
-        self.forward(input, &mut |x, _| Ok(x.clone()))
+        match self.batch_split(input.dim(0)?) {
+            Some(split) => self.infer_split(input, split),
+            None => self.forward(input, &mut |x, _| Ok(x.clone())),
+        }
     }
 }
 

@@ -149,6 +149,10 @@ pub struct CaseResult {
     /// Activations fused into the conv or add before them (packed path).
     #[serde(default)]
     pub fused_activations: usize,
+    /// How the packed CPU path split the batch (`Lowered::batch_split`), if it did: which
+    /// nodes ran in sub-batches of how many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_split: Option<String>,
     /// Training: the loss at the first and last measured step.
     pub loss_first: Option<f32>,
     pub loss_last: Option<f32>,
@@ -243,6 +247,7 @@ pub struct Measured {
     pub layers: Option<Vec<LayerTime>>,
     pub conv_algorithm: Option<ConvAlgorithm>,
     pub fused_activations: usize,
+    pub batch_split: Option<String>,
 }
 
 /// Run one case of `net` as `opts` says.
@@ -313,6 +318,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         folded_batch_norms: measured.folded_batch_norms,
         conv_algorithm: measured.conv_algorithm,
         fused_activations: measured.fused_activations,
+        batch_split: measured.batch_split,
         loss_first: measured.losses.and_then(|l| l.0),
         loss_last: measured.losses.and_then(|l| l.1),
         layers: measured.layers,
@@ -353,6 +359,9 @@ fn measure_candle(
                 layers,
                 conv_algorithm: Some(lowered.conv_algorithm),
                 fused_activations: lowered.fused_activations,
+                batch_split: lowered.batch_split(opts.batch).map(|s| {
+                    format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
+                }),
             })
         }
         Mode::Train => {
@@ -369,6 +378,7 @@ fn measure_candle(
                 layers: None,
                 conv_algorithm: Some(trainer.lowered.conv_algorithm),
                 fused_activations: 0,
+                batch_split: None,
             })
         }
     }

@@ -45,6 +45,7 @@ pub const SIZE_BOUND: &[&str] = &[
     "width_quantiles",
     "intensity_quantiles",
     "intensity_histogram",
+    "pool_reads",
 ];
 
 pub fn relative(got: f64, target: f64) -> f64 {
@@ -144,6 +145,7 @@ pub fn distances(target: &Characteristics, got: &Characteristics, budget: bool) 
         scalar("peak_activation_bytes", target.peak_activation_bytes, got.peak_activation_bytes),
         quantiles("width_quantiles", &target.width_quantiles, &got.width_quantiles),
         scalar("max_width", target.max_width as u64, got.max_width as u64),
+        scalar("pool_reads", target.pool_reads, got.pool_reads),
     ];
     if budget {
         for d in &mut out {

@@ -67,6 +67,7 @@ pub fn mix(targets: &[(Net, f64)], batch: usize, dtype: Dtype) -> Characteristic
         peak_activation_bytes: mean_u64(&|c| c.peak_activation_bytes as f64),
         width_quantiles: QUANTILES.iter().map(|&q| weighted_quantile(&mut widths, q)).collect(),
         max_width: mean(&|c| c.max_width as f64).round() as usize,
+        pool_reads: mean_u64(&|c| c.pool_reads as f64),
     }
 }
 
