@@ -115,6 +115,35 @@ impl candle_core::CustomOp2 for AddActOp {
     }
 }
 
+/// A batch-norm that could not fold, maybe with the ReLU after it, in one threaded pass
+/// (packed path): `act(x * scale[c] + shift[c])`.
+#[derive(Debug)]
+pub struct AffineActOp {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    act: Epilogue,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp1 for AffineActOp {
+    fn name(&self) -> &'static str {
+        "affine-act"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let CpuStorage::F32(x) = storage else { candle_core::bail!("fused batch-norm takes f32") };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("fused batch-norm takes a contiguous input")
+        };
+        let dims = layout.shape().dims();
+        let plane: usize = dims.iter().skip(2).product();
+        let mut out = vec![0f32; b - a];
+        super::cpu::affine_act(&x[a..b], &self.scale, &self.shift, plane.max(1), &mut out, self.act, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
 /// A packed conv as a candle op (NCHW f32 in and out; inference only, no backward).
 #[derive(Debug)]
 pub struct PackedConvOp {
@@ -230,6 +259,8 @@ pub enum Layer {
     PackedMaxPool(Arc<PackedMaxPoolOp>),
     /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
     AddAct(Arc<AddActOp>),
+    /// Inference batch-norm not folded, maybe with its ReLU, in one threaded pass (packed path).
+    AffineAct(Arc<AffineActOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -512,6 +543,8 @@ impl Lowered {
                     Op::Conv2d(_) => p,
                     Op::Add if net.nodes[p].inputs.len() == 2 => p,
                     _ if folded_bns[p] => net.nodes[p].inputs[0],
+                    // an unfolded inference batch-norm runs as AffineAct
+                    Op::BatchNorm { .. } if net.nodes[p].shape.rank() == 3 => p,
                     _ => continue,
                 };
                 epilogues.insert(producer, epilogue);
@@ -581,9 +614,14 @@ impl Lowered {
                                 .collect();
                             let shift: Vec<f32> =
                                 (0..gamma.data.len()).map(|c| beta.data[c] - mean.data[c] * scale[c]).collect();
-                            Layer::Affine {
-                                scale: per_channel(&scale, device, dtype).map_err(|e| err(name, e))?,
-                                shift: per_channel(&shift, device, dtype).map_err(|e| err(name, e))?,
+                            if let (true, Some(threads)) = (node.shape.rank() == 3, threads) {
+                                let act = epilogues.get(&i).copied().unwrap_or_default();
+                                Layer::AffineAct(Arc::new(AffineActOp { scale, shift, act, threads }))
+                            } else {
+                                Layer::Affine {
+                                    scale: per_channel(&scale, device, dtype).map_err(|e| err(name, e))?,
+                                    shift: per_channel(&shift, device, dtype).map_err(|e| err(name, e))?,
+                                }
                             }
                         }
                     }
@@ -739,6 +777,7 @@ impl Lowered {
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::PackedMaxPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
+            Layer::AffineAct(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
             Layer::Activation(op) => activation(x(), op),

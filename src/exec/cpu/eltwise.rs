@@ -1,6 +1,7 @@
-//! Elementwise ops the lowering fuses at inference: `a + b`, then an [`Epilogue`] (the
-//! residual add and ReLU of a ResNet block in one pass instead of two), spread over the
-//! conv threads.
+//! Elementwise ops the lowering fuses at inference, spread over the conv threads: `a + b`,
+//! then an [`Epilogue`] (the residual add and ReLU of a ResNet block in one pass instead of
+//! two), and a batch-norm that cannot fold into a conv (`x * scale + shift` per channel,
+//! DenseNet's BN-ReLU after a concatenation) with its activation.
 
 use super::{ConvError, Epilogue, Threads};
 use std::sync::Mutex;
@@ -43,6 +44,63 @@ pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &T
     Ok(())
 }
 
+fn act_of(v: f32, act: Epilogue) -> f32 {
+    match act {
+        Epilogue::None => v,
+        Epilogue::Relu => v.max(0.0),
+        Epilogue::Relu6 => v.clamp(0.0, 6.0),
+    }
+}
+
+/// `out = act(x * scale[c] + shift[c])` over NCHW `x` whose planes hold `plane` elements,
+/// `scale` and `shift` one per channel.
+pub fn affine_act(
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    plane: usize,
+    out: &mut [f32],
+    act: Epilogue,
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    let channels = scale.len();
+    if shift.len() != channels || x.len() != out.len() || plane == 0 || !x.len().is_multiple_of(plane * channels.max(1))
+    {
+        return Err(ConvError::new(format!(
+            "per-channel affine of {} elements ({} per plane) with {} scales and {} shifts into {}: the sizes \
+             must agree",
+            x.len(),
+            plane,
+            channels,
+            shift.len(),
+            out.len()
+        )));
+    }
+    let planes = x.len() / plane;
+    let per_item = CHUNK.div_ceil(plane).max(1);
+    let run = |first: usize, o: &mut [f32]| {
+        for (k, dst) in o.chunks_mut(plane).enumerate() {
+            let p = first + k;
+            let (a, b) = (scale[p % channels], shift[p % channels]);
+            let src = &x[p * plane..(p + 1) * plane];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = act_of(v * a + b, act);
+            }
+        }
+    };
+    if out.len() < SERIAL || threads.count() == 1 {
+        run(0, out);
+        return Ok(());
+    }
+    let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per_item * plane).map(Mutex::new).collect();
+    threads.for_each(chunks.len(), &|i| {
+        let mut o = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
+        run(i * per_item, &mut o);
+    });
+    debug_assert_eq!(planes.div_ceil(per_item), chunks.len());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +128,26 @@ mod tests {
             }
         }
         assert!(add_act(&a[..3], &b[..4], &mut [0.0; 3], Epilogue::None, &Threads::single()).is_err());
+    }
+
+    #[test]
+    fn affine_act_matches_a_plain_loop() {
+        // 3 images x 5 channels x 67 x 61: large enough to be spread over threads.
+        let (n, c, plane) = (3, 5, 67 * 61);
+        let x: Vec<f32> = (0..n * c * plane).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        let scale = [0.5, -1.0, 2.0, 0.0, 1.5];
+        let shift = [1.0, 0.25, -3.0, 4.0, 0.0];
+        for threads in [Threads::single(), Threads::new(3).unwrap()] {
+            for act in [Epilogue::None, Epilogue::Relu, Epilogue::Relu6] {
+                let mut out = vec![f32::NAN; x.len()];
+                affine_act(&x, &scale, &shift, plane, &mut out, act, &threads).unwrap();
+                for (i, (&o, &v)) in out.iter().zip(&x).enumerate() {
+                    let ch = (i / plane) % c;
+                    assert_eq!(o, act_of(v * scale[ch] + shift[ch], act), "{act:?} at {i}");
+                }
+            }
+        }
+        let mut out = vec![0.0; 10];
+        assert!(affine_act(&x[..10], &scale, &shift, 3, &mut out, Epilogue::None, &Threads::single()).is_err());
     }
 }

@@ -42,7 +42,7 @@ mod pool;
 mod scratch;
 mod threads;
 
-pub use eltwise::add_act;
+pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{max_pool, MaxPoolSpec};
