@@ -20,26 +20,59 @@ pub struct MaxPoolSpec {
 /// Planes per work item at least this many output elements.
 const MIN_ITEM: usize = 1 << 12;
 
-fn plane(x: &[f32], h: usize, w: usize, s: &MaxPoolSpec, out: &mut [f32]) {
+/// `max(m, v)` where a NaN wins, as in PyTorch; branch-free, so the loops below vectorize.
+#[inline(always)]
+fn mx(m: f32, v: f32) -> f32 {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
+/// Output positions `o` whose window tap `k` lands inside `0..n`: `o * s + k - pad` in range.
+fn taps_inside(k: usize, pad: usize, s: usize, n: usize, out: usize) -> (usize, usize) {
+    let lo = pad.saturating_sub(k).div_ceil(s);
+    let hi = (n + pad).saturating_sub(k).div_ceil(s).min(out);
+    (lo, hi.max(lo))
+}
+
+/// One plane, separably: each input row's maxima over the horizontal windows into `rows`
+/// (`h x ow`), then each output row the maximum of its window's rows. Both passes run over
+/// whole rows, so they vectorize; windows are clipped to the input.
+fn plane(x: &[f32], h: usize, w: usize, s: &MaxPoolSpec, out: &mut [f32], rows: &mut Vec<f32>) {
     let [kh, kw] = s.kernel;
     let [sh, sw] = s.stride;
+    let [pt, pl] = s.pad_before;
     let [oh, ow] = s.out_hw;
-    for oy in 0..oh {
-        let y0 = (oy * sh) as isize - s.pad_before[0] as isize;
-        let (ya, yb) = (y0.max(0) as usize, ((y0 + kh as isize).max(0) as usize).min(h));
-        for ox in 0..ow {
-            let x0 = (ox * sw) as isize - s.pad_before[1] as isize;
-            let (xa, xb) = (x0.max(0) as usize, ((x0 + kw as isize).max(0) as usize).min(w));
-            let mut m = f32::NEG_INFINITY;
-            for y in ya..yb {
-                for &v in &x[y * w + xa..y * w + xb] {
-                    // NaN propagates, as in PyTorch.
-                    if v > m || v.is_nan() {
-                        m = v;
-                    }
+    rows.clear();
+    rows.resize(h * ow, f32::NEG_INFINITY);
+    for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
+        for k in 0..kw {
+            let (lo, hi) = taps_inside(k, pl, sw, w, ow);
+            if sw == 1 {
+                let src = &src[lo + k - pl..hi + k - pl];
+                for (m, &v) in r[lo..hi].iter_mut().zip(src) {
+                    *m = mx(*m, v);
+                }
+            } else {
+                for (o, m) in r.iter_mut().enumerate().take(hi).skip(lo) {
+                    *m = mx(*m, src[o * sw + k - pl]);
                 }
             }
-            out[oy * ow + ox] = m;
+        }
+    }
+    for (oy, o) in out.chunks_exact_mut(ow).enumerate().take(oh) {
+        o.fill(f32::NEG_INFINITY);
+        for k in 0..kh {
+            let y = (oy * sh + k) as isize - pt as isize;
+            if y < 0 || y as usize >= h {
+                continue;
+            }
+            let r = &rows[y as usize * ow..(y as usize + 1) * ow];
+            for (m, &v) in o.iter_mut().zip(r) {
+                *m = mx(*m, v);
+            }
         }
     }
 }
@@ -71,17 +104,19 @@ pub fn max_pool(
     }
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
     if threads.count() == 1 || planes <= per_item {
+        let mut rows = Vec::new();
         for (p, o) in out.chunks_mut(out_plane).enumerate() {
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, o);
+            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, o, &mut rows);
         }
         return Ok(());
     }
     let items: Vec<Mutex<&mut [f32]>> = out.chunks_mut(out_plane * per_item).map(Mutex::new).collect();
     threads.for_each(items.len(), &|i| {
         let mut o = items[i].lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows = Vec::new();
         for (k, op) in o.chunks_mut(out_plane).enumerate() {
             let p = i * per_item + k;
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, op);
+            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, op, &mut rows);
         }
     });
     Ok(())
@@ -134,6 +169,22 @@ mod tests {
                 let mut out = vec![f32::NAN; planes * oh * ow];
                 max_pool(&x, planes, h, w, &s, &mut out, t).unwrap();
                 assert_eq!(out, want, "{planes}x{h}x{w} k{kernel:?} s{stride:?} p{pad:?}+{extra:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn nan_wins_its_windows_and_only_those() {
+        let (h, w) = (6, 6);
+        let mut x: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
+        x[2 * w + 3] = f32::NAN;
+        let s = MaxPoolSpec { kernel: [3, 3], stride: [1, 1], pad_before: [1, 1], out_hw: [6, 6] };
+        let mut out = vec![0.0; h * w];
+        max_pool(&x, 1, h, w, &s, &mut out, &Threads::single()).unwrap();
+        for oy in 0..h {
+            for ox in 0..w {
+                let near = oy.abs_diff(2) <= 1 && ox.abs_diff(3) <= 1;
+                assert_eq!(out[oy * w + ox].is_nan(), near, "({oy}, {ox})");
             }
         }
     }
