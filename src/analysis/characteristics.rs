@@ -39,13 +39,6 @@ pub struct Characteristics {
     /// global pool). Pools have no MACs, yet a 3x3 max pool over a 56x56 map costs a
     /// large conv's time on a CPU: without this a proxy could add pools for free.
     pub pool_reads: u64,
-    /// Elements the MAC-less ops move per image after the fusions every CPU runtime makes
-    /// (a batch-norm into the conv before it, an activation into the conv, addition or
-    /// batch-norm before it): an unfused batch-norm or activation reads and writes its
-    /// tensor (2 per output element), a concatenation copies (2), an addition reads two
-    /// and writes one (3). Such ops cost a CPU real time: without this a proxy could move
-    /// its time into them unseen.
-    pub eltwise_traffic: u64,
 }
 
 /// Characteristics at the analysis' batch and dtype (intensity depends on both).
@@ -102,7 +95,6 @@ pub fn characterize(net: &Net, analysis: &Analysis) -> Characteristics {
     let intensity_quantiles = QUANTILES.iter().map(|&q| weighted_quantile(&mut intensity.clone(), q)).collect();
     let mut unweighted: Vec<(f64, f64)> = widths.iter().map(|&w| (w, 1.0)).collect();
     let width_quantiles = QUANTILES.iter().map(|&q| weighted_quantile(&mut unweighted, q)).collect();
-    let eltwise_traffic = eltwise_traffic(net);
     Characteristics {
         macs: analysis.totals.macs,
         params: analysis.totals.params,
@@ -119,43 +111,7 @@ pub fn characterize(net: &Net, analysis: &Analysis) -> Characteristics {
         width_quantiles,
         max_width: widths.iter().fold(0.0f64, |a, &b| a.max(b)) as usize,
         pool_reads,
-        eltwise_traffic,
     }
-}
-
-/// See [`Characteristics::eltwise_traffic`].
-fn eltwise_traffic(net: &Net) -> u64 {
-    let mut readers = vec![0usize; net.nodes.len()];
-    for node in &net.nodes {
-        for &p in &node.inputs {
-            readers[p] += 1;
-        }
-    }
-    let alone = |p: usize| readers[p] == 1 && !net.outputs.contains(&p);
-    let folds = |p: usize| matches!(net.nodes[p].op, Op::Conv2d(_)) && alone(p);
-    let mut total = 0u64;
-    for node in &net.nodes {
-        let elements = node.shape.elements();
-        let from = node.inputs.first().copied();
-        total += match &node.op {
-            Op::BatchNorm { .. } if from.is_some_and(folds) => 0,
-            Op::BatchNorm { .. } => 2 * elements,
-            op if op.is_activation() => {
-                let fused = from.is_some_and(|p| {
-                    alone(p) && matches!(net.nodes[p].op, Op::Conv2d(_) | Op::Add | Op::BatchNorm { .. })
-                });
-                if fused {
-                    0
-                } else {
-                    2 * elements
-                }
-            }
-            Op::Concat { .. } => 2 * elements,
-            Op::Add => (node.inputs.len() as u64 + 1) * elements,
-            _ => 0,
-        };
-    }
-    total
 }
 
 /// The smallest value whose cumulative weight reaches `q` of the total.
@@ -211,8 +167,6 @@ mod tests {
         assert_eq!(c.weighted_layers, 3);
         assert_eq!(c.max_width, 8);
         assert_eq!(c.pool_reads, 0);
-        // the concatenation copies 16x16x16
-        assert_eq!(c.eltwise_traffic, 2 * 16 * 16 * 16);
         // A 3x3 stride-2 max pool to 8x8 over 16 channels, then a global pool over 16x8x8.
         let mut g = NetBuilder::new("p", &[16, 16, 16]);
         let x = g.input();

@@ -46,7 +46,6 @@ pub const SIZE_BOUND: &[&str] = &[
     "intensity_quantiles",
     "intensity_histogram",
     "pool_reads",
-    "eltwise_traffic",
 ];
 
 pub fn relative(got: f64, target: f64) -> f64 {
@@ -147,7 +146,6 @@ pub fn distances(target: &Characteristics, got: &Characteristics, budget: bool) 
         quantiles("width_quantiles", &target.width_quantiles, &got.width_quantiles),
         scalar("max_width", target.max_width as u64, got.max_width as u64),
         scalar("pool_reads", target.pool_reads, got.pool_reads),
-        scalar("eltwise_traffic", target.eltwise_traffic, got.eltwise_traffic),
     ];
     if budget {
         for d in &mut out {

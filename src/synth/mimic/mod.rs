@@ -157,14 +157,10 @@ pub fn mimic(targets: &[(Net, f64)], opts: &MimicOptions) -> Result<Mimicked, Mi
     let start = search.evaluate(start).unwrap_or(first);
     let initial_worst = distance::worst(&start.distances);
     let (mut best, mut evaluations) = search.anneal(start, opts.seed, opts.evaluations, opts.stop_at);
-    for reheat in 1..=2u64 {
-        if distance::worst(&best.distances) <= TOLERANCE {
-            break;
-        }
-        // Still outside: reheat from the best so far for half the evaluations again, at
-        // most twice (only the hard cases, mixes and budgets, pay for it).
-        let seed = opts.seed ^ (0x7265_6865_6174 * reheat);
-        let (again, more) = search.anneal(best, seed, opts.evaluations / 2, opts.stop_at);
+    if distance::worst(&best.distances) > TOLERANCE {
+        // Still outside: reheat from the best so far for half the evaluations again (only
+        // the hard cases, mixes and budgets, pay for it).
+        let (again, more) = search.anneal(best, opts.seed ^ 0x7265_6865_6174, opts.evaluations / 2, opts.stop_at);
         (best, evaluations) = (again, evaluations + more);
     }
     let mut net = best.net;

@@ -68,7 +68,6 @@ pub fn mix(targets: &[(Net, f64)], batch: usize, dtype: Dtype) -> Characteristic
         width_quantiles: QUANTILES.iter().map(|&q| weighted_quantile(&mut widths, q)).collect(),
         max_width: mean(&|c| c.max_width as f64).round() as usize,
         pool_reads: mean_u64(&|c| c.pool_reads as f64),
-        eltwise_traffic: mean_u64(&|c| c.eltwise_traffic as f64),
     }
 }
 
