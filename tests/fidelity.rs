@@ -51,7 +51,9 @@ fn fidelity_measures_a_proxy_against_its_target() {
     // Recompute from the raw records: every case in rounds 1, 2, 3 (all of round 1 first),
     // each figure from the case's median round.
     type Key = (String, usize, usize);
-    let mut rounds: BTreeMap<Key, Vec<(f64, BTreeMap<String, f64>)>> = BTreeMap::new();
+    // images/s and per-op-type time shares of one round
+    type Round = (f64, BTreeMap<String, f64>);
+    let mut rounds: BTreeMap<Key, Vec<Round>> = BTreeMap::new();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("results.jsonl"))
         .unwrap()
         .lines()

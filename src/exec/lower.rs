@@ -317,9 +317,17 @@ pub struct Lowered {
     pub conv_algorithm: ConvAlgorithm,
     /// Activations fused into the conv or two-input add before them (packed path only).
     pub fused_activations: usize,
-    /// Nodes every path from input to output goes through, in order (where a batch can
-    /// be split and joined); empty when splitting is off (see [`Lowered::batch_split`]).
-    cuts: Vec<usize>,
+    /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
+    cuts: Vec<Cut>,
+}
+
+/// A node every path from input to output goes through, with the per-image output bytes
+/// the batch split weighs: the widest output up to it and the widest after it.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    node: usize,
+    widest_before: u64,
+    widest_after: u64,
 }
 
 /// How the packed CPU path runs a batch: nodes `..=cut` in sub-batches of `sub_batch`
@@ -341,10 +349,17 @@ fn batch_split_enabled() -> bool {
     !matches!(std::env::var("SYNPROF_CPU_BATCH_SPLIT").as_deref(), Ok("off" | "0" | "false"))
 }
 
-/// Nodes no edge jumps over (every path goes through them), outputs excepted before the last.
-fn cut_nodes(net: &Net) -> Vec<usize> {
+/// Nodes no edge jumps over (every path goes through them), none after the first output,
+/// with their widest per-image f32 outputs up to and after them.
+fn cut_nodes(net: &Net) -> Vec<Cut> {
     let n = net.nodes.len();
+    let bytes: Vec<u64> = net.nodes.iter().map(|x| x.shape.elements() * 4).collect();
+    let mut widest_after = vec![0u64; n + 1];
+    for i in (0..n).rev() {
+        widest_after[i] = widest_after[i + 1].max(bytes[i]);
+    }
     let mut reach = 0usize;
+    let mut widest_before = 0u64;
     let mut cuts = Vec::new();
     let first_output = net.outputs.iter().copied().min().unwrap_or(n);
     let mut last_read = vec![0usize; n];
@@ -354,8 +369,9 @@ fn cut_nodes(net: &Net) -> Vec<usize> {
         }
     }
     for i in 0..n {
+        widest_before = widest_before.max(bytes[i]);
         if reach <= i && i <= first_output {
-            cuts.push(i);
+            cuts.push(Cut { node: i, widest_before, widest_after: widest_after[i + 1] });
         }
         reach = reach.max(last_read[i]);
     }
@@ -694,15 +710,12 @@ impl Lowered {
     /// [`SPLIT_BUDGET_BYTES`]; the nodes up to it run in the largest sub-batches whose
     /// widest output is within it (at least one image). `None`: the batch runs whole.
     pub fn batch_split(&self, batch: usize) -> Option<BatchSplit> {
-        if batch <= 1 || self.cuts.is_empty() {
+        if batch <= 1 {
             return None;
         }
-        let bytes: Vec<u64> = self.net.nodes.iter().map(|n| n.shape.elements() * 4).collect();
-        let fits_after = |c: usize| bytes[c + 1..].iter().all(|&b| b * batch as u64 <= SPLIT_BUDGET_BYTES);
-        let cut = self.cuts.iter().copied().find(|&c| fits_after(c))?;
-        let widest = bytes[..=cut].iter().copied().max().unwrap_or(1).max(1);
-        let sub_batch = ((SPLIT_BUDGET_BYTES / widest) as usize).clamp(1, batch);
-        (sub_batch < batch && cut > 0).then_some(BatchSplit { cut, sub_batch })
+        let cut = self.cuts.iter().find(|c| c.widest_after * batch as u64 <= SPLIT_BUDGET_BYTES)?;
+        let sub_batch = ((SPLIT_BUDGET_BYTES / cut.widest_before.max(1)) as usize).clamp(1, batch);
+        (sub_batch < batch && cut.node > 0).then_some(BatchSplit { cut: cut.node, sub_batch })
     }
 
     /// Run the net; returns the outputs in `net.outputs` order. `step` feeds dropout masks
@@ -838,8 +851,7 @@ impl Lowered {
         }
     }
 
-    /// No dropout at inference.
-    /// Inference; on the packed CPU path a large batch may run split ([`Lowered::batch_split`]).
+    /// Inference (no dropout); on the packed CPU path a large batch may run split ([`Lowered::batch_split`]).
     pub fn infer(&self, input: &Tensor) -> Result<Vec<Tensor>, ExecError> {
         match self.batch_split(input.dim(0)?) {
             Some(split) => self.infer_split(input, split),

@@ -6,6 +6,7 @@
 
 use super::device::{self, DeviceSpec};
 use super::lower::{ConvAlgorithm, Lowered, Phase};
+use super::stats::percentile;
 use super::ExecError;
 use crate::graph::Net;
 use crate::weights::{synthetic_input, Weights};
@@ -70,7 +71,7 @@ impl PairedResult {
             return None;
         }
         r.sort_by(f64::total_cmp);
-        Some([quantile(&r, 0.25), quantile(&r, 0.5), quantile(&r, 0.75)])
+        Some([percentile(&r, 0.25), percentile(&r, 0.5), percentile(&r, 0.75)])
     }
 
     pub fn a_median(&self) -> f64 {
@@ -82,25 +83,10 @@ impl PairedResult {
     }
 }
 
-/// Linear interpolation between order statistics of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let x = q * (v.len() - 1) as f64;
-    let (i, f) = (x.floor() as usize, x - x.floor());
-    if i + 1 < v.len() {
-        v[i] * (1.0 - f) + v[i + 1] * f
-    } else {
-        v[i]
-    }
-}
-
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        f64::NAN
-    } else {
-        quantile(&s, 0.5)
-    }
+    percentile(&s, 0.5)
 }
 
 /// One net, lowered for inference, with its input.

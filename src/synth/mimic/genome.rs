@@ -81,7 +81,8 @@ pub struct Cell {
     /// What follows the merge (ResNet's ReLU after the addition).
     pub post: Post,
     /// Window of the pool that downsamples the cell input for the merge (the target's own
-    /// pool, read back); 0: the net's [`Genome::pool_kernel`].
+    /// pool, read back); 0: the net's [`Genome::pool_kernel`]. Pools carry no MACs, but a
+    /// 3x3 window costs over twice a 2x2's time.
     pub pool: usize,
 }
 
@@ -97,11 +98,6 @@ pub struct Genome {
     pub input: Vec<usize>,
     pub cells: Vec<Cell>,
     pub head: Head,
-    /// Window of the max pools that downsample between cells: 3 for overlapping pooling
-    /// (ResNet, GoogLeNet, Inception, DenseNet), 2 for VGG's; read from the target's first
-    /// strided max pool (2 when it has none). Pools carry no MACs, so no characteristic
-    /// sees them, but a 3x3 window costs over twice a 2x2's time.
-    pub pool_kernel: usize,
 }
 
 /// Stride and total padding that take size `h` to `r` with kernel `k`:
@@ -130,13 +126,13 @@ fn conv_down(h: usize, r: usize, k: usize) -> Option<(usize, usize)> {
 /// A `k x k` max pool taking `h` to `r` (`r < h`) with symmetric padding up to `k / 2`
 /// (ResNet's 3x3 stride 2 padding 1), else [`pool_to`] (and always to 1x1: a global pool).
 fn pool_window(g: &mut NetBuilder, x: T, h: usize, r: usize, k: usize) -> T {
-    if r >= h || r <= 1 {
+    if r >= h || r <= 1 || k < 2 {
         return pool_to(g, x, h, r);
     }
-    let s0 = (h / r.max(1)).max(1);
+    let s0 = (h / r).max(1);
     for s in s0..=s0 + 1 {
         for p in 0..=k / 2 {
-            if k >= 2 && h + 2 * p >= k && (h + 2 * p - k) / s + 1 == r {
+            if h + 2 * p >= k && (h + 2 * p - k) / s + 1 == r {
                 return g.max_pool(x, pool(k).stride(s).pad(p));
             }
         }
@@ -214,6 +210,7 @@ impl Genome {
         // A run of dense cells keeps every feature alive and concatenates them all for
         // each cell, as DenseNet does: (features so far, the last cell's post).
         let mut flow: (Vec<T>, Post) = (vec![x], Post::None);
+        let pool_kernel = self.pool_kernel();
         for (ci, cell) in self.cells.iter().enumerate() {
             flow = g.scope(format!("cell{ci}"), |g| {
                 let x = *flow.0.last().unwrap();
@@ -232,7 +229,7 @@ impl Genome {
                     (features, cell.post)
                 } else {
                     let input = materialize(g, &flow);
-                    (vec![build_cell(g, input, cell, self.head, self.pool_kernel)], Post::None)
+                    (vec![build_cell(g, input, cell, self.head, pool_kernel)], Post::None)
                 }
             });
         }
@@ -659,15 +656,16 @@ impl Genome {
             };
             cells.push(Cell { branches, identity, merge, res: res_of(b), join, post: Post::None, pool: 0 });
         }
-        let pool_kernel = net
-            .nodes
-            .iter()
-            .find_map(|n| match &n.op {
-                Op::MaxPool2d(p) if p.stride[0] > 1 => Some(p.kernel[0]),
-                _ => None,
-            })
-            .unwrap_or(2);
-        Genome { input: net.input_shape().dims().to_vec(), cells, head, pool_kernel }
+        Genome { input: net.input_shape().dims().to_vec(), cells, head }
+    }
+}
+
+impl Genome {
+    /// Window of the pools that downsample a cell's skip where the cell has none of its
+    /// own: the first pooling cell's (3 for ResNet's, GoogLeNet's, Inception's overlapping
+    /// pools, 2 for VGG's), 2 when the net has none.
+    pub fn pool_kernel(&self) -> usize {
+        self.cells.iter().map(|c| c.pool).find(|&k| k > 0).unwrap_or(2)
     }
 }
 
@@ -721,7 +719,7 @@ impl Genome {
         }
         let base = &parts[heaviest].0;
         cells.extend(base.cells.iter().filter(|c| c.is_head()).cloned());
-        Genome { input: base.input.clone(), cells, head: base.head, pool_kernel: base.pool_kernel }
+        Genome { input: base.input.clone(), cells, head: base.head }
     }
 }
 
@@ -761,7 +759,7 @@ mod tests {
         for (model, k) in [("resnet50", 3), ("googlenet", 3), ("vgg16", 2)] {
             let net = crate::zoo::build(model, None).unwrap();
             let g = Genome::from_net(&net);
-            assert_eq!(g.pool_kernel, k, "{model}");
+            assert_eq!(g.pool_kernel(), k, "{model}");
             let rebuilt = g.build("r").unwrap();
             let strided = |n: &Net| -> Vec<([usize; 2], [usize; 2])> {
                 n.nodes
