@@ -114,7 +114,13 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
     let forced: &[Option<GemmMethod>] = if s.is_depthwise() {
         &[None]
     } else {
-        &[None, Some(GemmMethod::Pointwise), Some(GemmMethod::Direct), Some(GemmMethod::Im2col)]
+        &[
+            None,
+            Some(GemmMethod::Pointwise),
+            Some(GemmMethod::Direct),
+            Some(GemmMethod::Im2col),
+            Some(GemmMethod::Channels),
+        ]
     };
     for (&force, threads) in forced.iter().flat_map(|f| pools.iter().map(move |t| (f, t))) {
         conv.force_gemm_method(force);
@@ -239,6 +245,11 @@ fn model_like_and_block_boundary_shapes() {
         // Many output channels at 7x7 (channel chunks per thread at batch 1).
         case(ConvSpec::new(48, 203, [3, 3]).with_padding(1, 1, 1, 1), 1, 7, 7, Epilogue::Relu),
         case(ConvSpec::new(200, 300, [1, 1]), 1, 7, 7, Epilogue::None),
+        // Channel tiles of the most pixels (12x12 in place: 12 tiles of 12), a channel count
+        // one past a vector, and a strided small map.
+        case(ConvSpec::new(300, 40, [1, 1]), 1, 12, 12, Epilogue::Relu6),
+        case(ConvSpec::new(96, 17, [3, 3]).with_padding(1, 1, 1, 1), 2, 7, 7, Epilogue::Relu),
+        case(ConvSpec::new(64, 48, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1), 1, 14, 14, Epilogue::None),
         // MobileNet: depthwise 3x3 stride 1 and 2, Relu6; wide planes.
         case(ConvSpec::new(19, 19, [3, 3]).with_padding(1, 1, 1, 1).with_groups(19), 2, 37, 38, Epilogue::Relu6),
         case(
@@ -315,4 +326,29 @@ fn detected_isa_is_available_and_methods_are_named() {
     let dw = PackedConv::new(&[0.0; 18], None, ConvSpec::new(2, 2, [3, 3]).with_groups(2), Epilogue::None).unwrap();
     let ic = PackedConv::new(&[0.0; 72], None, ConvSpec::new(2, 4, [3, 3]), Epilogue::None).unwrap();
     assert_eq!((pw.method(5, 5), dw.method(5, 5), ic.method(5, 5)), ("pointwise", "depthwise", "direct"));
+}
+
+/// With AVX-512's 32-pixel panels a 7x7 map fills 49 of 64 lanes, a 14x14 3x3 grid 196 of
+/// 224: those convs take the channel tile; on 56x56 maps the pixel tiles waste under 5%
+/// and keep them (ResNet-50's layers).
+#[test]
+fn small_maps_take_the_channel_tile() {
+    if !Isa::Avx512.is_available() {
+        eprintln!("no AVX-512 on this CPU: the choice is made for its 32-pixel panels");
+        return;
+    }
+    let method = |spec: ConvSpec, hw: usize| {
+        let conv = PackedConv::with_isa(&vec![0.0; spec.weight_len()], None, spec, Epilogue::Relu, Isa::Avx512).unwrap();
+        conv.method(hw, hw)
+    };
+    let c3 = |c: usize| ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1);
+    assert_eq!(method(c3(512), 7), "direct/channels");
+    assert_eq!(method(c3(512).with_stride(2, 2), 14), "direct/channels");
+    assert_eq!(method(c3(256), 14), "direct/channels");
+    assert_eq!(method(ConvSpec::new(2048, 512, [1, 1]), 7), "pointwise/channels");
+    assert_eq!(method(ConvSpec::new(1024, 2048, [1, 1]).with_stride(2, 2), 14), "direct/channels");
+    assert_eq!(method(c3(64), 56), "direct");
+    assert_eq!(method(ConvSpec::new(64, 256, [1, 1]), 56), "pointwise");
+    // Few input channels: the transposed store would cost more than the panels waste.
+    assert_eq!(method(ConvSpec::new(16, 64, [1, 1]), 14), "pointwise");
 }

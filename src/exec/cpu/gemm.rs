@@ -8,6 +8,10 @@
 //!   instead of `kh * kw` of them.
 //! * **im2col** (where the direct grid would waste more columns than packing costs:
 //!   large `m` on small maps): B blocks packed per cache block (`pack.rs`).
+//! * **channels**: the pointwise or direct B with the tile turned round (output channels
+//!   in the vector lanes, pixels broadcast, `kernels/ctile.rs`), where pixel panels would
+//!   waste more lanes than its transposed store costs: 7x7 and 14x14 maps
+//!   (`run_channels`).
 //!
 //! Loop nest of one work item (A micro-panel reused from L1/L2 across the B panels,
 //! B panels reused from L2 across the A micro-panels):
@@ -25,11 +29,12 @@
 //! preparing its own copy of the (small) B data.
 
 use super::direct::{Grid, PadJob, ScatterJob};
-use super::kernels::{KernelSet, Tile};
+use super::kernels::{CTile, KernelSet, Tile};
 use super::pack::{pack_a, Geom, PackJob};
 use super::scratch::{with_scratch, AlignedBuf};
 use super::threads::{SendPtr, Threads};
 use super::Epilogue;
+use std::sync::OnceLock;
 
 /// Most K rows per im2col block: an AVX-512 A micro-panel of 12 x 256 floats (12 KiB)
 /// stays in L1 while it sweeps the B block.
@@ -54,63 +59,135 @@ pub(crate) struct GemmWeights {
     /// `in_channels / groups * kh * kw` (columns of A).
     k: usize,
     mr: usize,
+    /// The same weights as A^T panels of `nc` channels (`[k][nc]` steps) for the
+    /// channel-vectorized tile, packed on first use (most convs never need them).
+    channel_panels: OnceLock<AlignedBuf>,
+    nc: usize,
 }
 
 impl GemmWeights {
-    /// `weight` is `[groups * m][k]`.
-    pub(crate) fn new(weight: &[f32], groups: usize, m: usize, k: usize, mr: usize) -> GemmWeights {
+    /// `weight` is `[groups * m][k]`; `nc`: the channel tile's panel width.
+    pub(crate) fn new(weight: &[f32], groups: usize, m: usize, k: usize, mr: usize, nc: usize) -> GemmWeights {
         let group_len = m.div_ceil(mr) * k * mr;
         let mut a = AlignedBuf::zeroed(groups * group_len);
         for (g, dst) in a.as_mut_slice().chunks_exact_mut(group_len).enumerate() {
             pack_a(&weight[g * m * k..(g + 1) * m * k], m, k, mr, dst);
         }
-        GemmWeights { a, m, k, mr }
+        GemmWeights { a, m, k, mr, channel_panels: OnceLock::new(), nc }
     }
 
     fn group_len(&self) -> usize {
         self.m.div_ceil(self.mr) * self.k * self.mr
     }
 
+    fn channel_group_len(&self) -> usize {
+        self.m.div_ceil(self.nc) * self.k * self.nc
+    }
+
+    /// The A^T panels, group after group (read back from the A panels on first use).
+    fn channel_panels(&self) -> &[f32] {
+        self.channel_panels
+            .get_or_init(|| {
+                let (m, k, mr, nc) = (self.m, self.k, self.mr, self.nc);
+                let groups = self.a.len() / self.group_len();
+                let mut at = AlignedBuf::zeroed(groups * self.channel_group_len());
+                let (a, dst) = (self.a.as_slice(), at.as_mut_slice());
+                for g in 0..groups {
+                    let (a, dst) = (&a[g * self.group_len()..], &mut dst[g * self.channel_group_len()..]);
+                    for r in 0..m {
+                        for kk in 0..k {
+                            dst[(r / nc * k + kk) * nc + r % nc] = a[(r / mr * k + kk) * mr + r % mr];
+                        }
+                    }
+                }
+                at
+            })
+            .as_slice()
+    }
+
     pub(crate) fn bytes(&self) -> usize {
-        self.a.len() * 4
+        (self.a.len() + self.channel_panels.get().map_or(0, AlignedBuf::len)) * 4
     }
 }
 
-/// How a GEMM conv forms B (see the module doc of `gemm.rs`).
+/// How a GEMM conv forms B and orients its tiles (see the module doc of `gemm.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     Pointwise,
     Direct,
     Im2col,
+    /// Output channels in the vector lanes, pixels broadcast (`kernels/ctile.rs`); B the
+    /// input in place (1x1 stride 1) or the direct grid's copy, read only at real pixels.
+    Channels,
 }
 
-/// Pick the B form for a conv with `m` output channels per group.
-pub(crate) fn method(g: &Geom, m: usize, nr: usize) -> Method {
-    if g.is_pointwise() {
+/// Relative cost of the channel tile's transposed store: `TRANSPOSE_K / k` of its FMA time
+/// (about `NC * P` moves against `K * P * V` FMAs at two a cycle; see `ctile.rs`).
+const TRANSPOSE_K: f64 = 24.0;
+/// Independent FMA chains that hide the FMA latency (4 cycles, 2 pipes): a channel tile of
+/// fewer accumulators runs at that fraction of peak.
+const FMA_CHAINS: usize = 8;
+
+/// Pick the B form and tile orientation for a conv with `m` output channels per group,
+/// by the FMA lanes each issues per useful one.
+pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
+    let nr = ks.nr;
+    let pixels = g.pixels() as f64;
+    let lanes = |cols: usize| cols.next_multiple_of(nr) as f64 / pixels;
+    let grid = Grid::new(*g);
+    let (pixel_method, pixel_cost) = if g.is_pointwise() {
         // Reading B in place walks K rows h*w apart on every tile: fine while that span
         // stays small, but on large maps (3 MiB for 256 channels at 56x56) the TLB and
         // the prefetchers lose track, and a packed copy is faster.
-        return if g.k() * g.h * g.w * 4 <= POINTWISE_SPAN { Method::Pointwise } else { Method::Im2col };
-    }
-    let Some(grid) = Grid::new(*g) else { return Method::Im2col };
-    // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
-    // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.
-    let (direct, packed) = (grid.pixels().div_ceil(nr) as f64, g.pixels().div_ceil(nr) as f64);
-    let fits = grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS;
-    if fits && direct <= packed * (1.0 + 16.0 / m as f64) {
-        Method::Direct
+        if g.k() * g.h * g.w * 4 > POINTWISE_SPAN {
+            return Method::Im2col;
+        }
+        (Method::Pointwise, lanes(g.pixels()))
     } else {
-        Method::Im2col
+        // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
+        // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.
+        let im2col = lanes(g.pixels()) * (1.0 + 16.0 / m as f64);
+        match grid.filter(|grid| grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS) {
+            Some(grid) if lanes(grid.pixels()) <= im2col => (Method::Direct, lanes(grid.pixels())),
+            _ => return Method::Im2col,
+        }
+    };
+    // The channel tile wastes lanes only on a channel count off the vector width, pays
+    // for its transposed store, and loses speed on tiles too small to hide FMA latency.
+    let run = pixel_runs(g).1;
+    let p = run / run.div_ceil(ks.max_pixels);
+    let v = m.min(ks.nc).div_ceil(ks.lanes);
+    let latency = (FMA_CHAINS as f64 / (p * v) as f64).max(1.0);
+    let channel_cost = m.next_multiple_of(ks.lanes) as f64 / m as f64 * (1.0 + TRANSPOSE_K / g.k() as f64) * latency;
+    if channel_cost < pixel_cost {
+        Method::Channels
+    } else {
+        pixel_method
     }
 }
 
-/// `method`, unless forced (a forced `Pointwise` only where the input itself is B).
-pub(crate) fn choose(g: &Geom, m: usize, nr: usize, force: Option<Method>) -> Method {
+/// `method`, unless forced (a forced `Pointwise` only where the input itself is B; the
+/// grid-based methods only where the grid exists).
+pub(crate) fn choose(g: &Geom, m: usize, ks: &KernelSet, force: Option<Method>) -> Method {
+    let no_grid = Grid::new(*g).is_none();
     match force {
-        Some(Method::Pointwise) if !g.is_pointwise() => method(g, m, nr),
-        Some(Method::Direct) if Grid::new(*g).is_none() => Method::Im2col,
+        Some(Method::Pointwise) if !g.is_pointwise() => method(g, m, ks),
+        Some(Method::Direct) if no_grid => Method::Im2col,
+        Some(Method::Channels) if no_grid && !g.is_pointwise() => Method::Im2col,
         Some(forced) => forced,
-        None => method(g, m, nr),
+        None => method(g, m, ks),
+    }
+}
+
+/// The channel tile's pixels come in runs of consecutive pixels, `(runs, run length)`: in
+/// place (1x1 stride 1) all pixels are one run; on the direct grid each output row is one
+/// (the grid's gap columns are never read). A run is cut into `run.div_ceil(max)`
+/// near-equal tiles (a 7x7 map in place: 10, 10, 10, 10, 9 pixels).
+fn pixel_runs(g: &Geom) -> (usize, usize) {
+    if g.is_pointwise() {
+        (1, g.pixels())
+    } else {
+        (g.oh, g.ow)
     }
 }
 
@@ -208,15 +285,16 @@ pub(crate) struct Call<'a> {
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let Call { weights, kernels, geom, .. } = *call;
-    let (m, k, nr) = (weights.m, weights.k, kernels.nr);
+    let (m, k) = (weights.m, weights.k);
     assert_eq!(k, geom.k());
     assert_eq!(input.len(), call.images * call.groups * geom.c * geom.h * geom.w);
     assert_eq!(out.len(), call.images * call.groups * m * geom.pixels());
     assert_eq!(call.bias.len(), call.groups * m);
-    match choose(&geom, m, nr, call.force) {
+    match choose(&geom, m, &kernels, call.force) {
         Method::Pointwise => run_pointwise(call, input, out, threads),
         Method::Direct => run_direct(call, input, out, threads),
         Method::Im2col => run_im2col(call, input, out, threads),
+        Method::Channels => run_channels(call, input, out, threads),
     }
 }
 
@@ -246,6 +324,7 @@ struct Item {
 }
 
 impl<'a> Common<'a> {
+    /// Pixel-tile orientation: A micro-panels of `mr` rows.
     fn new(
         call: &'a Call<'a>,
         out: &mut [f32],
@@ -254,9 +333,36 @@ impl<'a> Common<'a> {
         kc: usize,
         panel_cost: impl Fn(usize) -> usize,
     ) -> Common<'a> {
-        let (m, mr) = (call.weights.m, call.weights.mr);
-        let m_panels = m.div_ceil(mr);
-        let a_floats = call.weights.group_len();
+        let w = call.weights;
+        Common::with_rows(call, out, panels, threads, kc, w.mr, w.group_len(), panel_cost)
+    }
+
+    /// Channel-tile orientation: A^T panels of `nc` channels.
+    fn for_channels(
+        call: &'a Call<'a>,
+        out: &mut [f32],
+        panels: usize,
+        threads: &Threads,
+        panel_cost: impl Fn(usize) -> usize,
+    ) -> Common<'a> {
+        let w = call.weights;
+        Common::with_rows(call, out, panels, threads, w.k, w.nc, w.channel_group_len(), panel_cost)
+    }
+
+    /// `panels` pixel panels (or tiles) and A panels of `rows` rows, `a_floats` per group.
+    #[allow(clippy::too_many_arguments)]
+    fn with_rows(
+        call: &'a Call<'a>,
+        out: &mut [f32],
+        panels: usize,
+        threads: &Threads,
+        kc: usize,
+        rows: usize,
+        a_floats: usize,
+        panel_cost: impl Fn(usize) -> usize,
+    ) -> Common<'a> {
+        let m = call.weights.m;
+        let m_panels = m.div_ceil(rows);
         let plan = plan(
             call.images * call.groups,
             call.weights.k,
@@ -333,9 +439,14 @@ impl<'a> Common<'a> {
 
     /// Output element of (item's image and group, channel row of micro-panel `mp`, pixel `q`).
     fn c_at(&self, it: &Item, mp: usize, q: usize) -> *mut f32 {
-        // SAFETY (of the offset): channel `mp * mr < m` and pixel `q < pixels` of this
+        self.c_at_channel(it, mp * self.call.weights.mr, q)
+    }
+
+    /// Output element of (item's image and group, channel `ch` of the group, pixel `q`).
+    fn c_at_channel(&self, it: &Item, ch: usize, q: usize) -> *mut f32 {
+        // SAFETY (of the offset): channel `ch < m` and pixel `q < pixels` of this
         // (image, group)'s block of the output.
-        unsafe { self.out.get().add(it.img_group * self.out_group + mp * self.call.weights.mr * self.out_plane + q) }
+        unsafe { self.out.get().add(it.img_group * self.out_group + ch * self.out_plane + q) }
     }
 }
 
@@ -490,6 +601,102 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                         );
                         unsafe { (call.kernels.tile)(&t) };
                     }
+                }
+            }
+        });
+    };
+    threads.for_each(common.items(), &item);
+}
+
+/// The channel-vectorized orientation (`Method::Channels`): a work item is (image, group,
+/// run of pixel tiles, chunk of A^T panels); B is the input in place (1x1 stride 1) or
+/// the item's rows of the direct grid, as in `run_direct`.
+fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let ks = call.kernels;
+    let (k, m, nc) = (call.weights.k, call.weights.m, ks.nc);
+    let g = call.geom;
+    let at = call.weights.channel_panels();
+    let (runs, run_len) = pixel_runs(&g);
+    let per_run = run_len.div_ceil(ks.max_pixels);
+    let tiles = runs * per_run;
+    // Tile `t`: run `t / per_run`, pixels `a..b` of it.
+    let tile = |t: usize| {
+        let (a, b) = share(run_len, per_run, t % per_run);
+        (t / per_run, a, b - a)
+    };
+    let grid = if g.is_pointwise() { None } else { Grid::new(g) };
+    let item_rows = |ta: usize, tb: usize| (tile(ta).0, tile(tb - 1).0 + 1);
+    let common = match &grid {
+        None => Common::for_channels(call, out, tiles, threads, |p| p * ks.max_pixels * k),
+        Some(grid) => {
+            Common::for_channels(call, out, tiles, threads, |p| grid.local_len(p.div_ceil(per_run) + 1 + grid.halo, 0))
+        }
+    };
+    let r_loc = (0..common.plan.pixel_blocks)
+        .map(|j| {
+            let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
+            let (r_a, r_b) = if ta < tb { item_rows(ta, tb) } else { (0, 0) };
+            r_b - r_a + grid.map_or(0, |g| g.halo)
+        })
+        .max()
+        .unwrap_or(1);
+    let offsets: Vec<u32> = match &grid {
+        None => (0..k).map(|i| u32::try_from(i * g.h * g.w).expect("input too large")).collect(),
+        Some(grid) => grid.offsets(r_loc),
+    };
+    let local_len = grid.map_or(0, |grid| grid.local_len(r_loc, 0));
+    let item = |i: usize| {
+        let Some(it) = common.item(i) else { return };
+        let x = common.input(input, &it);
+        let (r_a, r_b) = item_rows(it.pa, it.pb);
+        with_scratch(local_len, |buf| {
+            // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
+            let b_at = match &grid {
+                None => x.as_ptr(),
+                Some(grid) => {
+                    let job = PadJob {
+                        grid: *grid,
+                        x: x.as_ptr(),
+                        r_a,
+                        rows: r_b - r_a + grid.halo,
+                        r_loc,
+                        dst: buf.as_mut_ptr(),
+                    };
+                    // SAFETY: `x` is the group's planes, `buf` holds local_len(r_loc) floats and
+                    // r_b - r_a + halo <= r_loc rows.
+                    unsafe { (ks.pad)(&job) };
+                    buf.as_ptr()
+                }
+            };
+            let a_group = &at[it.group * call.weights.channel_group_len()..];
+            for mp in it.ma..it.mb {
+                let ch = mp * nc;
+                for t in it.pa..it.pb {
+                    let (run, a, n) = tile(t);
+                    // Output pixel q; B column: in place q itself, on the grid the local
+                    // copy's virtual pixel.
+                    let (q, v) = match &grid {
+                        None => (a, a),
+                        Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a),
+                    };
+                    let ct = CTile {
+                        kc: k,
+                        a: a_group[mp * k * nc..].as_ptr(),
+                        // SAFETY (of the offset): pixel v + n - 1 lies inside B row 0.
+                        b: unsafe { b_at.add(v) },
+                        boff: offsets.as_ptr(),
+                        c: common.c_at_channel(&it, ch, q),
+                        ldc: common.out_plane,
+                        m: nc.min(m - ch),
+                        n,
+                        bias: call.bias[it.group * m + ch..].as_ptr(),
+                        act: call.act,
+                    };
+                    // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
+                    // has the tile's n pixels (a run never crosses a row of the grid or the
+                    // end of an input plane); the C tile (m channels, n pixels) is this
+                    // item's own.
+                    unsafe { (ks.ctile)(&ct) };
                 }
             }
         });

@@ -9,12 +9,16 @@
 //!   no im2col), or im2col panels packed per cache block (`pack.rs`: large channel counts
 //!   on small maps). Register-blocked micro-kernels (`kernels/`): 12x32 on AVX-512, 6x16
 //!   on AVX2+FMA, 4x8 scalar, with bias and activation fused into the final store.
+//! * On small maps (7x7, 14x14), where pixel panels would leave lanes idle, the tile turns
+//!   round (`kernels/ctile.rs`): output channels in the lanes, up to 12 pixels broadcast,
+//!   the result transposed into NCHW; `gemm::method` weighs the two by lanes wasted.
 //! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
 //!   (`depthwise.rs`).
 //! * The ISA is found at run time ([`Isa::detect`]) and can be forced
 //!   ([`PackedConv::with_isa`]), which the tests do for each one the CPU has.
 //! * Threads come from the caller ([`Threads`]): a small dedicated pool, not candle's
-//!   rayon pool; share one `Threads` across all the convs of a model.
+//!   rayon pool; share one `Threads` across all the convs of a model. Its helpers are
+//!   pinned to CPUs and the caller kept off theirs (`affinity.rs`).
 //! * No allocation per call in steady state: per-thread scratch is kept and reused.
 //!
 //! ```
@@ -31,6 +35,7 @@
 //! assert!((output[2 * ow + 2] - 1.8).abs() < 1e-5); // an inner pixel: 18 taps of 0.1
 //! ```
 
+mod affinity;
 mod depthwise;
 mod direct;
 mod eltwise;
@@ -260,7 +265,8 @@ impl PackedConv {
         } else {
             let m = spec.out_channels / spec.groups;
             let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
-            Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, kernels::kernel_set(isa).mr))
+            let ks = kernels::kernel_set(isa);
+            Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, ks.mr, ks.nc))
         };
         Ok(PackedConv { spec, epilogue, isa, bias, body, force: None })
     }
@@ -287,12 +293,14 @@ impl PackedConv {
             (Body::Gemm(_), Ok(g)) => match gemm::choose(
                 &g,
                 self.spec.out_channels / self.spec.groups,
-                kernels::kernel_set(self.isa).nr,
+                &kernels::kernel_set(self.isa),
                 self.force,
             ) {
                 gemm::Method::Pointwise => "pointwise",
                 gemm::Method::Direct => "direct",
                 gemm::Method::Im2col => "im2col",
+                gemm::Method::Channels if g.is_pointwise() => "pointwise/channels",
+                gemm::Method::Channels => "direct/channels",
             },
         }
     }

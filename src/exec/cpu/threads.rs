@@ -11,7 +11,8 @@
 //! the caller closes the gate when the items run out and waits only for helpers that
 //! joined and are finishing an item. A late helper finds the gate closed and goes back to
 //! sleep. Idle helpers spin briefly (consecutive layers follow within microseconds), then
-//! park.
+//! park. Helpers are pinned to their own CPUs and a call keeps its caller off them
+//! (`affinity.rs`).
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::affinity;
 use super::ConvError;
 
 /// Convs under this many multiply-adds run on the calling thread alone (about 10 us of
@@ -80,7 +82,7 @@ impl Threads {
             let h = std::thread::Builder::new()
                 .name(format!("synprof-conv-{i}"))
                 .spawn(move || {
-                    pin_to_cpu(i);
+                    affinity::pin_helper(i);
                     helper(&s)
                 })
                 .map_err(|e| ConvError::new(format!("cannot start conv thread {i}: {e}")))?;
@@ -119,6 +121,7 @@ impl Threads {
             return;
         }
         let _one_call = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let _off_helpers = affinity::CallerOffHelpers::new(self.helpers.len());
         let s = &*self.shared;
         // SAFETY: the gate is closed and empty (every call leaves it so), so no helper
         // reads `job` now. The lifetime is erased; it is only used until this call has
@@ -151,41 +154,6 @@ impl Threads {
             panic!("a conv worker thread panicked");
         }
     }
-}
-
-/// Pin helper `i` to the `i`-th CPU this process may use (modulo their count), Linux only.
-///
-/// Without it, on a busy machine the scheduler tends to wake the helper on the caller's
-/// own CPU and leave the two time-slicing one core: measured on the 2-vCPU dev box
-/// under other builds, 2 threads ran no faster than 1. Pinned, helper and caller end up
-/// on different cores (the caller stays free and the balancer moves it off the busier
-/// one). onnxruntime pins its intra-op threads the same way.
-fn pin_to_cpu(i: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        // A cpu_set_t of 1024 bits, as glibc defines it.
-        const WORDS: usize = 1024 / 64;
-        extern "C" {
-            fn sched_getaffinity(pid: i32, size: usize, mask: *mut u64) -> i32;
-            fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
-        }
-        let mut allowed = [0u64; WORDS];
-        // SAFETY: the mask buffer is `WORDS * 8` bytes, as passed; pid 0 is this thread.
-        if unsafe { sched_getaffinity(0, WORDS * 8, allowed.as_mut_ptr()) } != 0 {
-            return;
-        }
-        let cpus: Vec<usize> = (0..WORDS * 64).filter(|&c| allowed[c / 64] >> (c % 64) & 1 == 1).collect();
-        if cpus.len() < 2 {
-            return;
-        }
-        let cpu = cpus[i % cpus.len()];
-        let mut mask = [0u64; WORDS];
-        mask[cpu / 64] |= 1 << (cpu % 64);
-        // SAFETY: as above. Failure only leaves the thread unpinned.
-        unsafe { sched_setaffinity(0, WORDS * 8, mask.as_ptr()) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = i;
 }
 
 /// Take items until none are left.

@@ -3,12 +3,17 @@
 
 use std::arch::x86_64::*;
 
+use super::ctile::dispatch_ctile;
 use super::simd::Simd;
 use super::tile::dispatch_tile;
-use super::Tile;
+use super::{CTile, Tile};
 
 pub(crate) const MR: usize = 6;
 pub(crate) const NR: usize = 16;
+pub(crate) const LANES: usize = 8;
+/// Channel tile: up to 6 pixels by 16 channels (12 accumulators + 2 A vectors).
+pub(crate) const NC: usize = 16;
+pub(crate) const MAX_PIXELS: usize = 6;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Avx2;
@@ -100,6 +105,16 @@ unsafe fn tile_mv<const M: usize, const V: usize>(t: &Tile) {
 /// Safety: see [`super::KernelSet::tile`]; needs AVX2 and FMA.
 pub(crate) unsafe fn tile(t: &Tile) {
     dispatch_tile!(tile_mv, t, 8, [1, 2, 3, 4, 5, 6])
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
+    super::ctile::ctile::<Avx2, P, V, NC>(t)
+}
+
+/// Safety: see [`super::KernelSet::ctile`]; needs AVX2 and FMA.
+pub(crate) unsafe fn ctile(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4, 5, 6])
 }
 
 #[target_feature(enable = "avx2,fma")]

@@ -3,12 +3,17 @@
 
 use std::arch::x86_64::*;
 
+use super::ctile::dispatch_ctile;
 use super::simd::Simd;
 use super::tile::dispatch_tile;
-use super::Tile;
+use super::{CTile, Tile};
 
 pub(crate) const MR: usize = 12;
 pub(crate) const NR: usize = 32;
+pub(crate) const LANES: usize = 16;
+/// Channel tile: up to 12 pixels by 32 channels (24 accumulators + 2 A vectors).
+pub(crate) const NC: usize = 32;
+pub(crate) const MAX_PIXELS: usize = 12;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512;
@@ -91,6 +96,16 @@ unsafe fn tile_mv<const M: usize, const V: usize>(t: &Tile) {
 /// Safety: see [`super::KernelSet::tile`]; needs AVX-512F.
 pub(crate) unsafe fn tile(t: &Tile) {
     dispatch_tile!(tile_mv, t, 16, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
+    super::ctile::ctile::<Avx512, P, V, NC>(t)
+}
+
+/// Safety: see [`super::KernelSet::ctile`]; needs AVX-512F.
+pub(crate) unsafe fn ctile(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 }
 
 #[target_feature(enable = "avx512f")]

@@ -3,8 +3,11 @@
 //! and wraps the generic code in `#[target_feature]` entry points, so the same loops compile
 //! to AVX-512, AVX2+FMA or plain scalar code.
 
+mod ctile;
 pub(crate) mod simd;
 mod tile;
+
+pub(crate) use ctile::CTile;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
@@ -44,9 +47,17 @@ pub(crate) struct Tile {
 pub(crate) struct KernelSet {
     pub mr: usize,
     pub nr: usize,
+    /// Floats per vector.
+    pub lanes: usize,
+    /// The channel-vectorized tile (`ctile.rs`): A^T panels of `nc` channels, at most
+    /// `max_pixels` pixels a tile.
+    pub nc: usize,
+    pub max_pixels: usize,
     /// Computes one tile. Safety: the tile's pointers cover what `Tile` describes, and the
     /// CPU has the ISA.
     pub tile: unsafe fn(&Tile),
+    /// Computes one channel-vectorized tile. Safety: as `tile`, for what `CTile` describes.
+    pub ctile: unsafe fn(&CTile),
     /// Packs B panels (`pack.rs`) with the same ISA.
     pub pack: unsafe fn(&super::pack::PackJob),
     /// Copies input rows into a padded, phase-split grid (`direct.rs`).
@@ -61,7 +72,11 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
         Isa::Avx512 => KernelSet {
             mr: avx512::MR,
             nr: avx512::NR,
+            lanes: avx512::LANES,
+            nc: avx512::NC,
+            max_pixels: avx512::MAX_PIXELS,
             tile: avx512::tile,
+            ctile: avx512::ctile,
             pack: avx512::pack_b,
             pad: avx512::pad,
             scatter: avx512::scatter,
@@ -70,7 +85,11 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
         Isa::Avx2 => KernelSet {
             mr: avx2::MR,
             nr: avx2::NR,
+            lanes: avx2::LANES,
+            nc: avx2::NC,
+            max_pixels: avx2::MAX_PIXELS,
             tile: avx2::tile,
+            ctile: avx2::ctile,
             pack: avx2::pack_b,
             pad: avx2::pad,
             scatter: avx2::scatter,
@@ -78,7 +97,11 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
         _ => KernelSet {
             mr: scalar::MR,
             nr: scalar::NR,
+            lanes: scalar::LANES,
+            nc: scalar::NC,
+            max_pixels: scalar::MAX_PIXELS,
             tile: scalar::tile,
+            ctile: scalar::ctile,
             pack: scalar::pack_b,
             pad: scalar::pad,
             scatter: scalar::scatter,

@@ -1,12 +1,17 @@
 //! Portable fallback: a "vector" of one f32. Same loops as the SIMD paths, so it checks
 //! the blocking and packing logic on any CPU. GEMM tile 4 x 8 (4 x 8 scalar accumulators).
 
+use super::ctile::dispatch_ctile;
 use super::simd::Simd;
 use super::tile::dispatch_tile;
-use super::Tile;
+use super::{CTile, Tile};
 
 pub(crate) const MR: usize = 4;
 pub(crate) const NR: usize = 8;
+pub(crate) const LANES: usize = 1;
+/// Channel tile: up to 4 pixels by 2 channels.
+pub(crate) const NC: usize = 2;
+pub(crate) const MAX_PIXELS: usize = 4;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Scalar;
@@ -78,6 +83,15 @@ unsafe fn tile_mv<const M: usize, const V: usize>(t: &Tile) {
 /// Safety: see [`super::KernelSet::tile`].
 pub(crate) unsafe fn tile(t: &Tile) {
     dispatch_tile!(tile_mv, t, 1, [1, 2, 3, 4])
+}
+
+unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
+    super::ctile::ctile::<Scalar, P, V, NC>(t)
+}
+
+/// Safety: see [`super::KernelSet::ctile`].
+pub(crate) unsafe fn ctile(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4])
 }
 
 pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {

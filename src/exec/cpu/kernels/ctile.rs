@@ -1,0 +1,101 @@
+//! The channel-vectorized GEMM micro-kernel, for small maps: output channels in the
+//! vector lanes, pixels broadcast.
+//!
+//! The pixel-vectorized tile (`tile.rs`) fills its `NR`-wide panels with pixels, so a 7x7
+//! map (49 pixels) runs in 64 lanes and a 14x14 one in 224 (or 222 of a 3x3's padded
+//! grid): 23% and 13% of the FMAs thrown away. Channel counts, by contrast, are multiples
+//! of 16 in nearly every CNN. Here a tile is `P` pixels (any count up to the ISA's limit,
+//! e.g. one 7-pixel output row) by `V` vectors of channels: each K step loads `V` vectors of
+//! the A panel (`[k][NC]`, channels contiguous) and broadcasts `P` B scalars, then does
+//! `P * V` FMAs (12 x 2 = 24 on AVX-512, as the pixel tile).
+//!
+//! The price is the store: the accumulators hold one pixel's channels per vector, the
+//! output is NCHW (a channel's pixels contiguous), so the tile is transposed through a
+//! small buffer: about `NC * P` scalar moves against `K * P * V` FMAs, a few percent
+//! once K is in the hundreds (`gemm::method` weighs it).
+
+use super::simd::{activate, load_n, Simd};
+
+/// One channel-vectorized tile: `C[m x n] = A[m x kc] * B[kc x n] + bias`, activated.
+///
+/// * `a`: an A^T panel, `kc` steps of `NC` floats (channels past `m` are zero).
+/// * `b`, `boff`: pixel `i` of K row `k` is the float at `b + boff[k] + i`.
+/// * `c`: channel 0, pixel 0 of the tile in the output; channels `ldc` apart, a channel's
+///   `n` pixels contiguous.
+#[derive(Clone, Copy)]
+pub(crate) struct CTile {
+    pub kc: usize,
+    pub a: *const f32,
+    pub b: *const f32,
+    pub boff: *const u32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Channels (`<= V * LANES`).
+    pub m: usize,
+    /// Pixels (`== P`).
+    pub n: usize,
+    pub bias: *const f32,
+    pub act: super::Epilogue,
+}
+
+/// Largest `P * NC` of any ISA (AVX-512: 12 pixels x 32 channels).
+const TRANSPOSE_FLOATS: usize = 12 * 32;
+
+/// `P` pixels by `V` channel vectors; `NC` is the A panel's width (`>= V * LANES`).
+#[inline(always)]
+pub(crate) unsafe fn ctile<S: Simd, const P: usize, const V: usize, const NC: usize>(t: &CTile) {
+    debug_assert!(t.n == P && t.m <= V * S::LANES && P * NC <= TRANSPOSE_FLOATS);
+    let mut acc = [[S::zero(); V]; P];
+    let mut a = t.a;
+    for k in 0..t.kc {
+        let b = t.b.add(*t.boff.add(k) as usize);
+        let mut av = [S::zero(); V];
+        for (j, v) in av.iter_mut().enumerate() {
+            *v = S::load(a.add(j * S::LANES));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let bi = S::splat(*b.add(i));
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = S::fmadd(av[j], bi, *x);
+            }
+        }
+        a = a.add(NC);
+    }
+
+    // Bias and activation on the vectors, then the transpose: pixel-major buffer rows of
+    // NC channels, read back a channel at a time.
+    // (Static loops only: indexing `acc` with a run-time bound makes LLVM keep it in
+    // memory, storing every accumulator on every K step.) The dispatcher picks `V` so
+    // every vector has at least one channel.
+    debug_assert!(t.m > (V - 1) * S::LANES);
+    let mut buf = [0.0f32; TRANSPOSE_FLOATS];
+    let mut bias = [S::zero(); V];
+    for (j, b) in bias.iter_mut().enumerate() {
+        *b = load_n::<S>(t.bias.add(j * S::LANES), (t.m - j * S::LANES).min(S::LANES));
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            S::store(buf.as_mut_ptr().add(i * NC + j * S::LANES), activate::<S>(S::add(x, bias[j]), t.act));
+        }
+    }
+    for ch in 0..t.m {
+        let dst = t.c.add(ch * t.ldc);
+        for i in 0..P {
+            *dst.add(i) = buf[i * NC + ch];
+        }
+    }
+}
+
+/// Call `$f::<P, V>(t)` for the tile's pixel count `P` (one of the listed literals) and
+/// `V` = 1 or 2 channel vectors, so each shape gets its own fully unrolled instance.
+macro_rules! dispatch_ctile {
+    ($f:ident, $t:expr, $lanes:expr, [$($p:literal),*]) => {{
+        let t: &$crate::exec::cpu::kernels::CTile = $t;
+        let two = t.m > $lanes;
+        match t.n {
+            $( $p => if two { $f::<$p, 2>(t) } else { $f::<$p, 1>(t) }, )*
+            _ => unreachable!("channel tile pixels {} out of range", t.n),
+        }
+    }};
+}
+pub(crate) use dispatch_ctile;
