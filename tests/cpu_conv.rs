@@ -12,12 +12,13 @@ use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Thread
 /// Allowed error, relative to the largest |output|.
 const TOLERANCE: f64 = 1e-5;
 
-/// Naive f64 conv + bias + epilogue: the definition.
+/// Naive f64 conv + bias (+ residual) + epilogue: the definition.
 #[allow(clippy::too_many_arguments)]
 fn reference(
     spec: &ConvSpec,
     weight: &[f32],
     bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
     epi: Epilogue,
     x: &[f32],
     n: usize,
@@ -54,7 +55,9 @@ fn reference(
                             }
                         }
                     }
-                    out[((b * cout + o) * oh + oy) * ow + ox] = match epi {
+                    let at = ((b * cout + o) * oh + oy) * ow + ox;
+                    acc += residual.map_or(0.0, |r| r[at] as f64);
+                    out[at] = match epi {
                         Epilogue::None => acc,
                         Epilogue::Relu => acc.max(0.0),
                         Epilogue::Relu6 => acc.clamp(0.0, 6.0),
@@ -101,16 +104,17 @@ impl std::fmt::Debug for Case {
 }
 
 /// Run `case` on `isa` with each thread pool and compare with the reference; GEMM convs
-/// also with each way of forming B forced (the automatic choice covers only some shapes).
+/// also with each way of forming B forced (the automatic choice covers only some shapes),
+/// and with a residual added before the activation.
 fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
     let s = case.spec;
-    let weight: Vec<f32> = (0..s.weight_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let bias: Vec<f32> = (0..s.out_channels).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let x: Vec<f32> = (0..case.n * s.in_channels * case.h * case.w).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let weight = random(s.weight_len());
+    let bias = random(s.out_channels);
+    let x = random(case.n * s.in_channels * case.h * case.w);
     let bias = case.bias.then_some(&bias[..]);
-    let want = reference(&s, &weight, bias, case.epi, &x, case.n, case.h, case.w);
+    let want = reference(&s, &weight, bias, None, case.epi, &x, case.n, case.h, case.w);
     let mut conv = PackedConv::with_isa(&weight, bias, s, case.epi, isa).unwrap();
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
     let forced: &[Option<GemmMethod>] = if s.is_depthwise() {
         &[None]
     } else {
@@ -127,22 +131,41 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
         // Poison the output: the conv must overwrite every element.
         let mut got = vec![f32::NAN; want.len()];
         conv.run(&x, case.n, case.h, case.w, &mut got, threads).unwrap();
-        let (worst, at) = got.iter().zip(&want).enumerate().fold((0.0f64, 0), |(m, at), (i, (&g, &r))| {
-            let e = if g.is_finite() { (g as f64 - r).abs() } else { f64::INFINITY };
-            if e > m {
-                (e, i)
-            } else {
-                (m, at)
-            }
-        });
-        assert!(
-            worst <= TOLERANCE * scale,
-            "{isa} ({}), {threads:?}, {case:?}: error {worst:e} at {at} (got {}, want {}), max |out| {scale}",
-            conv.method(case.h, case.w),
-            got[at],
-            want[at]
-        );
+        compare(&got, &want, || format!("{isa} ({}), {threads:?}, {case:?}", conv.method(case.h, case.w)));
     }
+    if s.is_depthwise() {
+        return;
+    }
+    let residual = random(want.len());
+    let want = reference(&s, &weight, bias, Some(&residual), case.epi, &x, case.n, case.h, case.w);
+    for &force in forced {
+        conv.force_gemm_method(force);
+        let threads = &pools[pools.len() - 1];
+        let mut got = vec![f32::NAN; want.len()];
+        conv.run_with_residual(&x, case.n, case.h, case.w, Some(&residual), &mut got, threads).unwrap();
+        let what = || format!("{isa} ({}) with a residual, {threads:?}, {case:?}", conv.method(case.h, case.w));
+        compare(&got, &want, what);
+    }
+}
+
+/// Every element within `TOLERANCE` of the largest |want|.
+fn compare(got: &[f32], want: &[f64], what: impl Fn() -> String) {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
+    let (worst, at) = got.iter().zip(want).enumerate().fold((0.0f64, 0), |(m, at), (i, (&g, &r))| {
+        let e = if g.is_finite() { (g as f64 - r).abs() } else { f64::INFINITY };
+        if e > m {
+            (e, i)
+        } else {
+            (m, at)
+        }
+    });
+    assert!(
+        worst <= TOLERANCE * scale,
+        "{}: error {worst:e} at {at} (got {}, want {}), max |out| {scale}",
+        what(),
+        got[at],
+        want[at]
+    );
 }
 
 fn pools() -> Vec<Threads> {
@@ -338,7 +361,8 @@ fn small_maps_take_the_channel_tile() {
         return;
     }
     let method = |spec: ConvSpec, hw: usize| {
-        let conv = PackedConv::with_isa(&vec![0.0; spec.weight_len()], None, spec, Epilogue::Relu, Isa::Avx512).unwrap();
+        let conv =
+            PackedConv::with_isa(&vec![0.0; spec.weight_len()], None, spec, Epilogue::Relu, Isa::Avx512).unwrap();
         conv.method(hw, hw)
     };
     let c3 = |c: usize| ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1);

@@ -265,6 +265,60 @@ fn packed_and_candle_convs_with_fused_activations() {
     assert_eq!(training.conv_algorithm, ConvAlgorithm::Candle);
 }
 
+/// A residual add runs inside the conv on one side of it (its ReLU too) where that conv's
+/// output feeds the add alone and the other side is computed first; nowhere else.
+#[test]
+fn residual_adds_fuse_into_the_conv_before_them() {
+    let mut g = NetBuilder::new("residual", &[16, 9, 10]);
+    let x = g.input();
+    let stem = g.conv(x, conv(16, 3).pad(1));
+    let stem = g.relu(stem);
+    // identity shortcut: conv -> bn -> add(., stem) -> relu: fused, ReLU included
+    let a = g.conv(stem, conv(16, 3).pad(1));
+    let a = g.bn(a);
+    let a = g.add(a, stem);
+    let a = g.relu(a);
+    // projection shortcut: both sides convs; the later one (the shortcut) takes the add
+    let main = g.conv(a, conv(24, 1));
+    let main = g.bn(main);
+    let short = g.conv(a, conv(24, 1));
+    let short = g.bn(short);
+    let b = g.add(main, short);
+    // a depthwise conv is not fused; nor a conv whose output is also the net's output
+    let dw = g.conv(b, conv(24, 3).pad(1).groups(24));
+    let c = g.add(dw, b);
+    let out = g.conv(c, conv(24, 1));
+    let d = g.add(out, c);
+    let net = g.finish_many(&[d, out]).unwrap();
+    let weights = Weights::init(&net, 4);
+    for (conv, fold, fused) in [
+        (ConvAlgorithm::Packed, true, 2),
+        // unfolded, the batch-norm stands between conv and add
+        (ConvAlgorithm::Packed, false, 0),
+        (ConvAlgorithm::Candle, true, 0),
+    ] {
+        let phase = Phase::Inference { fold_batch_norm: fold };
+        let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
+        assert_eq!(lowered.fused_residual_adds, fused, "{conv} fold {fold}");
+        for batch in [1, 3] {
+            let err = compare_with(&net, fold, 4, batch, conv);
+            assert!(err < TOLERANCE, "{conv} fold {fold} batch {batch}: {err}");
+        }
+    }
+    // The zoo's residual nets: every block's add.
+    use synprof::graph::Shape;
+    for (name, adds) in [("resnet50", 16), ("mobilenet_v2", 10), ("resnet18", 8)] {
+        let net = zoo::build(name, Some(&Shape::chw(3, 64, 64))).unwrap();
+        let weights = Weights::init(&net, 0);
+        let phase = Phase::Inference { fold_batch_norm: true };
+        let lowered =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+        assert_eq!(lowered.fused_residual_adds, adds, "{name}");
+        let err = compare(&net, true, 6, 2);
+        assert!(err < 1e-4, "{name}: {err}");
+    }
+}
+
 #[test]
 fn folding_is_recorded_and_only_where_exact() {
     let net = zoo::build("resnet18", Some(&synprof::graph::Shape::chw(3, 32, 32))).unwrap();

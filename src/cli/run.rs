@@ -92,8 +92,8 @@ pub fn render(outcomes: &[Outcome]) -> String {
         }
         match r.conv_algorithm {
             Some(crate::exec::lower::ConvAlgorithm::Packed) => out.push_str(&format!(
-                "convs: packed CPU kernels (bias fused, {} activations fused; --cpu-conv candle for candle's conv2d).\n",
-                r.fused_activations
+                "convs: packed CPU kernels (bias fused, {} activations and {} residual adds fused; --cpu-conv candle for candle's conv2d).\n",
+                r.fused_activations, r.fused_residual_adds
             )),
             Some(crate::exec::lower::ConvAlgorithm::Candle) => out.push_str("convs: candle conv2d.\n"),
             None => {}

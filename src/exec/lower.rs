@@ -69,6 +69,33 @@ impl std::fmt::Display for ConvAlgorithm {
     }
 }
 
+/// Whether two-input add node `add` can run inside the conv on one side of it:
+/// `(slot, conv, residual)` with `inputs[slot]` the conv's output (or its folded
+/// batch-norm's) read by the add alone, `residual` the other input, computed before the
+/// conv runs (node order is run order), all three of one shape, and the conv not
+/// depthwise. Of two such sides, the later conv (ResNet's downsample branch, when it
+/// follows the main path).
+fn residual_fusion(net: &Net, readers: &[usize], folded_bns: &[bool], add: usize) -> Option<(usize, usize, usize)> {
+    let node = &net.nodes[add];
+    if !matches!(node.op, Op::Add) || node.inputs.len() != 2 {
+        return None;
+    }
+    (0..2)
+        .filter_map(|slot| {
+            let (p, residual) = (node.inputs[slot], node.inputs[1 - slot]);
+            if readers[p] != 1 || net.outputs.contains(&p) {
+                return None;
+            }
+            let conv = if folded_bns[p] { net.nodes[p].inputs[0] } else { p };
+            let Op::Conv2d(c) = &net.nodes[conv].op else { return None };
+            let in_channels = net.nodes[net.nodes[conv].inputs[0]].shape.channels();
+            let depthwise = ConvSpec::from_graph(c, in_channels).is_depthwise();
+            let same = net.nodes[p].shape == node.shape && net.nodes[residual].shape == node.shape;
+            (residual < conv && same && !depthwise).then_some((slot, conv, residual))
+        })
+        .max_by_key(|&(_, conv, _)| conv)
+}
+
 /// The packed convs' worker pool, shared by every model in the process. Sized, on first
 /// use, to the executor's CPU thread count ([`super::device::set_cpu_threads`], else all
 /// cores), the same count candle's pool gets.
@@ -181,6 +208,43 @@ impl candle_core::CustomOp1 for PackedConvOp {
     }
 }
 
+impl candle_core::CustomOp2 for PackedConvOp {
+    fn name(&self) -> &'static str {
+        "packed-conv2d-add"
+    }
+
+    /// `s1` the conv's input, `s2` the residual (the output's shape).
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (CpuStorage::F32(x), CpuStorage::F32(r)) = (s1, s2) else {
+            candle_core::bail!("packed conv with a residual takes f32")
+        };
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let (Some((xa, xb)), Some((ra, rb))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            candle_core::bail!("packed conv with a residual takes contiguous inputs")
+        };
+        let s = self.conv.spec();
+        if c != s.in_channels {
+            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
+        }
+        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
+        let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
+        if l2.shape() != &shape {
+            candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l2.shape())
+        }
+        let mut out = vec![0f32; shape.elem_count()];
+        self.conv
+            .run_with_residual(&x[xa..xb], n, h, w, Some(&r[ra..rb]), &mut out, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
 /// Max pooling on the conv threads, windows clipped to the input (no padded copy); NCHW
 /// f32, inference only.
 #[derive(Debug)]
@@ -255,6 +319,14 @@ pub enum Layer {
     },
     /// A conv on the packed CPU kernels, with its bias and maybe an activation fused.
     PackedConv(Arc<PackedConvOp>),
+    /// A packed conv with the residual add after it fused (and the add's activation):
+    /// `act(conv(x) + values[residual])`, the residual a node computed before the conv.
+    PackedConvAdd {
+        op: Arc<PackedConvOp>,
+        residual: usize,
+    },
+    /// Passes input `k` through: a residual add fused into the conv that feeds it.
+    PassInput(usize),
     /// Max pooling on the conv threads (packed path).
     PackedMaxPool(Arc<PackedMaxPoolOp>),
     /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
@@ -317,6 +389,8 @@ pub struct Lowered {
     pub conv_algorithm: ConvAlgorithm,
     /// Activations fused into the conv or two-input add before them (packed path only).
     pub fused_activations: usize,
+    /// Residual adds fused into the conv feeding them (packed path only).
+    pub fused_residual_adds: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
 }
@@ -567,6 +641,21 @@ impl Lowered {
                 fused_acts[i] = true;
             }
         }
+        // Residual adds fused into the conv on one side: conv node -> residual node, and
+        // add node -> its input slot that passes the conv's output on.
+        let mut residual_of: std::collections::HashMap<usize, usize> = Default::default();
+        let mut add_passes: std::collections::HashMap<usize, usize> = Default::default();
+        if packed {
+            for i in 0..n {
+                if let Some((slot, conv, residual)) = residual_fusion(net, &readers, &folded_bns, i) {
+                    residual_of.insert(conv, residual);
+                    add_passes.insert(i, slot);
+                    if let Some(act) = epilogues.remove(&i) {
+                        epilogues.insert(conv, act);
+                    }
+                }
+            }
+        }
         let mut layers = Vec::with_capacity(n);
         for (i, node) in net.nodes.iter().enumerate() {
             let name = node.name.as_str();
@@ -590,9 +679,14 @@ impl Lowered {
                     let epilogue = epilogues.get(&i).copied().unwrap_or_default();
                     let conv = PackedConv::new(&weight, bias.as_deref(), spec, epilogue).map_err(|e| err(name, e))?;
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    Layer::PackedConv(Arc::new(PackedConvOp { conv, threads }))
+                    let op = Arc::new(PackedConvOp { conv, threads });
+                    match residual_of.get(&i) {
+                        Some(&residual) => Layer::PackedConvAdd { op, residual },
+                        None => Layer::PackedConv(op),
+                    }
                 }
                 _ if fused_acts[i] => Layer::Identity,
+                Op::Add if add_passes.contains_key(&i) => Layer::PassInput(add_passes[&i]),
                 Op::Add if packed && node.inputs.len() == 2 => {
                     let act = epilogues.get(&i).copied().unwrap_or_default();
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
@@ -700,6 +794,7 @@ impl Lowered {
             folded_batch_norms,
             conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
+            fused_residual_adds: add_passes.len(),
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
         })
     }
@@ -741,8 +836,7 @@ impl Lowered {
     ) -> Result<(), ExecError> {
         for i in range {
             let node = &self.net.nodes[i];
-            let inputs: Vec<&Tensor> =
-                node.inputs.iter().map(|&p| values[p].as_ref().expect("inputs are computed first")).collect();
+            let inputs = self.layer_inputs(i, values);
             let out = self.run_layer(i, input, &inputs, dropout).map_err(|e| err(&node.name, e))?;
             values[i] = Some(out);
             for &p in &node.inputs {
@@ -774,7 +868,17 @@ impl Lowered {
         Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
     }
 
-    /// One node's forward on already computed inputs.
+    /// The values node `i`'s layer reads: its inputs, then a fused residual.
+    pub fn layer_inputs<'v>(&self, i: usize, values: &'v [Option<Tensor>]) -> Vec<&'v Tensor> {
+        let value = |p: usize| values[p].as_ref().expect("inputs are computed first");
+        let mut inputs: Vec<&Tensor> = self.net.nodes[i].inputs.iter().map(|&p| value(p)).collect();
+        if let Layer::PackedConvAdd { residual, .. } = &self.layers[i] {
+            inputs.push(value(*residual));
+        }
+        inputs
+    }
+
+    /// One node's forward on already computed inputs ([`Lowered::layer_inputs`]).
     pub fn run_layer(
         &self,
         i: usize,
@@ -788,6 +892,10 @@ impl Lowered {
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedConvAdd { op, .. } => {
+                x().contiguous()?.apply_op2_no_bwd(&inputs[inputs.len() - 1].contiguous()?, op.as_ref())
+            }
+            Layer::PassInput(k) => Ok(inputs[*k].clone()),
             Layer::PackedMaxPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::AffineAct(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),

@@ -149,6 +149,9 @@ pub struct CaseResult {
     /// Activations fused into the conv or add before them (packed path).
     #[serde(default)]
     pub fused_activations: usize,
+    /// Residual adds fused into the conv that feeds them (packed path).
+    #[serde(default)]
+    pub fused_residual_adds: usize,
     /// How the packed CPU path split the batch (`Lowered::batch_split`), if it did: which
     /// nodes ran in sub-batches of how many images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +250,7 @@ pub struct Measured {
     pub layers: Option<Vec<LayerTime>>,
     pub conv_algorithm: Option<ConvAlgorithm>,
     pub fused_activations: usize,
+    pub fused_residual_adds: usize,
     pub batch_split: Option<String>,
 }
 
@@ -318,6 +322,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         folded_batch_norms: measured.folded_batch_norms,
         conv_algorithm: measured.conv_algorithm,
         fused_activations: measured.fused_activations,
+        fused_residual_adds: measured.fused_residual_adds,
         batch_split: measured.batch_split,
         loss_first: measured.losses.and_then(|l| l.0),
         loss_last: measured.losses.and_then(|l| l.1),
@@ -359,6 +364,7 @@ fn measure_candle(
                 layers,
                 conv_algorithm: Some(lowered.conv_algorithm),
                 fused_activations: lowered.fused_activations,
+                fused_residual_adds: lowered.fused_residual_adds,
                 batch_split: lowered.batch_split(opts.batch).map(|s| {
                     format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
                 }),
@@ -378,6 +384,7 @@ fn measure_candle(
                 layers: None,
                 conv_algorithm: Some(trainer.lowered.conv_algorithm),
                 fused_activations: 0,
+                fused_residual_adds: 0,
                 batch_split: None,
             })
         }
@@ -397,7 +404,7 @@ fn time_layers(
         let mut values: Vec<Option<Tensor>> = vec![None; n];
         for i in 0..n {
             let node = &lowered.net.nodes[i];
-            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&p| values[p].as_ref().expect("computed")).collect();
+            let inputs = lowered.layer_inputs(i, &values);
             let t0 = Instant::now();
             let out = lowered
                 .run_layer(i, input, &inputs, &mut |x, _| Ok(x.clone()))
@@ -417,7 +424,7 @@ fn time_layers(
         .zip(&lowered.layers)
         .map(|(((node, row), &t), layer)| {
             let mean_ms = t / iterations as f64;
-            let fused = matches!(layer, crate::exec::lower::Layer::Identity);
+            let fused = matches!(layer, crate::exec::lower::Layer::Identity | crate::exec::lower::Layer::PassInput(_));
             LayerTime {
                 name: node.name.clone(),
                 op: node.op.type_name().to_string(),

@@ -14,7 +14,7 @@
 //! is again a constant shift inside one phase. Dilation folds into the same offsets.
 //! Each work item copies only the rows its pixels need, into its thread's scratch.
 
-use super::kernels::simd::{fill_run, load_n, store_n, zero_n, Simd};
+use super::kernels::simd::{activate, fill_run, load_n, store_n, zero_n, Simd};
 use super::pack::{valid_range, Geom};
 
 /// The phase-split padded grid of one conv.
@@ -152,12 +152,16 @@ pub(crate) struct ScatterJob {
     /// Output of the tile's first row (channel), pixel 0; channels `ldc` apart.
     pub dst: *mut f32,
     pub ldc: usize,
+    /// A residual laid out as `dst`, added and then `act` applied on the way (the tile was
+    /// computed without them); null for a plain copy.
+    pub res: *const f32,
+    pub act: super::Epilogue,
 }
 
 /// Safety: `src` holds `rows * nr` floats, `dst` the output planes of `rows` channels.
 #[inline(always)]
 pub(crate) unsafe fn scatter<S: Simd>(job: &ScatterJob) {
-    let ScatterJob { src, nr, rows, v0, n, wq, ow, dst, ldc } = *job;
+    let ScatterJob { src, nr, rows, v0, n, wq, ow, dst, ldc, res, act } = *job;
     let mut v = v0;
     while v < v0 + n {
         let (oy, ox) = (v / wq, v % wq);
@@ -171,7 +175,12 @@ pub(crate) unsafe fn scatter<S: Simd>(job: &ScatterJob) {
             let mut t = 0;
             while t < len {
                 let l = (len - t).min(S::LANES);
-                store_n::<S>(to.add(i * ldc + t), load_n_exact::<S>(from.add(i * nr + t), l), l);
+                let mut x = load_n_exact::<S>(from.add(i * nr + t), l);
+                if !res.is_null() {
+                    let r = load_n_exact::<S>(res.add(oy * ow + ox + i * ldc + t), l);
+                    x = activate::<S>(S::add(x, r), act);
+                }
+                store_n::<S>(to.add(i * ldc + t), x, l);
                 t += S::LANES;
             }
         }

@@ -278,6 +278,8 @@ pub(crate) struct Call<'a> {
     /// Im2col geometry of one group.
     pub geom: Geom,
     pub images: usize,
+    /// Added before the activation, shaped as the output (a residual connection).
+    pub residual: Option<&'a [f32]>,
     /// Set by tests to exercise each method on any shape.
     pub force: Option<Method>,
 }
@@ -290,6 +292,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     assert_eq!(input.len(), call.images * call.groups * geom.c * geom.h * geom.w);
     assert_eq!(out.len(), call.images * call.groups * m * geom.pixels());
     assert_eq!(call.bias.len(), call.groups * m);
+    assert!(call.residual.is_none_or(|r| r.len() == out.len()));
     match choose(&geom, m, &kernels, call.force) {
         Method::Pointwise => run_pointwise(call, input, out, threads),
         Method::Direct => run_direct(call, input, out, threads),
@@ -310,6 +313,8 @@ struct Common<'a> {
     out_plane: usize,
     in_group: usize,
     out: SendPtr,
+    /// The residual's start, or null.
+    res: SendPtr,
 }
 
 /// One item's coordinates.
@@ -383,6 +388,8 @@ impl<'a> Common<'a> {
             out_plane: g.pixels(),
             in_group: g.c * g.h * g.w,
             out: SendPtr(out.as_mut_ptr()),
+            // Only ever read through.
+            res: SendPtr(call.residual.map_or(std::ptr::null(), <[f32]>::as_ptr).cast_mut()),
         }
     }
 
@@ -433,6 +440,7 @@ impl<'a> Common<'a> {
             accumulate: k0 > 0,
             finish: k0 + kc == k,
             bias: self.call.bias[it.group * m + mp * mr..].as_ptr(),
+            res: std::ptr::null(),
             act: self.call.act,
         }
     }
@@ -447,6 +455,13 @@ impl<'a> Common<'a> {
         // SAFETY (of the offset): channel `ch < m` and pixel `q < pixels` of this
         // (image, group)'s block of the output.
         unsafe { self.out.get().add(it.img_group * self.out_group + ch * self.out_plane + q) }
+    }
+
+    /// The residual's element at `c_at_channel(it, ch, q)`, or null without one.
+    fn res_at(&self, it: &Item, ch: usize, q: usize) -> *const f32 {
+        let base = self.res.get().cast_const();
+        // The residual has the output's shape (checked by the caller): same offset.
+        base.wrapping_add(if base.is_null() { 0 } else { it.img_group * self.out_group + ch * self.out_plane + q })
     }
 }
 
@@ -489,7 +504,9 @@ fn run_pointwise(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads)
                     let q = pj * nr;
                     let (b, boff) =
                         if pj < full { (x[q..].as_ptr(), offsets.as_ptr()) } else { (tail.as_ptr(), packed.as_ptr()) };
-                    let t = common.tile(&it, mp, 0, k, b, boff, nr.min(pixels - q), common.c_at(&it, mp, q), pixels);
+                    let mut t =
+                        common.tile(&it, mp, 0, k, b, boff, nr.min(pixels - q), common.c_at(&it, mp, q), pixels);
+                    t.res = common.res_at(&it, mp * call.weights.mr, q);
                     unsafe { (call.kernels.tile)(&t) };
                 }
             }
@@ -539,10 +556,18 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                     // Virtual pixel v reads the local copy at v - r_a * wq.
                     let b = buf[v - r_a * grid.wq..].as_ptr();
                     if grid.is_dense() {
-                        let t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, v), out_plane);
+                        let mut t =
+                            common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, v), out_plane);
+                        t.res = common.res_at(&it, mp * call.weights.mr, v);
                         unsafe { (call.kernels.tile)(&t) };
                     } else {
-                        let t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, tile_buf.as_mut_ptr(), nr);
+                        let mut t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, tile_buf.as_mut_ptr(), nr);
+                        // The residual is added (and the activation applied) in the scatter,
+                        // where the grid's columns become output pixels.
+                        let res = common.res_at(&it, mp * call.weights.mr, 0);
+                        if !res.is_null() {
+                            t.act = Epilogue::None;
+                        }
                         unsafe { (call.kernels.tile)(&t) };
                         let job = ScatterJob {
                             src: tile_buf.as_ptr(),
@@ -554,6 +579,8 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                             ow,
                             dst: common.c_at(&it, mp, 0),
                             ldc: out_plane,
+                            res,
+                            act: call.act,
                         };
                         // SAFETY: the tile buffer holds t.m rows of nr; the destination is
                         // t.m output planes of this item's channels, at real pixels only.
@@ -588,7 +615,7 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                     for pj in 0..it.pb - it.pa {
                         let q = p0 + pj * nr;
                         let b = buf[pj * (k1 - k0) * nr..].as_ptr();
-                        let t = common.tile(
+                        let mut t = common.tile(
                             &it,
                             mp,
                             k0,
@@ -599,6 +626,7 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                             common.c_at(&it, mp, q),
                             pixels,
                         );
+                        t.res = common.res_at(&it, mp * call.weights.mr, q);
                         unsafe { (call.kernels.tile)(&t) };
                     }
                 }
@@ -690,6 +718,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                         m: nc.min(m - ch),
                         n,
                         bias: call.bias[it.group * m + ch..].as_ptr(),
+                        res: common.res_at(&it, ch, q),
                         act: call.act,
                     };
                     // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`

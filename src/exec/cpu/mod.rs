@@ -359,6 +359,24 @@ impl PackedConv {
         output: &mut [f32],
         threads: &Threads,
     ) -> Result<(), ConvError> {
+        self.run_with_residual(input, n, h, w, None, output, threads)
+    }
+
+    /// As [`PackedConv::run`], with `residual` (shaped as the output) added after the bias
+    /// and before the activation: a ResNet block's `relu(bn3(conv3(x)) + identity)` in the
+    /// conv's own store, no separate pass over the tensors. GEMM convs only (a depthwise
+    /// conv is refused).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with_residual(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        residual: Option<&[f32]>,
+        output: &mut [f32],
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
         let s = &self.spec;
         let (oh, ow) = s.output_hw(h, w)?;
         if input.len() != n * s.in_channels * h * w {
@@ -376,6 +394,19 @@ impl PackedConv {
                 s.out_channels,
                 n * s.out_channels * oh * ow
             )));
+        }
+        if let Some(r) = residual {
+            if r.len() != output.len() {
+                return Err(ConvError::new(format!(
+                    "residual has {} floats, the output {n}x{}x{oh}x{ow} has {}",
+                    r.len(),
+                    s.out_channels,
+                    output.len()
+                )));
+            }
+            if matches!(self.body, Body::Depthwise(_)) {
+                return Err(ConvError::new("a residual is fused only into GEMM convs, not depthwise ones"));
+            }
         }
         if n == 0 {
             return Ok(());
@@ -396,6 +427,7 @@ impl PackedConv {
                     groups: s.groups,
                     geom,
                     images: n,
+                    residual,
                     force: self.force,
                 };
                 gemm::run(&call, input, output, threads);

@@ -187,6 +187,7 @@ pub fn measure(
         layers: None,
         conv_algorithm: None,
         fused_activations: 0,
+        fused_residual_adds: 0,
         batch_split: None,
     };
     Ok((measured, result.runtime, result.peak_rss_bytes))

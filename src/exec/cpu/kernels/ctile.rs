@@ -35,6 +35,8 @@ pub(crate) struct CTile {
     /// Pixels (`== P`).
     pub n: usize,
     pub bias: *const f32,
+    /// A residual added before `act`, laid out as `c`; null for none.
+    pub res: *const f32,
     pub act: super::Epilogue,
 }
 
@@ -62,8 +64,8 @@ pub(crate) unsafe fn ctile<S: Simd, const P: usize, const V: usize, const NC: us
         a = a.add(NC);
     }
 
-    // Bias and activation on the vectors, then the transpose: pixel-major buffer rows of
-    // NC channels, read back a channel at a time.
+    // Bias (and residual) and activation on the vectors, then the transpose: pixel-major
+    // buffer rows of NC channels, read back a channel at a time.
     // (Static loops only: indexing `acc` with a run-time bound makes LLVM keep it in
     // memory, storing every accumulator on every K step.) The dispatcher picks `V` so
     // every vector has at least one channel.
@@ -73,9 +75,24 @@ pub(crate) unsafe fn ctile<S: Simd, const P: usize, const V: usize, const NC: us
     for (j, b) in bias.iter_mut().enumerate() {
         *b = load_n::<S>(t.bias.add(j * S::LANES), (t.m - j * S::LANES).min(S::LANES));
     }
+    let has_res = !t.res.is_null();
+    if has_res {
+        // The residual comes in through the buffer, transposed the same way.
+        for ch in 0..t.m {
+            let res = t.res.add(ch * t.ldc);
+            for i in 0..P {
+                buf[i * NC + ch] = *res.add(i);
+            }
+        }
+    }
     for (i, row) in acc.iter().enumerate() {
         for (j, &x) in row.iter().enumerate() {
-            S::store(buf.as_mut_ptr().add(i * NC + j * S::LANES), activate::<S>(S::add(x, bias[j]), t.act));
+            let at = buf.as_mut_ptr().add(i * NC + j * S::LANES);
+            let mut v = S::add(x, bias[j]);
+            if has_res {
+                v = S::add(v, S::load(at));
+            }
+            S::store(at, activate::<S>(v, t.act));
         }
     }
     for ch in 0..t.m {

@@ -36,9 +36,12 @@ pub(crate) struct Tile {
     pub n: usize,
     /// Add to what `c` holds (a later K block) instead of overwriting it.
     pub accumulate: bool,
-    /// Last K block: add `bias[0..m]` and apply `act`.
+    /// Last K block: add `bias[0..m]` (and the residual) and apply `act`.
     pub finish: bool,
     pub bias: *const f32,
+    /// A residual added before `act` on the last K block, laid out as `c` (`ldc` apart);
+    /// null for none.
+    pub res: *const f32,
     pub act: Epilogue,
 }
 

@@ -48,7 +48,11 @@ pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usi
                 v = S::add(v, load_n::<S>(cj, lanes));
             }
             if t.finish {
-                v = activate::<S>(S::add(v, bias), t.act);
+                v = S::add(v, bias);
+                if !t.res.is_null() {
+                    v = S::add(v, load_n::<S>(t.res.add(i * t.ldc + j * S::LANES), lanes));
+                }
+                v = activate::<S>(v, t.act);
             }
             store_n::<S>(cj, v, lanes);
         }
