@@ -55,6 +55,9 @@ pub use threads::Threads;
 
 use crate::graph::Padding;
 
+/// GEMM MACs one depthwise MAC counts as when deciding whether a conv is worth threads.
+const DEPTHWISE_MAC_COST: u64 = 16;
+
 /// What follows the bias, fused into the conv's output store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Epilogue {
@@ -412,9 +415,12 @@ impl PackedConv {
             return Ok(());
         }
         // A tiny conv (a few microseconds of work) costs less done here than the wake-up
-        // of a parked helper.
+        // of a parked helper. A depthwise MAC costs 3-14x a GEMM one (memory-bound, and a
+        // 7x7 row fills 7 of 16 lanes): MobileNetV2's 960-channel 7x7 depthwise conv is
+        // 0.4M MACs but 48 us of work, which ran serial under the MAC threshold alone.
         static SERIAL: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::single);
-        let threads = if s.macs(n, h, w) < threads.serial_below() { &*SERIAL } else { threads };
+        let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
+        let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
         let p = s.padding;
         match &self.body {
             Body::Gemm(weights) => {
