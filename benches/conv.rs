@@ -23,7 +23,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use rayon::prelude::*;
-use synprof::exec::cpu::{ConvSpec, Epilogue, Isa, PackedConv, Threads};
+use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads};
 use synprof::graph::Op;
 
 /// One distinct conv layer of a model (identical shapes counted once, `count` times).
@@ -547,7 +547,7 @@ fn criterion_benches(c: &mut Criterion) {
 }
 
 /// `--one c,h,w,oc,kh,kw,sh,sw,dh,dw,top,left,bottom,right,groups --batch n [--threads t]
-/// [--cpu-time]`: ours alone
+/// [--cpu-time] [--method pointwise|direct|im2col|channels]`: ours alone
 /// on one layer, printing the median seconds (for interleaving with other runtimes'
 /// timings of the same layer from outside, e.g. onnxruntime in conv_RESULTS.md).
 fn one(args: &[String], spec_arg: &str) {
@@ -566,7 +566,15 @@ fn one(args: &[String], spec_arg: &str) {
         .with_padding(top, bottom, left, right)
         .with_groups(groups);
     let (oh, ow) = spec.output_hw(h, w).unwrap();
-    let conv = PackedConv::new(&random(spec.weight_len(), 1), Some(&random(oc, 2)), spec, Epilogue::None).unwrap();
+    let mut conv = PackedConv::new(&random(spec.weight_len(), 1), Some(&random(oc, 2)), spec, Epilogue::None).unwrap();
+    conv.force_gemm_method(match arg(args, "--method").as_deref() {
+        None => None,
+        Some("pointwise") => Some(GemmMethod::Pointwise),
+        Some("direct") => Some(GemmMethod::Direct),
+        Some("im2col") => Some(GemmMethod::Im2col),
+        Some("channels") => Some(GemmMethod::Channels),
+        Some(other) => panic!("--method {other}: pointwise, direct, im2col or channels"),
+    });
     let input = random(n * c * h * w, 3);
     let mut out = vec![0.0; n * oc * oh * ow];
     let threads = Threads::new(nthreads).unwrap();

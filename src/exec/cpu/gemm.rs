@@ -134,7 +134,7 @@ pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
     let nr = ks.nr;
     let pixels = g.pixels() as f64;
     let lanes = |cols: usize| cols.next_multiple_of(nr) as f64 / pixels;
-    let grid = Grid::new(*g);
+    let grid = Grid::new(*g).filter(|grid| grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS);
     let (pixel_method, pixel_cost) = if g.is_pointwise() {
         // Reading B in place walks K rows h*w apart on every tile: fine while that span
         // stays small, but on large maps (3 MiB for 256 channels at 56x56) the TLB and
@@ -147,13 +147,15 @@ pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
         // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
         // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.
         let im2col = lanes(g.pixels()) * (1.0 + 16.0 / m as f64);
-        match grid.filter(|grid| grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS) {
+        match grid {
             Some(grid) if lanes(grid.pixels()) <= im2col => (Method::Direct, lanes(grid.pixels())),
-            _ => return Method::Im2col,
+            Some(_) => (Method::Im2col, im2col),
+            None => return Method::Im2col,
         }
     };
-    // The channel tile wastes lanes only on a channel count off the vector width, pays
-    // for its transposed store, and loses speed on tiles too small to hide FMA latency.
+    // The channel tile (B in place or on the grid, as above) wastes lanes only on a
+    // channel count off the vector width, pays for its transposed store, and loses speed
+    // on tiles too small to hide FMA latency.
     let run = pixel_runs(g).1;
     let p = run / run.div_ceil(ks.max_pixels);
     let v = m.min(ks.nc).div_ceil(ks.lanes);
