@@ -3,6 +3,7 @@
 //! two), and a batch-norm that cannot fold into a conv (`x * scale + shift` per channel,
 //! DenseNet's BN-ReLU after a concatenation) with its activation.
 
+use super::isa::widest_vectors;
 use super::{ConvError, Epilogue, Threads};
 use std::sync::Mutex;
 
@@ -11,9 +12,20 @@ const CHUNK: usize = 1 << 14;
 /// Below this many elements, one thread does it all.
 const SERIAL: usize = 1 << 16;
 
-fn add_act_serial(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue) {
-    for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b)) {
-        *o = act_of(x + y, act);
+widest_vectors! {
+    fn add_act_serial(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue) {
+        for (o, (x, y)) in out.iter_mut().zip(a.iter().zip(b)) {
+            *o = act_of(x + y, act);
+        }
+    }
+}
+
+widest_vectors! {
+    /// `dst = act(src * a + b)`.
+    fn affine_act_serial(src: &[f32], a: f32, b: f32, dst: &mut [f32], act: Epilogue) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = act_of(v * a + b, act);
+        }
     }
 }
 
@@ -79,10 +91,7 @@ pub fn affine_act(
         for (k, dst) in o.chunks_mut(plane).enumerate() {
             let p = first + k;
             let (a, b) = (scale[p % channels], shift[p % channels]);
-            let src = &x[p * plane..(p + 1) * plane];
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = act_of(v * a + b, act);
-            }
+            affine_act_serial(&x[p * plane..(p + 1) * plane], a, b, dst, act);
         }
     };
     if out.len() < SERIAL || threads.count() == 1 {

@@ -53,3 +53,32 @@ impl std::fmt::Display for Isa {
         f.write_str(self.name())
     }
 }
+
+/// Define `fn $name(args)` that runs `$body` compiled for the widest vectors this CPU has:
+/// the body is compiled three times, in `#[target_feature]` functions for AVX-512 and
+/// AVX2+FMA and as is, and the fastest available one is called. For plain-Rust loops
+/// (pooling, element-wise passes) that the compiler vectorizes itself: without it they
+/// get the baseline x86-64 SSE2 (4 lanes). The body must be safe code; calling it inside
+/// a target-feature function is sound once the CPU was checked to have the feature.
+macro_rules! widest_vectors {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($arg: $ty),*) $body
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $body
+                match $crate::exec::cpu::Isa::detect() {
+                    // SAFETY: `detect` found the features these functions are compiled for.
+                    $crate::exec::cpu::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::exec::cpu::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::exec::cpu::Isa::Scalar => {}
+                }
+            }
+            $body
+        }
+    };
+}
+pub(crate) use widest_vectors;
