@@ -48,12 +48,12 @@ widest_vectors! {
     /// (`h x ow`), then each output row the maximum of its window's rows. Both passes run over
     /// whole rows, so they vectorize; windows are clipped to the input. A strided row is first
     /// split into its `sw` phases (`phases`), after which every tap reads a contiguous run.
-    fn plane(x: &[f32], h: usize, w: usize, s: &MaxPoolSpec, out: &mut [f32], rows: &mut Vec<f32>, phases: &mut Vec<f32>) {
+    fn plane(x: &[f32], h: usize, w: usize, s: &MaxPoolSpec, taps: &[HTap], out: &mut [f32], rows: &mut Vec<f32>, phases: &mut Vec<f32>) {
         // (A fold, not `any`: without the early exit the scan vectorizes.)
         if x.chunks(256).any(|c| c.iter().fold(false, |nan, v| nan | v.is_nan())) {
-            plane_body::<true>(x, h, w, s, out, rows, phases)
+            plane_body::<true>(x, h, w, s, taps, out, rows, phases)
         } else {
-            plane_body::<false>(x, h, w, s, out, rows, phases)
+            plane_body::<false>(x, h, w, s, taps, out, rows, phases)
         }
     }
 }
@@ -64,6 +64,7 @@ fn plane_body<const NAN: bool>(
     h: usize,
     w: usize,
     s: &MaxPoolSpec,
+    taps: &[HTap],
     out: &mut [f32],
     rows: &mut Vec<f32>,
     phases: &mut Vec<f32>,
@@ -72,28 +73,31 @@ fn plane_body<const NAN: bool>(
     let [sh, sw] = s.stride;
     let [pt, pl] = s.pad_before;
     let [oh, ow] = s.out_hw;
+    if oh == 1 && ow == 1 {
+        // One window over the plane (a pool to 1x1, as proxies end with): its rows' maxima
+        // directly, no per-row bookkeeping.
+        // Window rows k - pt and columns k - pl, clipped to the plane.
+        let (y1, x1) = (kh.saturating_sub(pt).min(h), kw.saturating_sub(pl).min(w));
+        let mut m = f32::NEG_INFINITY;
+        for row in x.chunks_exact(w).take(y1) {
+            m = row[..x1].iter().fold(m, |m, &v| mx::<NAN>(m, v));
+        }
+        out[0] = m;
+        return;
+    }
     rows.clear();
     rows.resize(h * ow, f32::NEG_INFINITY);
     let pw = w.div_ceil(sw); // floats per phase
     phases.resize(sw * pw, 0.0);
     for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
-        // Column o * sw + k - pl of the row is phase (k - pl) mod sw, element o + (k - pl) div sw.
         let src = if sw == 1 {
             src
         } else {
             split_phases(src, sw, pw, phases);
             &phases[..]
         };
-        for k in 0..kw {
-            let (lo, hi) = taps_inside(k, pl, sw, w, ow);
-            if lo == hi {
-                continue;
-            }
-            let shift = k as isize - pl as isize;
-            let (phase, q) = (shift.rem_euclid(sw as isize) as usize, shift.div_euclid(sw as isize));
-            let start = (phase * pw) as isize + lo as isize + q;
-            let src = &src[start as usize..start as usize + (hi - lo)];
-            for (m, &v) in r[lo..hi].iter_mut().zip(src) {
+        for &HTap { lo, hi, start } in taps {
+            for (m, &v) in r[lo..hi].iter_mut().zip(&src[start..start + (hi - lo)]) {
                 *m = mx::<NAN>(*m, v);
             }
         }
@@ -111,6 +115,32 @@ fn plane_body<const NAN: bool>(
             }
         }
     }
+}
+
+/// One horizontal window tap, the same for every row of every plane: row maxima `lo..hi`
+/// take it from the row (or its phases) at `start..`.
+#[derive(Clone, Copy)]
+struct HTap {
+    lo: usize,
+    hi: usize,
+    start: usize,
+}
+
+/// The taps that land inside a row of `w` (worked out once per call: the divisions cost
+/// more than a small plane's maxima).
+fn horizontal_taps(s: &MaxPoolSpec, w: usize) -> Vec<HTap> {
+    let (kw, sw, pl, ow) = (s.kernel[1], s.stride[1], s.pad_before[1], s.out_hw[1]);
+    let pw = w.div_ceil(sw);
+    (0..kw)
+        .filter_map(|k| {
+            let (lo, hi) = taps_inside(k, pl, sw, w, ow);
+            // Column o * sw + k - pl of the row is phase (k - pl) mod sw, element o + (k - pl) div sw.
+            let shift = k as isize - pl as isize;
+            let (phase, q) = (shift.rem_euclid(sw as isize) as usize, shift.div_euclid(sw as isize));
+            let start = ((phase * pw) as isize + lo as isize + q) as usize;
+            (lo < hi).then_some(HTap { lo, hi, start })
+        })
+        .collect()
 }
 
 /// `phases[r * pw + i] = src[i * sw + r]` (the tail of a short phase left as it was: no
@@ -160,11 +190,12 @@ pub fn max_pool(
     if out_plane == 0 {
         return Ok(());
     }
+    let taps = horizontal_taps(s, w);
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
     if threads.count() == 1 || planes <= per_item {
         let (mut rows, mut phases) = (Vec::new(), Vec::new());
         for (p, o) in out.chunks_mut(out_plane).enumerate() {
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, o, &mut rows, &mut phases);
+            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, &taps, o, &mut rows, &mut phases);
         }
         return Ok(());
     }
@@ -174,7 +205,7 @@ pub fn max_pool(
         let (mut rows, mut phases) = (Vec::new(), Vec::new());
         for (k, op) in o.chunks_mut(out_plane).enumerate() {
             let p = i * per_item + k;
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, op, &mut rows, &mut phases);
+            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, &taps, op, &mut rows, &mut phases);
         }
     });
     Ok(())
@@ -221,6 +252,9 @@ mod tests {
             (4, 10, 11, [3, 3], [3, 3], [1, 1], [1, 0]),
             (6, 9, 13, [2, 3], [3, 2], [0, 1], [0, 1]),
             (2, 5, 7, [1, 1], [2, 3], [0, 0], [0, 0]),
+            // the whole plane to 1x1 (with and without padding in the window)
+            (9, 7, 7, [7, 7], [7, 7], [0, 0], [0, 0]),
+            (3, 5, 6, [4, 5], [4, 5], [1, 2], [0, 0]),
         ] {
             let oh = (h + pad[0] + extra[0] - kernel[0]) / stride[0] + 1;
             let ow = (w + pad[1] + extra[1] - kernel[1]) / stride[1] + 1;
@@ -262,14 +296,11 @@ mod tests {
 
 #[cfg(test)]
 mod timing {
-    #[test]
-    #[ignore]
-    fn time_resnet_pool() {
-        use super::*;
-        let (planes, h, w) = (64, 112, 112);
-        let s = MaxPoolSpec { kernel: [3, 3], stride: [2, 2], pad_before: [1, 1], out_hw: [56, 56] };
+    use super::*;
+
+    fn time(planes: usize, h: usize, w: usize, s: MaxPoolSpec) -> f64 {
         let x: Vec<f32> = (0..planes * h * w).map(|i| ((i * 7919) % 101) as f32).collect();
-        let mut out = vec![0.0; planes * 56 * 56];
+        let mut out = vec![0.0; planes * s.out_hw[0] * s.out_hw[1]];
         let t = Threads::single();
         for _ in 0..3 {
             max_pool(&x, planes, h, w, &s, &mut out, &t).unwrap();
@@ -278,6 +309,16 @@ mod timing {
         for _ in 0..50 {
             max_pool(&x, planes, h, w, &s, &mut out, &t).unwrap();
         }
-        eprintln!("pool: {:.3} ms", t0.elapsed().as_secs_f64() * 1e3 / 50.0);
+        t0.elapsed().as_secs_f64() * 1e3 / 50.0
+    }
+
+    /// `cargo test --release --lib pool::timing -- --ignored --nocapture`: one thread, ms.
+    #[test]
+    #[ignore]
+    fn time_pools() {
+        let stem = MaxPoolSpec { kernel: [3, 3], stride: [2, 2], pad_before: [1, 1], out_hw: [56, 56] };
+        eprintln!("ResNet stem pool, 64 x 112x112 -> 56x56: {:.3} ms", time(64, 112, 112, stem));
+        let whole = MaxPoolSpec { kernel: [7, 7], stride: [7, 7], pad_before: [0, 0], out_hw: [1, 1] };
+        eprintln!("7x7 to 1x1, 1280 planes: {:.3} ms", time(1280, 7, 7, whole));
     }
 }
