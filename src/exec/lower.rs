@@ -143,16 +143,12 @@ impl candle_core::CustomOp2 for AddActOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else { candle_core::bail!("fused add takes f32") };
+        let (a, b) = two_f32_inputs(s1, l1, s2, l2, "fused add")?;
         if l1.shape() != l2.shape() {
             candle_core::bail!("add of shapes {:?} and {:?}", l1.shape(), l2.shape())
         }
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            candle_core::bail!("fused add takes contiguous inputs")
-        };
-        let mut out = output_buffer(a1 - a0);
-        super::cpu::add_act(&a[a0..a1], &b[b0..b1], &mut out, self.act, self.threads)
-            .map_err(candle_core::Error::msg)?;
+        let mut out = output_buffer(a.len());
+        super::cpu::add_act(a, b, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -197,6 +193,31 @@ impl PackedConvOp {
     pub fn conv(&self) -> &PackedConv {
         &self.conv
     }
+
+    /// The conv of a contiguous NCHW f32 input (`layout`), with a residual shaped as the
+    /// output added before the activation if given.
+    fn forward(
+        &self,
+        x: &[f32],
+        layout: &Layout,
+        residual: Option<(&[f32], &Layout)>,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let s = self.conv.spec();
+        if c != s.in_channels {
+            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
+        }
+        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
+        let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
+        if let Some((_, l)) = residual.filter(|(_, l)| l.shape() != &shape) {
+            candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l.shape())
+        }
+        let mut out = output_buffer(shape.elem_count());
+        self.conv
+            .run_with_residual(x, n, h, w, residual.map(|(r, _)| r), &mut out, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
 }
 
 impl candle_core::CustomOp1 for PackedConvOp {
@@ -208,18 +229,10 @@ impl candle_core::CustomOp1 for PackedConvOp {
         let CpuStorage::F32(data) = storage else {
             candle_core::bail!("packed conv takes f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
         };
-        let (n, c, h, w) = layout.shape().dims4()?;
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("packed conv takes a contiguous input")
         };
-        let s = self.conv.spec();
-        if c != s.in_channels {
-            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
-        }
-        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
-        let mut out = output_buffer(n * s.out_channels * oh * ow);
-        self.conv.run(&data[start..end], n, h, w, &mut out, self.threads).map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), (n, s.out_channels, oh, ow).into()))
+        self.forward(&data[start..end], layout, None)
     }
 }
 
@@ -236,28 +249,25 @@ impl candle_core::CustomOp2 for PackedConvOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(r)) = (s1, s2) else {
-            candle_core::bail!("packed conv with a residual takes f32")
-        };
-        let (n, c, h, w) = l1.shape().dims4()?;
-        let (Some((xa, xb)), Some((ra, rb))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-            candle_core::bail!("packed conv with a residual takes contiguous inputs")
-        };
-        let s = self.conv.spec();
-        if c != s.in_channels {
-            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
-        }
-        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
-        let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
-        if l2.shape() != &shape {
-            candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l2.shape())
-        }
-        let mut out = output_buffer(shape.elem_count());
-        self.conv
-            .run_with_residual(&x[xa..xb], n, h, w, Some(&r[ra..rb]), &mut out, self.threads)
-            .map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), shape))
+        let (x, r) = two_f32_inputs(s1, l1, s2, l2, "packed conv with a residual")?;
+        self.forward(x, l1, Some((r, l2)))
     }
+}
+
+/// The data of a custom op's two inputs, which must be contiguous f32 (`what` names the op
+/// in the error).
+fn two_f32_inputs<'a>(
+    s1: &'a CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+    what: &str,
+) -> candle_core::Result<(&'a [f32], &'a [f32])> {
+    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else { candle_core::bail!("{what} takes f32") };
+    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        candle_core::bail!("{what} takes contiguous inputs")
+    };
+    Ok((&a[a0..a1], &b[b0..b1]))
 }
 
 /// Max pooling on the conv threads, windows clipped to the input (no padded copy); NCHW
