@@ -169,14 +169,11 @@ impl candle_core::CustomOp1 for AffineActOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let CpuStorage::F32(x) = storage else { candle_core::bail!("fused batch-norm takes f32") };
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("fused batch-norm takes a contiguous input")
-        };
+        let x = f32_input(storage, layout, "fused batch-norm")?;
         let dims = layout.shape().dims();
         let plane: usize = dims.iter().skip(2).product();
-        let mut out = output_buffer(b - a);
-        super::cpu::affine_act(&x[a..b], &self.scale, &self.shift, plane.max(1), &mut out, self.act, self.threads)
+        let mut out = output_buffer(x.len());
+        super::cpu::affine_act(x, &self.scale, &self.shift, plane.max(1), &mut out, self.act, self.threads)
             .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
@@ -226,13 +223,7 @@ impl candle_core::CustomOp1 for PackedConvOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("packed conv takes f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed conv takes a contiguous input")
-        };
-        self.forward(&data[start..end], layout, None)
+        self.forward(f32_input(storage, layout, "packed conv")?, layout, None)
     }
 }
 
@@ -254,8 +245,17 @@ impl candle_core::CustomOp2 for PackedConvOp {
     }
 }
 
-/// The data of a custom op's two inputs, which must be contiguous f32 (`what` names the op
-/// in the error).
+/// The data of a custom op's input, which must be contiguous f32 (`what` names the op in
+/// the error).
+fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(x) = storage else {
+        candle_core::bail!("{what} takes f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{what} takes a contiguous input") };
+    Ok(&x[start..end])
+}
+
+/// `f32_input` of a custom op's two inputs.
 fn two_f32_inputs<'a>(
     s1: &'a CpuStorage,
     l1: &Layout,
@@ -263,11 +263,7 @@ fn two_f32_inputs<'a>(
     l2: &Layout,
     what: &str,
 ) -> candle_core::Result<(&'a [f32], &'a [f32])> {
-    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else { candle_core::bail!("{what} takes f32") };
-    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-        candle_core::bail!("{what} takes contiguous inputs")
-    };
-    Ok((&a[a0..a1], &b[b0..b1]))
+    Ok((f32_input(s1, l1, what)?, f32_input(s2, l2, what)?))
 }
 
 /// Max pooling on the conv threads, windows clipped to the input (no padded copy); NCHW
@@ -284,15 +280,11 @@ impl candle_core::CustomOp1 for PackedMaxPoolOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let CpuStorage::F32(data) = storage else { candle_core::bail!("packed max pool takes f32") };
+        let x = f32_input(storage, layout, "packed max pool")?;
         let (n, c, h, w) = layout.shape().dims4()?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("packed max pool takes a contiguous input")
-        };
         let [oh, ow] = self.spec.out_hw;
         let mut out = output_buffer(n * c * oh * ow);
-        super::cpu::max_pool(&data[start..end], n * c, h, w, &self.spec, &mut out, self.threads)
-            .map_err(candle_core::Error::msg)?;
+        super::cpu::max_pool(x, n * c, h, w, &self.spec, &mut out, self.threads).map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
     }
 }

@@ -57,68 +57,75 @@ mod linux {
     }
 }
 
-/// The CPU helper `i` (1-based) runs on: the `i`-th allowed one, modulo their count.
-#[cfg(target_os = "linux")]
-fn helper_cpu(allowed: &[usize], i: usize) -> usize {
-    allowed[i % allowed.len()]
+/// Where a pool's threads run: worked out once, when the pool starts, from the CPUs the
+/// starting thread may use (the process's set: callers are never pinned for good).
+pub(crate) struct Placement {
+    /// Helper `i` (1-based) runs on `helper_cpus[i - 1]`: the `i`-th allowed CPU, modulo
+    /// their count. Empty when the process may use fewer than two CPUs (nothing pinned).
+    helper_cpus: Vec<usize>,
+    /// The allowed CPUs no helper uses, for a caller found on a helper's CPU.
+    #[cfg(target_os = "linux")]
+    free: Option<linux::Mask>,
 }
 
-/// Pin the calling helper thread, number `i` of its pool, to its CPU. Nothing when the
-/// process may use fewer than two CPUs.
-pub(crate) fn pin_helper(i: usize) {
-    #[cfg(target_os = "linux")]
-    if let Some(mask) = linux::get() {
-        let allowed = linux::cpus(&mask);
-        if allowed.len() >= 2 {
-            linux::set(&linux::only(helper_cpu(&allowed, i)));
+impl Placement {
+    pub(crate) fn new(helpers: usize) -> Placement {
+        #[cfg(target_os = "linux")]
+        if let Some(mask) = linux::get() {
+            let allowed = linux::cpus(&mask);
+            if allowed.len() >= 2 {
+                let helper_cpus: Vec<usize> = (1..=helpers).map(|i| allowed[i % allowed.len()]).collect();
+                let mut free = [0u64; linux::WORDS];
+                for &c in allowed.iter().filter(|c| !helper_cpus.contains(c)) {
+                    free[c / 64] |= 1 << (c % 64);
+                }
+                let free = free.iter().any(|&w| w != 0).then_some(free);
+                return Placement { helper_cpus, free };
+            }
+        }
+        let _ = helpers;
+        Placement {
+            helper_cpus: Vec::new(),
+            #[cfg(target_os = "linux")]
+            free: None,
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = i;
+
+    /// Helper `i` (1-based)'s CPU, if helpers are pinned.
+    pub(crate) fn helper_cpu(&self, i: usize) -> Option<usize> {
+        self.helper_cpus.get(i.wrapping_sub(1)).copied()
+    }
+
+    /// Keep the calling thread off the helpers' CPUs while the guard lives (see the module
+    /// doc). Off them already, this costs one vDSO call and no system call.
+    pub(crate) fn keep_caller_off(&self) -> CallerOffHelpers {
+        #[cfg(target_os = "linux")]
+        {
+            let on_helper = linux::current().is_some_and(|here| self.helper_cpus.contains(&here));
+            let restore = match &self.free {
+                Some(free) if on_helper => linux::get().filter(|_| linux::set(free)),
+                _ => None,
+            };
+            CallerOffHelpers { restore }
+        }
+        #[cfg(not(target_os = "linux"))]
+        CallerOffHelpers {}
+    }
 }
 
-/// While alive, keeps the calling thread off the CPUs of a pool's `helpers` helpers (see
-/// the module doc); restores the thread's affinity when dropped.
+/// Pin the calling thread to `cpu` (a helper, once, at its start). Nothing off Linux.
+pub(crate) fn pin_to(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    linux::set(&linux::only(cpu));
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
+}
+
+/// While alive, keeps the calling thread off a pool's helper CPUs; restores the thread's
+/// affinity when dropped.
 pub(crate) struct CallerOffHelpers {
     #[cfg(target_os = "linux")]
     restore: Option<linux::Mask>,
-}
-
-impl CallerOffHelpers {
-    pub(crate) fn new(helpers: usize) -> CallerOffHelpers {
-        #[cfg(target_os = "linux")]
-        {
-            CallerOffHelpers { restore: move_off(helpers) }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = helpers;
-            CallerOffHelpers {}
-        }
-    }
-}
-
-/// If this thread sits on a helper's CPU, narrow it to the CPUs no helper uses and return
-/// its previous mask.
-#[cfg(target_os = "linux")]
-fn move_off(helpers: usize) -> Option<linux::Mask> {
-    let here = linux::current()?;
-    // The helpers' CPUs come from the process's allowed set; a helper's own mask says
-    // nothing of it, so read this thread's (the caller is not pinned: it is that set).
-    let mask = linux::get()?;
-    let allowed = linux::cpus(&mask);
-    if allowed.len() < 2 || helpers == 0 {
-        return None;
-    }
-    let taken: Vec<usize> = (1..=helpers).map(|i| helper_cpu(&allowed, i)).collect();
-    if !taken.contains(&here) {
-        return None;
-    }
-    let mut free = [0u64; linux::WORDS];
-    for &c in allowed.iter().filter(|c| !taken.contains(c)) {
-        free[c / 64] |= 1 << (c % 64);
-    }
-    (free.iter().any(|&w| w != 0) && linux::set(&free)).then_some(mask)
 }
 
 impl Drop for CallerOffHelpers {
@@ -143,7 +150,8 @@ mod tests {
             return;
         }
         // Put this thread on helper 1's CPU, as the scheduler sometimes does.
-        let helper = helper_cpu(&allowed, 1);
+        let placement = Placement::new(1);
+        let helper = placement.helper_cpu(1).expect("two CPUs: helper 1 is pinned");
         if !linux::set(&linux::only(helper)) {
             eprintln!("this thread may not change its affinity here: nothing to test");
             return;
@@ -156,7 +164,7 @@ mod tests {
             return;
         }
         {
-            let _guard = CallerOffHelpers::new(1);
+            let _guard = placement.keep_caller_off();
             let now = linux::get().unwrap();
             assert_eq!(now[helper / 64] >> (helper % 64) & 1, 0, "helper's CPU still allowed");
             assert_ne!(linux::current(), Some(helper), "still on the helper's CPU");
@@ -165,7 +173,7 @@ mod tests {
         // Off the helpers' CPUs, a call changes nothing.
         let here = linux::current().unwrap();
         if here != helper {
-            let guard = CallerOffHelpers::new(1);
+            let guard = placement.keep_caller_off();
             assert!(guard.restore.is_none());
         }
     }

@@ -270,6 +270,11 @@ fn share(total: usize, parts: usize, i: usize) -> (usize, usize) {
     (i * total / parts, (i + 1) * total / parts)
 }
 
+/// B row offsets of a 1x1 stride-1 conv read in place: row `k` is input plane `k`.
+fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
+    (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect()
+}
+
 /// Everything `run` needs about one call.
 pub(crate) struct Call<'a> {
     pub weights: &'a GemmWeights,
@@ -478,7 +483,7 @@ fn run_pointwise(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads)
     let panels = pixels.div_ceil(nr);
     let common = Common::new(call, out, panels, threads, k, |p| p * nr * k);
     let hw = call.geom.h * call.geom.w;
-    let offsets: Vec<u32> = (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect();
+    let offsets = plane_offsets(k, hw);
     let packed: Vec<u32> = (0..k).map(|i| (i * nr) as u32).collect();
     let full = pixels / nr; // panels read in place; a partial last one is packed
     let item = |i: usize| {
@@ -671,7 +676,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         .max()
         .unwrap_or(1);
     let offsets: Vec<u32> = match &grid {
-        None => (0..k).map(|i| u32::try_from(i * g.h * g.w).expect("input too large")).collect(),
+        None => plane_offsets(k, g.h * g.w),
         Some(grid) => grid.offsets(r_loc),
     };
     let local_len = grid.map_or(0, |grid| grid.local_len(r_loc, 0));

@@ -44,16 +44,21 @@ fn taps_inside(k: usize, pad: usize, s: usize, n: usize, out: usize) -> (usize, 
 }
 
 widest_vectors! {
-    /// One plane, separably: each input row's maxima over the horizontal windows into `rows`
+    /// The planes whose outputs are `out` (`first` is the first one's index in `x`), one at
+    /// a time, separably: each input row's maxima over the horizontal windows into `rows`
     /// (`h x ow`), then each output row the maximum of its window's rows. Both passes run over
     /// whole rows, so they vectorize; windows are clipped to the input. A strided row is first
-    /// split into its `sw` phases (`phases`), after which every tap reads a contiguous run.
-    fn plane(x: &[f32], h: usize, w: usize, s: &MaxPoolSpec, taps: &[HTap], out: &mut [f32], rows: &mut Vec<f32>, phases: &mut Vec<f32>) {
-        // (A fold, not `any`: without the early exit the scan vectorizes.)
-        if x.chunks(256).any(|c| c.iter().fold(false, |nan, v| nan | v.is_nan())) {
-            plane_body::<true>(x, h, w, s, taps, out, rows, phases)
-        } else {
-            plane_body::<false>(x, h, w, s, taps, out, rows, phases)
+    /// split into its `sw` phases, after which every tap reads a contiguous run.
+    fn pool_planes(x: &[f32], first: usize, h: usize, w: usize, s: &MaxPoolSpec, taps: &[HTap], out: &mut [f32]) {
+        let (mut rows, mut phases) = (Vec::new(), Vec::new());
+        for (p, o) in out.chunks_mut(s.out_hw[0] * s.out_hw[1]).enumerate() {
+            let x = &x[(first + p) * h * w..(first + p + 1) * h * w];
+            // (A fold, not `any`: without the early exit the scan vectorizes.)
+            if x.chunks(256).any(|c| c.iter().fold(false, |nan, v| nan | v.is_nan())) {
+                plane_body::<true>(x, h, w, s, taps, o, &mut rows, &mut phases)
+            } else {
+                plane_body::<false>(x, h, w, s, taps, o, &mut rows, &mut phases)
+            }
         }
     }
 }
@@ -193,20 +198,13 @@ pub fn max_pool(
     let taps = horizontal_taps(s, w);
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
     if threads.count() == 1 || planes <= per_item {
-        let (mut rows, mut phases) = (Vec::new(), Vec::new());
-        for (p, o) in out.chunks_mut(out_plane).enumerate() {
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, &taps, o, &mut rows, &mut phases);
-        }
+        pool_planes(x, 0, h, w, s, &taps, out);
         return Ok(());
     }
     let items: Vec<Mutex<&mut [f32]>> = out.chunks_mut(out_plane * per_item).map(Mutex::new).collect();
     threads.for_each(items.len(), &|i| {
         let mut o = items[i].lock().unwrap_or_else(|e| e.into_inner());
-        let (mut rows, mut phases) = (Vec::new(), Vec::new());
-        for (k, op) in o.chunks_mut(out_plane).enumerate() {
-            let p = i * per_item + k;
-            plane(&x[p * h * w..(p + 1) * h * w], h, w, s, &taps, op, &mut rows, &mut phases);
-        }
+        pool_planes(x, i * per_item, h, w, s, &taps, &mut o);
     });
     Ok(())
 }

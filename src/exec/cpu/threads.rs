@@ -62,6 +62,7 @@ pub struct Threads {
     /// One call at a time.
     calls: Mutex<()>,
     serial_below: u64,
+    placement: affinity::Placement,
 }
 
 impl Threads {
@@ -76,19 +77,23 @@ impl Threads {
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
         });
+        let placement = affinity::Placement::new(count - 1);
         let mut helpers = Vec::new();
         for i in 1..count {
             let s = Arc::clone(&shared);
+            let cpu = placement.helper_cpu(i);
             let h = std::thread::Builder::new()
                 .name(format!("synprof-conv-{i}"))
                 .spawn(move || {
-                    affinity::pin_helper(i);
+                    if let Some(cpu) = cpu {
+                        affinity::pin_to(cpu);
+                    }
                     helper(&s)
                 })
                 .map_err(|e| ConvError::new(format!("cannot start conv thread {i}: {e}")))?;
             helpers.push(h);
         }
-        Ok(Threads { count, shared, helpers, calls: Mutex::new(()), serial_below: SERIAL_MACS })
+        Ok(Threads { count, shared, helpers, calls: Mutex::new(()), serial_below: SERIAL_MACS, placement })
     }
 
     /// Everything on the calling thread.
@@ -121,7 +126,7 @@ impl Threads {
             return;
         }
         let _one_call = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let _off_helpers = affinity::CallerOffHelpers::new(self.helpers.len());
+        let _off_helpers = self.placement.keep_caller_off();
         let s = &*self.shared;
         // SAFETY: the gate is closed and empty (every call leaves it so), so no helper
         // reads `job` now. The lifetime is erased; it is only used until this call has
