@@ -10,6 +10,10 @@
 //!   model, the three implementations timed side by side (interleaved rounds, median),
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
+//! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--cold]` — one layer, median
+//!   seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights from memory, input warm,
+//!   as inside a model at batch 1).
 //!
 //! All three use the same thread count: ours a dedicated pool of that size, candle and
 //! gemm rayon's global pool, which is sized to it here before first use. Conversion
@@ -578,9 +582,20 @@ fn one(args: &[String], spec_arg: &str) {
     let input = random(n * c * h * w, 3);
     let mut out = vec![0.0; n * oc * oh * ow];
     let threads = Threads::new(nthreads).unwrap();
-    let est = secs(|| conv.run(&input, n, h, w, &mut out, &threads).unwrap());
+    // --cold: as inside a model at batch 1, the weights come from memory (the caches are
+    // flushed before each run) while the input is warm (the previous layer just wrote it).
+    let cold = args.iter().any(|a| a == "--cold").then(|| vec![1.0f32; 128 << 20 >> 2]);
+    eprintln!("method {}", conv.method(h, w));
+    let mut run = || {
+        if let Some(flush) = &cold {
+            std::hint::black_box(flush.iter().sum::<f32>());
+            std::hint::black_box(input.iter().sum::<f32>());
+        }
+        secs(|| conv.run(&input, n, h, w, &mut out, &threads).unwrap())
+    };
+    let est = run();
     let reps = if est > 2.0 { 2 } else { ((0.25 / est.max(1e-6)) as usize).clamp(3, 30) };
-    let mut t: Vec<f64> = (0..reps).map(|_| secs(|| conv.run(&input, n, h, w, &mut out, &threads).unwrap())).collect();
+    let mut t: Vec<f64> = (0..reps).map(|_| run()).collect();
     println!("{}", median(&mut t));
 }
 

@@ -856,13 +856,19 @@ impl Lowered {
             let inputs = self.layer_inputs(i, values);
             let out = self.run_layer(i, input, &inputs, dropout).map_err(|e| err(&node.name, e))?;
             values[i] = Some(out);
-            for &p in &node.inputs {
-                if self.last_use[p] == i {
-                    values[p] = None;
-                }
-            }
+            self.release_inputs(i, values);
         }
         Ok(())
+    }
+
+    /// Drop the values node `i` was the last to read (so a buffer is freed, and its memory
+    /// reused, exactly where the model no longer needs it).
+    pub fn release_inputs(&self, i: usize, values: &mut [Option<Tensor>]) {
+        for &p in &self.net.nodes[i].inputs {
+            if self.last_use[p] == i {
+                values[p] = None;
+            }
+        }
     }
 
     /// Inference with the batch split as `split` says: nodes up to the cut per sub-batch,

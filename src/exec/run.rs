@@ -412,6 +412,10 @@ fn time_layers(
             device::synchronize(&lowered.device)?;
             total_ms[i] += t0.elapsed().as_secs_f64() * 1e3;
             values[i] = Some(out);
+            // As in a plain run: a layer's output freed after its last reader, so the next
+            // outputs reuse warm, mapped memory (keeping all alive made every large output
+            // pay for fresh pages, which the per-layer times then showed as conv time).
+            lowered.release_inputs(i, &mut values);
         }
     }
     let sum: f64 = total_ms.iter().sum();
