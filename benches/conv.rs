@@ -11,7 +11,7 @@
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
-//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--cold]` — one layer, median
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd on|off] [--cold]` — one layer, median
 //!   seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights from memory, input warm,
 //!   as inside a model at batch 1).
 //!
@@ -579,13 +579,19 @@ fn one(args: &[String], spec_arg: &str) {
         Some("channels") => Some(GemmMethod::Channels),
         Some(other) => panic!("--method {other}: pointwise, direct, im2col or channels"),
     });
+    conv.force_winograd(match arg(args, "--winograd").as_deref() {
+        None => None,
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        Some(other) => panic!("--winograd {other}: on or off"),
+    });
     let input = random(n * c * h * w, 3);
     let mut out = vec![0.0; n * oc * oh * ow];
     let threads = Threads::new(nthreads).unwrap();
     // --cold: as inside a model at batch 1, the weights come from memory (the caches are
     // flushed before each run) while the input is warm (the previous layer just wrote it).
     let cold = args.iter().any(|a| a == "--cold").then(|| vec![1.0f32; 128 << 20 >> 2]);
-    eprintln!("method {}", conv.method(h, w));
+    eprintln!("method {}", conv.method_for(n, h, w));
     let mut run = || {
         if let Some(flush) = &cold {
             std::hint::black_box(flush.iter().sum::<f32>());

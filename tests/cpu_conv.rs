@@ -115,35 +115,41 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
     let bias = case.bias.then_some(&bias[..]);
     let want = reference(&s, &weight, bias, None, case.epi, &x, case.n, case.h, case.w);
     let mut conv = PackedConv::with_isa(&weight, bias, s, case.epi, isa).unwrap();
-    let forced: &[Option<GemmMethod>] = if s.is_depthwise() {
-        &[None]
-    } else {
-        &[
-            None,
-            Some(GemmMethod::Pointwise),
-            Some(GemmMethod::Direct),
-            Some(GemmMethod::Im2col),
-            Some(GemmMethod::Channels),
-        ]
-    };
-    for (&force, threads) in forced.iter().flat_map(|f| pools.iter().map(move |t| (f, t))) {
+    // (Winograd on/off/automatic, GEMM method): every way of forming B, and for 3x3
+    // stride-1 convs F(2x2, 3x3) with each orientation of its inner GEMM.
+    let mut forced: Vec<(Option<bool>, Option<GemmMethod>)> = vec![(None, None)];
+    if !s.is_depthwise() {
+        for m in [GemmMethod::Pointwise, GemmMethod::Direct, GemmMethod::Im2col, GemmMethod::Channels] {
+            forced.push((None, Some(m)));
+        }
+    }
+    if s.groups == 1 && s.kernel == [3, 3] && s.stride == [1, 1] && s.dilation == [1, 1] {
+        forced.push((Some(false), None));
+        for m in [None, Some(GemmMethod::Pointwise), Some(GemmMethod::Channels)] {
+            forced.push((Some(true), m));
+        }
+    }
+    for (&(winograd, force), threads) in forced.iter().flat_map(|f| pools.iter().map(move |t| (f, t))) {
+        conv.force_winograd(winograd);
         conv.force_gemm_method(force);
         // Poison the output: the conv must overwrite every element.
         let mut got = vec![f32::NAN; want.len()];
         conv.run(&x, case.n, case.h, case.w, &mut got, threads).unwrap();
-        compare(&got, &want, || format!("{isa} ({}), {threads:?}, {case:?}", conv.method(case.h, case.w)));
+        compare(&got, &want, || format!("{isa} ({}), {threads:?}, {case:?}", conv.method_for(case.n, case.h, case.w)));
     }
     if s.is_depthwise() {
         return;
     }
     let residual = random(want.len());
     let want = reference(&s, &weight, bias, Some(&residual), case.epi, &x, case.n, case.h, case.w);
-    for &force in forced {
+    for &(winograd, force) in &forced {
+        conv.force_winograd(winograd);
         conv.force_gemm_method(force);
         let threads = &pools[pools.len() - 1];
         let mut got = vec![f32::NAN; want.len()];
         conv.run_with_residual(&x, case.n, case.h, case.w, Some(&residual), &mut got, threads).unwrap();
-        let what = || format!("{isa} ({}) with a residual, {threads:?}, {case:?}", conv.method(case.h, case.w));
+        let what =
+            || format!("{isa} ({}) with a residual, {threads:?}, {case:?}", conv.method_for(case.n, case.h, case.w));
         compare(&got, &want, what);
     }
 }
@@ -243,6 +249,26 @@ fn random_grouped_convs() {
 #[test]
 fn random_depthwise_convs() {
     run_random("depthwise", 150, 3);
+}
+
+/// 3x3 stride-1 convs, the ones F(2x2, 3x3) takes: odd and even sizes (a last tile
+/// cut off), every padding up to 2 on each side, maps down to 1x1.
+#[test]
+fn random_winograd_convs() {
+    let pools = pools();
+    let isas = isas();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..80 {
+        let pads: [usize; 4] = std::array::from_fn(|_| rng.random_range(0..=2));
+        let spec = ConvSpec::new(rng.random_range(1..=40), rng.random_range(1..=40), [3, 3])
+            .with_padding(pads[0], pads[1], pads[2], pads[3]);
+        let h = rng.random_range(3usize.saturating_sub(pads[0] + pads[1]).max(1)..=20);
+        let w = rng.random_range(3usize.saturating_sub(pads[2] + pads[3]).max(1)..=20);
+        let case = Case { spec, n: rng.random_range(1..=3), h, w, bias: rng.random_bool(0.7), epi: epilogue(&mut rng) };
+        for &isa in &isas {
+            check(&case, isa, &pools, &mut rng);
+        }
+    }
 }
 
 fn case(spec: ConvSpec, n: usize, h: usize, w: usize, epi: Epilogue) -> Case {
@@ -361,8 +387,9 @@ fn small_maps_take_the_channel_tile() {
         return;
     }
     let method = |spec: ConvSpec, hw: usize| {
-        let conv =
+        let mut conv =
             PackedConv::with_isa(&vec![0.0; spec.weight_len()], None, spec, Epilogue::Relu, Isa::Avx512).unwrap();
+        conv.force_winograd(Some(false));
         conv.method(hw, hw)
     };
     let c3 = |c: usize| ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1);
@@ -375,4 +402,26 @@ fn small_maps_take_the_channel_tile() {
     assert_eq!(method(ConvSpec::new(64, 256, [1, 1]), 56), "pointwise");
     // Few input channels: the transposed store would cost more than the panels waste.
     assert_eq!(method(ConvSpec::new(16, 64, [1, 1]), 14), "pointwise");
+}
+
+/// F(2x2, 3x3) where it pays (`winograd::worth_it`): ResNet-50's stride-1 3x3 convs on
+/// 14x14 and 28x28 maps; on 7x7 maps only for a batch (the transformed weights cost more
+/// memory traffic than one image saves); not at 56x56 with 64 channels (its buffers
+/// would evict the next convs' inputs), not on strided, dilated or grouped convs.
+#[test]
+fn winograd_where_it_pays() {
+    let method = |spec: ConvSpec, n: usize, hw: usize| {
+        let conv = PackedConv::new(&vec![0.0; spec.weight_len()], None, spec, Epilogue::Relu).unwrap();
+        conv.method_for(n, hw, hw)
+    };
+    let c3 = |c: usize| ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1);
+    assert_eq!(method(c3(256), 1, 14), "winograd");
+    assert_eq!(method(c3(128), 1, 28), "winograd");
+    assert_eq!(method(c3(512), 16, 7), "winograd");
+    assert_ne!(method(c3(512), 1, 7), "winograd");
+    assert_ne!(method(c3(64), 1, 56), "winograd");
+    assert_ne!(method(c3(256).with_stride(2, 2), 1, 28), "winograd");
+    assert_ne!(method(c3(256).with_dilation(2, 2), 1, 28), "winograd");
+    assert_ne!(method(c3(256).with_groups(2), 1, 28), "winograd");
+    assert_ne!(method(c3(8), 1, 28), "winograd");
 }

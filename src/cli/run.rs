@@ -91,10 +91,18 @@ pub fn render(outcomes: &[Outcome]) -> String {
             out.push_str(&format!("{} batch-norms folded into their convs.\n", r.folded_batch_norms));
         }
         match r.conv_algorithm {
-            Some(crate::exec::lower::ConvAlgorithm::Packed) => out.push_str(&format!(
-                "convs: packed CPU kernels (bias fused, {} activations and {} residual adds fused; --cpu-conv candle for candle's conv2d).\n",
-                r.fused_activations, r.fused_residual_adds
-            )),
+            Some(crate::exec::lower::ConvAlgorithm::Packed) => {
+                out.push_str(&format!(
+                    "convs: packed CPU kernels (bias fused, {} activations and {} residual adds fused; --cpu-conv candle for candle's conv2d).\n",
+                    r.fused_activations, r.fused_residual_adds
+                ));
+                if r.winograd_convs > 0 {
+                    out.push_str(&format!(
+                        "{} 3x3 convs ran as Winograd F(2x2, 3x3) at batch {} (2.25x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",
+                        r.winograd_convs, r.batch
+                    ));
+                }
+            }
             Some(crate::exec::lower::ConvAlgorithm::Candle) => out.push_str("convs: candle conv2d.\n"),
             None => {}
         }

@@ -821,6 +821,25 @@ impl Lowered {
     /// cut node after which every node's output for the whole batch is within
     /// [`SPLIT_BUDGET_BYTES`]; the nodes up to it run in the largest sub-batches whose
     /// widest output is within it (at least one image). `None`: the batch runs whole.
+    /// Packed convs that run as Winograd F(2x2, 3x3) at `batch` (`exec::cpu::winograd`),
+    /// given the per-image shapes of `analysis` (nodes before a batch split's cut run at
+    /// its sub-batch).
+    pub fn winograd_convs(&self, batch: usize, analysis: &crate::analysis::Analysis) -> usize {
+        let split = self.batch_split(batch);
+        (0..self.layers.len())
+            .filter(|&i| {
+                let op = match &self.layers[i] {
+                    Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => op,
+                    _ => return false,
+                };
+                let Some(&input) = self.net.nodes[i].inputs.first() else { return false };
+                let Some([h, w]) = analysis.layers[input].output_shape.hw() else { return false };
+                let n = split.filter(|s| i <= s.cut).map_or(batch, |s| s.sub_batch);
+                op.conv().method_for(n, h, w) == "winograd"
+            })
+            .count()
+    }
+
     pub fn batch_split(&self, batch: usize) -> Option<BatchSplit> {
         if batch <= 1 {
             return None;

@@ -54,7 +54,7 @@ pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &T
 }
 
 #[inline(always)]
-fn act_of(v: f32, act: Epilogue) -> f32 {
+pub(crate) fn act_of(v: f32, act: Epilogue) -> f32 {
     match act {
         Epilogue::None => v,
         Epilogue::Relu => v.max(0.0),

@@ -105,6 +105,23 @@ impl GemmWeights {
             .as_slice()
     }
 
+    /// The weights as given (`[groups * m][k]`), read back from the A panels.
+    pub(crate) fn unpacked(&self) -> Vec<f32> {
+        let (m, k, mr) = (self.m, self.k, self.mr);
+        let groups = self.a.len() / self.group_len();
+        let a = self.a.as_slice();
+        let mut w = vec![0.0; groups * m * k];
+        for g in 0..groups {
+            let a = &a[g * self.group_len()..];
+            for r in 0..m {
+                for kk in 0..k {
+                    w[(g * m + r) * k + kk] = a[(r / mr * k + kk) * mr + r % mr];
+                }
+            }
+        }
+        w
+    }
+
     pub(crate) fn bytes(&self) -> usize {
         (self.a.len() + self.channel_panels.get().map_or(0, AlignedBuf::len)) * 4
     }
@@ -704,8 +721,13 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                 }
             };
             let a_group = &at[it.group * call.weights.channel_group_len()..];
+            let panel = k * nc;
+            let tiles = it.pb - it.pa;
+            // Each tile brings 1 / tiles of the next panel into L2 (`CTile::pf`).
+            let pf_step = ((panel.div_ceil(tiles) << 16) / k) as u32;
             for mp in it.ma..it.mb {
                 let ch = mp * nc;
+                let next = if mp + 1 < it.mb { mp + 1 } else { mp };
                 for t in it.pa..it.pb {
                     let (run, a, n) = tile(t);
                     // Output pixel q; B column: in place q itself, on the grid the local
@@ -727,6 +749,8 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                         bias: call.bias[it.group * m + ch..].as_ptr(),
                         res: common.res_at(&it, ch, q),
                         act: call.act,
+                        pf: a_group[next * panel + (t - it.pa) * panel / tiles..].as_ptr(),
+                        pf_step: if next == mp { 0 } else { pf_step },
                     };
                     // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
                     // has the tile's n pixels (a run never crosses a row of the grid or the

@@ -46,6 +46,7 @@ mod pack;
 mod pool;
 mod scratch;
 mod threads;
+mod winograd;
 
 pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
@@ -219,6 +220,10 @@ pub struct PackedConv {
     bias: Vec<f32>,
     body: Body,
     force: Option<GemmMethod>,
+    /// `Some(on)`: use (or not) F(2x2, 3x3) wherever it applies; `None`: where it pays.
+    force_winograd: Option<bool>,
+    /// The Winograd-transformed weights (`winograd.rs`), made on first use.
+    winograd: std::sync::OnceLock<gemm::GemmWeights>,
 }
 
 impl PackedConv {
@@ -271,7 +276,16 @@ impl PackedConv {
             let ks = kernels::kernel_set(isa);
             Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, ks.mr, ks.nc))
         };
-        Ok(PackedConv { spec, epilogue, isa, bias, body, force: None })
+        Ok(PackedConv {
+            spec,
+            epilogue,
+            isa,
+            bias,
+            body,
+            force: None,
+            force_winograd: None,
+            winograd: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn spec(&self) -> &ConvSpec {
@@ -290,6 +304,15 @@ impl PackedConv {
     /// "pointwise" (1x1 stride 1: the input as is), "direct" (shifted rows of a padded
     /// input copy) or "im2col" (packed patches).
     pub fn method(&self, h: usize, w: usize) -> &'static str {
+        self.method_for(1, h, w)
+    }
+
+    /// As [`PackedConv::method`], for a batch of `n` (whether Winograd pays depends on it):
+    /// "winograd" for F(2x2, 3x3).
+    pub fn method_for(&self, n: usize, h: usize, w: usize) -> &'static str {
+        if self.uses_winograd(n, h, w) {
+            return "winograd";
+        }
         match (&self.body, self.geom(h, w)) {
             (Body::Depthwise(_), _) => "depthwise",
             (Body::Gemm(_), Err(_)) => "gemm",
@@ -338,12 +361,30 @@ impl PackedConv {
         self.force = method;
     }
 
+    /// Force F(2x2, 3x3) on (where it applies: 3x3, stride 1, dilation 1, one group) or
+    /// off; `None`: where it pays (the default). A forced GEMM method turns it off unless
+    /// it is forced on too, and then applies to its inner GEMM.
+    #[doc(hidden)]
+    pub fn force_winograd(&mut self, on: Option<bool>) {
+        self.force_winograd = on;
+    }
+
+    fn uses_winograd(&self, n: usize, h: usize, w: usize) -> bool {
+        let Ok((oh, ow)) = self.spec.output_hw(h, w) else { return false };
+        match self.force_winograd {
+            Some(on) => on && winograd::applies(&self.spec),
+            None => self.force.is_none() && winograd::worth_it(&self.spec, n, oh, ow),
+        }
+    }
+
     /// Bytes of packed weights held.
     pub fn packed_bytes(&self) -> usize {
-        match &self.body {
-            Body::Gemm(g) => g.bytes(),
-            Body::Depthwise(w) => w.len() * 4,
-        }
+        let winograd = self.winograd.get().map_or(0, gemm::GemmWeights::bytes);
+        winograd
+            + match &self.body {
+                Body::Gemm(g) => g.bytes(),
+                Body::Depthwise(w) => w.len() * 4,
+            }
     }
 
     /// Output `(height, width)` for an `h x w` input.
@@ -423,6 +464,26 @@ impl PackedConv {
         let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
         let p = s.padding;
         match &self.body {
+            Body::Gemm(weights) if self.uses_winograd(n, h, w) => {
+                let ks = kernels::kernel_set(self.isa);
+                let transformed =
+                    self.winograd.get_or_init(|| winograd::transform_weights(&weights.unpacked(), &self.spec, &ks));
+                let call = winograd::Call {
+                    spec: s,
+                    weights: transformed,
+                    kernels: ks,
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    images: n,
+                    h,
+                    w,
+                    oh,
+                    ow,
+                    residual,
+                    force: self.force,
+                };
+                winograd::run(&call, input, output, threads);
+            }
             Body::Gemm(weights) => {
                 let geom = self.geom(h, w)?;
                 let call = gemm::Call {

@@ -188,6 +188,7 @@ pub fn measure(
         conv_algorithm: None,
         fused_activations: 0,
         fused_residual_adds: 0,
+        winograd_convs: 0,
         batch_split: None,
     };
     Ok((measured, result.runtime, result.peak_rss_bytes))

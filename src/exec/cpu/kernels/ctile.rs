@@ -14,7 +14,7 @@
 //! small buffer: about `NC * P` scalar moves against `K * P * V` FMAs, a few percent
 //! once K is in the hundreds (`gemm::method` weighs it).
 
-use super::simd::{activate, load_n, Simd};
+use super::simd::{activate, load_n, prefetch_l2, Simd};
 
 /// One channel-vectorized tile: `C[m x n] = A[m x kc] * B[kc x n] + bias`, activated.
 ///
@@ -38,6 +38,13 @@ pub(crate) struct CTile {
     /// A residual added before `act`, laid out as `c`; null for none.
     pub res: *const f32,
     pub act: super::Epilogue,
+    /// Floats to bring into L2 while the tile computes (part of the next A^T panel, see
+    /// `gemm::run_channels`): `pf + (k * pf_step >> 16)` at step `k`. At batch 1 the
+    /// weights stream from memory; fetched during the tiles before them, their loads
+    /// overlap the FMAs instead of stalling the first tile of each panel.
+    pub pf: *const f32,
+    /// Floats per K step, 16.16 fixed point (0: the same line every step).
+    pub pf_step: u32,
 }
 
 /// Largest `P * NC` of any ISA (AVX-512: 12 pixels x 32 channels).
@@ -49,7 +56,10 @@ pub(crate) unsafe fn ctile<S: Simd, const P: usize, const V: usize, const NC: us
     debug_assert!(t.n == P && t.m <= V * S::LANES && P * NC <= TRANSPOSE_FLOATS);
     let mut acc = [[S::zero(); V]; P];
     let mut a = t.a;
+    let mut pf = 0usize;
     for k in 0..t.kc {
+        prefetch_l2(t.pf.wrapping_add(pf >> 16));
+        pf += t.pf_step as usize;
         let b = t.b.add(*t.boff.add(k) as usize);
         let mut av = [S::zero(); V];
         for (j, v) in av.iter_mut().enumerate() {

@@ -29,6 +29,15 @@ pub(crate) trait Simd {
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
 }
 
+/// Ask for the cache line holding `p` in L2 (a hint: never faults, even outside any buffer).
+#[inline(always)]
+pub(crate) unsafe fn prefetch_l2(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Apply the epilogue's activation (bias is added by the caller).
 #[inline(always)]
 pub(crate) unsafe fn activate<S: Simd>(v: S::V, act: super::Epilogue) -> S::V {
