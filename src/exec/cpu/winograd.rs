@@ -190,20 +190,35 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     }
 }
 
+/// Call `f` on runs of consecutive planes `0..planes`, a few runs per thread: a plane is
+/// a fraction of a microsecond of work on small maps, too little to hand out one by one.
+fn for_plane_runs(planes: usize, threads: &Threads, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let runs = planes.min(RUNS_PER_THREAD * threads.count());
+    threads.for_each(runs, &|i| f(i * planes / runs..(i + 1) * planes / runs));
+}
+
+/// Runs of planes per thread in the transforms (load balance against hand-out cost).
+const RUNS_PER_THREAD: usize = 4;
+
 /// `V[img][e][ch][tile]` from NCHW `x`, one work item per (image, channel).
 fn transform_input(x: &[f32], c: usize, t: &Tiles, v: &mut [f32], threads: &Threads) {
     let (plane, tiles) = (t.h * t.w, t.count());
     let vp = SendPtr(v.as_mut_ptr());
-    threads.for_each(v.len() / (POINTS * tiles), &|item| {
-        let (img, ch) = (item / c, item % c);
-        let src = &x[item * plane..][..plane];
-        // SAFETY: item (img, ch) writes only V[img][e][ch][..] for the 16 e, rows no other
-        // item writes, all inside `v` (img < images, ch < c).
-        let rows: [&mut [f32]; POINTS] = std::array::from_fn(|e| unsafe {
-            std::slice::from_raw_parts_mut(vp.get().add(((img * POINTS + e) * c + ch) * tiles), tiles)
-        });
-        let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
-        super::scratch::with_scratch(scratch, |buf| input_plane(src, t, buf, rows));
+    let planes = v.len() / (POINTS * tiles);
+    let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
+    for_plane_runs(planes, threads, &|run| {
+        super::scratch::with_scratch(scratch, |buf| {
+            for plane_at in run {
+                let (img, ch) = (plane_at / c, plane_at % c);
+                let src = &x[plane_at * plane..][..plane];
+                // SAFETY: plane (img, ch) writes only V[img][e][ch][..] for the 16 e, rows
+                // no other plane writes, all inside `v` (img < images, ch < c).
+                let rows: [&mut [f32]; POINTS] = std::array::from_fn(|e| unsafe {
+                    std::slice::from_raw_parts_mut(vp.get().add(((img * POINTS + e) * c + ch) * tiles), tiles)
+                });
+                input_plane(src, t, buf, rows);
+            }
+        })
     });
 }
 
@@ -307,13 +322,18 @@ fn transform_output(
 ) {
     let (plane, tiles) = (t.oh * t.ow, t.count());
     let op = SendPtr(out.as_mut_ptr());
-    threads.for_each(out.len() / plane, &|item| {
-        let (img, ch) = (item / m, item % m);
-        let rows: [&[f32]; POINTS] = std::array::from_fn(|e| &mm[((img * POINTS + e) * m + ch) * tiles..][..tiles]);
-        // SAFETY: item (img, ch) writes only output plane `item`, inside `out`.
-        let dst = unsafe { std::slice::from_raw_parts_mut(op.get().add(item * plane), plane) };
-        let res = residual.map(|r| &r[item * plane..][..plane]);
-        super::scratch::with_scratch(12 * t.tw, |buf| output_plane(rows, t, bias[ch], res, act, buf, dst));
+    for_plane_runs(out.len() / plane, threads, &|run| {
+        super::scratch::with_scratch(12 * t.tw, |buf| {
+            for item in run {
+                let (img, ch) = (item / m, item % m);
+                let rows: [&[f32]; POINTS] =
+                    std::array::from_fn(|e| &mm[((img * POINTS + e) * m + ch) * tiles..][..tiles]);
+                // SAFETY: plane `item` is written by this run only, inside `out`.
+                let dst = unsafe { std::slice::from_raw_parts_mut(op.get().add(item * plane), plane) };
+                let res = residual.map(|r| &r[item * plane..][..plane]);
+                output_plane(rows, t, bias[ch], res, act, buf, dst);
+            }
+        })
     });
 }
 
