@@ -45,6 +45,7 @@ pub(crate) mod kernels;
 mod pack;
 mod pool;
 mod scratch;
+mod subsample;
 mod threads;
 mod winograd;
 
@@ -313,6 +314,15 @@ impl PackedConv {
         if self.uses_winograd(n, h, w) {
             return "winograd";
         }
+        if let (true, Ok((oh, ow))) = (self.subsamples(), self.output_hw(h, w)) {
+            let g = self.subsampled_geom(oh, ow);
+            let m = self.spec.out_channels / self.spec.groups;
+            return match gemm::choose(&g, m, &kernels::kernel_set(self.isa), None) {
+                gemm::Method::Channels => "subsampled/pointwise/channels",
+                gemm::Method::Im2col => "subsampled/im2col",
+                _ => "subsampled/pointwise",
+            };
+        }
         match (&self.body, self.geom(h, w)) {
             (Body::Depthwise(_), _) => "depthwise",
             (Body::Gemm(_), Err(_)) => "gemm",
@@ -329,6 +339,23 @@ impl PackedConv {
                 gemm::Method::Channels => "direct/channels",
             },
         }
+    }
+
+    /// A strided, unpadded 1x1 conv, not forced onto a method: its pixels are gathered
+    /// first (`subsample.rs`), then it runs as a stride-1 pointwise conv.
+    fn subsamples(&self) -> bool {
+        let s = &self.spec;
+        self.force.is_none()
+            && !s.is_depthwise()
+            && s.kernel == [1, 1]
+            && s.stride != [1, 1]
+            && s.padding == Padding::ZERO
+    }
+
+    /// The pointwise geometry of a subsampled conv's gathered `oh x ow` input.
+    fn subsampled_geom(&self, oh: usize, ow: usize) -> pack::Geom {
+        let c = self.spec.in_channels / self.spec.groups;
+        pack::Geom { c, h: oh, w: ow, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh, ow }
     }
 
     /// One group's im2col geometry on an `h x w` input.
@@ -483,6 +510,24 @@ impl PackedConv {
                     force: self.force,
                 };
                 winograd::run(&call, input, output, threads);
+            }
+            Body::Gemm(weights) if self.subsamples() => {
+                let geom = self.subsampled_geom(oh, ow);
+                let call = gemm::Call {
+                    weights,
+                    kernels: kernels::kernel_set(self.isa),
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    groups: s.groups,
+                    geom,
+                    images: n,
+                    residual,
+                    force: None,
+                };
+                let planes = n * s.in_channels;
+                subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
+                    gemm::run(&call, x, output, threads)
+                });
             }
             Body::Gemm(weights) => {
                 let geom = self.geom(h, w)?;
