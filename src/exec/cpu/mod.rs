@@ -12,6 +12,11 @@
 //! * On small maps (7x7, 14x14), where pixel panels would leave lanes idle, the tile turns
 //!   round (`kernels/ctile.rs`): output channels in the lanes, up to 12 pixels broadcast,
 //!   the result transposed into NCHW; `gemm::method` weighs the two by lanes wasted.
+//! * 3x3 stride-1 convs on mid-sized maps run as Winograd F(2x2, 3x3) (`winograd.rs`):
+//!   2.25x fewer multiplies, its 16 GEMMs on the same kernels; `winograd::worth_it` says
+//!   where that beats the direct GEMM.
+//! * Strided unpadded 1x1 convs gather their pixels once (`subsample.rs`) and run as
+//!   stride-1 pointwise convs.
 //! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
 //!   (`depthwise.rs`).
 //! * The ISA is found at run time ([`Isa::detect`]) and can be forced

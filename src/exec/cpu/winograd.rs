@@ -53,20 +53,35 @@ pub(crate) fn applies(spec: &ConvSpec) -> bool {
 ///   saved (at batch 16 it is shared by 16 images and pays again);
 /// * the transformed input and GEMM output (`16 (in + out) tiles` floats per image) evict
 ///   the activations the next convs read: at 56x56 with 64 channels (6.4 MB) the 3x3
-///   conv gains 12% and its neighbours lose more, so past `MAX_BUFFER_BYTES` it is off;
+///   conv gained 12% and its neighbours lost more, so such convs run in blocks of tile
+///   rows (`block_rows`), and past `MAX_BUFFER_BYTES` a block it is off;
 /// * with few channels the transforms cost more than a GEMM of them.
 pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> bool {
-    let tiles = oh.div_ceil(2) * ow.div_ceil(2);
-    let buffer_bytes = POINTS * (spec.in_channels + spec.out_channels) * tiles * 4;
-    applies(spec)
-        && spec.in_channels >= 16
-        && spec.out_channels >= 16
-        && tiles * images >= 49
-        && buffer_bytes <= MAX_BUFFER_BYTES
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let (c, m) = (spec.in_channels, spec.out_channels);
+    let buffer_bytes = POINTS * (c + m) * block_rows(c, m, th, tw) * tw * 4;
+    applies(spec) && c >= 16 && m >= 16 && th * tw * images >= 49 && buffer_bytes <= MAX_BUFFER_BYTES
 }
 
-/// Largest transformed input + GEMM output of one image for which Winograd is chosen.
+/// Largest transformed input + GEMM output of one image (or block) for which Winograd
+/// is chosen.
 const MAX_BUFFER_BYTES: usize = 4 << 20;
+/// Transformed weights small enough to read once per block of tile rows (from L2)...
+const BLOCK_WEIGHT_BYTES: usize = 512 << 10;
+/// ...and the buffers of such a block: about an L2.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// Tile rows run through the three steps at a time: all of them, unless the transformed
+/// weights are small (few channels, as at 56x56 in ResNet-50) and may be read once per
+/// block, so that the buffers stay in L2 instead of evicting the next convs' inputs.
+fn block_rows(c: usize, m: usize, th: usize, tw: usize) -> usize {
+    let row_bytes = POINTS * (c + m) * tw * 4;
+    if POINTS * c * m * 4 <= BLOCK_WEIGHT_BYTES {
+        (BLOCK_BYTES / row_bytes.max(1)).clamp(1, th.max(1))
+    } else {
+        th.max(1)
+    }
+}
 
 /// The 16 GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as a
 /// 16-group 1x1 conv's weights.
@@ -107,6 +122,8 @@ struct Tiles {
     /// from `2 tx - pl`; whatever falls outside the input is zero.
     pt: usize,
     pl: usize,
+    /// This block's first tile row, and its tile rows.
+    ty0: usize,
     th: usize,
     tw: usize,
 }
@@ -142,19 +159,10 @@ static BUFFERS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let (c, m) = (call.spec.in_channels, call.spec.out_channels);
-    let t = Tiles {
-        h: call.h,
-        w: call.w,
-        oh: call.oh,
-        ow: call.ow,
-        pt: call.spec.padding.top,
-        pl: call.spec.padding.left,
-        th: call.oh.div_ceil(2),
-        tw: call.ow.div_ceil(2),
-    };
-    let tiles = t.count();
+    let (th, tw) = (call.oh.div_ceil(2), call.ow.div_ceil(2));
+    let rows = block_rows(c, m, th, tw);
     let (in_image, out_image) = (c * call.h * call.w, m * call.oh * call.ow);
-    let per_image = POINTS * (c + m) * tiles;
+    let per_image = POINTS * (c + m) * rows * tw;
     let chunk = (CHUNK_FLOATS / per_image).clamp(1, call.images);
     let zeros = vec![0.0f32; POINTS * m];
     // A call made while another holds the buffers (convs run from two threads at once)
@@ -166,27 +174,56 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     if buf.len() < need {
         *buf = vec![0.0; need];
     }
-    let (v, mm) = buf[..need].split_at_mut(chunk * POINTS * c * tiles);
+    let (v, mm) = buf[..need].split_at_mut(chunk * POINTS * c * rows * tw);
     for first in (0..call.images).step_by(chunk) {
         let n = chunk.min(call.images - first);
-        let v = &mut v[..n * POINTS * c * tiles];
-        let mm = &mut mm[..n * POINTS * m * tiles];
-        transform_input(&input[first * in_image..][..n * in_image], c, &t, v, threads);
-        let inner = gemm::Call {
-            weights: call.weights,
-            kernels: call.kernels,
-            bias: &zeros,
-            act: Epilogue::None,
-            groups: POINTS,
-            geom: Geom { c, h: 1, w: tiles, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: tiles },
-            images: n,
-            residual: None,
-            force: call.force,
-        };
-        gemm::run(&inner, v, mm, threads);
+        let x = &input[first * in_image..][..n * in_image];
         let res = call.residual.map(|r| &r[first * out_image..][..n * out_image]);
         let o = &mut out[first * out_image..][..n * out_image];
-        transform_output(mm, m, &t, call.bias, res, call.act, o, threads);
+        for ty0 in (0..th).step_by(rows) {
+            let t = Tiles {
+                h: call.h,
+                w: call.w,
+                oh: call.oh,
+                ow: call.ow,
+                pt: call.spec.padding.top,
+                pl: call.spec.padding.left,
+                ty0,
+                th: rows.min(th - ty0),
+                tw,
+            };
+            let tiles = t.count();
+            let v = &mut v[..n * POINTS * c * tiles];
+            let mm = &mut mm[..n * POINTS * m * tiles];
+            transform_input(x, c, &t, v, threads);
+            let inner = gemm::Call {
+                weights: call.weights,
+                kernels: call.kernels,
+                bias: &zeros,
+                act: Epilogue::None,
+                groups: POINTS,
+                geom: Geom {
+                    c,
+                    h: 1,
+                    w: tiles,
+                    kh: 1,
+                    kw: 1,
+                    sh: 1,
+                    sw: 1,
+                    dh: 1,
+                    dw: 1,
+                    pt: 0,
+                    pl: 0,
+                    oh: 1,
+                    ow: tiles,
+                },
+                images: n,
+                residual: None,
+                force: call.force,
+            };
+            gemm::run(&inner, v, mm, threads);
+            transform_output(mm, m, &t, call.bias, res, call.act, o, threads);
+        }
     }
 }
 
@@ -234,7 +271,7 @@ widest_vectors! {
         // hrows: for input row r, 4 runs of tw (the row times B, column j of every tile).
         for r in 0..rows {
             let h = &mut hrows[r * 4 * tw..][..4 * tw];
-            let y = r as isize - t.pt as isize;
+            let y = (r + 2 * t.ty0) as isize - t.pt as isize;
             if y < 0 || y >= t.h as isize {
                 h.fill(0.0);
                 continue;
@@ -367,7 +404,7 @@ widest_vectors! {
                 times_a(q(0), q(1), q(2), q(3), bias, even, odd);
             }
             for (dy, y) in [&*y0, &*y1].into_iter().enumerate() {
-                let row_at = 2 * ty + dy;
+                let row_at = 2 * (t.ty0 + ty) + dy;
                 if row_at >= t.oh {
                     break;
                 }
