@@ -163,7 +163,8 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     let rows = block_rows(c, m, th, tw);
     let (in_image, out_image) = (c * call.h * call.w, m * call.oh * call.ow);
     let per_image = POINTS * (c + m) * rows * tw;
-    let chunk = (CHUNK_FLOATS / per_image).clamp(1, call.images);
+    // Blocked convs take one image at a time: the point of the blocks is buffers in L2.
+    let chunk = if rows < th { 1 } else { (CHUNK_FLOATS / per_image).clamp(1, call.images) };
     let zeros = vec![0.0f32; POINTS * m];
     // A call made while another holds the buffers (convs run from two threads at once)
     // gets its own.
