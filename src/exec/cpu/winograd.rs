@@ -37,7 +37,7 @@ use std::sync::Mutex;
 
 /// Transformed points per tile (4 x 4).
 const POINTS: usize = 16;
-/// Floats of transformed input and GEMM output one batch chunk may hold (2 x 16 MiB).
+/// Floats of transformed input and GEMM output one batch chunk may hold together (16 MiB).
 const CHUNK_FLOATS: usize = 4 << 20;
 
 /// Whether a conv can run as F(2x2, 3x3): one group, 3x3, stride 1, dilation 1.
