@@ -84,19 +84,20 @@ impl GemmWeights {
         self.m.div_ceil(self.nc) * self.k * self.nc
     }
 
-    /// The A^T panels, group after group (read back from the A panels on first use).
+    /// The A^T panels, group after group (from the weights read back, on first use).
     fn channel_panels(&self) -> &[f32] {
         self.channel_panels
             .get_or_init(|| {
-                let (m, k, mr, nc) = (self.m, self.k, self.mr, self.nc);
-                let groups = self.a.len() / self.group_len();
+                let (m, k, nc) = (self.m, self.k, self.nc);
+                let weight = self.unpacked();
+                let groups = weight.len() / (m * k).max(1);
                 let mut at = AlignedBuf::zeroed(groups * self.channel_group_len());
-                let (a, dst) = (self.a.as_slice(), at.as_mut_slice());
+                let dst = at.as_mut_slice();
                 for g in 0..groups {
-                    let (a, dst) = (&a[g * self.group_len()..], &mut dst[g * self.channel_group_len()..]);
+                    let (w, dst) = (&weight[g * m * k..], &mut dst[g * self.channel_group_len()..]);
                     for r in 0..m {
                         for kk in 0..k {
-                            dst[(r / nc * k + kk) * nc + r % nc] = a[(r / mr * k + kk) * mr + r % mr];
+                            dst[(r / nc * k + kk) * nc + r % nc] = w[r * k + kk];
                         }
                     }
                 }

@@ -229,7 +229,7 @@ pub struct PackedConv {
     /// `Some(on)`: use (or not) F(2x2, 3x3) wherever it applies; `None`: where it pays.
     force_winograd: Option<bool>,
     /// The Winograd-transformed weights (`winograd.rs`), made on first use.
-    winograd: std::sync::OnceLock<gemm::GemmWeights>,
+    winograd: std::sync::OnceLock<winograd::Transformed>,
 }
 
 impl PackedConv {
@@ -411,7 +411,7 @@ impl PackedConv {
 
     /// Bytes of packed weights held.
     pub fn packed_bytes(&self) -> usize {
-        let winograd = self.winograd.get().map_or(0, gemm::GemmWeights::bytes);
+        let winograd = self.winograd.get().map_or(0, |t| t.gemm.bytes());
         winograd
             + match &self.body {
                 Body::Gemm(g) => g.bytes(),
@@ -509,33 +509,15 @@ impl PackedConv {
                     images: n,
                     h,
                     w,
-                    oh,
-                    ow,
                     residual,
                     force: self.force,
                 };
                 winograd::run(&call, input, output, threads);
             }
-            Body::Gemm(weights) if self.subsamples() => {
-                let geom = self.subsampled_geom(oh, ow);
-                let call = gemm::Call {
-                    weights,
-                    kernels: kernels::kernel_set(self.isa),
-                    bias: &self.bias,
-                    act: self.epilogue,
-                    groups: s.groups,
-                    geom,
-                    images: n,
-                    residual,
-                    force: None,
-                };
-                let planes = n * s.in_channels;
-                subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
-                    gemm::run(&call, x, output, threads)
-                });
-            }
             Body::Gemm(weights) => {
-                let geom = self.geom(h, w)?;
+                // (`subsamples` implies no forced method: `self.force` is None there.)
+                let subsampled = self.subsamples();
+                let geom = if subsampled { self.subsampled_geom(oh, ow) } else { self.geom(h, w)? };
                 let call = gemm::Call {
                     weights,
                     kernels: kernels::kernel_set(self.isa),
@@ -547,7 +529,14 @@ impl PackedConv {
                     residual,
                     force: self.force,
                 };
-                gemm::run(&call, input, output, threads);
+                if subsampled {
+                    let planes = n * s.in_channels;
+                    subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
+                        gemm::run(&call, x, output, threads)
+                    });
+                } else {
+                    gemm::run(&call, input, output, threads);
+                }
             }
             Body::Depthwise(taps) => {
                 let g = depthwise::DwGeom {

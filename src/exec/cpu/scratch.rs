@@ -2,6 +2,7 @@
 //! (im2col panels, padded depthwise planes) so that a conv call allocates nothing.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 /// One 64-byte cache line of f32s; a `Vec` of these is 64-byte aligned.
 #[derive(Clone, Copy)]
@@ -60,4 +61,18 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
         buf.ensure(len);
         f(&mut buf.as_mut_slice()[..len])
     })
+}
+
+/// Run `f` on `shared`'s buffer, at least `len` floats long (contents unspecified): a
+/// buffer kept between calls and shared by every call of one kind (a model's convs run one
+/// after another, so it stays in cache). A call that finds it taken (convs run from two
+/// threads at once) gets a buffer of its own.
+pub(crate) fn with_shared<R>(shared: &Mutex<Vec<f32>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut own = Vec::new();
+    let mut guard = shared.try_lock().ok();
+    let buf = guard.as_deref_mut().unwrap_or(&mut own);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    f(&mut buf[..len])
 }

@@ -11,9 +11,6 @@ use std::sync::Mutex;
 /// one after another; a call that finds it taken allocates its own).
 static BUFFER: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
-/// Runs of planes per thread.
-const RUNS_PER_THREAD: usize = 4;
-
 /// Pixel `(oy * sh, ox * sw)` of each of `planes` planes of `h x w`, as `planes x oh x ow`,
 /// handed to `f`.
 #[allow(clippy::too_many_arguments)]
@@ -29,23 +26,16 @@ pub(crate) fn with_subsampled<R>(
 ) -> R {
     let [oh, ow] = out_hw;
     debug_assert!(x.len() == planes * h * w && (oh - 1) * stride[0] < h && (ow - 1) * stride[1] < w);
-    let mut own = Vec::new();
-    let mut guard = BUFFER.try_lock().ok();
-    let buf = guard.as_deref_mut().unwrap_or(&mut own);
     let len = planes * oh * ow;
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    let dst = &mut buf[..len];
-    let runs = planes.min(RUNS_PER_THREAD * threads.count()).max(1);
-    let dp = SendPtr(dst.as_mut_ptr());
-    threads.for_each(runs, &|i| {
-        let (a, b) = (i * planes / runs, (i + 1) * planes / runs);
-        // SAFETY: run i writes planes a..b of `dst` only.
-        let d = unsafe { std::slice::from_raw_parts_mut(dp.get().add(a * oh * ow), (b - a) * oh * ow) };
-        gather(&x[a * h * w..b * h * w], h, w, stride[0], stride[1], ow, d);
-    });
-    f(dst)
+    super::scratch::with_shared(&BUFFER, len, |dst| {
+        let dp = SendPtr(dst.as_mut_ptr());
+        threads.for_each_run(planes, &|run| {
+            // SAFETY: this run writes its planes of `dst` only.
+            let d = unsafe { std::slice::from_raw_parts_mut(dp.get().add(run.start * oh * ow), run.len() * oh * ow) };
+            gather(&x[run.start * h * w..run.end * h * w], h, w, stride[0], stride[1], ow, d);
+        });
+        f(dst)
+    })
 }
 
 widest_vectors! {

@@ -31,6 +31,7 @@ use super::gemm::{self, GemmWeights};
 use super::isa::widest_vectors;
 use super::kernels::KernelSet;
 use super::pack::Geom;
+use super::scratch::with_shared;
 use super::threads::{SendPtr, Threads};
 use super::{ConvSpec, Epilogue};
 use std::sync::Mutex;
@@ -85,7 +86,7 @@ fn block_rows(c: usize, m: usize, th: usize, tw: usize) -> usize {
 
 /// The 16 GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as a
 /// 16-group 1x1 conv's weights.
-pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, ks: &KernelSet) -> GemmWeights {
+pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, ks: &KernelSet) -> Transformed {
     let (oc, ic) = (spec.out_channels, spec.in_channels);
     // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
     const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
@@ -108,7 +109,14 @@ pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, ks: &KernelSet)
             }
         }
     }
-    GemmWeights::new(&u, POINTS, oc, ic, ks.mr, ks.nc)
+    Transformed { gemm: GemmWeights::new(&u, POINTS, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; POINTS * oc] }
+}
+
+/// The transformed weights, packed for the 16 GEMMs, and their (zero) bias: the conv's
+/// bias is added after the output transform.
+pub(crate) struct Transformed {
+    pub gemm: GemmWeights,
+    zero_bias: Vec<f32>,
 }
 
 /// Tile grid of one call.
@@ -137,106 +145,87 @@ impl Tiles {
 /// Everything one call needs.
 pub(crate) struct Call<'a> {
     pub spec: &'a ConvSpec,
-    pub weights: &'a GemmWeights,
+    pub weights: &'a Transformed,
     pub kernels: KernelSet,
     pub bias: &'a [f32],
     pub act: Epilogue,
     pub images: usize,
     pub h: usize,
     pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
     pub residual: Option<&'a [f32]>,
     /// The inner GEMM's method, when a test forces one.
     pub force: Option<gemm::Method>,
 }
 
 /// The transformed input and GEMM output of one chunk of images, shared by every
-/// Winograd conv in the process: a model's convs run one after another, and one buffer
-/// stays in cache where one per conv would be written cold by each.
+/// Winograd conv in the process (`scratch::with_shared`): one buffer stays in cache where
+/// one per conv would be written cold by each.
 static BUFFERS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let (c, m) = (call.spec.in_channels, call.spec.out_channels);
-    let (th, tw) = (call.oh.div_ceil(2), call.ow.div_ceil(2));
+    let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let rows = block_rows(c, m, th, tw);
-    let (in_image, out_image) = (c * call.h * call.w, m * call.oh * call.ow);
+    let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let per_image = POINTS * (c + m) * rows * tw;
     // Blocked convs take one image at a time: the point of the blocks is buffers in L2.
     let chunk = if rows < th { 1 } else { (CHUNK_FLOATS / per_image).clamp(1, call.images) };
-    let zeros = vec![0.0f32; POINTS * m];
-    // A call made while another holds the buffers (convs run from two threads at once)
-    // gets its own.
-    let mut own = Vec::new();
-    let mut guard = BUFFERS.try_lock().ok();
-    let buf = guard.as_deref_mut().unwrap_or(&mut own);
-    let need = chunk * per_image;
-    if buf.len() < need {
-        *buf = vec![0.0; need];
-    }
-    let (v, mm) = buf[..need].split_at_mut(chunk * POINTS * c * rows * tw);
-    for first in (0..call.images).step_by(chunk) {
-        let n = chunk.min(call.images - first);
-        let x = &input[first * in_image..][..n * in_image];
-        let res = call.residual.map(|r| &r[first * out_image..][..n * out_image]);
-        let o = &mut out[first * out_image..][..n * out_image];
-        for ty0 in (0..th).step_by(rows) {
-            let t = Tiles {
-                h: call.h,
-                w: call.w,
-                oh: call.oh,
-                ow: call.ow,
-                pt: call.spec.padding.top,
-                pl: call.spec.padding.left,
-                ty0,
-                th: rows.min(th - ty0),
-                tw,
-            };
-            let tiles = t.count();
-            let v = &mut v[..n * POINTS * c * tiles];
-            let mm = &mut mm[..n * POINTS * m * tiles];
-            transform_input(x, c, &t, v, threads);
-            let inner = gemm::Call {
-                weights: call.weights,
-                kernels: call.kernels,
-                bias: &zeros,
-                act: Epilogue::None,
-                groups: POINTS,
-                geom: Geom {
-                    c,
-                    h: 1,
-                    w: tiles,
-                    kh: 1,
-                    kw: 1,
-                    sh: 1,
-                    sw: 1,
-                    dh: 1,
-                    dw: 1,
-                    pt: 0,
-                    pl: 0,
-                    oh: 1,
-                    ow: tiles,
-                },
-                images: n,
-                residual: None,
-                force: call.force,
-            };
-            gemm::run(&inner, v, mm, threads);
-            transform_output(mm, m, &t, call.bias, res, call.act, o, threads);
+    with_shared(&BUFFERS, chunk * per_image, |buf| {
+        let (v, mm) = buf.split_at_mut(chunk * POINTS * c * rows * tw);
+        for first in (0..call.images).step_by(chunk) {
+            let n = chunk.min(call.images - first);
+            let x = &input[first * in_image..][..n * in_image];
+            let res = call.residual.map(|r| &r[first * out_image..][..n * out_image]);
+            let o = &mut out[first * out_image..][..n * out_image];
+            for ty0 in (0..th).step_by(rows) {
+                let t = Tiles {
+                    h: call.h,
+                    w: call.w,
+                    oh,
+                    ow,
+                    pt: call.spec.padding.top,
+                    pl: call.spec.padding.left,
+                    ty0,
+                    th: rows.min(th - ty0),
+                    tw,
+                };
+                let tiles = t.count();
+                let v = &mut v[..n * POINTS * c * tiles];
+                let mm = &mut mm[..n * POINTS * m * tiles];
+                transform_input(x, c, &t, v, threads);
+                let inner = gemm::Call {
+                    weights: &call.weights.gemm,
+                    kernels: call.kernels,
+                    bias: &call.weights.zero_bias,
+                    act: Epilogue::None,
+                    groups: POINTS,
+                    geom: Geom {
+                        c,
+                        h: 1,
+                        w: tiles,
+                        kh: 1,
+                        kw: 1,
+                        sh: 1,
+                        sw: 1,
+                        dh: 1,
+                        dw: 1,
+                        pt: 0,
+                        pl: 0,
+                        oh: 1,
+                        ow: tiles,
+                    },
+                    images: n,
+                    residual: None,
+                    force: call.force,
+                };
+                gemm::run(&inner, v, mm, threads);
+                transform_output(mm, m, &t, call.bias, res, call.act, o, threads);
+            }
         }
-    }
+    })
 }
-
-/// Call `f` on runs of consecutive planes `0..planes`, a few runs per thread: a plane is
-/// a fraction of a microsecond of work on small maps, too little to hand out one by one.
-fn for_plane_runs(planes: usize, threads: &Threads, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-    let runs = planes.min(RUNS_PER_THREAD * threads.count());
-    threads.for_each(runs, &|i| f(i * planes / runs..(i + 1) * planes / runs));
-}
-
-/// Runs of planes per thread in the transforms (load balance against hand-out cost).
-const RUNS_PER_THREAD: usize = 4;
 
 /// `V[img][e][ch][tile]` from NCHW `x`, one work item per (image, channel).
 fn transform_input(x: &[f32], c: usize, t: &Tiles, v: &mut [f32], threads: &Threads) {
@@ -244,7 +233,7 @@ fn transform_input(x: &[f32], c: usize, t: &Tiles, v: &mut [f32], threads: &Thre
     let vp = SendPtr(v.as_mut_ptr());
     let planes = v.len() / (POINTS * tiles);
     let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
-    for_plane_runs(planes, threads, &|run| {
+    threads.for_each_run(planes, &|run| {
         super::scratch::with_scratch(scratch, |buf| {
             for plane_at in run {
                 let (img, ch) = (plane_at / c, plane_at % c);
@@ -360,7 +349,7 @@ fn transform_output(
 ) {
     let (plane, tiles) = (t.oh * t.ow, t.count());
     let op = SendPtr(out.as_mut_ptr());
-    for_plane_runs(out.len() / plane, threads, &|run| {
+    threads.for_each_run(out.len() / plane, &|run| {
         super::scratch::with_scratch(12 * t.tw, |buf| {
             for item in run {
                 let (img, ch) = (item / m, item % m);
