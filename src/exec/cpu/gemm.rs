@@ -31,10 +31,10 @@
 use super::direct::{Grid, PadJob, ScatterJob};
 use super::kernels::{CTile, KernelSet, Tile};
 use super::pack::{pack_a, Geom, PackJob};
-use super::scratch::{with_scratch, AlignedBuf};
+use super::scratch::{self, with_scratch, AlignedBuf};
 use super::threads::{SendPtr, Threads};
 use super::Epilogue;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Most K rows per im2col block: an AVX-512 A micro-panel of 12 x 256 floats (12 KiB)
 /// stays in L1 while it sweeps the B block.
@@ -50,6 +50,8 @@ const ITEMS_PER_THREAD: usize = 4;
 const POINTWISE_SPAN: usize = 2 << 20;
 /// Largest tile any ISA uses (for the scatter buffer).
 const TILE_FLOATS: usize = 12 * 32;
+/// The grid copies shared by a call's channel chunks (`Common::share_grids`).
+static GRIDS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// Weights packed into A panels, group after group.
 pub(crate) struct GemmWeights {
@@ -158,9 +160,10 @@ pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
         // stays small, but on large maps (3 MiB for 256 channels at 56x56) the TLB and
         // the prefetchers lose track, and a packed copy is faster.
         if g.k() * g.h * g.w * 4 > POINTWISE_SPAN {
-            return Method::Im2col;
+            (Method::Im2col, lanes(g.pixels()) * (1.0 + 16.0 / m as f64))
+        } else {
+            (Method::Pointwise, lanes(g.pixels()))
         }
-        (Method::Pointwise, lanes(g.pixels()))
     } else {
         // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
         // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.
@@ -346,6 +349,8 @@ struct Common<'a> {
 struct Item {
     img_group: usize,
     group: usize,
+    /// Pixel block `pixel_block` of the plan's blocks for this (image, group).
+    pixel_block: usize,
     /// Panels `pa .. pb`, A micro-panels `ma .. mb`.
     pa: usize,
     pb: usize,
@@ -428,7 +433,15 @@ impl<'a> Common<'a> {
         let (j, img_group) = (rest % p.pixel_blocks, rest / p.pixel_blocks);
         let (pa, pb) = share(self.panels, p.pixel_blocks, j);
         let (ma, mb) = share(self.m_panels, p.m_chunks, mi);
-        (pa < pb && ma < mb).then_some(Item { img_group, group: img_group % self.call.groups, pa, pb, ma, mb })
+        (pa < pb && ma < mb).then_some(Item {
+            img_group,
+            group: img_group % self.call.groups,
+            pixel_block: j,
+            pa,
+            pb,
+            ma,
+            mb,
+        })
     }
 
     /// The group's input planes.
@@ -480,6 +493,84 @@ impl<'a> Common<'a> {
         // SAFETY (of the offset): channel `ch < m` and pixel `q < pixels` of this
         // (image, group)'s block of the output.
         unsafe { self.out.get().add(it.img_group * self.out_group + ch * self.out_plane + q) }
+    }
+
+    /// Run `body` on the item's grid copy (grid rows `r_a .. r_b` plus the halo): the
+    /// shared copy of its (image, group, pixel block) when `shared` holds one, else a copy
+    /// the item makes in its thread's scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn with_grid(
+        &self,
+        it: &Item,
+        x: &[f32],
+        grid: &Grid,
+        (r_a, r_b): (usize, usize),
+        r_loc: usize,
+        shared: Option<SendPtr>,
+        body: impl FnOnce(*const f32),
+    ) {
+        let local_len = grid.local_len(r_loc, self.call.kernels.nr);
+        if let Some(all) = shared {
+            let block = it.img_group * self.plan.pixel_blocks + it.pixel_block;
+            // SAFETY (of the offset): `shared` holds a copy of `local_len` floats per block.
+            return body(unsafe { all.get().add(block * local_len) }.cast_const());
+        }
+        with_scratch(local_len, |buf| {
+            let job =
+                PadJob { grid: *grid, x: x.as_ptr(), r_a, rows: r_b - r_a + grid.halo, r_loc, dst: buf.as_mut_ptr() };
+            // SAFETY: `x` is the group's planes, `buf` holds local_len(r_loc) floats and
+            // r_b - r_a + halo <= r_loc rows.
+            unsafe { (self.call.kernels.pad)(&job) };
+            body(buf.as_ptr())
+        })
+    }
+
+    /// Where several channel chunks share a pixel block (batch 1 on small maps), make each
+    /// block's grid copy once, spread over the threads by channels, before the items run:
+    /// each chunk copying its own repeated the copy `m_chunks` times (a quarter of a 3x3
+    /// stride-2 conv's time at 2 threads). Calls `run(Some(copies))`, or `run(None)` where
+    /// each item's copy is its own.
+    fn share_grids(
+        &self,
+        input: &[f32],
+        grid: &Grid,
+        rows_of: impl Fn(usize) -> (usize, usize) + Sync,
+        r_loc: usize,
+        threads: &Threads,
+        run: impl FnOnce(Option<SendPtr>),
+    ) {
+        if self.plan.m_chunks == 1 {
+            return run(None);
+        }
+        let local_len = grid.local_len(r_loc, self.call.kernels.nr);
+        let blocks = self.call.images * self.call.groups * self.plan.pixel_blocks;
+        let c = grid.g.c;
+        let slices = (ITEMS_PER_THREAD * threads.count()).div_ceil(blocks).clamp(1, c);
+        scratch::with_shared(&GRIDS, blocks * local_len, |copies| {
+            let dst = SendPtr(copies.as_mut_ptr());
+            threads.for_each(blocks * slices, &|i| {
+                let (block, slice) = (i / slices, i % slices);
+                let (c0, c1) = share(c, slices, slice);
+                let (r_a, r_b) = rows_of(block % self.plan.pixel_blocks);
+                let img_group = block / self.plan.pixel_blocks;
+                let mut part = *grid;
+                part.g.c = c1 - c0;
+                let job = PadJob {
+                    grid: part,
+                    x: input[img_group * self.in_group + c0 * grid.g.h * grid.g.w..].as_ptr(),
+                    r_a,
+                    rows: r_b - r_a + grid.halo,
+                    r_loc,
+                    // SAFETY (of the offset): channel c0's planes of this block's copy.
+                    dst: unsafe { dst.get().add(block * local_len + c0 * grid.phases * r_loc * grid.wq) },
+                };
+                // SAFETY: `x` is channels c0..c1 of the group's planes; the destination is
+                // their part of the block's copy (channels `phases * r_loc * wq` floats
+                // apart), written by this job alone.
+                unsafe { (self.call.kernels.pad)(&job) };
+            });
+            run(Some(dst));
+        })
     }
 
     /// The residual's element at `c_at_channel(it, ch, q)`, or null without one.
@@ -561,25 +652,24 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
         .max()
         .unwrap_or(1);
     let offsets = grid.offsets(r_loc);
-    let local_len = grid.local_len(r_loc, nr);
     let (ow, out_plane) = (call.geom.ow, common.out_plane);
-    let item = |i: usize| {
+    let block_rows = |j: usize| {
+        let (pa, pb) = share(panels, common.plan.pixel_blocks, j);
+        grid.rows(pa * nr, (pb * nr).min(vpixels))
+    };
+    let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
-        let (v_a, v_b) = (it.pa * nr, (it.pb * nr).min(vpixels));
-        let (r_a, r_b) = grid.rows(v_a, v_b);
-        with_scratch(local_len, |buf| {
-            let job = PadJob { grid, x: x.as_ptr(), r_a, rows: r_b - r_a + grid.halo, r_loc, dst: buf.as_mut_ptr() };
-            // SAFETY: `x` is the group's planes, `buf` holds local_len(r_loc) floats and
-            // r_b - r_a + halo <= r_loc rows.
-            unsafe { (call.kernels.pad)(&job) };
+        let (r_a, r_b) = block_rows(it.pixel_block);
+        common.with_grid(&it, x, &grid, (r_a, r_b), r_loc, shared, |buf| {
             let mut tile_buf = [0.0f32; TILE_FLOATS];
             for mp in it.ma..it.mb {
                 for pj in it.pa..it.pb {
                     let v = pj * nr;
                     let n = nr.min(vpixels - v);
                     // Virtual pixel v reads the local copy at v - r_a * wq.
-                    let b = buf[v - r_a * grid.wq..].as_ptr();
+                    // SAFETY (of the offset): inside the copy (local_len floats).
+                    let b = unsafe { buf.add(v - r_a * grid.wq) };
                     if grid.is_dense() {
                         let mut t =
                             common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, v), out_plane);
@@ -615,7 +705,9 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
             }
         });
     };
-    threads.for_each(common.items(), &item);
+    common.share_grids(input, &grid, block_rows, r_loc, threads, |shared| {
+        threads.for_each(common.items(), &|i| item(i, shared))
+    });
 }
 
 fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
@@ -697,30 +789,20 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         None => plane_offsets(k, g.h * g.w),
         Some(grid) => grid.offsets(r_loc),
     };
-    let local_len = grid.map_or(0, |grid| grid.local_len(r_loc, 0));
-    let item = |i: usize| {
+    let block_rows = |j: usize| {
+        let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
+        if ta < tb {
+            item_rows(ta, tb)
+        } else {
+            (0, 0)
+        }
+    };
+    let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
         let (r_a, r_b) = item_rows(it.pa, it.pb);
-        with_scratch(local_len, |buf| {
-            // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
-            let b_at = match &grid {
-                None => x.as_ptr(),
-                Some(grid) => {
-                    let job = PadJob {
-                        grid: *grid,
-                        x: x.as_ptr(),
-                        r_a,
-                        rows: r_b - r_a + grid.halo,
-                        r_loc,
-                        dst: buf.as_mut_ptr(),
-                    };
-                    // SAFETY: `x` is the group's planes, `buf` holds local_len(r_loc) floats and
-                    // r_b - r_a + halo <= r_loc rows.
-                    unsafe { (ks.pad)(&job) };
-                    buf.as_ptr()
-                }
-            };
+        // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
+        let body = |b_at: *const f32| {
             let a_group = &at[it.group * call.weights.channel_group_len()..];
             let panel = k * nc;
             let tiles = it.pb - it.pa;
@@ -760,7 +842,16 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                     unsafe { (ks.ctile)(&ct) };
                 }
             }
-        });
+        };
+        match &grid {
+            None => body(x.as_ptr()),
+            Some(grid) => common.with_grid(&it, x, grid, (r_a, r_b), r_loc, shared, body),
+        }
     };
-    threads.for_each(common.items(), &item);
+    match &grid {
+        None => threads.for_each(common.items(), &|i| item(i, None)),
+        Some(grid) => common.share_grids(input, grid, block_rows, r_loc, threads, |shared| {
+            threads.for_each(common.items(), &|i| item(i, shared))
+        }),
+    }
 }
