@@ -22,17 +22,51 @@ pub struct MaxPoolSpec {
 const MIN_ITEM: usize = 1 << 12;
 
 /// `max(m, v)` where a NaN wins, as in PyTorch. `NAN`: the plane may hold NaNs. Without
-/// them, `f32::max`: written as a select, LLVM turns `*m = max(*m, v)` into a masked store
-/// of `v`, and the next tap's loads of those lanes stall on it (a ResNet stem pool took
-/// 1.4 ms instead of 0.1).
+/// them, a plain compare-and-select: one `vmaxps` where the result goes to a fresh place
+/// ([`max_of`]). (`f32::max` costs a compare and a blend more per element for its NaN
+/// rule; and a select written back over its own input, `*m = max(*m, v)`, becomes a
+/// masked store of `v` that the next tap's loads stall on: a ResNet stem pool took 1.4 ms
+/// instead of 0.1.)
 #[inline(always)]
 fn mx<const NAN: bool>(m: f32, v: f32) -> f32 {
     if !NAN {
-        m.max(v)
+        if m > v {
+            m
+        } else {
+            v
+        }
     } else if v > m || v.is_nan() {
         v
     } else {
         m
+    }
+}
+
+/// `out[i] = max over s in starts of base[s + i]`. Up to three sources in one pass that
+/// only writes `out`, so it vectorizes to plain maxima; more fold into `out` with the
+/// NaN-safe `f32::max` (no masked stores).
+#[inline(always)]
+fn max_of<const NAN: bool>(out: &mut [f32], base: &[f32], starts: &[usize]) {
+    let n = out.len();
+    let src = |i: usize| &base[starts[i]..starts[i] + n];
+    match starts.len() {
+        0 => out.fill(f32::NEG_INFINITY),
+        1 => out.copy_from_slice(src(0)),
+        2 => {
+            for ((o, &a), &b) in out.iter_mut().zip(src(0)).zip(src(1)) {
+                *o = mx::<NAN>(a, b);
+            }
+        }
+        more => {
+            for (((o, &a), &b), &c) in out.iter_mut().zip(src(0)).zip(src(1)).zip(src(2)) {
+                *o = mx::<NAN>(mx::<NAN>(a, b), c);
+            }
+            for i in 3..more {
+                for (o, &v) in out.iter_mut().zip(src(i)) {
+                    *o = if NAN { mx::<true>(*o, v) } else { o.max(v) };
+                }
+            }
+        }
     }
 }
 
@@ -50,14 +84,16 @@ widest_vectors! {
     /// whole rows, so they vectorize; windows are clipped to the input. A strided row is first
     /// split into its `sw` phases, after which every tap reads a contiguous run.
     fn pool_planes(x: &[f32], first: usize, h: usize, w: usize, s: &MaxPoolSpec, taps: &[HTap], out: &mut [f32]) {
-        let (mut rows, mut phases) = (Vec::new(), Vec::new());
+        let (mut rows, mut phases, mut starts) = (Vec::new(), Vec::new(), Vec::new());
         for (p, o) in out.chunks_mut(s.out_hw[0] * s.out_hw[1]).enumerate() {
             let x = &x[(first + p) * h * w..(first + p + 1) * h * w];
-            // (A fold, not `any`: without the early exit the scan vectorizes.)
-            if x.chunks(256).any(|c| c.iter().fold(false, |nan, v| nan | v.is_nan())) {
-                plane_body::<true>(x, h, w, s, taps, o, &mut rows, &mut phases)
-            } else {
-                plane_body::<false>(x, h, w, s, taps, o, &mut rows, &mut phases)
+            // A strided pool reads every input once as it splits the rows and notices a NaN
+            // there (then its plane is redone); others look for one first. (A fold, not
+            // `any`: without the early exit the scan vectorizes.)
+            let splits = s.stride[1] > 1 && s.out_hw != [1, 1];
+            let nan = !splits && x.chunks(256).any(|c| c.iter().fold(false, |nan, v| nan | v.is_nan()));
+            if nan || !plane_body::<false>(x, h, w, s, taps, o, &mut rows, &mut phases, &mut starts) {
+                plane_body::<true>(x, h, w, s, taps, o, &mut rows, &mut phases, &mut starts);
             }
         }
     }
@@ -73,7 +109,8 @@ fn plane_body<const NAN: bool>(
     out: &mut [f32],
     rows: &mut Vec<f32>,
     phases: &mut Vec<f32>,
-) {
+    starts: &mut Vec<usize>,
+) -> bool {
     let [kh, kw] = s.kernel;
     let [sh, sw] = s.stride;
     let [pt, pl] = s.pad_before;
@@ -88,7 +125,7 @@ fn plane_body<const NAN: bool>(
             m = row[..x1].iter().fold(m, |m, &v| mx::<NAN>(m, v));
         }
         out[0] = m;
-        return;
+        return true;
     }
     rows.clear();
     rows.resize(h * ow, f32::NEG_INFINITY);
@@ -98,28 +135,30 @@ fn plane_body<const NAN: bool>(
         let src = if sw == 1 {
             src
         } else {
-            split_phases(src, sw, pw, phases);
+            if split_phases(src, sw, pw, phases) && !NAN {
+                return false;
+            }
             &phases[..]
         };
-        for &HTap { lo, hi, start } in taps {
-            for (m, &v) in r[lo..hi].iter_mut().zip(&src[start..start + (hi - lo)]) {
-                *m = mx::<NAN>(*m, v);
-            }
+        // Outputs every tap reaches at once, then the few at the edges tap by tap.
+        let (lo, hi) = taps.iter().fold((0, ow), |(lo, hi), t| (lo.max(t.lo), hi.min(t.hi)));
+        let (lo, hi) = (lo.min(hi), hi.max(lo.min(hi)));
+        starts.clear();
+        starts.extend(taps.iter().map(|t| t.start + (lo - t.lo)));
+        max_of::<NAN>(&mut r[lo..hi], src, starts);
+        for o in (0..lo).chain(hi..ow) {
+            let inside = taps.iter().filter(|t| (t.lo..t.hi).contains(&o));
+            r[o] = inside.fold(f32::NEG_INFINITY, |m, t| mx::<NAN>(m, src[t.start + o - t.lo]));
         }
     }
     for (oy, o) in out.chunks_exact_mut(ow).enumerate().take(oh) {
-        o.fill(f32::NEG_INFINITY);
-        for k in 0..kh {
-            let y = (oy * sh + k) as isize - pt as isize;
-            if y < 0 || y as usize >= h {
-                continue;
-            }
-            let r = &rows[y as usize * ow..(y as usize + 1) * ow];
-            for (m, &v) in o.iter_mut().zip(r) {
-                *m = mx::<NAN>(*m, v);
-            }
-        }
+        starts.clear();
+        // Window rows oy * sh + k - pt, clipped to the plane.
+        let rows_in = (0..kh).map(|k| (oy * sh + k).wrapping_sub(pt)).filter(|&y| y < h);
+        starts.extend(rows_in.map(|y| y * ow));
+        max_of::<NAN>(o, rows, starts);
     }
+    true
 }
 
 /// One horizontal window tap, the same for every row of every plane: row maxima `lo..hi`
@@ -149,25 +188,30 @@ fn horizontal_taps(s: &MaxPoolSpec, w: usize) -> Vec<HTap> {
 }
 
 /// `phases[r * pw + i] = src[i * sw + r]` (the tail of a short phase left as it was: no
-/// tap inside the row reads it).
+/// tap inside the row reads it). Returns whether `src` holds a NaN.
 #[inline(always)]
-fn split_phases(src: &[f32], sw: usize, pw: usize, phases: &mut [f32]) {
+fn split_phases(src: &[f32], sw: usize, pw: usize, phases: &mut [f32]) -> bool {
+    let mut nan = false;
     if sw == 2 {
         let (even, odd) = phases.split_at_mut(pw);
         for ((pair, e), o) in src.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
             *e = pair[0];
             *o = pair[1];
+            nan |= pair[0].is_nan() | pair[1].is_nan();
         }
         if src.len() % 2 == 1 {
             even[pw - 1] = src[src.len() - 1];
+            nan |= even[pw - 1].is_nan();
         }
-        return;
+        return nan;
     }
     for (i, chunk) in src.chunks(sw).enumerate() {
         for (r, &v) in chunk.iter().enumerate() {
             phases[r * pw + i] = v;
+            nan |= v.is_nan();
         }
     }
+    nan
 }
 
 /// Max-pool `planes` planes of `h x w` into `out` (`planes x out_h x out_w`).
@@ -269,16 +313,22 @@ mod tests {
 
     #[test]
     fn nan_wins_its_windows_and_only_those() {
-        let (h, w) = (6, 6);
-        let mut x: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
-        x[2 * w + 3] = f32::NAN;
-        let s = MaxPoolSpec { kernel: [3, 3], stride: [1, 1], pad_before: [1, 1], out_hw: [6, 6] };
-        let mut out = vec![0.0; h * w];
-        max_pool(&x, 1, h, w, &s, &mut out, &Threads::single()).unwrap();
-        for oy in 0..h {
-            for ox in 0..w {
-                let near = oy.abs_diff(2) <= 1 && ox.abs_diff(3) <= 1;
-                assert_eq!(out[oy * w + ox].is_nan(), near, "({oy}, {ox})");
+        // Stride 1 looks for NaNs before pooling; stride 2 notices them while splitting
+        // the rows into phases (even and odd columns, and an odd width's last column).
+        for (h, w, stride, nan_at) in [(6, 6, 1, (2, 3)), (7, 8, 2, (3, 5)), (7, 9, 2, (4, 4)), (5, 9, 2, (1, 8))] {
+            let mut x: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
+            x[nan_at.0 * w + nan_at.1] = f32::NAN;
+            let out_hw = [(h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1];
+            let s = MaxPoolSpec { kernel: [3, 3], stride: [stride; 2], pad_before: [1, 1], out_hw };
+            let mut out = vec![0.0; out_hw[0] * out_hw[1]];
+            max_pool(&x, 1, h, w, &s, &mut out, &Threads::single()).unwrap();
+            for oy in 0..out_hw[0] {
+                for ox in 0..out_hw[1] {
+                    // The window of (oy, ox) covers rows oy * stride - 1 ..= oy * stride + 1.
+                    let covers = |o: usize, at: usize| (o * stride).abs_diff(at) <= 1;
+                    let near = covers(oy, nan_at.0) && covers(ox, nan_at.1);
+                    assert_eq!(out[oy * out_hw[1] + ox].is_nan(), near, "{h}x{w} stride {stride}: ({oy}, {ox})");
+                }
             }
         }
     }
