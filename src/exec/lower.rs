@@ -376,6 +376,9 @@ pub enum Layer {
         end: usize,
     },
     Flatten,
+    /// A fully connected layer on the packed kernels (inference, f32, CPU): a 1x1 conv
+    /// over one image whose pixels are the batch.
+    PackedLinear(Arc<PackedConvOp>),
     /// `weight_t` is `[in, out]`, so the forward is one matmul.
     Linear {
         weight_t: Tensor,
@@ -781,6 +784,17 @@ impl Lowered {
                 Op::ChannelShuffle { groups } => Layer::ChannelShuffle(*groups),
                 Op::ChannelSlice { start, end } => Layer::ChannelSlice { start: *start, end: *end },
                 Op::Flatten => Layer::Flatten,
+                Op::Linear { out_features, .. } if packed => {
+                    let NodeParams::Linear { weight, bias } = params()? else {
+                        return Err(ExecError::at(name, "expected linear parameters"));
+                    };
+                    let in_features = weight.data.len() / (*out_features).max(1);
+                    let spec = ConvSpec::new(in_features, *out_features, [1, 1]);
+                    let bias = bias.as_ref().map(|b| b.data.as_slice());
+                    let conv = PackedConv::new(&weight.data, bias, spec, Epilogue::None).map_err(|e| err(name, e))?;
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::PackedLinear(Arc::new(PackedConvOp { conv, threads }))
+                }
                 Op::Linear { .. } => {
                     let NodeParams::Linear { weight, bias } = params()? else {
                         return Err(ExecError::at(name, "expected linear parameters"));
@@ -984,6 +998,16 @@ impl Lowered {
             }
             Layer::ChannelSlice { start, end } => x().narrow(1, *start, end - start)?.contiguous(),
             Layer::Flatten => x().flatten_from(1),
+            Layer::PackedLinear(op) => {
+                // [N, F] as one image of N pixels ([1, F, 1, N]): the weights stream once for
+                // the whole batch, the batch fills the tiles' pixels.
+                let x = x().flatten_from(1)?;
+                let (n, f) = x.dims2()?;
+                let cols = x.t()?.contiguous()?.reshape((1, f, 1, n))?;
+                let y = cols.apply_op1_no_bwd(op.as_ref())?;
+                let m = y.dim(1)?;
+                y.reshape((m, n))?.t()?.contiguous()
+            }
             Layer::Linear { weight_t, bias } => {
                 let y = x().matmul(weight_t)?;
                 match bias {
