@@ -14,7 +14,9 @@
 //! stride or dilation goes to the kernel directly (no pad op), the bias is fused, and a
 //! ReLU or ReLU6 that is the conv's (or its folded batch-norm's) only reader is fused into
 //! the conv's store and becomes an identity; a two-input add (with the ReLU after it,
-//! likewise) is one pass on the same threads. `SYNPROF_CPU_CONV=candle` (or
+//! likewise) is one pass on the same threads; a fully connected layer runs as a 1x1 conv
+//! whose pixels are the batch (its weights stream once, on all the threads, where
+//! candle's matmul used one). `SYNPROF_CPU_CONV=candle` (or
 //! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
 //! other dtypes and other devices always use it.
 

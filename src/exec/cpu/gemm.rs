@@ -2,7 +2,9 @@
 //! pre-packed weights, C the NCHW output, and B in one of three forms:
 //!
 //! * **pointwise** (1x1, stride 1, no padding): B is the input as it lies, row `k` =
-//!   input plane `k`. No copy at all.
+//!   input plane `k`. No copy at all. Past a few MiB of input the pixel panels' strided
+//!   reads lose the prefetchers, and im2col's packed copy is weighed against the channel
+//!   tile (below), which reads only a few pixels per row.
 //! * **direct** (most other convs): B rows are constant shifts of a padded, phase-split
 //!   copy of the input rows a work item needs (`direct.rs`): one copy of the input
 //!   instead of `kh * kw` of them.
@@ -25,8 +27,8 @@
 //!
 //! A work item is (image, group, pixel block, output-channel chunk). Batch 16 has enough
 //! images for every thread; at batch 1 the pixels are cut into blocks, and where that is
-//! still too few items (7x7 maps) the output channels are cut too, each item then
-//! preparing its own copy of the (small) B data.
+//! still too few items (7x7 maps) the output channels are cut too; the chunks of one pixel
+//! block then read one grid copy, made before the items run (`Common::share_grids`).
 
 use super::direct::{Grid, PadJob, ScatterJob};
 use super::kernels::{CTile, KernelSet, Tile};

@@ -15,7 +15,7 @@ use crate::graph::{format, Net};
 use crate::telemetry::{Phase, Telemetry};
 use crate::weights::Weights;
 use serde::Deserialize;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -120,6 +120,7 @@ pub fn measure(
     let mut child = Command::new(&python)
         .arg(&runner)
         .arg(&spec_path)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -131,6 +132,8 @@ pub fn measure(
             ))
         })?;
     let (mut error, mut tail) = (None, Vec::new());
+    // The runner waits on this after announcing its measured phase (see runner.py).
+    let mut go = child.stdin.take();
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(p) = line.strip_prefix("@phase ") {
@@ -142,6 +145,12 @@ pub fn measure(
                 };
                 if let (Some(t), Some(phase)) = (telemetry, phase) {
                     t.mark(phase);
+                }
+                if phase == Some(Phase::Measured) {
+                    // Marked: the runner may start timing (dropping stdin ends its wait too).
+                    if let Some(mut stdin) = go.take() {
+                        let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
+                    }
                 }
             } else if line.starts_with(LIVE_PREFIX) {
                 if opts.live {

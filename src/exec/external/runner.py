@@ -10,7 +10,10 @@ JSON for pytorch), "weights": safetensors path (pytorch), "input_shape": [C, H, 
 "batch", "device": "cpu"|"cuda:N", "dtype": "f32"|"f16"|"bf16", "mode": "infer"|"train",
 "threads", "warmup_iters", "warmup_secs", "iters", "min_secs", "max_secs", "seed",
 "classes", "out": result path}
-stderr lines: "@phase warmup|measured|cooldown", "@live PHASE IMAGES_PER_S".
+stderr lines: "@phase warmup|measured|cooldown", "@live PHASE IMAGES_PER_S". After
+"@phase measured" the runner waits for a line on stdin: synprof's telemetry has marked the
+window by then, so the window holds every timed iteration (EOF, with no synprof reading,
+lets it go on at once).
 """
 import json
 import os
@@ -56,6 +59,7 @@ def windows(spec, step, sync):
         warmup += 1
         live.report("warmup", warmup, start)
     phase("measured")
+    sys.stdin.readline()  # synprof has marked the window's start
     latencies, window = [], time.perf_counter()
     while (len(latencies) < spec["iters"] or time.perf_counter() - window < spec["min_secs"]) and (
         time.perf_counter() - window < limit or not latencies
