@@ -127,8 +127,8 @@ fn plane_body<const NAN: bool>(
         out[0] = m;
         return true;
     }
-    rows.clear();
-    rows.resize(h * ow, f32::NEG_INFINITY);
+    // Every element of every row is written below (the taps' common span, then the edges).
+    rows.resize(rows.len().max(h * ow), 0.0);
     let pw = w.div_ceil(sw); // floats per phase
     phases.resize(sw * pw, 0.0);
     for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(ow)) {
@@ -142,7 +142,7 @@ fn plane_body<const NAN: bool>(
         };
         // Outputs every tap reaches at once, then the few at the edges tap by tap.
         let (lo, hi) = taps.iter().fold((0, ow), |(lo, hi), t| (lo.max(t.lo), hi.min(t.hi)));
-        let (lo, hi) = (lo.min(hi), hi.max(lo.min(hi)));
+        let lo = lo.min(hi);
         starts.clear();
         starts.extend(taps.iter().map(|t| t.start + (lo - t.lo)));
         max_of::<NAN>(&mut r[lo..hi], src, starts);
