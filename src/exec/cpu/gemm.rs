@@ -672,10 +672,15 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                     // Virtual pixel v reads the local copy at v - r_a * wq.
                     // SAFETY (of the offset): inside the copy (local_len floats).
                     let b = unsafe { buf.add(v - r_a * grid.wq) };
-                    if grid.is_dense() {
+                    // A tile inside one output row (every tile of a dense grid) is stored
+                    // straight to its output pixels; one crossing the grid's gap columns
+                    // goes through the tile buffer and the scatter.
+                    let (row, col) = (v / grid.wq, v % grid.wq);
+                    if grid.is_dense() || col + n <= ow {
+                        let q = row * ow + col;
                         let mut t =
-                            common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, v), out_plane);
-                        t.res = common.res_at(&it, mp * call.weights.mr, v);
+                            common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, common.c_at(&it, mp, q), out_plane);
+                        t.res = common.res_at(&it, mp * call.weights.mr, q);
                         unsafe { (call.kernels.tile)(&t) };
                     } else {
                         let mut t = common.tile(&it, mp, 0, k, b, offsets.as_ptr(), n, tile_buf.as_mut_ptr(), nr);
