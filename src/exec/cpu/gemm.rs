@@ -293,6 +293,12 @@ fn share(total: usize, parts: usize, i: usize) -> (usize, usize) {
     (i * total / parts, (i + 1) * total / parts)
 }
 
+/// Grid rows per plane of the largest of `blocks` pixel blocks (`rows_of(j)`: block `j`'s
+/// output rows), halo included: the layout every block's copy shares.
+fn largest_block(blocks: usize, halo: usize, rows_of: impl Fn(usize) -> (usize, usize)) -> usize {
+    (0..blocks).map(rows_of).map(|(a, b)| b - a + halo).max().unwrap_or(1)
+}
+
 /// B row offsets of a 1x1 stride-1 conv read in place: row `k` is input plane `k`.
 fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
     (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect()
@@ -642,23 +648,18 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let rows_for = |p: usize| ((p * nr).div_ceil(grid.wq) + 1).min(call.geom.oh) + grid.halo;
     let common = Common::new(call, out, panels, threads, k, |p| grid.local_len(rows_for(p), nr));
     // Local copies are all laid out for the largest block, so one offset table serves all.
-    let r_loc = (0..common.plan.pixel_blocks)
-        .map(|j| {
-            let (pa, pb) = share(panels, common.plan.pixel_blocks, j);
-            if pa == pb {
-                return 0;
-            }
-            let (r_a, r_b) = grid.rows(pa * nr, (pb * nr).min(vpixels));
-            r_b - r_a + grid.halo
-        })
-        .max()
-        .unwrap_or(1);
-    let offsets = grid.offsets(r_loc);
-    let (ow, out_plane) = (call.geom.ow, common.out_plane);
+    // Output rows of pixel block `j` (none for an empty block).
     let block_rows = |j: usize| {
         let (pa, pb) = share(panels, common.plan.pixel_blocks, j);
-        grid.rows(pa * nr, (pb * nr).min(vpixels))
+        if pa < pb {
+            grid.rows(pa * nr, (pb * nr).min(vpixels))
+        } else {
+            (0, 0)
+        }
     };
+    let r_loc = largest_block(common.plan.pixel_blocks, grid.halo, block_rows);
+    let offsets = grid.offsets(r_loc);
+    let (ow, out_plane) = (call.geom.ow, common.out_plane);
     let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
@@ -777,37 +778,31 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         (t / per_run, a, b - a)
     };
     let grid = if g.is_pointwise() { None } else { Grid::new(g) };
-    let item_rows = |ta: usize, tb: usize| (tile(ta).0, tile(tb - 1).0 + 1);
     let common = match &grid {
         None => Common::for_channels(call, out, tiles, threads, |p| p * ks.max_pixels * k),
         Some(grid) => {
             Common::for_channels(call, out, tiles, threads, |p| grid.local_len(p.div_ceil(per_run) + 1 + grid.halo, 0))
         }
     };
-    let r_loc = (0..common.plan.pixel_blocks)
-        .map(|j| {
-            let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
-            let (r_a, r_b) = if ta < tb { item_rows(ta, tb) } else { (0, 0) };
-            r_b - r_a + grid.map_or(0, |g| g.halo)
-        })
-        .max()
-        .unwrap_or(1);
-    let offsets: Vec<u32> = match &grid {
-        None => plane_offsets(k, g.h * g.w),
-        Some(grid) => grid.offsets(r_loc),
-    };
+    // Output rows of pixel block `j`: from its first tile's run to its last's (none for an
+    // empty block).
     let block_rows = |j: usize| {
         let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
         if ta < tb {
-            item_rows(ta, tb)
+            (tile(ta).0, tile(tb - 1).0 + 1)
         } else {
             (0, 0)
         }
     };
+    let r_loc = largest_block(common.plan.pixel_blocks, grid.map_or(0, |g| g.halo), block_rows);
+    let offsets: Vec<u32> = match &grid {
+        None => plane_offsets(k, g.h * g.w),
+        Some(grid) => grid.offsets(r_loc),
+    };
     let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
-        let (r_a, r_b) = item_rows(it.pa, it.pb);
+        let (r_a, r_b) = block_rows(it.pixel_block);
         // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
         let body = |b_at: *const f32| {
             let a_group = &at[it.group * call.weights.channel_group_len()..];

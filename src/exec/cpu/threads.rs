@@ -26,6 +26,8 @@ use super::ConvError;
 /// Convs under this many multiply-adds run on the calling thread alone (about 10 us of
 /// work: less than waking a parked helper costs).
 const SERIAL_MACS: u64 = 1 << 20;
+/// Runs of items per thread in [`Threads::for_each_run`] (load balance against hand-out cost).
+const RUNS_PER_THREAD: usize = 4;
 /// How long an idle helper spins before parking.
 const SPIN: Duration = Duration::from_micros(50);
 /// Gate bit: the current call accepts helpers. The bits below count helpers inside.
@@ -159,12 +161,7 @@ impl Threads {
             panic!("a conv worker thread panicked");
         }
     }
-}
 
-/// Runs of items per thread in [`Threads::for_each_run`] (load balance against hand-out cost).
-const RUNS_PER_THREAD: usize = 4;
-
-impl Threads {
     /// Call `f` on runs of consecutive items `0..items`, a few runs per thread: for items
     /// too small to hand out one by one (a 14x14 plane is a fraction of a microsecond).
     pub(crate) fn for_each_run(&self, items: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
