@@ -34,7 +34,7 @@ impl AlignedBuf {
     }
 
     /// Grow to at least `len` (new space zeroed); never shrinks, so steady state allocates nothing.
-    fn ensure(&mut self, len: usize) {
+    pub(crate) fn ensure(&mut self, len: usize) {
         if len > self.len {
             let lines = len.div_ceil(16);
             if lines > self.lines.len() {

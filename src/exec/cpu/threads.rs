@@ -13,6 +13,14 @@
 //! sleep. Idle helpers spin briefly (consecutive layers follow within microseconds), then
 //! park. Helpers are pinned to their own CPUs and a call keeps its caller off them
 //! (`affinity.rs`).
+//!
+//! Which thread runs which item: thread `t` owns the `t`-th of `n` equal runs of a call's
+//! items and takes them in order from its own counter (its own cache line); a thread out
+//! of items takes from the others' runs. So the same thread runs the same part of every
+//! call (the top rows of an image, say), and the next layer mostly reads what its own
+//! core wrote: on a VM whose two vCPUs sit on different core complexes, one shared
+//! counter (every item to whichever thread asked first) ran ResNet-50 about 25% slower
+//! than when they shared an L3, the data crossing between cores at every layer.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -35,13 +43,17 @@ const OPEN: u64 = 1 << 63;
 
 type Job = dyn Fn(usize) + Sync;
 
+/// One thread's item counter, alone on its cache line(s).
+#[repr(align(128))]
+struct Counter(AtomicUsize);
+
 struct Shared {
     /// `OPEN` | number of helpers inside the current call.
     gate: AtomicU64,
     /// Incremented per call, so a helper joins each call at most once.
     generation: AtomicU64,
-    /// Next item to hand out.
-    next: AtomicUsize,
+    /// Per thread (0: the caller; `i`: helper `i`): the next item of its run.
+    next: Box<[Counter]>,
     /// The current call's job and item count; written by the caller only while the gate is
     /// closed and empty, read by helpers only while inside.
     job: UnsafeCell<(*const Job, usize)>,
@@ -74,7 +86,7 @@ impl Threads {
         let shared = Arc::new(Shared {
             gate: AtomicU64::new(0),
             generation: AtomicU64::new(0),
-            next: AtomicUsize::new(0),
+            next: (0..count).map(|_| Counter(AtomicUsize::new(0))).collect(),
             job: UnsafeCell::new((std::ptr::null::<fn(usize)>() as *const Job, 0)),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
@@ -90,7 +102,7 @@ impl Threads {
                     if let Some(cpu) = cpu {
                         affinity::pin_to(cpu);
                     }
-                    helper(&s)
+                    helper(&s, i)
                 })
                 .map_err(|e| ConvError::new(format!("cannot start conv thread {i}: {e}")))?;
             helpers.push(h);
@@ -137,13 +149,15 @@ impl Threads {
             let f: *const (dyn Fn(usize) + Sync + '_) = f;
             *s.job.get() = (std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(f), items);
         }
-        s.next.store(0, Ordering::Relaxed);
+        for (t, next) in s.next.iter().enumerate() {
+            next.0.store(run_start(t, items, self.count), Ordering::Relaxed);
+        }
         s.generation.fetch_add(1, Ordering::Relaxed);
         s.gate.store(OPEN, Ordering::Release);
         for h in &self.helpers {
             h.thread().unpark();
         }
-        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, f, items)));
+        let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, f, items, 0)));
         // Close the gate, then wait for the helpers inside: each is finishing one item.
         s.gate.fetch_and(!OPEN, Ordering::AcqRel);
         let start = Instant::now();
@@ -170,19 +184,29 @@ impl Threads {
     }
 }
 
-/// Take items until none are left.
-fn work(s: &Shared, f: &(dyn Fn(usize) + Sync + '_), items: usize) {
-    loop {
-        let i = s.next.fetch_add(1, Ordering::Relaxed);
-        if i >= items {
-            break;
+/// Where thread `t`'s run of `items` starts (and thread `t - 1`'s ends).
+fn run_start(t: usize, items: usize, threads: usize) -> usize {
+    t * items / threads
+}
+
+/// Thread `me`: take the items of its own run, then of the others' in turn, until none
+/// are left.
+fn work(s: &Shared, f: &(dyn Fn(usize) + Sync + '_), items: usize, me: usize) {
+    let threads = s.next.len();
+    for t in (me..threads).chain(0..me) {
+        let end = run_start(t + 1, items, threads);
+        loop {
+            let i = s.next[t].0.fetch_add(1, Ordering::Relaxed);
+            if i >= end {
+                break;
+            }
+            f(i);
         }
-        f(i);
     }
 }
 
 /// A helper's life: join each call once if its gate is still open, else spin, then park.
-fn helper(s: &Shared) {
+fn helper(s: &Shared, me: usize) {
     let mut last = 0u64;
     let mut idle_since = Instant::now();
     loop {
@@ -198,7 +222,7 @@ fn helper(s: &Shared) {
                 // SAFETY: written before the gate opened (acquired above), valid until
                 // we leave the gate.
                 let (f, items) = unsafe { *s.job.get() };
-                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, unsafe { &*f }, items)));
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(s, unsafe { &*f }, items, me)));
                 if ok.is_err() {
                     s.panicked.store(true, Ordering::Relaxed);
                 }
@@ -258,9 +282,9 @@ mod tests {
 
     #[test]
     fn every_item_runs_once_per_call() {
-        for count in [1, 2, 3] {
+        for count in [1, 2, 3, 4] {
             let threads = Threads::new(count).unwrap();
-            for items in [0, 1, 2, 7, 64] {
+            for items in [0, 1, 2, 3, 5, 7, 64] {
                 for _ in 0..200 {
                     let hits: Vec<AtomicU32> = (0..items).map(|_| AtomicU32::new(0)).collect();
                     threads.for_each(items, &|i| {
@@ -287,6 +311,32 @@ mod tests {
             });
         }
         assert!(elsewhere.load(Ordering::Relaxed) > 0, "the helper never ran an item");
+    }
+
+    /// Each thread starts on its own run of the items (the same part of every call), and
+    /// takes from the others' only when its own is done.
+    #[test]
+    fn each_thread_starts_on_its_own_run() {
+        let threads = Threads::new(2).unwrap();
+        let main = std::thread::current().id();
+        let mut helper_ran = 0;
+        for _ in 0..20 {
+            let firsts = Mutex::new((None, None));
+            threads.for_each(8, &|i| {
+                let mut f = firsts.lock().unwrap();
+                let mine = if std::thread::current().id() == main { &mut f.0 } else { &mut f.1 };
+                mine.get_or_insert(i);
+                drop(f);
+                std::thread::sleep(Duration::from_millis(1));
+            });
+            let (caller, helper) = firsts.into_inner().unwrap();
+            assert_eq!(caller, Some(0), "the caller starts its own run (items 0..4)");
+            if let Some(first) = helper {
+                assert!(first >= 4, "the helper started at item {first}, not in its own run (4..8)");
+                helper_ran += 1;
+            }
+        }
+        assert!(helper_ran > 0, "the helper never ran an item");
     }
 
     #[test]

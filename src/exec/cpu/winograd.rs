@@ -31,7 +31,7 @@ use super::gemm::{self, GemmWeights};
 use super::isa::widest_vectors;
 use super::kernels::KernelSet;
 use super::pack::Geom;
-use super::scratch::with_shared;
+use super::scratch::{with_shared, AlignedBuf};
 use super::threads::{SendPtr, Threads};
 use super::{ConvSpec, Epilogue};
 use std::sync::Mutex;
@@ -168,6 +168,9 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let rows = block_rows(c, m, th, tw);
+    if rows < th && threads.count() > 1 {
+        return run_blocks_per_thread(call, input, out, threads);
+    }
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let per_image = POINTS * (c + m) * rows * tw;
     // Blocked convs take one image at a time: the point of the blocks is buffers in L2.
@@ -178,53 +181,87 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
             let n = chunk.min(call.images - first);
             let x = &input[first * in_image..][..n * in_image];
             let res = call.residual.map(|r| &r[first * out_image..][..n * out_image]);
-            let o = &mut out[first * out_image..][..n * out_image];
+            let o = SendPtr(out[first * out_image..][..n * out_image].as_mut_ptr());
             for ty0 in (0..th).step_by(rows) {
-                let t = Tiles {
-                    h: call.h,
-                    w: call.w,
-                    oh,
-                    ow,
-                    pt: call.spec.padding.top,
-                    pl: call.spec.padding.left,
-                    ty0,
-                    th: rows.min(th - ty0),
-                    tw,
-                };
-                let tiles = t.count();
-                let v = &mut v[..n * POINTS * c * tiles];
-                let mm = &mut mm[..n * POINTS * m * tiles];
+                let t = call.tiles(oh, ow, ty0, rows.min(th - ty0));
+                let v = &mut v[..n * POINTS * c * t.count()];
+                let mm = &mut mm[..n * POINTS * m * t.count()];
                 transform_input(x, c, &t, v, threads);
-                let inner = gemm::Call {
-                    weights: &call.weights.gemm,
-                    kernels: call.kernels,
-                    bias: &call.weights.zero_bias,
-                    act: Epilogue::None,
-                    groups: POINTS,
-                    geom: Geom {
-                        c,
-                        h: 1,
-                        w: tiles,
-                        kh: 1,
-                        kw: 1,
-                        sh: 1,
-                        sw: 1,
-                        dh: 1,
-                        dw: 1,
-                        pt: 0,
-                        pl: 0,
-                        oh: 1,
-                        ow: tiles,
-                    },
-                    images: n,
-                    residual: None,
-                    force: call.force,
-                };
-                gemm::run(&inner, v, mm, threads);
-                transform_output(mm, m, &t, call.bias, res, call.act, o, threads);
+                gemm::run(&call.inner_gemm(n, t.count()), v, mm, threads);
+                // SAFETY: `o` is the chunk's `n` output images, borrowed mutably above.
+                unsafe { transform_output(mm, m, &t, call, res, o, n * m, threads) };
             }
         }
     })
+}
+
+/// The blocked convs (few channels, large maps) on several threads: each block of tile
+/// rows runs its three steps on one thread, in that thread's own buffers, so that the
+/// transformed input and GEMM output never move between cores. Splitting each step over
+/// the threads instead makes every step read what the other core wrote: on a VM whose
+/// vCPUs sit on different core complexes that ran ResNet-50's 64-channel 56x56 conv at
+/// 1.8x its time (benches/conv_RESULTS.md).
+fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let (c, m) = (call.spec.in_channels, call.spec.out_channels);
+    let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    // Blocks small enough for every thread to get several (the last ones balance the rest).
+    let rows = block_rows(c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
+    let blocks = th.div_ceil(rows);
+    let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
+    let o = SendPtr(out.as_mut_ptr());
+    threads.for_each(call.images * blocks, &|i| {
+        let (img, ty0) = (i / blocks, i % blocks * rows);
+        let t = call.tiles(oh, ow, ty0, rows.min(th - ty0));
+        let x = &input[img * in_image..][..in_image];
+        let res = call.residual.map(|r| &r[img * out_image..][..out_image]);
+        BLOCK_BUFFERS.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            buf.ensure(POINTS * (c + m) * t.count());
+            let (v, mm) = buf.as_mut_slice()[..POINTS * (c + m) * t.count()].split_at_mut(POINTS * c * t.count());
+            SERIAL.with(|serial| {
+                transform_input(x, c, &t, v, serial);
+                gemm::run(&call.inner_gemm(1, t.count()), v, mm, serial);
+                // SAFETY: image `img` of `out`; this item writes only its block's rows.
+                unsafe { transform_output(mm, m, &t, call, res, SendPtr(o.get().add(img * out_image)), m, serial) };
+            })
+        })
+    });
+}
+
+/// Blocks per thread in `run_blocks_per_thread`: with items handed out one by one, the
+/// threads finish within about one block of each other.
+const BLOCKS_PER_THREAD: usize = 6;
+
+thread_local! {
+    /// Each thread's transformed input and GEMM output in `run_blocks_per_thread`.
+    static BLOCK_BUFFERS: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
+    /// The steps' thread pool there: the calling thread alone.
+    static SERIAL: Threads = Threads::single();
+}
+
+impl Call<'_> {
+    /// Tile rows `ty0 .. ty0 + rows` of an `oh x ow` output.
+    fn tiles(&self, oh: usize, ow: usize, ty0: usize, rows: usize) -> Tiles {
+        let (pt, pl) = (self.spec.padding.top, self.spec.padding.left);
+        Tiles { h: self.h, w: self.w, oh, ow, pt, pl, ty0, th: rows, tw: ow.div_ceil(2) }
+    }
+
+    /// The 16 GEMMs over `tiles` tiles of `images` images, as one 16-group 1x1 conv.
+    fn inner_gemm(&self, images: usize, tiles: usize) -> gemm::Call<'_> {
+        let c = self.spec.in_channels;
+        gemm::Call {
+            weights: &self.weights.gemm,
+            kernels: self.kernels,
+            bias: &self.weights.zero_bias,
+            act: Epilogue::None,
+            groups: POINTS,
+            geom: Geom { c, h: 1, w: tiles, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: tiles },
+            images,
+            residual: None,
+            force: self.force,
+        }
+    }
 }
 
 /// `V[img][e][ch][tile]` from NCHW `x`, one work item per (image, channel).
@@ -335,30 +372,38 @@ fn b_transposed(
     }
 }
 
-/// NCHW `out` from `M[img][e][ch][tile]`, one work item per (image, output channel).
+/// The block's output rows of `planes` NCHW planes at `out`, from `M[img][e][ch][tile]`;
+/// one work item per (image, output channel).
+///
+/// # Safety
+/// `out` points at `planes` planes of `oh x ow` floats that nothing else reads or writes
+/// in these rows during the call.
 #[allow(clippy::too_many_arguments)]
-fn transform_output(
+unsafe fn transform_output(
     mm: &[f32],
     m: usize,
     t: &Tiles,
-    bias: &[f32],
+    call: &Call,
     residual: Option<&[f32]>,
-    act: Epilogue,
-    out: &mut [f32],
+    out: SendPtr,
+    planes: usize,
     threads: &Threads,
 ) {
     let (plane, tiles) = (t.oh * t.ow, t.count());
-    let op = SendPtr(out.as_mut_ptr());
-    threads.for_each_run(out.len() / plane, &|run| {
+    let first_row = 2 * t.ty0;
+    let rows = (2 * (t.ty0 + t.th)).min(t.oh) - first_row;
+    threads.for_each_run(planes, &|run| {
         super::scratch::with_scratch(12 * t.tw, |buf| {
             for item in run {
                 let (img, ch) = (item / m, item % m);
-                let rows: [&[f32]; POINTS] =
+                let m_rows: [&[f32]; POINTS] =
                     std::array::from_fn(|e| &mm[((img * POINTS + e) * m + ch) * tiles..][..tiles]);
-                // SAFETY: plane `item` is written by this run only, inside `out`.
-                let dst = unsafe { std::slice::from_raw_parts_mut(op.get().add(item * plane), plane) };
-                let res = residual.map(|r| &r[item * plane..][..plane]);
-                output_plane(rows, t, bias[ch], res, act, buf, dst);
+                let at = item * plane + first_row * t.ow;
+                // SAFETY: these rows of plane `item` are written by this run only, inside
+                // `out` (the caller's promise).
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
+                let res = residual.map(|r| &r[at..][..rows * t.ow]);
+                output_plane(m_rows, t, call.bias[ch], res, call.act, buf, dst);
             }
         })
     });
@@ -367,7 +412,8 @@ fn transform_output(
 widest_vectors! {
     /// One output channel: for each tile row, A^T down the 16 points (two rows of four
     /// per tile), then times A across (two output columns, even and odd), bias added;
-    /// interleaved into the two output rows, then the residual and activation.
+    /// interleaved into the two output rows, then the residual and activation. `dst` and
+    /// `res` are the block's output rows only.
     fn output_plane(
         m: [&[f32]; POINTS],
         t: &Tiles,
@@ -394,10 +440,10 @@ widest_vectors! {
                 times_a(q(0), q(1), q(2), q(3), bias, even, odd);
             }
             for (dy, y) in [&*y0, &*y1].into_iter().enumerate() {
-                let row_at = 2 * (t.ty0 + ty) + dy;
-                if row_at >= t.oh {
+                if 2 * (t.ty0 + ty) + dy >= t.oh {
                     break;
                 }
+                let row_at = 2 * ty + dy;
                 let row = &mut dst[row_at * t.ow..][..t.ow];
                 interleave(&y[..tw], &y[tw..], row);
                 match res.map(|r| &r[row_at * t.ow..][..t.ow]) {
