@@ -9,6 +9,10 @@ medians and each binary's median / onnxruntime's median. Used in benches/peers/R
 to compare an old and a new build against the same onnxruntime session on a noisy host: the
 binaries' rounds sit next to each other in time, so a slow phase of the host hits both.
 Needs onnxruntime and numpy (e.g. /work/venv-torch).
+
+With PINGPONG=/path/to/pingpong (benches/host/pingpong.c, built) each round first prints the
+host's cache-line round trip between the two CPUs: ~100 ns while the vCPUs share an L3, ~400 ns
+while they do not (benches/conv_RESULTS.md, "night"); the rounds can then be read per state.
 """
 import json
 import os
@@ -51,7 +55,11 @@ def main():
 
     names = [f"{i}:{os.path.basename(b)}" for i, b in enumerate(bins)]
     results = {n: [] for n in names + ["onnxruntime"]}
+    probe = os.environ.get("PINGPONG")
     for _ in range(rounds):
+        if probe:
+            ns = subprocess.run([probe, "1"], check=True, capture_output=True, text=True).stdout.split()
+            print(f"[round trip {ns[-1]} ns] ", end="")
         for n, b in zip(names, bins):
             results[n].append(synprof_ips(b))
         results["onnxruntime"].append(onnxruntime_ips())
