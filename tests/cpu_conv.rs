@@ -318,6 +318,14 @@ fn model_like_and_block_boundary_shapes() {
             56,
             Epilogue::Relu6,
         ),
+        // Stride 2 on planes wide enough for whole vectors (every tap column inside the row).
+        case(
+            ConvSpec::new(6, 6, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1).with_groups(6),
+            1,
+            21,
+            75,
+            Epilogue::Relu6,
+        ),
         case(
             ConvSpec::new(16, 16, [5, 5]).with_stride(2, 2).with_padding(1, 2, 1, 2).with_groups(16),
             1,

@@ -155,18 +155,19 @@ unsafe fn chunk3<S: Simd, const R: usize, const ST: usize, const WHOLE: bool>(
     let mut acc = [S::splat(p.bias); R];
     for i in 0..(R - 1) * ST + 3 {
         let row = src.wrapping_add(i * p.g.w);
-        let mut v = [S::zero(); 3];
-        for (kx, v) in v.iter_mut().enumerate() {
-            let s = row.wrapping_add(kx);
-            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
-            *v = match (ST, WHOLE) {
-                (1, true) => S::load(s),
-                (_, true) => S::load_lanes_stride2(s, 0, S::LANES),
-                _ if a >= b => S::zero(),
-                (1, false) => S::load_lanes(s, a, b),
-                (_, false) => S::load_lanes_stride2(s, a, b),
-            };
-        }
+        let v: [S::V; 3] = match (ST, WHOLE) {
+            (1, true) => std::array::from_fn(|kx| S::load(row.wrapping_add(kx))),
+            // Stride 2: the three tap columns share two loads.
+            (_, true) => S::load_taps3_stride2(row),
+            _ => std::array::from_fn(|kx| {
+                let (s, (a, b)) = (row.wrapping_add(kx), (cols[kx].0 as usize, cols[kx].1 as usize));
+                match ST {
+                    _ if a >= b => S::zero(),
+                    1 => S::load_lanes(s, a, b),
+                    _ => S::load_lanes_stride2(s, a, b),
+                }
+            }),
+        };
         // Input row i serves output row r through tap row ky = i - r * ST.
         for (r, acc) in acc.iter_mut().enumerate() {
             if i >= r * ST && i - r * ST < 3 {

@@ -71,6 +71,21 @@ impl Simd for Avx512 {
         _mm512_permutex2var_ps(lo, evens, hi)
     }
     #[inline(always)]
+    unsafe fn load_taps3_stride2(p: *const f32) -> [__m512; 3] {
+        // Two whole loads give all three: the even elements, the odd ones, and the even ones
+        // from 2 on, whose last lane (element 32) comes from a broadcast.
+        let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let next = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0);
+        let shifted = _mm512_permutex2var_ps(lo, next, hi);
+        [
+            _mm512_permutex2var_ps(lo, evens, hi),
+            _mm512_permutex2var_ps(lo, odds, hi),
+            _mm512_mask_mov_ps(shifted, 1 << 15, _mm512_set1_ps(*p.add(32))),
+        ]
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fmadd_ps(a, b, c)
     }

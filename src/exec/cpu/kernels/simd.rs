@@ -22,6 +22,12 @@ pub(crate) trait Simd {
     unsafe fn load_lanes(p: *const f32, a: usize, b: usize) -> Self::V;
     /// Lane `t` = `*p.add(2 * t)` for `t` in `a..b`, the others zero (read as `load_lanes`).
     unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> Self::V;
+    /// `load_lanes_stride2` of `p`, `p + 1` and `p + 2`, all lanes: the three tap columns
+    /// of a stride-2 3-wide filter. Reads `p[0 ..= 2 * LANES]`.
+    #[inline(always)]
+    unsafe fn load_taps3_stride2(p: *const f32) -> [Self::V; 3] {
+        std::array::from_fn(|kx| Self::load_lanes_stride2(p.add(kx), 0, Self::LANES))
+    }
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
