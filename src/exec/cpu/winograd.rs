@@ -19,7 +19,9 @@
 //!    residual and activation, into NCHW.
 //!
 //! The transforms are adds only and run at memory speed; they pay off where the GEMM is
-//! large next to them (`worth_it`). Rounding: each output sums 16 transformed products
+//! large next to them (`worth_it`). Each step is spread over the threads, except in convs
+//! run in blocks of tile rows (few channels, large maps): there each block runs all three
+//! steps on one thread (`run_blocks_per_thread`), so its buffers never cross cores. Rounding: each output sums 16 transformed products
 //! instead of 9 plain ones, with transform constants 0.5 and 1; in f32 the results stay
 //! within a few 1e-6 of the direct conv (tests/cpu_conv.rs checks against an f64 reference).
 //!
