@@ -159,6 +159,7 @@ unsafe fn chunk3<S: Simd, const R: usize, const ST: usize, const WHOLE: bool>(
             (1, true) => std::array::from_fn(|kx| S::load(row.wrapping_add(kx))),
             // Stride 2: the three tap columns share two loads.
             (_, true) => S::load_taps3_stride2(row),
+            (2, false) => S::load_taps3_stride2_lanes(row, cols),
             _ => std::array::from_fn(|kx| {
                 let (s, (a, b)) = (row.wrapping_add(kx), (cols[kx].0 as usize, cols[kx].1 as usize));
                 match ST {

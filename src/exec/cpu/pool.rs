@@ -100,6 +100,7 @@ widest_vectors! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn plane_body<const NAN: bool>(
     x: &[f32],
     h: usize,

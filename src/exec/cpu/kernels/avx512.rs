@@ -86,6 +86,42 @@ impl Simd for Avx512 {
         ]
     }
     #[inline(always)]
+    unsafe fn load_taps3_stride2_lanes(p: *const f32, cols: &[(u32, u32)]) -> [__m512; 3] {
+        // As `load_taps3_stride2`, loading only the elements some valid lane needs (element
+        // `2 t + kx` for lane `t` of tap column `kx`) and zeroing the other lanes.
+        let lanes: [u32; 3] = std::array::from_fn(|kx| {
+            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
+            if a < b {
+                bits(a, b)
+            } else {
+                0
+            }
+        });
+        let spread = |kx: usize| {
+            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
+            if a < b {
+                ((bits(2 * a, 2 * b) & 0x5555_5555) as u64) << kx
+            } else {
+                0
+            }
+        };
+        let elements = spread(0) | spread(1) | spread(2);
+        let lo = _mm512_maskz_loadu_ps(elements as __mmask16, p);
+        let hi = _mm512_maskz_loadu_ps((elements >> 16) as __mmask16, p.wrapping_add(16));
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let next = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0);
+        let mut third = _mm512_maskz_permutex2var_ps((lanes[2] & 0x7fff) as __mmask16, lo, next, hi);
+        if lanes[2] >> 15 & 1 == 1 {
+            third = _mm512_mask_mov_ps(third, 1 << 15, _mm512_set1_ps(*p.wrapping_add(32)));
+        }
+        [
+            _mm512_maskz_permutex2var_ps(lanes[0] as __mmask16, lo, evens, hi),
+            _mm512_maskz_permutex2var_ps(lanes[1] as __mmask16, lo, odds, hi),
+            third,
+        ]
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fmadd_ps(a, b, c)
     }

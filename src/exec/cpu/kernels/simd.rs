@@ -28,6 +28,19 @@ pub(crate) trait Simd {
     unsafe fn load_taps3_stride2(p: *const f32) -> [Self::V; 3] {
         std::array::from_fn(|kx| Self::load_lanes_stride2(p.add(kx), 0, Self::LANES))
     }
+    /// `load_lanes_stride2` of `p + kx` with lanes `cols[kx]`, for kx 0, 1, 2 (a vector at
+    /// the edge of a row: some lanes in the padding, never read).
+    #[inline(always)]
+    unsafe fn load_taps3_stride2_lanes(p: *const f32, cols: &[(u32, u32)]) -> [Self::V; 3] {
+        std::array::from_fn(|kx| {
+            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
+            if a >= b {
+                Self::zero()
+            } else {
+                Self::load_lanes_stride2(p.wrapping_add(kx), a, b)
+            }
+        })
+    }
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
