@@ -157,17 +157,17 @@ unsafe fn chunk3<S: Simd, const R: usize, const ST: usize, const WHOLE: bool>(
         let row = src.wrapping_add(i * p.g.w);
         let v: [S::V; 3] = match (ST, WHOLE) {
             (1, true) => std::array::from_fn(|kx| S::load(row.wrapping_add(kx))),
-            // Stride 2: the three tap columns share two loads.
-            (_, true) => S::load_taps3_stride2(row),
-            (2, false) => S::load_taps3_stride2_lanes(row, cols),
-            _ => std::array::from_fn(|kx| {
-                let (s, (a, b)) = (row.wrapping_add(kx), (cols[kx].0 as usize, cols[kx].1 as usize));
-                match ST {
-                    _ if a >= b => S::zero(),
-                    1 => S::load_lanes(s, a, b),
-                    _ => S::load_lanes_stride2(s, a, b),
+            (1, false) => std::array::from_fn(|kx| {
+                let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
+                if a >= b {
+                    S::zero()
+                } else {
+                    S::load_lanes(row.wrapping_add(kx), a, b)
                 }
             }),
+            // Stride 2: the three tap columns share two loads.
+            (_, true) => S::load_taps3_stride2(row),
+            (_, false) => S::load_taps3_stride2_lanes(row, cols),
         };
         // Input row i serves output row r through tap row ky = i - r * ST.
         for (r, acc) in acc.iter_mut().enumerate() {
