@@ -34,7 +34,7 @@ use super::direct::{Grid, PadJob, ScatterJob};
 use super::kernels::{CTile, KernelSet, Tile};
 use super::pack::{pack_a, Geom, PackJob};
 use super::scratch::{self, with_scratch, AlignedBuf};
-use super::threads::{SendPtr, Threads};
+use super::threads::{share, SendPtr, Threads};
 use super::Epilogue;
 use std::sync::{Mutex, OnceLock};
 
@@ -286,11 +286,6 @@ fn gcd(a: usize, b: usize) -> usize {
     } else {
         gcd(b, a % b)
     }
-}
-
-/// `i`-th of `parts` near-equal slices of `0..total`.
-fn share(total: usize, parts: usize, i: usize) -> (usize, usize) {
-    (i * total / parts, (i + 1) * total / parts)
 }
 
 /// Grid rows per plane of the largest of `blocks` pixel blocks (`rows_of(j)`: block `j`'s

@@ -150,7 +150,7 @@ impl Threads {
             *s.job.get() = (std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const Job>(f), items);
         }
         for (t, next) in s.next.iter().enumerate() {
-            next.0.store(run_start(t, items, self.count), Ordering::Relaxed);
+            next.0.store(share(items, self.count, t).0, Ordering::Relaxed);
         }
         s.generation.fetch_add(1, Ordering::Relaxed);
         s.gate.store(OPEN, Ordering::Release);
@@ -184,9 +184,9 @@ impl Threads {
     }
 }
 
-/// Where thread `t`'s run of `items` starts (and thread `t - 1`'s ends).
-fn run_start(t: usize, items: usize, threads: usize) -> usize {
-    t * items / threads
+/// `i`-th of `parts` near-equal slices of `0..total` (thread `i`'s run of a call's items).
+pub(crate) fn share(total: usize, parts: usize, i: usize) -> (usize, usize) {
+    (i * total / parts, (i + 1) * total / parts)
 }
 
 /// Thread `me`: take the items of its own run, then of the others' in turn, until none
@@ -194,7 +194,7 @@ fn run_start(t: usize, items: usize, threads: usize) -> usize {
 fn work(s: &Shared, f: &(dyn Fn(usize) + Sync + '_), items: usize, me: usize) {
     let threads = s.next.len();
     for t in (me..threads).chain(0..me) {
-        let end = run_start(t + 1, items, threads);
+        let end = share(items, threads, t).1;
         loop {
             let i = s.next[t].0.fetch_add(1, Ordering::Relaxed);
             if i >= end {

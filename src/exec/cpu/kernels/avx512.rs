@@ -29,6 +29,26 @@ fn bits(a: usize, b: usize) -> u32 {
     (((1u64 << b) - 1) & !((1u64 << a) - 1)) as u32
 }
 
+/// Lane `t` = `first + 2 t`: the permute index of every other element of `lo ++ hi`.
+#[inline(always)]
+unsafe fn stride2_index(first: i32) -> __m512i {
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    _mm512_add_epi32(evens, _mm512_set1_epi32(first))
+}
+
+/// The three tap columns of a stride-2 3-wide filter from elements 0..32 (`lo`, `hi`) and
+/// element 32 (`last`, broadcast: lane 15 of the third column); lanes outside `keep[kx]`
+/// are zero.
+#[inline(always)]
+unsafe fn taps3_stride2(lo: __m512, hi: __m512, last: __m512, keep: [u16; 3]) -> [__m512; 3] {
+    let third = _mm512_maskz_permutex2var_ps(keep[2] & 0x7fff, lo, stride2_index(2), hi);
+    [
+        _mm512_maskz_permutex2var_ps(keep[0], lo, stride2_index(0), hi),
+        _mm512_maskz_permutex2var_ps(keep[1], lo, stride2_index(1), hi),
+        _mm512_mask_mov_ps(third, keep[2] & 0x8000, last),
+    ]
+}
+
 impl Simd for Avx512 {
     const LANES: usize = 16;
     type V = __m512;
@@ -67,59 +87,30 @@ impl Simd for Avx512 {
         let m = bits(2 * a, 2 * b) & 0x5555_5555;
         let lo = _mm512_maskz_loadu_ps(m as __mmask16, p);
         let hi = _mm512_maskz_loadu_ps((m >> 16) as __mmask16, p.wrapping_add(16));
-        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        _mm512_permutex2var_ps(lo, evens, hi)
+        _mm512_permutex2var_ps(lo, stride2_index(0), hi)
     }
     #[inline(always)]
     unsafe fn load_taps3_stride2(p: *const f32) -> [__m512; 3] {
-        // Two whole loads give all three: the even elements, the odd ones, and the even ones
-        // from 2 on, whose last lane (element 32) comes from a broadcast.
+        // Two whole loads give all three columns; the third's last lane is element 32.
         let (lo, hi) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
-        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let next = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0);
-        let shifted = _mm512_permutex2var_ps(lo, next, hi);
-        [
-            _mm512_permutex2var_ps(lo, evens, hi),
-            _mm512_permutex2var_ps(lo, odds, hi),
-            _mm512_mask_mov_ps(shifted, 1 << 15, _mm512_set1_ps(*p.add(32))),
-        ]
+        taps3_stride2(lo, hi, _mm512_set1_ps(*p.add(32)), [0xffff; 3])
     }
     #[inline(always)]
     unsafe fn load_taps3_stride2_lanes(p: *const f32, cols: &[(u32, u32)]) -> [__m512; 3] {
-        // As `load_taps3_stride2`, loading only the elements some valid lane needs (element
-        // `2 t + kx` for lane `t` of tap column `kx`) and zeroing the other lanes.
-        let lanes: [u32; 3] = std::array::from_fn(|kx| {
-            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
+        // Only the elements some valid lane needs (element `2 t + kx` for lane `t` of tap
+        // column `kx`) are loaded, and each column keeps only its valid lanes.
+        let (mut keep, mut elements) = ([0u16; 3], 0u64);
+        for (kx, &(a, b)) in cols[..3].iter().enumerate() {
+            let (a, b) = (a as usize, b as usize);
             if a < b {
-                bits(a, b)
-            } else {
-                0
+                keep[kx] = bits(a, b) as u16;
+                elements |= ((bits(2 * a, 2 * b) & 0x5555_5555) as u64) << kx;
             }
-        });
-        let spread = |kx: usize| {
-            let (a, b) = (cols[kx].0 as usize, cols[kx].1 as usize);
-            if a < b {
-                ((bits(2 * a, 2 * b) & 0x5555_5555) as u64) << kx
-            } else {
-                0
-            }
-        };
-        let elements = spread(0) | spread(1) | spread(2);
+        }
         let lo = _mm512_maskz_loadu_ps(elements as __mmask16, p);
         let hi = _mm512_maskz_loadu_ps((elements >> 16) as __mmask16, p.wrapping_add(16));
-        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-        let odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-        let next = _mm512_setr_epi32(2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0);
-        let mut third = _mm512_maskz_permutex2var_ps((lanes[2] & 0x7fff) as __mmask16, lo, next, hi);
-        if lanes[2] >> 15 & 1 == 1 {
-            third = _mm512_mask_mov_ps(third, 1 << 15, _mm512_set1_ps(*p.wrapping_add(32)));
-        }
-        [
-            _mm512_maskz_permutex2var_ps(lanes[0] as __mmask16, lo, evens, hi),
-            _mm512_maskz_permutex2var_ps(lanes[1] as __mmask16, lo, odds, hi),
-            third,
-        ]
+        let last = if keep[2] >> 15 == 1 { _mm512_set1_ps(*p.wrapping_add(32)) } else { _mm512_setzero_ps() };
+        taps3_stride2(lo, hi, last, keep)
     }
     #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
