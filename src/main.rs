@@ -252,6 +252,46 @@ enum Command {
         #[arg(long)]
         templates: Option<PathBuf>,
     },
+    /// Time synprof against onnxruntime or PyTorch in alternating bursts: one ratio per pair.
+    #[command(
+        after_help = "Examples:\n  synprof paired resnet50 --threads 2\n  synprof paired mobilenet_v2 --batch 1,16 --bursts 30 --burst-secs 1\n  synprof paired resnet50 --against pytorch --json\n\nThe peer (A) runs in a Python subprocess (SYNPROF_PYTHON, else python3) that keeps the\nmodel loaded and warm and times a burst when asked; synprof (B) runs in this process.\nBursts alternate A B, B A, ...; each pair gives a ratio B / A measured within about a\nsecond, so a machine whose speed drifts slows both sides alike. Inference."
+    )]
+    Paired {
+        /// A zoo model name or a model file.
+        model: String,
+        /// The peer runtime.
+        #[arg(long, value_enum, default_value_t = synprof::exec::Backend::Onnxruntime)]
+        against: synprof::exec::Backend,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu", value_parser = DeviceSpec::parse)]
+        device: DeviceSpec,
+        #[arg(long, value_enum, default_value_t = Dtype::F32)]
+        dtype: Dtype,
+        /// Batch sizes, comma separated.
+        #[arg(long, default_value = "1", value_parser = parse_batches)]
+        batch: Batches,
+        /// CPU threads, both sides (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Per-sample input shape (default: the model's own).
+        #[arg(long, value_parser = Shape::parse)]
+        input: Option<Shape>,
+        /// Burst pairs per batch.
+        #[arg(long, default_value_t = 20)]
+        bursts: usize,
+        /// Seconds per burst (at least one iteration).
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
+        burst_secs: f64,
+        /// Warm-up seconds per side before the first pair.
+        #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
+        warmup_secs: f64,
+        /// Seed for weights and inputs (both sides run the same ones).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print JSON (every burst of both sides).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one case of a sweep (used by `synprof profile`; prints a JSON reply).
     #[command(hide = true)]
     Case {
@@ -543,6 +583,54 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 serde_json::from_str(&order).map_err(|e| format!("not a case order: {e}"))?;
             let reply = synprof::sweep::runner::run_order(&order);
             Ok(serde_json::to_string(&reply)? + "\n")
+        }
+        Command::Paired {
+            model,
+            against,
+            device: device_spec,
+            dtype,
+            batch,
+            threads,
+            input,
+            bursts,
+            burst_secs,
+            warmup_secs,
+            seed,
+            json,
+        } => {
+            let net = source::load(&model, input.as_ref())?;
+            let mut results = Vec::new();
+            for b in batch.0 {
+                let o = synprof::exec::paired::PairedOptions {
+                    device: device_spec,
+                    dtype,
+                    batch: b,
+                    threads,
+                    bursts,
+                    burst_seconds: burst_secs,
+                    warmup_seconds: warmup_secs,
+                    seed,
+                };
+                let r = match synprof::exec::paired::run_paired_with_peer(&net, against, &o) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // What was measured before the failure is still printed.
+                        if !results.is_empty() {
+                            print!("{}", cli::paired::render(&net.name, &results));
+                        }
+                        return Err(format!("{model} batch {b} against {against}: {e}").into());
+                    }
+                };
+                if let Some([_, median, _]) = r.ratio_quartiles() {
+                    eprintln!("batch {b}: synprof / {against} {median:.3} (median of {bursts} pairs)");
+                }
+                results.push(r);
+            }
+            Ok(if json {
+                serde_json::to_string_pretty(&results)? + "\n"
+            } else {
+                cli::paired::render(&net.name, &results)
+            })
         }
         Command::Pair { order } => {
             let order: cli::fidelity::PairOrder =

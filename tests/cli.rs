@@ -98,6 +98,9 @@ fn user_errors_are_one_clear_line_and_a_failure_code() {
         (vec!["export", "resnet50", "-o", "/nonexistent-dir/x.json"], "cannot write"),
         (vec!["zoo", "--family", "transformers"], "no zoo family"),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["paired", "resnet50", "--bursts", "0"], "bursts of at least 1"),
+        (vec!["paired", "resnet50", "--against", "candle"], "external runtime"),
+        (vec!["paired", "resnet50", "--burst-secs", "-1"], "burst length -1 s"),
     ] {
         let out = synprof(&args);
         assert!(!out.status.success(), "{args:?} succeeded");

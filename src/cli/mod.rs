@@ -7,6 +7,7 @@ pub mod generate;
 pub mod import;
 pub mod inspect;
 pub mod mimic;
+pub mod paired;
 pub mod run;
 pub mod text;
 pub mod zoo;

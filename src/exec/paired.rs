@@ -2,12 +2,18 @@
 //! (A B, then B A, ...), so that whatever slows the machine for seconds or minutes (other
 //! tenants, clock changes) slows both alike. Each burst pair gives one ratio B / A; their
 //! median is a far steadier figure than two separate cases' images/s on a shared machine.
-//! `synprof fidelity` uses it for target against proxy.
+//! `synprof fidelity` uses it for target against proxy; `synprof paired` for synprof
+//! against onnxruntime or PyTorch (the peer kept loaded and warm in its runner process,
+//! bursting on request), where two separate runs on a host whose speed drifts by 20-40%
+//! within seconds (benches/peers/RESULTS.md) could not tell a 5% difference.
 
 use super::device::{self, DeviceSpec};
+use super::external::Peer;
 use super::lower::{ConvAlgorithm, Lowered, Phase};
+use super::run::{RunOptions, Window};
 use super::stats::percentile;
 use super::ExecError;
+use super::{Backend, Mode};
 use crate::graph::Net;
 use crate::weights::{synthetic_input, Weights};
 use crate::Dtype;
@@ -122,28 +128,13 @@ impl Prepared {
 
 /// Measure `a` and `b` in alternating bursts (inference, the candle backend).
 pub fn run_paired(a: &Net, b: &Net, o: &PairedOptions) -> Result<PairedResult, ExecError> {
-    if o.batch == 0 || o.bursts == 0 {
-        return Err(ExecError::new("paired timing needs a batch and a number of bursts of at least 1"));
-    }
-    if !(o.burst_seconds.is_finite() && o.burst_seconds >= 0.0) {
-        return Err(ExecError::new(format!("burst length {} s: give a non-negative number", o.burst_seconds)));
-    }
+    check(o)?;
     device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
     let device = o.device.open()?;
     let conv = ConvAlgorithm::from_env()?;
     let prepared = [Prepared::new(a, o, &device, conv)?, Prepared::new(b, o, &device, conv)?];
-    for p in &prepared {
-        p.burst(o.warmup_seconds, o.batch, &device)?;
-    }
-    let mut speeds = [Vec::new(), Vec::new()];
-    for i in 0..o.bursts {
-        // A B, B A, A B, ...: a steady drift favours neither side.
-        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
-            speeds[which].push(prepared[which].burst(o.burst_seconds, o.batch, &device)?);
-        }
-    }
-    let [a_images_per_s, b_images_per_s] = speeds;
+    let [a_images_per_s, b_images_per_s] =
+        alternate(o, |which, seconds| prepared[which].burst(seconds, o.batch, &device))?;
     Ok(PairedResult {
         a: a.name.clone(),
         b: b.name.clone(),
@@ -152,6 +143,77 @@ pub fn run_paired(a: &Net, b: &Net, o: &PairedOptions) -> Result<PairedResult, E
         a_images_per_s,
         b_images_per_s,
     })
+}
+
+/// Measure `net` in an external runtime (A: onnxruntime or PyTorch, kept loaded in its
+/// runner) against synprof (B: candle with the packed CPU convs, in this process), in
+/// alternating bursts: B / A is synprof's speed over the peer's, each pair measured
+/// within a second on the same machine state. Inference.
+pub fn run_paired_with_peer(net: &Net, peer: Backend, o: &PairedOptions) -> Result<PairedResult, ExecError> {
+    check(o)?;
+    if peer == Backend::Candle {
+        return Err(ExecError::new("the peer is an external runtime (onnxruntime or pytorch), not candle"));
+    }
+    device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
+    let device = o.device.open()?;
+    let conv = ConvAlgorithm::from_env()?;
+    let ours = Prepared::new(net, o, &device, conv)?;
+    // The runner's own warm-up is one iteration; both sides then warm up alike below.
+    let peer_opts = RunOptions {
+        backend: peer,
+        device: o.device,
+        dtype: o.dtype,
+        batch: o.batch,
+        mode: Mode::Infer,
+        seed: o.seed,
+        warmup: Window { iterations: 1, seconds: 0.0 },
+        ..RunOptions::default()
+    };
+    let mut theirs = Peer::start(net, &peer_opts)?;
+    let [a_images_per_s, b_images_per_s] = alternate(o, |which, seconds| match which {
+        0 => theirs.burst(seconds),
+        _ => ours.burst(seconds, o.batch, &device),
+    })?;
+    Ok(PairedResult {
+        a: theirs.runtime().to_string(),
+        b: format!("synprof (candle, {} convs)", ours.lowered.conv_algorithm),
+        options: o.clone(),
+        conv_algorithm: ours.lowered.conv_algorithm,
+        a_images_per_s,
+        b_images_per_s,
+    })
+}
+
+fn check(o: &PairedOptions) -> Result<(), ExecError> {
+    if o.batch == 0 || o.bursts == 0 {
+        return Err(ExecError::new("paired timing needs a batch and a number of bursts of at least 1"));
+    }
+    if !(o.burst_seconds.is_finite() && o.burst_seconds >= 0.0) {
+        return Err(ExecError::new(format!("burst length {} s: give a non-negative number", o.burst_seconds)));
+    }
+    if !(o.warmup_seconds.is_finite() && o.warmup_seconds >= 0.0) {
+        return Err(ExecError::new(format!("warm-up {} s: give a non-negative number", o.warmup_seconds)));
+    }
+    Ok(())
+}
+
+/// Warm both sides up, then `o.bursts` pairs, A B, B A, A B, ...: a steady drift favours
+/// neither side. `burst(side, seconds)`: images/s of one burst of side 0 (A) or 1 (B).
+fn alternate(
+    o: &PairedOptions,
+    mut burst: impl FnMut(usize, f64) -> Result<f64, ExecError>,
+) -> Result<[Vec<f64>; 2], ExecError> {
+    for which in [0, 1] {
+        burst(which, o.warmup_seconds)?;
+    }
+    let mut speeds = [Vec::new(), Vec::new()];
+    for i in 0..o.bursts {
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            speeds[which].push(burst(which, o.burst_seconds)?);
+        }
+    }
+    Ok(speeds)
 }
 
 #[cfg(test)]

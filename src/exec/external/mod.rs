@@ -16,8 +16,8 @@ use crate::telemetry::{Phase, Telemetry};
 use crate::weights::Weights;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 const RUNNER: &str = include_str!("runner.py");
 const TORCH_REFERENCE: &str = include_str!("torch_reference.py");
@@ -90,47 +90,9 @@ pub fn measure(
     telemetry: Option<&Telemetry>,
 ) -> Result<(Measured, String, Option<u64>), ExecError> {
     let backend = opts.backend;
-    let dir = Scratch::new()?;
-    let (model, weights) = export(net, opts, backend, &dir)?;
-    let runner = dir.write("runner.py", RUNNER.as_bytes())?;
-    dir.write("torch_reference.py", TORCH_REFERENCE.as_bytes())?;
-    let out = dir.0.join("result.json");
-    let min_secs = super::run::measured_window_seconds(opts, telemetry);
-    let spec = serde_json::json!({
-        "runtime": backend.to_string(),
-        "model": model,
-        "weights": weights,
-        "input_shape": net.input_shape().0,
-        "classes": net.nodes.last().map_or(1, |n| n.shape.0.iter().product::<usize>()),
-        "batch": opts.batch,
-        "device": opts.device.to_string(),
-        "dtype": opts.dtype.to_string(),
-        "mode": opts.mode.to_string(),
-        "threads": super::device::cpu_threads().unwrap_or_else(super::device::available_cores),
-        "warmup_iters": opts.warmup.iterations,
-        "warmup_secs": opts.warmup.seconds,
-        "iters": opts.measure.iterations.max(1),
-        "min_secs": min_secs,
-        "max_secs": opts.max_seconds,
-        "seed": opts.seed,
-        "out": out,
-    });
-    let spec_path = dir.write("spec.json", spec.to_string().as_bytes())?;
+    let staged = Staged::new(net, opts, super::run::measured_window_seconds(opts, telemetry), false)?;
     let python = python();
-    let mut child = Command::new(&python)
-        .arg(&runner)
-        .arg(&spec_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            ExecError::new(format!(
-                "{backend} backend: cannot start Python `{}` ({e}); install Python 3 with {}, or point SYNPROF_PYTHON at one",
-                python.display(),
-                packages(backend)
-            ))
-        })?;
+    let mut child = staged.spawn(&python, backend, Stdio::null())?;
     let (mut error, mut tail) = (None, Vec::new());
     // The runner waits on this after announcing its measured phase (see runner.py).
     let mut go = child.stdin.take();
@@ -156,32 +118,17 @@ pub fn measure(
                 if opts.live {
                     eprintln!("{line}");
                 }
-            } else if let Some(e) = line.strip_prefix("@error ") {
-                error = Some(e.to_string());
             } else {
-                tail.push(line);
-                if tail.len() > 12 {
-                    tail.remove(0);
-                }
+                note_stderr_line(line, &mut error, &mut tail);
             }
         }
     }
     let status = child.wait().map_err(|e| ExecError::new(format!("{backend} backend: {e}")))?;
-    if let Some(e) = error {
-        return Err(ExecError::new(e));
+    if error.is_some() || !status.success() {
+        return Err(runner_failed(backend, &python, status, error, &tail));
     }
-    if !status.success() {
-        let why = if tail.iter().any(|l| l.contains("ModuleNotFoundError")) {
-            format!("; the runtime is missing: install {} into `{}`", packages(backend), python.display())
-        } else {
-            String::new()
-        };
-        return Err(ExecError::new(format!(
-            "{backend} backend: the runner failed ({status}){why}: {}",
-            tail.join(" | ")
-        )));
-    }
-    let result: RunnerResult = std::fs::read(&out)
+    let out = &staged.out;
+    let result: RunnerResult = std::fs::read(out)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| ExecError::new(format!("{backend} backend: the runner wrote no result ({})", out.display())))?;
@@ -201,6 +148,211 @@ pub fn measure(
         batch_split: None,
     };
     Ok((measured, result.runtime, result.peak_rss_bytes))
+}
+
+/// An external runtime kept loaded and warm in its runner, timing bursts on request: the
+/// other side of `synprof paired` (see runner.py's "serve").
+pub struct Peer {
+    backend: Backend,
+    batch: usize,
+    runtime: String,
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// Drains the runner's stderr (so it never blocks on a full pipe): its `@error` line
+    /// and last lines.
+    stderr: Option<std::thread::JoinHandle<(Option<String>, Vec<String>)>>,
+    python: PathBuf,
+    _staged: Staged,
+}
+
+impl Peer {
+    /// Export the net, start the runtime and warm it up (`opts.warmup`); inference or
+    /// training as `opts.mode`.
+    pub fn start(net: &Net, opts: &RunOptions) -> Result<Peer, ExecError> {
+        check(opts)?;
+        let staged = Staged::new(net, opts, 0.0, true)?;
+        let python = python();
+        let mut child = staged.spawn(&python, opts.backend, Stdio::piped())?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let stderr = child.stderr.take().map(|stderr| {
+            std::thread::spawn(move || {
+                let (mut error, mut tail) = (None, Vec::new());
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    note_stderr_line(line, &mut error, &mut tail);
+                }
+                (error, tail)
+            })
+        });
+        let mut peer = Peer {
+            backend: opts.backend,
+            batch: opts.batch,
+            runtime: String::new(),
+            child,
+            stdin,
+            stdout,
+            stderr,
+            python,
+            _staged: staged,
+        };
+        peer.runtime = peer.reply("@ready ")?;
+        Ok(peer)
+    }
+
+    /// What ran: the runtime's name, version and settings.
+    pub fn runtime(&self) -> &str {
+        &self.runtime
+    }
+
+    /// One burst of at least `seconds` (and one iteration): images/s.
+    pub fn burst(&mut self, seconds: f64) -> Result<f64, ExecError> {
+        let backend = self.backend;
+        let stdin = self.stdin.as_mut().ok_or_else(|| ExecError::new(format!("{backend} backend: runner closed")))?;
+        if stdin.write_all(format!("burst {seconds}\n").as_bytes()).and_then(|()| stdin.flush()).is_err() {
+            return Err(self.failure());
+        }
+        let reply = self.reply("@burst ")?;
+        let mut words = reply.split_whitespace().map(str::parse::<f64>);
+        match (words.next(), words.next()) {
+            (Some(Ok(iterations)), Some(Ok(elapsed))) if iterations >= 1.0 && elapsed > 0.0 => {
+                Ok(iterations * self.batch as f64 / elapsed)
+            }
+            _ => Err(ExecError::new(format!("{backend} backend: the runner answered `@burst {reply}`"))),
+        }
+    }
+
+    /// The rest of the next stdout line that starts with `prefix` (other output skipped).
+    fn reply(&mut self, prefix: &str) -> Result<String, ExecError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match self.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => return Err(self.failure()),
+                Ok(_) => {
+                    if let Some(rest) = line.trim_end().strip_prefix(prefix) {
+                        return Ok(rest.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why the runner stopped answering: its `@error`, or the end of what it printed.
+    fn failure(&mut self) -> ExecError {
+        self.stdin = None;
+        let status = match self.child.wait() {
+            Ok(status) => status,
+            Err(e) => return ExecError::new(format!("{} backend: {e}", self.backend)),
+        };
+        let (error, mut tail) = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        if error.is_none() && status.success() {
+            tail.push("it exited without answering".into());
+        }
+        runner_failed(self.backend, &self.python, status, error, &tail)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // "quit", then EOF: the runner leaves its loop and exits.
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"quit\n");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A runner ready to start: the exported model, the runner script and its spec, in a
+/// scratch directory that lives as long as this.
+struct Staged {
+    _dir: Scratch,
+    runner: PathBuf,
+    spec: PathBuf,
+    /// Where the runner writes its result (a measured case, not `serve`).
+    out: PathBuf,
+}
+
+impl Staged {
+    /// `serve`: the burst protocol (`Peer`) instead of one measured window of `min_secs`.
+    fn new(net: &Net, opts: &RunOptions, min_secs: f64, serve: bool) -> Result<Staged, ExecError> {
+        let dir = Scratch::new()?;
+        let (model, weights) = export(net, opts, opts.backend, &dir)?;
+        let runner = dir.write("runner.py", RUNNER.as_bytes())?;
+        dir.write("torch_reference.py", TORCH_REFERENCE.as_bytes())?;
+        let out = dir.0.join("result.json");
+        let spec = serde_json::json!({
+            "runtime": opts.backend.to_string(),
+            "model": model,
+            "weights": weights,
+            "input_shape": net.input_shape().0,
+            "classes": net.nodes.last().map_or(1, |n| n.shape.0.iter().product::<usize>()),
+            "batch": opts.batch,
+            "device": opts.device.to_string(),
+            "dtype": opts.dtype.to_string(),
+            "mode": opts.mode.to_string(),
+            "threads": super::device::cpu_threads().unwrap_or_else(super::device::available_cores),
+            "warmup_iters": opts.warmup.iterations,
+            "warmup_secs": opts.warmup.seconds,
+            "iters": opts.measure.iterations.max(1),
+            "min_secs": min_secs,
+            "max_secs": opts.max_seconds,
+            "seed": opts.seed,
+            "out": out,
+            "serve": serve,
+        });
+        let spec = dir.write("spec.json", spec.to_string().as_bytes())?;
+        Ok(Staged { _dir: dir, runner, spec, out })
+    }
+
+    /// Start the runner (stdin and stderr piped).
+    fn spawn(&self, python: &Path, backend: Backend, stdout: Stdio) -> Result<Child, ExecError> {
+        Command::new(python)
+            .arg(&self.runner)
+            .arg(&self.spec)
+            .stdin(Stdio::piped())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                ExecError::new(format!(
+                    "{backend} backend: cannot start Python `{}` ({e}); install Python 3 with {}, or point SYNPROF_PYTHON at one",
+                    python.display(),
+                    packages(backend)
+                ))
+            })
+    }
+}
+
+/// Keep a runner's `@error` line, and the last lines of anything else it printed.
+fn note_stderr_line(line: String, error: &mut Option<String>, tail: &mut Vec<String>) {
+    if let Some(e) = line.strip_prefix("@error ") {
+        *error = Some(e.to_string());
+    } else if !line.starts_with('@') {
+        tail.push(line);
+        if tail.len() > 12 {
+            tail.remove(0);
+        }
+    }
+}
+
+/// The error of a runner that reported one or failed.
+fn runner_failed(
+    backend: Backend,
+    python: &Path,
+    status: std::process::ExitStatus,
+    error: Option<String>,
+    tail: &[String],
+) -> ExecError {
+    if let Some(e) = error {
+        return ExecError::new(e);
+    }
+    let why = if tail.iter().any(|l| l.contains("ModuleNotFoundError")) {
+        format!("; the runtime is missing: install {} into `{}`", packages(backend), python.display())
+    } else {
+        String::new()
+    };
+    ExecError::new(format!("{backend} backend: the runner failed ({status}){why}: {}", tail.join(" | ")))
 }
 
 fn packages(backend: Backend) -> &'static str {

@@ -14,6 +14,11 @@ stderr lines: "@phase warmup|measured|cooldown", "@live PHASE IMAGES_PER_S". Aft
 "@phase measured" the runner waits for a line on stdin: synprof's telemetry has marked the
 window by then, so the window holds every timed iteration (EOF, with no synprof reading,
 lets it go on at once).
+
+With "serve": true in SPEC (`synprof paired`), the runner warms up, prints "@ready RUNTIME"
+on stdout, then runs one burst per stdin line "burst SECONDS" (at least one iteration and
+SECONDS), answering "@burst ITERATIONS ELAPSED_SECONDS" on stdout, until "quit" or EOF: the
+runtime stays loaded and warm between bursts while synprof times its own side.
 """
 import json
 import os
@@ -44,10 +49,8 @@ class Live:
             self.last = now
 
 
-def windows(spec, step, sync):
-    """synprof's timing loop (exec/run.rs `measure`): warm-up by iterations and seconds, then
-    at least `iters` iterations and `min_secs` seconds, all bounded by `max_secs`."""
-    live = Live(spec["batch"])
+def warm_up(spec, step, sync, live):
+    """Warm-up by iterations and seconds, bounded by `max_secs`; the iterations run."""
     limit = max(spec["max_secs"], spec["min_secs"])
     phase("warmup")
     start, warmup = time.perf_counter(), 0
@@ -57,7 +60,17 @@ def windows(spec, step, sync):
         step()
         sync()
         warmup += 1
-        live.report("warmup", warmup, start)
+        if live:
+            live.report("warmup", warmup, start)
+    return warmup
+
+
+def windows(spec, step, sync):
+    """synprof's timing loop (exec/run.rs `measure`): warm-up by iterations and seconds, then
+    at least `iters` iterations and `min_secs` seconds, all bounded by `max_secs`."""
+    live = Live(spec["batch"])
+    limit = max(spec["max_secs"], spec["min_secs"])
+    warmup = warm_up(spec, step, sync, live)
     phase("measured")
     sys.stdin.readline()  # synprof has marked the window's start
     latencies, window = [], time.perf_counter()
@@ -71,6 +84,22 @@ def windows(spec, step, sync):
         live.report("measured", len(latencies), window)
     phase("cooldown")
     return warmup, latencies
+
+
+def serve(spec, step, sync, runtime):
+    """Warm up, then run bursts on request (see the module's docstring)."""
+    warm_up(spec, step, sync, None)
+    print(f"@ready {runtime}", flush=True)
+    while True:
+        words = sys.stdin.readline().split()
+        if not words or words[0] == "quit":
+            break
+        seconds, iterations, start = float(words[1]), 0, time.perf_counter()
+        while iterations == 0 or time.perf_counter() - start < seconds:
+            step()
+            sync()
+            iterations += 1
+        print(f"@burst {iterations} {time.perf_counter() - start:.9f}", flush=True)
 
 
 def onnxruntime_case(spec):
@@ -108,8 +137,8 @@ def onnxruntime_case(spec):
         for o in sess.get_outputs():
             binding.bind_output(o.name, "cuda", index)
         step = lambda: sess.run_with_iobinding(binding)
-    warmup, lat = windows(spec, step, lambda: None)
-    return warmup, lat, f"onnxruntime {ort.__version__} ({providers[0] if isinstance(providers[0], str) else providers[0][0]}, ORT_ENABLE_ALL, {spec['threads']} intra-op threads)"
+    provider = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    return step, lambda: None, f"onnxruntime {ort.__version__} ({provider}, ORT_ENABLE_ALL, {spec['threads']} intra-op threads)"
 
 
 def pytorch_case(spec):
@@ -144,8 +173,7 @@ def pytorch_case(spec):
             loss = torch.nn.functional.cross_entropy(run_ir(model, params, x, training=True).float(), labels)
             loss.backward()
             opt.step()
-    warmup, lat = windows(spec, step, sync)
-    return warmup, lat, f"PyTorch {torch.__version__} eager (the synprof IR through torch.nn.functional, {spec['threads']} threads)"
+    return step, sync, f"PyTorch {torch.__version__} eager (the synprof IR through torch.nn.functional, {spec['threads']} threads)"
 
 
 def peak_rss_bytes():
@@ -161,7 +189,11 @@ def main():
     spec = json.load(open(sys.argv[1]))
     case = {"onnxruntime": onnxruntime_case, "pytorch": pytorch_case}[spec["runtime"]]
     try:
-        warmup, latencies, runtime = case(spec)
+        step, sync, runtime = case(spec)
+        if spec.get("serve"):
+            serve(spec, step, sync, runtime)
+            return
+        warmup, latencies = windows(spec, step, sync)
     except SystemExit:
         raise
     except Exception as e:  # the runtime's own error, whole, for the record
