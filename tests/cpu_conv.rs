@@ -395,6 +395,35 @@ fn detected_isa_is_available_and_methods_are_named() {
     assert_eq!((pw.method(5, 5), dw.method(5, 5), ic.method(5, 5)), ("pointwise", "depthwise", "direct"));
 }
 
+/// The first call of an input shape times every form of B the conv can take and keeps
+/// the fastest for that shape (`tune.rs`): right on that first call (each form's run
+/// overwrote the output; the kept form's ran last), bit for bit the same on later calls,
+/// and named by `method_for` from then on.
+#[test]
+fn the_first_call_of_a_shape_picks_a_form_and_keeps_it() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let spec = ConvSpec::new(48, 40, [1, 1]);
+    let (weight, bias) = (random(spec.weight_len()), random(40));
+    let conv = PackedConv::new(&weight, Some(&bias), spec, Epilogue::Relu).unwrap();
+    let threads = Threads::new(2).unwrap().always_parallel();
+    for (n, hw) in [(1, 20), (2, 9)] {
+        let x = random(n * 48 * hw * hw);
+        let want = reference(&spec, &weight, Some(&bias), None, Epilogue::Relu, &x, n, hw, hw);
+        let mut first = vec![f32::NAN; want.len()];
+        conv.run(&x, n, hw, hw, &mut first, &threads).unwrap();
+        compare(&first, &want, || format!("first call, {n}x{hw}x{hw}"));
+        let kept = conv.method_for(n, hw, hw);
+        assert!(["pointwise", "direct", "im2col", "pointwise/channels"].contains(&kept), "{kept}");
+        for _ in 0..3 {
+            let mut again = vec![f32::NAN; want.len()];
+            conv.run(&x, n, hw, hw, &mut again, &threads).unwrap();
+            assert!(again.iter().zip(&first).all(|(a, b)| a.to_bits() == b.to_bits()), "{kept}, {n}x{hw}x{hw}");
+            assert_eq!(conv.method_for(n, hw, hw), kept);
+        }
+    }
+}
+
 /// With AVX-512's 32-pixel panels a 7x7 map fills 49 of 64 lanes, a 14x14 3x3 grid 196 of
 /// 224: those convs take the channel tile; on 56x56 maps the pixel tiles waste under 5%
 /// and keep them (ResNet-50's layers).

@@ -52,6 +52,7 @@ mod pool;
 mod scratch;
 mod subsample;
 mod threads;
+mod tune;
 mod winograd;
 
 pub use eltwise::{add_act, affine_act};
@@ -230,6 +231,8 @@ pub struct PackedConv {
     force_winograd: Option<bool>,
     /// The Winograd-transformed weights (`winograd.rs`), made on first use.
     winograd: std::sync::OnceLock<winograd::Transformed>,
+    /// The GEMM method timed fastest per input shape (`tune.rs`), where none is forced.
+    tuned: tune::Choices,
 }
 
 impl PackedConv {
@@ -291,6 +294,7 @@ impl PackedConv {
             force: None,
             force_winograd: None,
             winograd: std::sync::OnceLock::new(),
+            tuned: tune::Choices::default(),
         })
     }
 
@@ -314,7 +318,8 @@ impl PackedConv {
     }
 
     /// As [`PackedConv::method`], for a batch of `n` (whether Winograd pays depends on it):
-    /// "winograd" for F(2x2, 3x3).
+    /// "winograd" for F(2x2, 3x3). Once a shape has run, the method its timing chose
+    /// (`tune.rs`); before, `gemm::method`'s guess.
     pub fn method_for(&self, n: usize, h: usize, w: usize) -> &'static str {
         if self.uses_winograd(n, h, w) {
             return "winograd";
@@ -322,10 +327,11 @@ impl PackedConv {
         if let (true, Ok((oh, ow))) = (self.subsamples(), self.output_hw(h, w)) {
             let g = self.subsampled_geom(oh, ow);
             let m = self.spec.out_channels / self.spec.groups;
-            return match gemm::choose(&g, m, &kernels::kernel_set(self.isa), None) {
+            return match gemm::choose(&g, m, &kernels::kernel_set(self.isa), self.tuned.get([n, h, w])) {
                 gemm::Method::Channels => "subsampled/pointwise/channels",
                 gemm::Method::Im2col => "subsampled/im2col",
-                _ => "subsampled/pointwise",
+                gemm::Method::Direct => "subsampled/direct",
+                gemm::Method::Pointwise => "subsampled/pointwise",
             };
         }
         match (&self.body, self.geom(h, w)) {
@@ -335,7 +341,7 @@ impl PackedConv {
                 &g,
                 self.spec.out_channels / self.spec.groups,
                 &kernels::kernel_set(self.isa),
-                self.force,
+                self.force.or(self.tuned.get([n, h, w])),
             ) {
                 gemm::Method::Pointwise => "pointwise",
                 gemm::Method::Direct => "direct",
@@ -518,25 +524,40 @@ impl PackedConv {
                 // (`subsamples` implies no forced method: `self.force` is None there.)
                 let subsampled = self.subsamples();
                 let geom = if subsampled { self.subsampled_geom(oh, ow) } else { self.geom(h, w)? };
-                let call = gemm::Call {
-                    weights,
-                    kernels: kernels::kernel_set(self.isa),
-                    bias: &self.bias,
-                    act: self.epilogue,
-                    groups: s.groups,
-                    geom,
-                    images: n,
-                    residual,
-                    force: self.force,
+                let ks = kernels::kernel_set(self.isa);
+                let run = |force: Option<GemmMethod>, output: &mut [f32]| {
+                    let call = gemm::Call {
+                        weights,
+                        kernels: ks,
+                        bias: &self.bias,
+                        act: self.epilogue,
+                        groups: s.groups,
+                        geom,
+                        images: n,
+                        residual,
+                        force,
+                    };
+                    if subsampled {
+                        let planes = n * s.in_channels;
+                        subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
+                            gemm::run(&call, x, output, threads)
+                        });
+                    } else {
+                        gemm::run(&call, input, output, threads);
+                    }
                 };
-                if subsampled {
-                    let planes = n * s.in_channels;
-                    subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
-                        gemm::run(&call, x, output, threads)
-                    });
-                } else {
-                    gemm::run(&call, input, output, threads);
-                }
+                let force = match self.force {
+                    Some(forced) => Some(forced),
+                    None if tune::enabled() => Some(self.tuned.get([n, h, w]).unwrap_or_else(|| {
+                        let candidates = tune::candidates(&geom, s.out_channels / s.groups, &ks);
+                        let guess = gemm::choose(&geom, s.out_channels / s.groups, &ks, None);
+                        let best = tune::fastest(&candidates, guess, |m| run(Some(m), output));
+                        self.tuned.set([n, h, w], best);
+                        best
+                    })),
+                    None => None,
+                };
+                run(force, output);
             }
             Body::Depthwise(taps) => {
                 let g = depthwise::DwGeom {

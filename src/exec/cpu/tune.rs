@@ -1,0 +1,160 @@
+//! Choosing a GEMM conv's B form by timing it, on first use, on the machine at hand.
+//!
+//! `gemm::method` guesses from lanes wasted and bytes moved, with constants measured on one
+//! CPU. Where the B forms are close that guess follows the CPU: on a Zen 5 host the channel
+//! tile won ResNet-50's 1x1 convs over 56x56 maps, on a Sapphire-class Xeon (2 MiB L2,
+//! two 512-bit FMA pipes) packed im2col panels beat it by 15-25% on the same shapes
+//! (benches/peers/RESULTS.md section 10). So the first call of each input shape runs every
+//! form the conv can take, once to warm up (scratch, lazily packed panels) then timed,
+//! keeps the fastest for that shape (the guess unless another form is 3% faster; convs of
+//! microseconds are timed over several interleaved rounds), and every later call uses it. Like cuDNN's benchmark
+//! mode, this costs the first call about twice the candidates' time (inside a run's
+//! warm-up, never its measured window). `SYNPROF_CPU_TUNE=off` keeps the guess.
+
+use super::gemm::{self, Method};
+use super::kernels::KernelSet;
+use super::pack::Geom;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Whether convs time their B forms on first use (`SYNPROF_CPU_TUNE=off`: no).
+pub(crate) fn enabled() -> bool {
+    static ON: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| !matches!(std::env::var("SYNPROF_CPU_TUNE").as_deref(), Ok("off" | "0")));
+    *ON
+}
+
+/// The distinct B forms a conv of geometry `g` with `m` output channels per group can run
+/// (forcing an impossible one falls back to a possible one, counted once).
+pub(crate) fn candidates(g: &Geom, m: usize, ks: &KernelSet) -> Vec<Method> {
+    let mut out = Vec::new();
+    for want in [Method::Pointwise, Method::Direct, Method::Im2col, Method::Channels] {
+        let got = gemm::choose(g, m, ks, Some(want));
+        if !out.contains(&got) {
+            out.push(got);
+        }
+    }
+    out
+}
+
+/// A candidate replaces the guess only if this much faster (timing noise must not flip it).
+const MARGIN: f64 = 0.03;
+/// Timed rounds are added until a candidate's rounds take about this long (at most 5).
+const ROUNDS_SECONDS: f64 = 2e-3;
+
+/// Warm each candidate up once, then time them in interleaved rounds (more rounds for
+/// convs of microseconds) and return the fastest by its best round; `guess` (one of the
+/// candidates) keeps its place unless another beats it by more than `MARGIN`.
+pub(crate) fn fastest(candidates: &[Method], guess: Method, mut run: impl FnMut(Method)) -> Method {
+    let time = |run: &mut dyn FnMut(Method), m: Method| {
+        let start = Instant::now();
+        run(m);
+        start.elapsed().as_secs_f64()
+    };
+    let warm: Vec<f64> = candidates.iter().map(|&m| time(&mut run, m)).collect();
+    let slowest = warm.iter().cloned().fold(0.0, f64::max);
+    let rounds = ((ROUNDS_SECONDS / slowest.max(1e-9)) as usize).clamp(1, 5);
+    let mut best = vec![f64::INFINITY; candidates.len()];
+    for _ in 0..rounds {
+        for (i, &m) in candidates.iter().enumerate() {
+            best[i] = best[i].min(time(&mut run, m));
+        }
+    }
+    let guess_time = candidates.iter().position(|&m| m == guess).map_or(f64::INFINITY, |i| best[i]);
+    let (i, t) = best.iter().enumerate().fold((0, f64::INFINITY), |acc, (i, &t)| if t < acc.1 { (i, t) } else { acc });
+    if t < guess_time * (1.0 - MARGIN) {
+        candidates[i]
+    } else {
+        guess
+    }
+}
+
+/// Each input shape's chosen method, `(n, h, w)` -> method.
+#[derive(Default)]
+pub(crate) struct Choices(Mutex<Vec<([usize; 3], Method)>>);
+
+impl Choices {
+    /// The method chosen for `shape`, if any yet.
+    pub(crate) fn get(&self, shape: [usize; 3]) -> Option<Method> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().find(|(s, _)| *s == shape).map(|&(_, m)| m)
+    }
+
+    pub(crate) fn set(&self, shape: [usize; 3], method: Method) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|(s, _)| *s == shape) {
+            list.push((shape, method));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fastest_candidate_wins_by_a_margin_over_the_guess() {
+        let slow = |m: Method, which: Method| {
+            if m == which {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        };
+        let mut calls = Vec::new();
+        let all = [Method::Pointwise, Method::Im2col, Method::Channels];
+        let chosen = fastest(&all, Method::Im2col, |m| {
+            calls.push(m);
+            slow(m, Method::Im2col)
+        });
+        assert_ne!(chosen, Method::Im2col);
+        // Each warmed up once, then one round (a 20 ms candidate is past ROUNDS_SECONDS).
+        assert_eq!(calls, [all, all].concat());
+        assert_eq!(
+            fastest(&[Method::Direct, Method::Im2col], Method::Direct, |m| slow(m, Method::Direct)),
+            Method::Im2col
+        );
+        // Two equally fast forms (10 ms each, sleep's jitter well under the margin): the
+        // guess stays.
+        let both = |_: Method| std::thread::sleep(std::time::Duration::from_millis(10));
+        for guess in [Method::Direct, Method::Im2col] {
+            assert_eq!(fastest(&[Method::Direct, Method::Im2col], guess, both), guess);
+        }
+    }
+
+    #[test]
+    fn a_pointwise_conv_has_every_form_and_a_padded_3x3_no_pointwise() {
+        let ks = super::super::kernels::kernel_set(super::super::Isa::Scalar);
+        let geom = |k: usize, pad: usize| Geom {
+            c: 64,
+            h: 28,
+            w: 28,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: pad,
+            pl: pad,
+            oh: 28,
+            ow: 28,
+        };
+        let c = candidates(&geom(1, 0), 64, &ks);
+        assert!(
+            c.contains(&Method::Pointwise) && c.contains(&Method::Im2col) && c.contains(&Method::Channels),
+            "{c:?}"
+        );
+        let c = candidates(&geom(3, 1), 64, &ks);
+        assert!(!c.contains(&Method::Pointwise) && c.contains(&Method::Im2col), "{c:?}");
+    }
+
+    #[test]
+    fn a_shape_keeps_its_first_choice() {
+        let c = Choices::default();
+        assert_eq!(c.get([1, 56, 56]), None);
+        c.set([1, 56, 56], Method::Im2col);
+        c.set([1, 56, 56], Method::Channels);
+        c.set([16, 56, 56], Method::Channels);
+        assert_eq!(c.get([1, 56, 56]), Some(Method::Im2col));
+        assert_eq!(c.get([16, 56, 56]), Some(Method::Channels));
+    }
+}
