@@ -6,7 +6,7 @@
 //! race on the environment.
 
 mod common;
-use common::python::python_with;
+use common::python::{python_with, set_python};
 use std::path::Path;
 use synprof::exec::run::{run_case, RunOptions, Window};
 use synprof::exec::{Backend, Mode};
@@ -22,10 +22,6 @@ fn options(backend: Backend) -> RunOptions {
     }
 }
 
-fn set_python(p: &Path) {
-    // SAFETY: the only test in this binary that touches the environment runs alone.
-    unsafe { std::env::set_var("SYNPROF_PYTHON", p) };
-}
 
 #[test]
 fn onnxruntime_runs_a_case_and_missing_runtimes_say_what_to_install() {

@@ -4,18 +4,13 @@
 //! One test function: it sets `SYNPROF_PYTHON` for this binary.
 
 mod common;
-use common::python::python_with;
-use std::path::Path;
+use common::python::{python_with, set_python};
 use std::time::Instant;
 use synprof::exec::external::Peer;
 use synprof::exec::paired::{run_paired_with_peer, PairedOptions};
 use synprof::exec::run::{RunOptions, Window};
 use synprof::exec::Backend;
 
-fn set_python(p: &Path) {
-    // SAFETY: the only test in this binary.
-    unsafe { std::env::set_var("SYNPROF_PYTHON", p) };
-}
 
 #[test]
 fn the_peer_bursts_on_request_and_pairs_alternate() {

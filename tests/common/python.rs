@@ -12,6 +12,13 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Point synprof's external backends at `python` (`SYNPROF_PYTHON`) for this process: for
+/// test binaries whose tests that read it run one at a time (one test function).
+pub fn set_python(python: &Path) {
+    // SAFETY: the callers' binaries have no other thread reading the environment meanwhile.
+    unsafe { std::env::set_var("SYNPROF_PYTHON", python) };
+}
+
 /// An interpreter that can import `packages` (pip distribution names, e.g. `onnxruntime`).
 pub fn python_with(packages: &[&str]) -> PathBuf {
     if let Some(python) = std::env::var_os("SYNPROF_PYTHON").filter(|p| !p.is_empty()) {
