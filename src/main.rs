@@ -1,6 +1,6 @@
 //! The `synprof` command line: parse, call the library, print.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use synprof::cli;
@@ -58,6 +58,19 @@ struct Cli {
     command: Command,
 }
 
+/// Where, in which precision and at which batch sizes a model runs (`run`, `paired`).
+#[derive(Args)]
+struct Workload {
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = DeviceSpec::parse)]
+    device: DeviceSpec,
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Batch sizes, comma separated.
+    #[arg(long, default_value = "1", value_parser = parse_batches)]
+    batch: Batches,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the reference models with their parameter and MAC counts.
@@ -98,14 +111,8 @@ enum Command {
     Run {
         /// A zoo model name or a model file.
         model: String,
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu", value_parser = DeviceSpec::parse)]
-        device: DeviceSpec,
-        #[arg(long, value_enum, default_value_t = Dtype::F32)]
-        dtype: Dtype,
-        /// Batch sizes, comma separated.
-        #[arg(long, default_value = "1", value_parser = parse_batches)]
-        batch: Batches,
+        #[command(flatten)]
+        workload: Workload,
         #[arg(long, value_enum, default_value_t = Mode::Infer)]
         mode: Mode,
         /// CPU threads (default: all cores).
@@ -262,14 +269,8 @@ enum Command {
         /// The peer runtime.
         #[arg(long, value_enum, default_value_t = synprof::exec::Backend::Onnxruntime)]
         against: synprof::exec::Backend,
-        /// cpu, cuda or cuda:N.
-        #[arg(long, default_value = "cpu", value_parser = DeviceSpec::parse)]
-        device: DeviceSpec,
-        #[arg(long, value_enum, default_value_t = Dtype::F32)]
-        dtype: Dtype,
-        /// Batch sizes, comma separated.
-        #[arg(long, default_value = "1", value_parser = parse_batches)]
-        batch: Batches,
+        #[command(flatten)]
+        workload: Workload,
         /// CPU threads, both sides (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -458,9 +459,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         }
         Command::Run {
             model,
-            device: device_spec,
-            dtype,
-            batch,
+            workload: Workload { device: device_spec, dtype, batch },
             mode,
             threads,
             input,
@@ -587,9 +586,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
         Command::Paired {
             model,
             against,
-            device: device_spec,
-            dtype,
-            batch,
+            workload: Workload { device: device_spec, dtype, batch },
             threads,
             input,
             bursts,

@@ -6,7 +6,7 @@
 //! race on the environment.
 
 mod common;
-use common::python::{python_with, set_python};
+use common::python::{bare_python, python_with, set_python};
 use std::path::Path;
 use synprof::exec::run::{run_case, RunOptions, Window};
 use synprof::exec::{Backend, Mode};
@@ -21,7 +21,6 @@ fn options(backend: Backend) -> RunOptions {
         ..RunOptions::default()
     }
 }
-
 
 #[test]
 fn onnxruntime_runs_a_case_and_missing_runtimes_say_what_to_install() {
@@ -50,17 +49,13 @@ fn onnxruntime_runs_a_case_and_missing_runtimes_say_what_to_install() {
     assert!(e.contains("cannot start Python `/nonexistent/python3`") && e.contains("SYNPROF_PYTHON"), "{e}");
 
     // A Python without the runtime: isolated mode sees no site-packages.
-    let dir = std::env::temp_dir().join(format!("synprof_external_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bare = dir.join("bare-python");
-    std::fs::write(&bare, "#!/bin/sh\nexec python3 -I -S \"$@\"\n").unwrap();
-    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bare = bare_python("external");
     set_python(&bare);
     let e = run_case(&net, &options(Backend::Onnxruntime)).unwrap_err().to_string();
     assert!(e.contains("onnxruntime backend") && e.contains("pip install onnxruntime numpy"), "{e}");
     let e = run_case(&net, &options(Backend::Pytorch)).unwrap_err().to_string();
     assert!(e.contains("pytorch backend") && e.contains("pip install torch numpy"), "{e}");
-    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(bare.parent().unwrap()).ok();
 }
 
 /// `SYNPROF_TORCH_PYTHON=/path/to/venv/bin/python cargo test --release --test external_backends -- --ignored`

@@ -4,13 +4,12 @@
 //! One test function: it sets `SYNPROF_PYTHON` for this binary.
 
 mod common;
-use common::python::{python_with, set_python};
+use common::python::{bare_python, python_with, set_python};
 use std::time::Instant;
 use synprof::exec::external::Peer;
 use synprof::exec::paired::{run_paired_with_peer, PairedOptions};
 use synprof::exec::run::{RunOptions, Window};
 use synprof::exec::Backend;
-
 
 #[test]
 fn the_peer_bursts_on_request_and_pairs_alternate() {
@@ -53,13 +52,9 @@ fn the_peer_bursts_on_request_and_pairs_alternate() {
     assert!(q1 <= median && median <= q3 && median > 0.0);
 
     // A Python without onnxruntime: the peer says what to install, before any burst.
-    let dir = std::env::temp_dir().join(format!("synprof_paired_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bare = dir.join("bare-python");
-    std::fs::write(&bare, "#!/bin/sh\nexec python3 -I -S \"$@\"\n").unwrap();
-    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bare = bare_python("paired");
     set_python(&bare);
     let e = run_paired_with_peer(&net, Backend::Onnxruntime, &o).unwrap_err().to_string();
     assert!(e.contains("onnxruntime backend") && e.contains("pip install onnxruntime numpy"), "{e}");
-    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(bare.parent().unwrap()).ok();
 }

@@ -19,6 +19,17 @@ pub fn set_python(python: &Path) {
     unsafe { std::env::set_var("SYNPROF_PYTHON", python) };
 }
 
+/// A Python that sees no site-packages (isolated mode, `-I -S`): a runtime missing. A
+/// script under a fresh temporary folder named after `tag` and this process.
+pub fn bare_python(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("synprof_{tag}_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bare = dir.join("bare-python");
+    std::fs::write(&bare, "#!/bin/sh\nexec python3 -I -S \"$@\"\n").unwrap();
+    std::fs::set_permissions(&bare, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bare
+}
+
 /// An interpreter that can import `packages` (pip distribution names, e.g. `onnxruntime`).
 pub fn python_with(packages: &[&str]) -> PathBuf {
     if let Some(python) = std::env::var_os("SYNPROF_PYTHON").filter(|p| !p.is_empty()) {
