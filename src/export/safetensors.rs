@@ -42,7 +42,7 @@ pub fn to_bytes(tensors: &[(String, &HostTensor)]) -> Vec<u8> {
     }
     let mut header = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap_or_default();
     // The data must start 8-byte aligned.
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + header.len() + offset);

@@ -146,7 +146,7 @@ fn check_conv(c: &Conv2d) -> Result<(), AttrError> {
     if c.groups == 0 {
         return Err(attr("groups", "0 groups; expected at least 1"));
     }
-    if c.out_channels % c.groups != 0 {
+    if !c.out_channels.is_multiple_of(c.groups) {
         return Err(attr("groups", format!("out_channels {} is not divisible by groups {}", c.out_channels, c.groups)));
     }
     Ok(())

@@ -771,7 +771,7 @@ impl Reader<'_> {
         }
         if let Some(i) = infer_at {
             let known: usize = dims.iter().product();
-            if known == 0 || elements % known != 0 {
+            if known == 0 || !elements.is_multiple_of(known) {
                 return Err(format!("Reshape of {elements} elements per sample to {target:?}"));
             }
             dims[i] = elements / known;

@@ -24,7 +24,7 @@ fn block(g: &mut NetBuilder, rng: &mut ChaCha8Rng, x: T) -> T {
             let fits: Vec<usize> = [1, 2, 3, 5].into_iter().filter(|&k| k <= hw[0].min(hw[1])).collect();
             let k = *pick(rng, &fits);
             let out = *pick(rng, &[4, 6, 8, 12]);
-            let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0 && out % g == 0).collect();
+            let divisors: Vec<usize> = (1..=c).filter(|g| c.is_multiple_of(*g) && out.is_multiple_of(*g)).collect();
             let groups = *pick(rng, &divisors);
             let mut spec = if rng.random_bool(0.15) && !small { conv_hw(out, 1, k.max(3)) } else { conv(out, k) };
             let k = if small { k } else { k.max(3) }; // the kernel's larger side, for the checks below
@@ -102,7 +102,7 @@ fn block(g: &mut NetBuilder, rng: &mut ChaCha8Rng, x: T) -> T {
             let s = g.sigmoid(s);
             g.mul(x, s)
         }
-        8 if c % 2 == 0 => g.channel_shuffle(x, 2),
+        8 if c.is_multiple_of(2) => g.channel_shuffle(x, 2),
         9 if c >= 2 => {
             let half = c / 2;
             let a = g.channel_slice(x, 0, half);
