@@ -23,7 +23,7 @@ fn block(g: &mut NetBuilder, rng: &mut ChaCha8Rng, x: T) -> T {
         0..=3 => {
             let fits: Vec<usize> = [1, 2, 3, 5].into_iter().filter(|&k| k <= hw[0].min(hw[1])).collect();
             let k = *pick(rng, &fits);
-            let out = *pick(rng, &[4, 6, 8, 12]);
+            let out: usize = *pick(rng, &[4, 6, 8, 12]);
             let divisors: Vec<usize> = (1..=c).filter(|g| c.is_multiple_of(*g) && out.is_multiple_of(*g)).collect();
             let groups = *pick(rng, &divisors);
             let mut spec = if rng.random_bool(0.15) && !small { conv_hw(out, 1, k.max(3)) } else { conv(out, k) };
