@@ -596,6 +596,13 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             json,
         } => {
             let net = source::load(&model, input.as_ref())?;
+            let render = |results: &[synprof::exec::paired::PairedResult]| -> Result<String, serde_json::Error> {
+                Ok(if json {
+                    serde_json::to_string_pretty(results)? + "\n"
+                } else {
+                    cli::paired::render(&net.name, results)
+                })
+            };
             let mut results = Vec::new();
             for b in batch.0 {
                 let o = synprof::exec::paired::PairedOptions {
@@ -613,7 +620,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                     Err(e) => {
                         // What was measured before the failure is still printed.
                         if !results.is_empty() {
-                            print!("{}", cli::paired::render(&net.name, &results));
+                            print!("{}", render(&results)?);
                         }
                         return Err(format!("{model} batch {b} against {against}: {e}").into());
                     }
@@ -623,11 +630,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                 }
                 results.push(r);
             }
-            Ok(if json {
-                serde_json::to_string_pretty(&results)? + "\n"
-            } else {
-                cli::paired::render(&net.name, &results)
-            })
+            Ok(render(&results)?)
         }
         Command::Pair { order } => {
             let order: cli::fidelity::PairOrder =

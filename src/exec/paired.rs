@@ -128,10 +128,7 @@ impl Prepared {
 
 /// Measure `a` and `b` in alternating bursts (inference, the candle backend).
 pub fn run_paired(a: &Net, b: &Net, o: &PairedOptions) -> Result<PairedResult, ExecError> {
-    check(o)?;
-    device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
-    let device = o.device.open()?;
-    let conv = ConvAlgorithm::from_env()?;
+    let (device, conv) = check_and_open(o)?;
     let prepared = [Prepared::new(a, o, &device, conv)?, Prepared::new(b, o, &device, conv)?];
     let [a_images_per_s, b_images_per_s] =
         alternate(o, |which, seconds| prepared[which].burst(seconds, o.batch, &device))?;
@@ -150,13 +147,10 @@ pub fn run_paired(a: &Net, b: &Net, o: &PairedOptions) -> Result<PairedResult, E
 /// alternating bursts: B / A is synprof's speed over the peer's, each pair measured
 /// within a second on the same machine state. Inference.
 pub fn run_paired_with_peer(net: &Net, peer: Backend, o: &PairedOptions) -> Result<PairedResult, ExecError> {
-    check(o)?;
     if peer == Backend::Candle {
         return Err(ExecError::new("the peer is an external runtime (onnxruntime or pytorch), not candle"));
     }
-    device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
-    let device = o.device.open()?;
-    let conv = ConvAlgorithm::from_env()?;
+    let (device, conv) = check_and_open(o)?;
     let ours = Prepared::new(net, o, &device, conv)?;
     // The runner's own warm-up is one iteration; both sides then warm up alike below.
     let peer_opts = RunOptions {
@@ -182,6 +176,13 @@ pub fn run_paired_with_peer(net: &Net, peer: Backend, o: &PairedOptions) -> Resu
         a_images_per_s,
         b_images_per_s,
     })
+}
+
+/// Check the options, fix the CPU threads, open the device; the conv algorithm to lower with.
+fn check_and_open(o: &PairedOptions) -> Result<(candle_core::Device, ConvAlgorithm), ExecError> {
+    check(o)?;
+    device::set_cpu_threads(if o.device == DeviceSpec::Cpu { o.threads } else { None })?;
+    Ok((o.device.open()?, ConvAlgorithm::from_env()?))
 }
 
 fn check(o: &PairedOptions) -> Result<(), ExecError> {

@@ -549,8 +549,8 @@ impl PackedConv {
                 let force = match self.force {
                     Some(forced) => Some(forced),
                     None if tune::enabled() => Some(self.tuned.get([n, h, w]).unwrap_or_else(|| {
-                        let candidates = tune::candidates(&geom, s.out_channels / s.groups, &ks);
-                        let guess = gemm::choose(&geom, s.out_channels / s.groups, &ks, None);
+                        let m = s.out_channels / s.groups;
+                        let (candidates, guess) = (tune::candidates(&geom, m, &ks), gemm::choose(&geom, m, &ks, None));
                         let best = tune::fastest(&candidates, guess, |m| run(Some(m), output));
                         self.tuned.set([n, h, w], best);
                         best
