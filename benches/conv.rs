@@ -602,6 +602,9 @@ fn one(args: &[String], spec_arg: &str) {
     let est = run();
     let reps = if est > 2.0 { 2 } else { ((0.25 / est.max(1e-6)) as usize).clamp(3, 30) };
     let mut t: Vec<f64> = (0..reps).map(|_| run()).collect();
+    if std::env::var_os("CONV_ALL").is_some() {
+        eprintln!("est {est} all {t:?}");
+    }
     println!("{}", median(&mut t));
 }
 

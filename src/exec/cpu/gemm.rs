@@ -2,9 +2,8 @@
 //! pre-packed weights, C the NCHW output, and B in one of three forms:
 //!
 //! * **pointwise** (1x1, stride 1, no padding): B is the input as it lies, row `k` =
-//!   input plane `k`. No copy at all. Past a few MiB of input the pixel panels' strided
-//!   reads lose the prefetchers, and im2col's packed copy is weighed against the channel
-//!   tile (below), which reads only a few pixels per row.
+//!   input plane `k`. No copy at all. No hardware prefetcher follows K rows a plane
+//!   apart, so the tiles ask for each row a few steps ahead (`simd::PREFETCH_STEPS`).
 //! * **direct** (most other convs): B rows are constant shifts of a padded, phase-split
 //!   copy of the input rows a work item needs (`direct.rs`): one copy of the input
 //!   instead of `kh * kw` of them.
@@ -47,9 +46,6 @@ const KC_MAX: usize = 256;
 const B_FLOATS: usize = 128 * 1024;
 /// Work items wanted per thread when the natural split gives fewer (load balance).
 const ITEMS_PER_THREAD: usize = 4;
-/// Largest span of input (bytes) a pointwise conv reads in place (measured: 5-15% faster
-/// than packing below it, up to 20% slower above).
-const POINTWISE_SPAN: usize = 2 << 20;
 /// Largest tile any ISA uses (for the scatter buffer).
 const TILE_FLOATS: usize = 12 * 32;
 /// The grid copies shared by a call's channel chunks (`Common::share_grids`).
@@ -158,14 +154,10 @@ pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
     let lanes = |cols: usize| cols.next_multiple_of(nr) as f64 / pixels;
     let grid = Grid::new(*g).filter(|grid| grid.local_len(grid.halo + 2, nr) <= 4 * B_FLOATS);
     let (pixel_method, pixel_cost) = if g.is_pointwise() {
-        // Reading B in place walks K rows h*w apart on every tile: fine while that span
-        // stays small, but on large maps (3 MiB for 256 channels at 56x56) the TLB and
-        // the prefetchers lose track, and a packed copy is faster.
-        if g.k() * g.h * g.w * 4 > POINTWISE_SPAN {
-            (Method::Im2col, lanes(g.pixels()) * (1.0 + 16.0 / m as f64))
-        } else {
-            (Method::Pointwise, lanes(g.pixels()))
-        }
+        // B in place walks K rows h*w apart on every tile; the tiles ask for each row
+        // ahead (`simd::PREFETCH_STEPS`), so even 3 MiB of input (256 channels at 56x56)
+        // reads as fast as a packed copy, without the copy.
+        (Method::Pointwise, lanes(g.pixels()))
     } else {
         // Packing one B float costs about one cycle; it feeds m MACs, m / 16 cycles of
         // AVX-512 FMA: im2col's overhead is ~16 / m. The direct grid's is its extra panels.

@@ -106,6 +106,19 @@ pub(crate) unsafe fn pack_b<S: Simd>(job: &PackJob) {
     let PackJob { g, x, k0, kc, p0, np, nr, dst } = *job;
     debug_assert!(nr <= MAX_NR && k0 + kc <= g.k() && p0 + np <= g.pixels());
     let plane_len = g.h * g.w;
+    if g.is_pointwise() {
+        // Row by row: each input plane's run of `np` pixels is read front to back (the
+        // prefetchers follow one stream), and scattered into the panels.
+        let panels = np.div_ceil(nr);
+        for kk in 0..kc {
+            let src = x.add((k0 + kk) * plane_len + p0);
+            for pj in 0..panels {
+                let qn = nr.min(np - pj * nr);
+                fill_run::<S>(dst.add(pj * kc * nr + kk * nr), nr, src.add(pj * nr), 1, 0, qn);
+            }
+        }
+        return;
+    }
     for pj in 0..np.div_ceil(nr) {
         let q0 = p0 + pj * nr;
         let qn = nr.min(p0 + np - q0);

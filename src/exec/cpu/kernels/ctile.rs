@@ -14,7 +14,7 @@
 //! small buffer: about `NC * P` scalar moves against `K * P * V` FMAs, a few percent
 //! once K is in the hundreds (`gemm::method` weighs it).
 
-use super::simd::{activate, load_n, prefetch_l2, Simd};
+use super::simd::{activate, load_n, prefetch_l1, prefetch_l2, Simd, PREFETCH_STEPS};
 
 /// One channel-vectorized tile: `C[m x n] = A[m x kc] * B[kc x n] + bias`, activated.
 ///
@@ -57,7 +57,13 @@ pub(crate) unsafe fn ctile<S: Simd, const P: usize, const V: usize, const NC: us
     let mut acc = [[S::zero(); V]; P];
     let mut a = t.a;
     let mut pf = 0usize;
+    let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
     for k in 0..t.kc {
+        if k < ahead {
+            let row = t.b.wrapping_add(*t.boff.add(k + PREFETCH_STEPS) as usize);
+            prefetch_l1(row);
+            prefetch_l1(row.wrapping_add(P - 1));
+        }
         prefetch_l2(t.pf.wrapping_add(pf >> 16));
         pf += t.pf_step as usize;
         let b = t.b.add(*t.boff.add(k) as usize);

@@ -10,7 +10,7 @@
 //! FMA's memory operand), then does `M * V` FMAs: 12x2 = 24 FMAs per 2 loads + 12
 //! broadcasts on AVX-512, which keeps the FMA pipes, not the load ports, the bottleneck.
 
-use super::simd::{activate, load_n, store_n, Simd};
+use super::simd::{activate, load_n, prefetch_l1, store_n, Simd, PREFETCH_STEPS};
 use super::Tile;
 
 /// `M` = rows this call computes (`<= MR`), `V` = vectors per row (`n <= V * LANES`),
@@ -19,7 +19,17 @@ use super::Tile;
 pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usize>(t: &Tile) {
     let mut acc = [[S::zero(); V]; M];
     let mut a = t.a;
+    let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
     for k in 0..t.kc {
+        if k < ahead {
+            // Every line of the B row `PREFETCH_STEPS` on (three where it straddles lines).
+            let row = t.b.wrapping_add(*t.boff.add(k + PREFETCH_STEPS) as usize);
+            prefetch_l1(row);
+            if V > 1 {
+                prefetch_l1(row.wrapping_add(S::LANES));
+            }
+            prefetch_l1(row.wrapping_add(V * S::LANES - 1));
+        }
         let b = t.b.add(*t.boff.add(k) as usize);
         let mut bv = [S::zero(); V];
         for (j, v) in bv.iter_mut().enumerate() {
