@@ -422,9 +422,15 @@ impl<'a> Common<'a> {
         self.call.images * self.call.groups * self.plan.pixel_blocks * self.plan.m_chunks
     }
 
+    /// Item `i`: channel chunks vary slowest, so thread `t`'s run of items (`threads.rs`)
+    /// is the `t`-th share of the output channels wherever the channels are cut. The
+    /// depthwise convs cut by channel too: MobileNetV2's expansion 1x1 and its depthwise
+    /// conv then each keep their channels on one core (2 threads: 0.857 -> 0.895 of
+    /// onnxruntime's speed, against pixel blocks varying slowest; ResNet-50 0.919 -> 0.931).
     fn item(&self, i: usize) -> Option<Item> {
         let p = &self.plan;
-        let (mi, rest) = (i % p.m_chunks, i / p.m_chunks);
+        let per_chunk = self.call.images * self.call.groups * p.pixel_blocks;
+        let (mi, rest) = (i / per_chunk, i % per_chunk);
         let (j, img_group) = (rest % p.pixel_blocks, rest / p.pixel_blocks);
         let (pa, pb) = share(self.panels, p.pixel_blocks, j);
         let (ma, mb) = share(self.m_panels, p.m_chunks, mi);

@@ -57,6 +57,16 @@ pub(crate) unsafe fn prefetch_l1(p: *const f32) {
     let _ = p;
 }
 
+/// Ask for the cache line holding `p` in L1, to be written (`prefetchw`: the store then
+/// finds the line owned instead of waiting for it). A hint, as `prefetch_l1`.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_write(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p.cast());
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// K steps ahead that the GEMM tiles ask for their B rows (`tile.rs`, `ctile.rs`). B rows
 /// read in place or from the direct grid lie a plane apart: no hardware prefetcher follows
 /// hundreds of such streams, and without the hint every step waits on L2 or L3. Measured

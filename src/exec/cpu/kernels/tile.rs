@@ -10,7 +10,7 @@
 //! FMA's memory operand), then does `M * V` FMAs: 12x2 = 24 FMAs per 2 loads + 12
 //! broadcasts on AVX-512, which keeps the FMA pipes, not the load ports, the bottleneck.
 
-use super::simd::{activate, load_n, prefetch_l1, store_n, Simd, PREFETCH_STEPS};
+use super::simd::{activate, load_n, prefetch_l1, prefetch_write, store_n, Simd, PREFETCH_STEPS};
 use super::Tile;
 
 /// `M` = rows this call computes (`<= MR`), `V` = vectors per row (`n <= V * LANES`),
@@ -21,6 +21,18 @@ pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usi
     let mut a = t.a;
     let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
     for k in 0..t.kc {
+        if k < M {
+            // The tile's output row k (and its residual row), wanted at the end: at batch 1
+            // they come from L3 or memory, and a conv with K = 64 has only 64 steps to
+            // hide that in.
+            let (c, res) = (t.c.wrapping_add(k * t.ldc), t.res.wrapping_add(k * t.ldc));
+            for line in [0, S::LANES, V * S::LANES - 1] {
+                prefetch_write(c.wrapping_add(line));
+                if !t.res.is_null() {
+                    prefetch_l1(res.wrapping_add(line));
+                }
+            }
+        }
         if k < ahead {
             // Every line of the B row `PREFETCH_STEPS` on (three where it straddles lines).
             let row = t.b.wrapping_add(*t.boff.add(k + PREFETCH_STEPS) as usize);
