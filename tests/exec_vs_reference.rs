@@ -389,3 +389,29 @@ fn split_batches_agree_with_the_reference() {
         assert!(err < 1e-4, "{name}: {err}");
     }
 }
+
+/// `--layers` times the run as a plain inference makes it: the same outputs (the batch
+/// split included), and a time for every node.
+#[test]
+fn per_layer_timing_runs_the_plain_inference() {
+    use synprof::graph::Shape;
+    let net = zoo::build("resnet18", Some(&Shape::chw(3, 224, 224))).unwrap();
+    let weights = Weights::init(&net, 5);
+    let phase = Phase::Inference { fold_batch_norm: true };
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    let batch = 3;
+    assert!(lowered.batch_split(batch).is_some(), "resnet18 at batch {batch} runs split");
+    let input = Tensor::randn(0f32, 1f32, (batch, 3, 224, 224), &Device::Cpu).unwrap();
+    let plain = lowered.infer(&input).unwrap();
+    let mut node_ms = vec![0.0; net.nodes.len()];
+    let timed = lowered.infer_timed(&input, &mut node_ms).unwrap();
+    assert_eq!(plain.len(), timed.len());
+    for (a, b) in plain.iter().zip(&timed) {
+        let (a, b) =
+            (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_eq!(a, b, "the timed run computes what the plain one does");
+    }
+    for (node, ms) in net.nodes.iter().zip(&node_ms) {
+        assert!(ms.is_finite() && *ms > 0.0, "{}: {ms} ms", node.name);
+    }
+}

@@ -874,22 +874,30 @@ impl Lowered {
     ) -> Result<Vec<Tensor>, ExecError> {
         let n = self.layers.len();
         let mut values: Vec<Option<Tensor>> = vec![None; n];
-        self.run_nodes(0..n, input, &mut values, dropout)?;
+        self.run_nodes(0..n, input, &mut values, dropout, None)?;
         Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
     }
 
-    /// Run nodes `range` in order; each value is dropped after its last reader.
+    /// Run nodes `range` in order; each value is dropped after its last reader. With
+    /// `node_ms`, each node's wall time (the device synchronised after it) is added to its
+    /// entry.
     fn run_nodes(
         &self,
         range: std::ops::Range<usize>,
         input: &Tensor,
         values: &mut [Option<Tensor>],
         dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
+        mut node_ms: Option<&mut [f64]>,
     ) -> Result<(), ExecError> {
         for i in range {
             let node = &self.net.nodes[i];
             let inputs = self.layer_inputs(i, values);
+            let start = std::time::Instant::now();
             let out = self.run_layer(i, input, &inputs, dropout).map_err(|e| err(&node.name, e))?;
+            if let Some(ms) = node_ms.as_deref_mut() {
+                super::device::synchronize(&self.device).map_err(|e| ExecError::at(&node.name, e.to_string()))?;
+                ms[i] += start.elapsed().as_secs_f64() * 1e3;
+            }
             values[i] = Some(out);
             self.release_inputs(i, values);
         }
@@ -909,6 +917,30 @@ impl Lowered {
     /// Inference with the batch split as `split` says: nodes up to the cut per sub-batch,
     /// their outputs at the cut joined, the rest at the full batch.
     pub fn infer_split(&self, input: &Tensor, split: BatchSplit) -> Result<Vec<Tensor>, ExecError> {
+        self.infer_split_timed(input, split, None)
+    }
+
+    /// [`Lowered::infer`], adding each node's wall time (ms, the device synchronised after
+    /// each) to `node_ms[node]`: the per-layer view of the same run, batch split included
+    /// (a node before the cut runs once per sub-batch; its times add up).
+    pub fn infer_timed(&self, input: &Tensor, node_ms: &mut [f64]) -> Result<Vec<Tensor>, ExecError> {
+        assert_eq!(node_ms.len(), self.layers.len(), "one time per node");
+        match self.batch_split(input.dim(0)?) {
+            Some(split) => self.infer_split_timed(input, split, Some(node_ms)),
+            None => {
+                let mut values: Vec<Option<Tensor>> = vec![None; self.layers.len()];
+                self.run_nodes(0..self.layers.len(), input, &mut values, &mut |x, _| Ok(x.clone()), Some(node_ms))?;
+                Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
+            }
+        }
+    }
+
+    fn infer_split_timed(
+        &self,
+        input: &Tensor,
+        split: BatchSplit,
+        mut node_ms: Option<&mut [f64]>,
+    ) -> Result<Vec<Tensor>, ExecError> {
         let n = self.layers.len();
         let batch = input.dim(0)?;
         let mut identity = |x: &Tensor, _: f64| Ok(x.clone());
@@ -916,13 +948,13 @@ impl Lowered {
         for start in (0..batch).step_by(split.sub_batch.max(1)) {
             let images = input.narrow(0, start, split.sub_batch.min(batch - start))?;
             let mut values: Vec<Option<Tensor>> = vec![None; n];
-            self.run_nodes(0..split.cut + 1, &images, &mut values, &mut identity)?;
+            self.run_nodes(0..split.cut + 1, &images, &mut values, &mut identity, node_ms.as_deref_mut())?;
             parts.push(values[split.cut].take().expect("the cut is computed"));
         }
         let mut values: Vec<Option<Tensor>> = vec![None; n];
         values[split.cut] = Some(Tensor::cat(&parts, 0)?);
         drop(parts);
-        self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity)?;
+        self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity, node_ms)?;
         Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
     }
 

@@ -399,7 +399,11 @@ fn measure_candle(
     }
 }
 
-/// Mean time of every node's forward over `iterations` passes, synchronising after each node.
+/// Mean time of every node's forward over `iterations` passes, synchronising after each
+/// node. The passes run as a plain inference does (`Lowered::infer_timed`): each output
+/// freed after its last reader, and a large batch split where the plain run splits it (at
+/// batch 16 the whole-batch activations missed the caches, and the layers then summed to
+/// nearly twice the run).
 fn time_layers(
     lowered: &Lowered,
     input: &Tensor,
@@ -409,22 +413,7 @@ fn time_layers(
     let n = lowered.net.nodes.len();
     let mut total_ms = vec![0f64; n];
     for _ in 0..iterations {
-        let mut values: Vec<Option<Tensor>> = vec![None; n];
-        for i in 0..n {
-            let node = &lowered.net.nodes[i];
-            let inputs = lowered.layer_inputs(i, &values);
-            let t0 = Instant::now();
-            let out = lowered
-                .run_layer(i, input, &inputs, &mut |x, _| Ok(x.clone()))
-                .map_err(|e| ExecError::at(&node.name, e.to_string()))?;
-            device::synchronize(&lowered.device)?;
-            total_ms[i] += t0.elapsed().as_secs_f64() * 1e3;
-            values[i] = Some(out);
-            // As in a plain run: a layer's output freed after its last reader, so the next
-            // outputs reuse warm, mapped memory (keeping all alive made every large output
-            // pay for fresh pages, which the per-layer times then showed as conv time).
-            lowered.release_inputs(i, &mut values);
-        }
+        lowered.infer_timed(input, &mut total_ms)?;
     }
     let sum: f64 = total_ms.iter().sum();
     Ok(lowered

@@ -805,7 +805,9 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
             let pf_step = ((panel.div_ceil(tiles) << 16) / k) as u32;
             for mp in it.ma..it.mb {
                 let ch = mp * nc;
-                let next = if mp + 1 < it.mb { mp + 1 } else { mp };
+                // Past the item's last panel: the next chunk's first, which this thread
+                // most likely runs next (its items follow each other, chunks slowest).
+                let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
                 for t in it.pa..it.pb {
                     let (run, a, n) = tile(t);
                     // Output pixel q; B column: in place q itself, on the grid the local
