@@ -291,15 +291,18 @@ fn residual_adds_fuse_into_the_conv_before_them() {
     let d = g.add(out, c);
     let net = g.finish_many(&[d, out]).unwrap();
     let weights = Weights::init(&net, 4);
-    for (conv, fold, fused) in [
-        (ConvAlgorithm::Packed, true, 2),
+    // In place (the conv writes into the residual's buffer): the projection shortcut's
+    // add; not the identity one, whose conv reads the residual as its input.
+    for (conv, fold, fused, in_place) in [
+        (ConvAlgorithm::Packed, true, 2, 1),
         // unfolded, the batch-norm stands between conv and add
-        (ConvAlgorithm::Packed, false, 0),
-        (ConvAlgorithm::Candle, true, 0),
+        (ConvAlgorithm::Packed, false, 0, 0),
+        (ConvAlgorithm::Candle, true, 0, 0),
     ] {
         let phase = Phase::Inference { fold_batch_norm: fold };
         let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
         assert_eq!(lowered.fused_residual_adds, fused, "{conv} fold {fold}");
+        assert_eq!(lowered.residual_adds_in_place, in_place, "{conv} fold {fold}");
         for batch in [1, 3] {
             let err = compare_with(&net, fold, 4, batch, conv);
             assert!(err < TOLERANCE, "{conv} fold {fold} batch {batch}: {err}");
@@ -314,8 +317,33 @@ fn residual_adds_fuse_into_the_conv_before_them() {
         let lowered =
             Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
         assert_eq!(lowered.fused_residual_adds, adds, "{name}");
+        // Each block's input is read last by the block's first conv, before the add.
+        assert_eq!(lowered.residual_adds_in_place, adds, "{name}");
         let err = compare(&net, true, 6, 2);
         assert!(err < 1e-4, "{name}: {err}");
+    }
+}
+
+/// A residual still read after its add keeps its buffer: the conv writes a new one.
+#[test]
+fn a_residual_read_later_is_not_overwritten() {
+    let mut g = NetBuilder::new("residual_read_later", &[8, 12, 12]);
+    let x = g.input();
+    let r = g.conv(x, conv(16, 1));
+    let r = g.relu(r);
+    let m = g.conv(x, conv(16, 3).pad(1));
+    let b = g.add(m, r); // m's conv takes the add; r is its residual
+    let z = g.conv(r, conv(16, 1)); // ... and r is read again afterwards
+    let y = g.add(b, z);
+    let net = g.finish(y).unwrap();
+    let weights = Weights::init(&net, 3);
+    let phase = Phase::Inference { fold_batch_norm: true };
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert!(lowered.fused_residual_adds >= 1, "the add after m's conv fuses");
+    assert_eq!(lowered.residual_adds_in_place, lowered.fused_residual_adds - 1, "all but m's conv in place");
+    for batch in [1, 2] {
+        let err = compare_with(&net, true, 3, batch, ConvAlgorithm::Packed);
+        assert!(err < TOLERANCE, "batch {batch}: {err}");
     }
 }
 

@@ -247,6 +247,107 @@ impl candle_core::CustomOp2 for PackedConvOp {
     }
 }
 
+/// `s1` the residual, which receives the output; `s2` the conv's input.
+impl candle_core::InplaceOp2 for PackedConvOp {
+    fn name(&self) -> &'static str {
+        "packed-conv2d-add-in-place"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let x = f32_input(s2, l2, "packed conv with a residual in place")?;
+        let (n, c, h, w) = l2.shape().dims4()?;
+        let s = self.conv.spec();
+        if c != s.in_channels {
+            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
+        }
+        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
+        let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
+        if l1.shape() != &shape {
+            candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l1.shape())
+        }
+        let CpuStorage::F32(acc) = s1 else { candle_core::bail!("packed conv with a residual in place takes f32") };
+        let Some((start, end)) = l1.contiguous_offsets() else {
+            candle_core::bail!("packed conv with a residual in place takes a contiguous residual")
+        };
+        self.conv.run_add_in_place(x, n, h, w, &mut acc[start..end], self.threads).map_err(candle_core::Error::msg)
+    }
+}
+
+/// Mark the fused residual adds (`Layer::PackedConvAdd`) that may write their output into
+/// the residual's buffer: the residual's value is a buffer one of the packed ops made
+/// (through layers that pass it on as is), and no value that may share that buffer is
+/// read after the conv or is an output, the conv's own input included. Layers other than
+/// the packed ops and the pass-throughs count as possibly sharing their inputs' buffers
+/// (a reshape is a view). The add a conv absorbed (`PassInput`) names the residual among
+/// its inputs but reads only the conv's output.
+fn residual_in_place(net: &Net, layers: &mut [Layer]) {
+    let n = layers.len();
+    // last_read[p]: the last node that reads p's value (n: an output).
+    let mut last_read = vec![0usize; n];
+    for (j, (node, layer)) in net.nodes.iter().zip(layers.iter()).enumerate() {
+        match layer {
+            Layer::PassInput(k) => last_read[node.inputs[*k]] = j,
+            Layer::PackedConvAdd { residual, .. } => {
+                for &p in node.inputs.iter().chain([residual]) {
+                    last_read[p] = j;
+                }
+            }
+            _ => node.inputs.iter().for_each(|&p| last_read[p] = j),
+        }
+    }
+    for &o in &net.outputs {
+        last_read[o] = n;
+    }
+    let fresh = |l: &Layer| {
+        matches!(
+            l,
+            Layer::PackedConv(_)
+                | Layer::PackedConvAdd { .. }
+                | Layer::AddAct(_)
+                | Layer::PackedMaxPool(_)
+                | Layer::AffineAct(_)
+        )
+    };
+    // root[i]: the node whose fresh buffer node i's value is, where known.
+    let mut root: Vec<Option<usize>> = vec![None; n];
+    for i in 0..n {
+        let inputs = &net.nodes[i].inputs;
+        root[i] = match &layers[i] {
+            Layer::Identity => inputs.first().and_then(|&p| root[p]),
+            Layer::PassInput(k) => root[inputs[*k]],
+            Layer::PackedConvAdd { residual, .. } => {
+                let owner = root[*residual];
+                let ok = owner.is_some_and(|o| {
+                    // Values that may share o's buffer: o's own, its pass-throughs, and
+                    // whatever an unknown layer made of them.
+                    let mut shares = vec![false; n];
+                    for j in o..i {
+                        shares[j] = root[j] == Some(o)
+                            || (root[j].is_none()
+                                && !fresh(&layers[j])
+                                && net.nodes[j].inputs.iter().any(|&p| shares[p]));
+                    }
+                    (o..i).all(|j| !shares[j] || last_read[j] <= i) && !shares[inputs[0]]
+                });
+                if let Layer::PackedConvAdd { in_place, .. } = &mut layers[i] {
+                    *in_place = ok;
+                }
+                if ok {
+                    owner
+                } else {
+                    Some(i)
+                }
+            }
+            l if fresh(l) => Some(i),
+            _ => None,
+        };
+    }
+}
+
+fn layers_in_place(layers: &[Layer]) -> usize {
+    layers.iter().filter(|l| matches!(l, Layer::PackedConvAdd { in_place: true, .. })).count()
+}
+
 /// The data of a custom op's input, which must be contiguous f32 (`what` names the op in
 /// the error).
 fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
@@ -343,6 +444,9 @@ pub enum Layer {
     PackedConvAdd {
         op: Arc<PackedConvOp>,
         residual: usize,
+        /// The output goes into the residual's buffer (`PackedConv::run_add_in_place`):
+        /// no other value still to be read shares that buffer ([`residual_in_place`]).
+        in_place: bool,
     },
     /// Passes input `k` through: a residual add fused into the conv that feeds it.
     PassInput(usize),
@@ -413,6 +517,8 @@ pub struct Lowered {
     pub fused_activations: usize,
     /// Residual adds fused into the conv feeding them (packed path only).
     pub fused_residual_adds: usize,
+    /// Of those, the ones whose conv writes into the residual's buffer.
+    pub residual_adds_in_place: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
 }
@@ -703,7 +809,7 @@ impl Lowered {
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
                     let op = Arc::new(PackedConvOp { conv, threads });
                     match residual_of.get(&i) {
-                        Some(&residual) => Layer::PackedConvAdd { op, residual },
+                        Some(&residual) => Layer::PackedConvAdd { op, residual, in_place: false },
                         None => Layer::PackedConv(op),
                     }
                 }
@@ -816,6 +922,8 @@ impl Lowered {
             };
             layers.push(layer);
         }
+        residual_in_place(net, &mut layers);
+        let residual_adds_in_place = layers_in_place(&layers);
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
         Ok(Lowered {
             net: net.clone(),
@@ -828,6 +936,7 @@ impl Lowered {
             conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
             fused_residual_adds: add_passes.len(),
+            residual_adds_in_place,
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
         })
     }
@@ -982,8 +1091,14 @@ impl Lowered {
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
-            Layer::PackedConvAdd { op, .. } => {
-                x().contiguous()?.apply_op2_no_bwd(&inputs[inputs.len() - 1].contiguous()?, op.as_ref())
+            Layer::PackedConvAdd { op, in_place, .. } => {
+                let residual = inputs[inputs.len() - 1];
+                if *in_place && residual.is_contiguous() {
+                    residual.inplace_op2(&x().contiguous()?, op.as_ref())?;
+                    Ok(residual.clone())
+                } else {
+                    x().contiguous()?.apply_op2_no_bwd(&residual.contiguous()?, op.as_ref())
+                }
             }
             Layer::PassInput(k) => Ok(inputs[*k].clone()),
             Layer::PackedMaxPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),

@@ -303,6 +303,10 @@ pub(crate) struct Call<'a> {
     pub images: usize,
     /// Added before the activation, shaped as the output (a residual connection).
     pub residual: Option<&'a [f32]>,
+    /// The residual is `out` itself (`residual` is None): each tile reads the residual
+    /// under its outputs before it writes them (im2col with K in blocks, which stores
+    /// partial sums first, works on a copy).
+    pub residual_in_output: bool,
     /// Set by tests to exercise each method on any shape.
     pub force: Option<Method>,
 }
@@ -316,6 +320,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     assert_eq!(out.len(), call.images * call.groups * m * geom.pixels());
     assert_eq!(call.bias.len(), call.groups * m);
     assert!(call.residual.is_none_or(|r| r.len() == out.len()));
+    assert!(!(call.residual_in_output && call.residual.is_some()), "one residual");
     match choose(&geom, m, &kernels, call.force) {
         Method::Pointwise => run_pointwise(call, input, out, threads),
         Method::Direct => run_direct(call, input, out, threads),
@@ -413,8 +418,12 @@ impl<'a> Common<'a> {
             out_plane: g.pixels(),
             in_group: g.c * g.h * g.w,
             out: SendPtr(out.as_mut_ptr()),
-            // Only ever read through.
-            res: SendPtr(call.residual.map_or(std::ptr::null(), <[f32]>::as_ptr).cast_mut()),
+            // Only ever read through (in the output: each element before the tile writes it).
+            res: match call.residual {
+                _ if call.residual_in_output => SendPtr(out.as_mut_ptr()),
+                Some(r) => SendPtr(r.as_ptr().cast_mut()),
+                None => SendPtr(std::ptr::null_mut()),
+            },
         }
     }
 
@@ -716,7 +725,12 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let pixels = call.geom.pixels();
     let panels = pixels.div_ceil(nr);
     let kc = k.div_ceil(k.div_ceil(KC_MAX));
-    let common = Common::new(call, out, panels, threads, kc, |p| p * nr * kc);
+    // Partial sums of the first K blocks overwrite the output: a residual in it moves aside.
+    let residual_copy = (call.residual_in_output && kc < k).then(|| out.to_vec());
+    let mut common = Common::new(call, out, panels, threads, kc, |p| p * nr * kc);
+    if let Some(copy) = &residual_copy {
+        common.res = SendPtr(copy.as_ptr().cast_mut());
+    }
     let packed: Vec<u32> = (0..kc).map(|i| (i * nr) as u32).collect();
     let item = |i: usize| {
         let Some(it) = common.item(i) else { return };

@@ -493,6 +493,69 @@ impl PackedConv {
         if n == 0 {
             return Ok(());
         }
+        self.execute(input, n, h, w, residual, false, output, threads)
+    }
+
+    /// As [`PackedConv::run_with_residual`] with the residual already in `acc`, which
+    /// receives the output: `acc = act(conv(input) + bias + acc)`. A ResNet block's last
+    /// conv then reads its residual and writes its output through one buffer, not three
+    /// (the residual, the output and the output lines fetched before they are written):
+    /// what onnxruntime's conv with a fused Sum does. GEMM convs only. Every tile reads the
+    /// residual under its outputs before writing them; where the conv cannot keep to that
+    /// (Winograd, im2col with K cut into blocks, a shape whose forms are still being
+    /// timed), the residual is copied aside first.
+    pub fn run_add_in_place(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        acc: &mut [f32],
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
+        if input.len() != n * s.in_channels * h * w || acc.len() != n * s.out_channels * oh * ow {
+            return Err(ConvError::new(format!(
+                "input has {} and the residual {} floats, {n}x{}x{h}x{w} -> {n}x{}x{oh}x{ow} needs {} and {}",
+                input.len(),
+                acc.len(),
+                s.in_channels,
+                s.out_channels,
+                n * s.in_channels * h * w,
+                n * s.out_channels * oh * ow
+            )));
+        }
+        if matches!(self.body, Body::Depthwise(_)) {
+            return Err(ConvError::new("a residual is fused only into GEMM convs, not depthwise ones"));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let untimed = self.force.is_none() && tune::enabled() && self.tuned.get([n, h, w]).is_none();
+        if untimed || self.uses_winograd(n, h, w) {
+            let residual = acc.to_vec();
+            return self.execute(input, n, h, w, Some(&residual), false, acc, threads);
+        }
+        self.execute(input, n, h, w, None, true, acc, threads)
+    }
+
+    /// The conv, its sizes checked: the residual beside the output, in it
+    /// (`residual_in_output`, GEMM only and never while timing the forms), or none.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        residual: Option<&[f32]>,
+        residual_in_output: bool,
+        output: &mut [f32],
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
         // A tiny conv (a few microseconds of work) costs less done here than the wake-up
         // of a parked helper. A depthwise MAC costs 3-14x a GEMM one (memory-bound, and a
         // 7x7 row fills 7 of 16 lanes): MobileNetV2's 960-channel 7x7 depthwise conv is
@@ -502,6 +565,9 @@ impl PackedConv {
         let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
         let p = s.padding;
         match &self.body {
+            Body::Gemm(_) if residual_in_output && self.uses_winograd(n, h, w) => {
+                unreachable!("run_add_in_place copies the residual aside for Winograd")
+            }
             Body::Gemm(weights) if self.uses_winograd(n, h, w) => {
                 let ks = kernels::kernel_set(self.isa);
                 let transformed =
@@ -535,6 +601,7 @@ impl PackedConv {
                         geom,
                         images: n,
                         residual,
+                        residual_in_output,
                         force,
                     };
                     if subsampled {
@@ -549,6 +616,8 @@ impl PackedConv {
                 let force = match self.force {
                     Some(forced) => Some(forced),
                     None if tune::enabled() => Some(self.tuned.get([n, h, w]).unwrap_or_else(|| {
+                        // Timing runs the conv several times: the residual must survive.
+                        assert!(!residual_in_output, "run_add_in_place times the forms with the residual aside");
                         let m = s.out_channels / s.groups;
                         let (candidates, guess) = (tune::candidates(&geom, m, &ks), gemm::choose(&geom, m, &ks, None));
                         let best = tune::fastest(&candidates, guess, |m| run(Some(m), output));

@@ -261,6 +261,7 @@ impl Call<'_> {
             geom: Geom { c, h: 1, w: tiles, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: tiles },
             images,
             residual: None,
+            residual_in_output: false,
             force: self.force,
         }
     }
