@@ -71,6 +71,8 @@ struct Workload {
     batch: Batches,
 }
 
+// One value per process, parsed once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// List the reference models with their parameter and MAC counts.

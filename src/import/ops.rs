@@ -317,7 +317,7 @@ impl Reader<'_> {
         let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
         let op = match (lo, hi) {
             (Some(l), Some(h)) if l == 0.0 && h == 6.0 => Op::Relu6,
-            (Some(l), None) if l == 0.0 => Op::Relu,
+            (Some(0.0), None) => Op::Relu,
             (Some(l), Some(h)) if l == 0.0 && h.is_infinite() => Op::Relu,
             _ => {
                 return Err(format!(

@@ -81,8 +81,8 @@ fn label_sides(sides: &mut [Side]) {
         .find(|parts| unique(sides.iter().map(|s| label(s, parts))).len() == sides.len())
         .copied()
         .unwrap_or(choices[6]);
-    for i in 0..sides.len() {
-        sides[i].label = label(&sides[i], parts);
+    for side in sides.iter_mut() {
+        side.label = label(side, parts);
     }
 }
 

@@ -77,8 +77,11 @@ pub struct Progress<'a> {
     /// Called when a case is recorded.
     pub done: &'a mut dyn FnMut(&Record),
     /// Called from another thread while a case runs: (phase, images/s so far).
-    pub live: Arc<dyn Fn(&str, f64) + Send + Sync>,
+    pub live: LiveProgress,
 }
+
+/// A running case's progress, reported from another thread: (phase, images/s so far).
+pub type LiveProgress = Arc<dyn Fn(&str, f64) + Send + Sync>;
 
 #[derive(Debug)]
 pub enum RunError {
@@ -178,11 +181,7 @@ fn counts(case: &Case) -> Option<ModelCounts> {
 }
 
 /// Run `synprof case ORDER` and read its reply; a crash becomes a failed reply.
-fn spawn_case(
-    exe: &Path,
-    order: &CaseOrder,
-    live: Arc<dyn Fn(&str, f64) + Send + Sync>,
-) -> Result<CaseReply, RunError> {
+fn spawn_case(exe: &Path, order: &CaseOrder, live: LiveProgress) -> Result<CaseReply, RunError> {
     let json = serde_json::to_string(order).map_err(|e| RunError::Spawn(e.to_string()))?;
     let mut child = Command::new(exe)
         .args(["case", &json])

@@ -509,6 +509,9 @@ fn inverted(g: &mut NetBuilder, x: T, k: usize, c: usize) -> T {
     }
 }
 
+/// Builds one block's body: (graph, input, kernel, channels) -> output.
+type BlockBody = fn(&mut NetBuilder, T, usize, usize) -> T;
+
 /// Build the net a plan describes.
 pub fn build_plan(name: &str, p: &Params, plan: &Plan) -> Result<Net, GraphError> {
     let mut g = NetBuilder::new(name, &[3, p.input, p.input]);
@@ -517,7 +520,7 @@ pub fn build_plan(name: &str, p: &Params, plan: &Plan) -> Result<Net, GraphError
         x = g.scope(format!("group{}", i + 1), |g| {
             let x = layers.iter().enumerate().fold(x, |x, (j, l)| {
                 let (k, c) = (l.kernel, l.channels);
-                let body: Option<fn(&mut NetBuilder, T, usize, usize) -> T> = match l.block {
+                let body: Option<BlockBody> = match l.block {
                     Block::Plain => None,
                     Block::Bottleneck => Some(bottleneck),
                     Block::Inception => Some(inception),
