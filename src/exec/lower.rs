@@ -201,21 +201,29 @@ impl PackedConvOp {
         layout: &Layout,
         residual: Option<(&[f32], &Layout)>,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (n, c, h, w) = layout.shape().dims4()?;
+        let (n, _, h, w) = layout.shape().dims4()?;
+        let shape = self.output_shape(layout, residual.map(|(_, l)| l))?;
+        let mut out = output_buffer(shape.elem_count());
+        self.conv
+            .run_with_residual(x, n, h, w, residual.map(|(r, _)| r), &mut out, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+
+    /// The output's shape for an input laid out as `input`, once the input's channels and
+    /// the residual's shape (if any) agree with the conv.
+    fn output_shape(&self, input: &Layout, residual: Option<&Layout>) -> candle_core::Result<candle_core::Shape> {
+        let (n, c, h, w) = input.shape().dims4()?;
         let s = self.conv.spec();
         if c != s.in_channels {
             candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
         }
         let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
         let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
-        if let Some((_, l)) = residual.filter(|(_, l)| l.shape() != &shape) {
+        if let Some(l) = residual.filter(|l| l.shape() != &shape) {
             candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l.shape())
         }
-        let mut out = output_buffer(shape.elem_count());
-        self.conv
-            .run_with_residual(x, n, h, w, residual.map(|(r, _)| r), &mut out, self.threads)
-            .map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), shape))
+        Ok(shape)
     }
 }
 
@@ -255,16 +263,8 @@ impl candle_core::InplaceOp2 for PackedConvOp {
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         let x = f32_input(s2, l2, "packed conv with a residual in place")?;
-        let (n, c, h, w) = l2.shape().dims4()?;
-        let s = self.conv.spec();
-        if c != s.in_channels {
-            candle_core::bail!("packed conv expects {} input channels, got {c}", s.in_channels)
-        }
-        let (oh, ow) = self.conv.output_hw(h, w).map_err(candle_core::Error::msg)?;
-        let shape: candle_core::Shape = (n, s.out_channels, oh, ow).into();
-        if l1.shape() != &shape {
-            candle_core::bail!("residual {:?} does not match the conv's output {shape:?}", l1.shape())
-        }
+        let (n, _, h, w) = l2.shape().dims4()?;
+        self.output_shape(l2, Some(l1))?;
         let CpuStorage::F32(acc) = s1 else { candle_core::bail!("packed conv with a residual in place takes f32") };
         let Some((start, end)) = l1.contiguous_offsets() else {
             candle_core::bail!("packed conv with a residual in place takes a contiguous residual")

@@ -459,41 +459,60 @@ impl PackedConv {
         output: &mut [f32],
         threads: &Threads,
     ) -> Result<(), ConvError> {
-        let s = &self.spec;
-        let (oh, ow) = s.output_hw(h, w)?;
-        if input.len() != n * s.in_channels * h * w {
-            return Err(ConvError::new(format!(
-                "input has {} floats, {n}x{}x{h}x{w} needs {}",
-                input.len(),
-                s.in_channels,
-                n * s.in_channels * h * w
-            )));
-        }
-        if output.len() != n * s.out_channels * oh * ow {
-            return Err(ConvError::new(format!(
-                "output has {} floats, {n}x{}x{oh}x{ow} needs {}",
-                output.len(),
-                s.out_channels,
-                n * s.out_channels * oh * ow
-            )));
-        }
+        let (oh, ow) = self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
         if let Some(r) = residual {
             if r.len() != output.len() {
                 return Err(ConvError::new(format!(
                     "residual has {} floats, the output {n}x{}x{oh}x{ow} has {}",
                     r.len(),
-                    s.out_channels,
+                    self.spec.out_channels,
                     output.len()
                 )));
             }
-            if matches!(self.body, Body::Depthwise(_)) {
-                return Err(ConvError::new("a residual is fused only into GEMM convs, not depthwise ones"));
-            }
+            self.takes_a_residual()?;
         }
         if n == 0 {
             return Ok(());
         }
         self.execute(input, n, h, w, residual, false, output, threads)
+    }
+
+    /// The output's `(height, width)` for `n` images of `h x w`, once the input's and the
+    /// output's lengths (`output` names the latter in the error) match them.
+    fn check_sizes(
+        &self,
+        input: usize,
+        n: usize,
+        h: usize,
+        w: usize,
+        out: usize,
+        output: &str,
+    ) -> Result<(usize, usize), ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
+        if input != n * s.in_channels * h * w {
+            let want = n * s.in_channels * h * w;
+            return Err(ConvError::new(format!(
+                "input has {input} floats, {n}x{}x{h}x{w} needs {want}",
+                s.in_channels
+            )));
+        }
+        if out != n * s.out_channels * oh * ow {
+            let want = n * s.out_channels * oh * ow;
+            return Err(ConvError::new(format!(
+                "{output} has {out} floats, {n}x{}x{oh}x{ow} needs {want}",
+                s.out_channels
+            )));
+        }
+        Ok((oh, ow))
+    }
+
+    /// A residual is fused into GEMM convs only.
+    fn takes_a_residual(&self) -> Result<(), ConvError> {
+        match self.body {
+            Body::Depthwise(_) => Err(ConvError::new("a residual is fused only into GEMM convs, not depthwise ones")),
+            Body::Gemm(_) => Ok(()),
+        }
     }
 
     /// As [`PackedConv::run_with_residual`] with the residual already in `acc`, which
@@ -513,22 +532,8 @@ impl PackedConv {
         acc: &mut [f32],
         threads: &Threads,
     ) -> Result<(), ConvError> {
-        let s = &self.spec;
-        let (oh, ow) = s.output_hw(h, w)?;
-        if input.len() != n * s.in_channels * h * w || acc.len() != n * s.out_channels * oh * ow {
-            return Err(ConvError::new(format!(
-                "input has {} and the residual {} floats, {n}x{}x{h}x{w} -> {n}x{}x{oh}x{ow} needs {} and {}",
-                input.len(),
-                acc.len(),
-                s.in_channels,
-                s.out_channels,
-                n * s.in_channels * h * w,
-                n * s.out_channels * oh * ow
-            )));
-        }
-        if matches!(self.body, Body::Depthwise(_)) {
-            return Err(ConvError::new("a residual is fused only into GEMM convs, not depthwise ones"));
-        }
+        self.check_sizes(input.len(), n, h, w, acc.len(), "residual (the output's buffer)")?;
+        self.takes_a_residual()?;
         if n == 0 {
             return Ok(());
         }

@@ -107,8 +107,9 @@ pub(crate) unsafe fn pack_b<S: Simd>(job: &PackJob) {
     debug_assert!(nr <= MAX_NR && k0 + kc <= g.k() && p0 + np <= g.pixels());
     let plane_len = g.h * g.w;
     if g.is_pointwise() {
-        // Row by row: each input plane's run of `np` pixels is read front to back (the
-        // prefetchers follow one stream), and scattered into the panels.
+        // B row k is input plane k: a straight copy, row by row, so that each plane's run
+        // of `np` pixels is read front to back (one stream the prefetchers follow) and
+        // scattered into the panels.
         let panels = np.div_ceil(nr);
         for kk in 0..kc {
             let src = x.add((k0 + kk) * plane_len + p0);
@@ -123,15 +124,6 @@ pub(crate) unsafe fn pack_b<S: Simd>(job: &PackJob) {
         let q0 = p0 + pj * nr;
         let qn = nr.min(p0 + np - q0);
         let panel = dst.add(pj * kc * nr);
-        if g.is_pointwise() {
-            // B row k is input plane k: a straight copy.
-            for kk in 0..kc {
-                let row = panel.add(kk * nr);
-                fill_run::<S>(row, nr, x.add((k0 + kk) * plane_len + q0), 1, 0, qn);
-            }
-            continue;
-        }
-
         // Split the panel's pixels into output-row runs once; they serve every k.
         let mut runs = [Run::default(); MAX_NR];
         let mut nruns = 0;

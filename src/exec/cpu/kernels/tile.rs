@@ -9,6 +9,10 @@
 //! vectors of B and broadcasts `M` scalars of A (on AVX-512 the broadcast folds into the
 //! FMA's memory operand), then does `M * V` FMAs: 12x2 = 24 FMAs per 2 loads + 12
 //! broadcasts on AVX-512, which keeps the FMA pipes, not the load ports, the bottleneck.
+//!
+//! Software prefetch: each step asks for B's row `PREFETCH_STEPS` ahead (rows read in
+//! place lie a plane apart, beyond any hardware prefetcher), and the first `M` steps ask
+//! for the tile's output and residual rows, which the epilogue touches.
 
 use super::simd::{activate, load_n, prefetch_l1, prefetch_write, store_n, Simd, PREFETCH_STEPS};
 use super::Tile;
@@ -26,7 +30,7 @@ pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usi
             // they come from L3 or memory, and a conv with K = 64 has only 64 steps to
             // hide that in.
             let (c, res) = (t.c.wrapping_add(k * t.ldc), t.res.wrapping_add(k * t.ldc));
-            for line in [0, S::LANES, V * S::LANES - 1] {
+            for line in [0, (V - 1) * S::LANES, V * S::LANES - 1] {
                 prefetch_write(c.wrapping_add(line));
                 if !t.res.is_null() {
                     prefetch_l1(res.wrapping_add(line));
