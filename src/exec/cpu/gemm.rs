@@ -140,7 +140,8 @@ pub enum Method {
 }
 
 /// Relative cost of the channel tile's transposed store: `TRANSPOSE_K / k` of its FMA time
-/// (about `NC * P` moves against `K * P * V` FMAs at two a cycle; see `ctile.rs`).
+/// (set when it was `NC * P` scalar moves against `K * P * V` FMAs at two a cycle; the
+/// gathers that replaced them cost less, and the first call's timing sees that: `tune.rs`).
 const TRANSPOSE_K: f64 = 24.0;
 /// Independent FMA chains that hide the FMA latency (4 cycles, 2 pipes): a channel tile of
 /// fewer accumulators runs at that fraction of peak.

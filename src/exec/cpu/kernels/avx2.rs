@@ -55,6 +55,11 @@ impl Simd for Avx2 {
         _mm256_maskload_ps(p, mask(n))
     }
     #[inline(always)]
+    unsafe fn gather_stride(p: *const f32, stride: usize, n: usize) -> __m256 {
+        let index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride as i32));
+        _mm256_mask_i32gather_ps::<4>(_mm256_setzero_ps(), p, index, _mm256_castsi256_ps(mask(n)))
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
         _mm256_storeu_ps(p, v)
     }

@@ -70,6 +70,14 @@ impl Simd for Avx512 {
         _mm512_maskz_loadu_ps(mask(n), p)
     }
     #[inline(always)]
+    unsafe fn gather_stride(p: *const f32, stride: usize, n: usize) -> __m512 {
+        let index = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(stride as i32),
+        );
+        _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask(n), index, p.cast())
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
         _mm512_storeu_ps(p, v)
     }

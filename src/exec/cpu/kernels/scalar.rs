@@ -37,6 +37,10 @@ impl Simd for Scalar {
         0.0 // n < LANES = 1 means n == 0
     }
     #[inline(always)]
+    unsafe fn gather_stride(p: *const f32, _stride: usize, _n: usize) -> f32 {
+        *p // n == LANES == 1
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: f32) {
         *p = v
     }

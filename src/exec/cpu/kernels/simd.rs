@@ -14,6 +14,9 @@ pub(crate) trait Simd {
     unsafe fn load(p: *const f32) -> Self::V;
     /// The first `n < LANES` floats from `p`, zeros above; reads nothing past `p + n`.
     unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
+    /// Lanes `0..n` from `p`, `p + stride`, `p + 2 stride`, ... (`1 <= n <= LANES`); the
+    /// rest zero.
+    unsafe fn gather_stride(p: *const f32, stride: usize, n: usize) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
     /// The first `n < LANES` lanes to `p`; writes nothing past `p + n`.
     unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
