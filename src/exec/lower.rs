@@ -981,10 +981,24 @@ impl Lowered {
         input: &Tensor,
         dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
     ) -> Result<Vec<Tensor>, ExecError> {
-        let n = self.layers.len();
-        let mut values: Vec<Option<Tensor>> = vec![None; n];
-        self.run_nodes(0..n, input, &mut values, dropout, None)?;
-        Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
+        self.run_whole(input, dropout, None)
+    }
+
+    /// Every node at the batch given; the outputs in `net.outputs` order.
+    fn run_whole(
+        &self,
+        input: &Tensor,
+        dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
+        node_ms: Option<&mut [f64]>,
+    ) -> Result<Vec<Tensor>, ExecError> {
+        let mut values: Vec<Option<Tensor>> = vec![None; self.layers.len()];
+        self.run_nodes(0..self.layers.len(), input, &mut values, dropout, node_ms)?;
+        Ok(self.outputs(&values))
+    }
+
+    /// The net's outputs among the computed `values`, in `net.outputs` order.
+    fn outputs(&self, values: &[Option<Tensor>]) -> Vec<Tensor> {
+        self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect()
     }
 
     /// Run nodes `range` in order; each value is dropped after its last reader. With
@@ -1023,28 +1037,26 @@ impl Lowered {
         }
     }
 
-    /// Inference with the batch split as `split` says: nodes up to the cut per sub-batch,
-    /// their outputs at the cut joined, the rest at the full batch.
-    pub fn infer_split(&self, input: &Tensor, split: BatchSplit) -> Result<Vec<Tensor>, ExecError> {
-        self.infer_split_timed(input, split, None)
-    }
-
     /// [`Lowered::infer`], adding each node's wall time (ms, the device synchronised after
     /// each) to `node_ms[node]`: the per-layer view of the same run, batch split included
     /// (a node before the cut runs once per sub-batch; its times add up).
     pub fn infer_timed(&self, input: &Tensor, node_ms: &mut [f64]) -> Result<Vec<Tensor>, ExecError> {
         assert_eq!(node_ms.len(), self.layers.len(), "one time per node");
+        self.infer_with(input, Some(node_ms))
+    }
+
+    /// Inference, split where [`Lowered::batch_split`] says, timing each node into
+    /// `node_ms` when given.
+    fn infer_with(&self, input: &Tensor, node_ms: Option<&mut [f64]>) -> Result<Vec<Tensor>, ExecError> {
         match self.batch_split(input.dim(0)?) {
-            Some(split) => self.infer_split_timed(input, split, Some(node_ms)),
-            None => {
-                let mut values: Vec<Option<Tensor>> = vec![None; self.layers.len()];
-                self.run_nodes(0..self.layers.len(), input, &mut values, &mut |x, _| Ok(x.clone()), Some(node_ms))?;
-                Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
-            }
+            Some(split) => self.infer_split(input, split, node_ms),
+            None => self.run_whole(input, &mut |x, _| Ok(x.clone()), node_ms),
         }
     }
 
-    fn infer_split_timed(
+    /// Inference with the batch split as `split` says: nodes up to the cut per sub-batch,
+    /// their outputs at the cut joined, the rest at the full batch.
+    fn infer_split(
         &self,
         input: &Tensor,
         split: BatchSplit,
@@ -1064,7 +1076,7 @@ impl Lowered {
         values[split.cut] = Some(Tensor::cat(&parts, 0)?);
         drop(parts);
         self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity, node_ms)?;
-        Ok(self.net.outputs.iter().map(|&o| values[o].clone().expect("outputs are kept")).collect())
+        Ok(self.outputs(&values))
     }
 
     /// The values node `i`'s layer reads: its inputs, then a fused residual.
@@ -1176,10 +1188,7 @@ impl Lowered {
 
     /// Inference (no dropout); on the packed CPU path a large batch may run split ([`Lowered::batch_split`]).
     pub fn infer(&self, input: &Tensor) -> Result<Vec<Tensor>, ExecError> {
-        match self.batch_split(input.dim(0)?) {
-            Some(split) => self.infer_split(input, split),
-            None => self.forward(input, &mut |x, _| Ok(x.clone())),
-        }
+        self.infer_with(input, None)
     }
 }
 

@@ -305,8 +305,8 @@ pub(crate) struct Call<'a> {
     /// Added before the activation, shaped as the output (a residual connection).
     pub residual: Option<&'a [f32]>,
     /// The residual is `out` itself (`residual` is None): each tile reads the residual
-    /// under its outputs before it writes them (im2col with K in blocks, which stores
-    /// partial sums first, works on a copy).
+    /// under its outputs before it writes them (im2col, whose K blocks store partial sums,
+    /// accumulates onto it from the first block).
     pub residual_in_output: bool,
     /// Set by tests to exercise each method on any shape.
     pub force: Option<Method>,
@@ -726,12 +726,7 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let pixels = call.geom.pixels();
     let panels = pixels.div_ceil(nr);
     let kc = k.div_ceil(k.div_ceil(KC_MAX));
-    // Partial sums of the first K blocks overwrite the output: a residual in it moves aside.
-    let residual_copy = (call.residual_in_output && kc < k).then(|| out.to_vec());
-    let mut common = Common::new(call, out, panels, threads, kc, |p| p * nr * kc);
-    if let Some(copy) = &residual_copy {
-        common.res = SendPtr(copy.as_ptr().cast_mut());
-    }
+    let common = Common::new(call, out, panels, threads, kc, |p| p * nr * kc);
     let packed: Vec<u32> = (0..kc).map(|i| (i * nr) as u32).collect();
     let item = |i: usize| {
         let Some(it) = common.item(i) else { return };
@@ -759,7 +754,13 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
                             common.c_at(&it, mp, q),
                             pixels,
                         );
-                        t.res = common.res_at(&it, mp * call.weights.mr, q);
+                        if call.residual_in_output {
+                            // The K blocks' partial sums go where the residual is: the first
+                            // block accumulates onto it instead of adding it at the end.
+                            t.accumulate = true;
+                        } else {
+                            t.res = common.res_at(&it, mp * call.weights.mr, q);
+                        }
                         unsafe { (call.kernels.tile)(&t) };
                     }
                 }

@@ -521,8 +521,8 @@ impl PackedConv {
     /// (the residual, the output and the output lines fetched before they are written):
     /// what onnxruntime's conv with a fused Sum does. GEMM convs only. Every tile reads the
     /// residual under its outputs before writing them; where the conv cannot keep to that
-    /// (Winograd, im2col with K cut into blocks, a shape whose forms are still being
-    /// timed), the residual is copied aside first.
+    /// (Winograd, a shape whose forms are still being timed), the residual is copied
+    /// aside first.
     pub fn run_add_in_place(
         &self,
         input: &[f32],
@@ -537,12 +537,17 @@ impl PackedConv {
         if n == 0 {
             return Ok(());
         }
-        let untimed = self.force.is_none() && tune::enabled() && self.tuned.get([n, h, w]).is_none();
-        if untimed || self.uses_winograd(n, h, w) {
+        if self.times_forms([n, h, w]) || self.uses_winograd(n, h, w) {
             let residual = acc.to_vec();
             return self.execute(input, n, h, w, Some(&residual), false, acc, threads);
         }
         self.execute(input, n, h, w, None, true, acc, threads)
+    }
+
+    /// Whether the next call of this input shape times the GEMM forms (`tune.rs`): none is
+    /// forced, timing is on and the shape has not been timed yet.
+    fn times_forms(&self, shape: [usize; 3]) -> bool {
+        self.force.is_none() && tune::enabled() && self.tuned.get(shape).is_none()
     }
 
     /// The conv, its sizes checked: the residual beside the output, in it
@@ -618,18 +623,16 @@ impl PackedConv {
                         gemm::run(&call, input, output, threads);
                     }
                 };
-                let force = match self.force {
-                    Some(forced) => Some(forced),
-                    None if tune::enabled() => Some(self.tuned.get([n, h, w]).unwrap_or_else(|| {
-                        // Timing runs the conv several times: the residual must survive.
-                        assert!(!residual_in_output, "run_add_in_place times the forms with the residual aside");
-                        let m = s.out_channels / s.groups;
-                        let (candidates, guess) = (tune::candidates(&geom, m, &ks), gemm::choose(&geom, m, &ks, None));
-                        let best = tune::fastest(&candidates, guess, |m| run(Some(m), output));
-                        self.tuned.set([n, h, w], best);
-                        best
-                    })),
-                    None => None,
+                let force = if self.times_forms([n, h, w]) {
+                    // Timing runs the conv several times: the residual must survive.
+                    assert!(!residual_in_output, "run_add_in_place times the forms with the residual aside");
+                    let m = s.out_channels / s.groups;
+                    let (candidates, guess) = (tune::candidates(&geom, m, &ks), gemm::choose(&geom, m, &ks, None));
+                    let best = tune::fastest(&candidates, guess, |m| run(Some(m), output));
+                    self.tuned.set([n, h, w], best);
+                    Some(best)
+                } else {
+                    self.force.or(self.tuned.get([n, h, w]))
                 };
                 run(force, output);
             }
