@@ -288,6 +288,10 @@ enum Command {
         /// Warm-up seconds per side before the first pair.
         #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
         warmup_secs: f64,
+        /// Idle seconds before each burst, so the other side's threads have gone quiet
+        /// (onnxruntime's pool spins ~30 ms after a run, taking a core from the next burst).
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
+        settle_secs: f64,
         /// Seed for weights and inputs (both sides run the same ones).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -594,6 +598,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
             bursts,
             burst_secs,
             warmup_secs,
+            settle_secs,
             seed,
             json,
         } => {
@@ -615,6 +620,7 @@ fn run(cli: Cli) -> Result<String, Box<dyn std::error::Error>> {
                     bursts,
                     burst_seconds: burst_secs,
                     warmup_seconds: warmup_secs,
+                    settle_seconds: settle_secs,
                     seed,
                 };
                 let r = match synprof::exec::paired::run_paired_with_peer(&net, against, &o) {

@@ -92,6 +92,9 @@ pub fn measure_pairs(r: &Request, dir: &Path, exe: &Path) -> Result<String, Box<
                         bursts: r.bursts,
                         burst_seconds: (r.seconds / 4.0).clamp(0.1, 1.0),
                         warmup_seconds: 0.5,
+                        // Both nets run in this process on one thread pool, whose helpers
+                        // spin 50 us: no other process's spin to wait out.
+                        settle_seconds: 0.0,
                         seed: 0,
                     };
                     orders.push(PairOrder { a: r.target.clone(), b: proxy_spec(r), options });

@@ -10,9 +10,10 @@ pub fn render(model: &str, results: &[PairedResult]) -> String {
     let o = &first.options;
     let threads = o.threads.map_or_else(|| "all cores".to_string(), |t| format!("{t} threads"));
     let mut out = format!(
-        "{model} on {} {}, {threads}: {} burst pairs of {} s each (A B, B A, ...) after {} s of warm-up each\n\
+        "{model} on {} {}, {threads}: {} burst pairs of {} s each (A B, B A, ...) after {} s of warm-up each, \
+         {} s idle before each burst\n\
          A: {}\nB: {}\n\n",
-        o.device, o.dtype, o.bursts, o.burst_seconds, o.warmup_seconds, first.a, first.b
+        o.device, o.dtype, o.bursts, o.burst_seconds, o.warmup_seconds, o.settle_seconds, first.a, first.b
     );
     let mut table = Table::new(&["batch", "A images/s", "B images/s", "B / A (median pair)", "25%", "75%"]);
     for r in results {

@@ -34,7 +34,19 @@ pub struct PairedOptions {
     pub burst_seconds: f64,
     /// Warm-up per net before the first burst, seconds (at least one iteration each).
     pub warmup_seconds: f64,
+    /// Idle pause before each measured burst, seconds, so that the side before it has gone
+    /// quiet. onnxruntime's thread pool spins for about 30 ms after its last run; on a
+    /// 2-core host that spin takes a core from the first iterations of the next burst
+    /// (synprof's ResNet-50 batch 1 first iteration after an onnxruntime burst: 55-60 ms
+    /// against 31 ms, 5% of a 0.5 s burst; benches/peers/RESULTS.md section 12). With the
+    /// pause each burst starts from an idle machine, as a process serving alone would.
+    #[serde(default = "default_settle_seconds")]
+    pub settle_seconds: f64,
     pub seed: u64,
+}
+
+fn default_settle_seconds() -> f64 {
+    0.1
 }
 
 impl Default for PairedOptions {
@@ -47,6 +59,7 @@ impl Default for PairedOptions {
             bursts: 12,
             burst_seconds: 0.3,
             warmup_seconds: 0.5,
+            settle_seconds: default_settle_seconds(),
             seed: 0,
         }
     }
@@ -195,11 +208,18 @@ fn check(o: &PairedOptions) -> Result<(), ExecError> {
     if !(o.warmup_seconds.is_finite() && o.warmup_seconds >= 0.0) {
         return Err(ExecError::new(format!("warm-up {} s: give a non-negative number", o.warmup_seconds)));
     }
+    if !(o.settle_seconds.is_finite() && (0.0..=60.0).contains(&o.settle_seconds)) {
+        return Err(ExecError::new(format!(
+            "settle pause {} s: give a number of seconds from 0 to 60",
+            o.settle_seconds
+        )));
+    }
     Ok(())
 }
 
 /// Warm both sides up, then `o.bursts` pairs, A B, B A, A B, ...: a steady drift favours
-/// neither side. `burst(side, seconds)`: images/s of one burst of side 0 (A) or 1 (B).
+/// neither side. Each measured burst follows an idle pause of `o.settle_seconds`.
+/// `burst(side, seconds)`: images/s of one burst of side 0 (A) or 1 (B).
 fn alternate(
     o: &PairedOptions,
     mut burst: impl FnMut(usize, f64) -> Result<f64, ExecError>,
@@ -211,6 +231,7 @@ fn alternate(
     for i in 0..o.bursts {
         let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
         for which in order {
+            std::thread::sleep(std::time::Duration::from_secs_f64(o.settle_seconds));
             speeds[which].push(burst(which, o.burst_seconds)?);
         }
     }
@@ -237,6 +258,30 @@ mod tests {
         assert_eq!(r.a_median(), 10.0);
         assert_eq!(r.b_median(), 11.0);
         assert!(median(&[1.0, 2.0, 3.0, 4.0]) == 2.5);
+    }
+
+    #[test]
+    fn every_measured_burst_follows_an_idle_pause() {
+        let o = PairedOptions { bursts: 3, settle_seconds: 0.03, ..Default::default() };
+        let mut log: Vec<(usize, Instant, Instant)> = Vec::new();
+        let [a, b] = alternate(&o, |which, _| {
+            let start = Instant::now();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            log.push((which, start, Instant::now()));
+            Ok(1.0 + which as f64)
+        })
+        .unwrap();
+        assert_eq!((a, b), (vec![1.0; 3], vec![2.0; 3]));
+        // Two warm-ups, then A B, B A, A B.
+        let sides: Vec<usize> = log.iter().map(|l| l.0).collect();
+        assert_eq!(sides, [0, 1, 0, 1, 1, 0, 0, 1]);
+        for pair in log[1..].windows(2) {
+            let gap = pair[1].1.duration_since(pair[0].2).as_secs_f64();
+            assert!(gap >= 0.03, "a burst began {gap} s after the one before");
+        }
+        let bad = PairedOptions { settle_seconds: -1.0, ..o.clone() };
+        let err = check(&bad).unwrap_err().to_string();
+        assert!(err.contains("settle"), "{err}");
     }
 
     #[test]
