@@ -329,6 +329,20 @@ fn model_like_and_block_boundary_shapes() {
             56,
             Epilogue::Relu6,
         ),
+        // Planes at most half a vector wide at stride 1, output as wide as the input: the
+        // flat depthwise form (MobileNet's 7x7 maps; dilated; shifted by one-sided padding;
+        // fewer output rows than input rows; 8 wide, half an AVX-512 vector; a 1x1 map).
+        case(ConvSpec::new(21, 21, [3, 3]).with_padding(1, 1, 1, 1).with_groups(21), 3, 7, 7, Epilogue::Relu6),
+        case(
+            ConvSpec::new(5, 5, [3, 3]).with_dilation(2, 2).with_padding(2, 2, 2, 2).with_groups(5),
+            2,
+            9,
+            6,
+            Epilogue::Relu,
+        ),
+        case(ConvSpec::new(4, 4, [3, 3]).with_padding(0, 0, 2, 0).with_groups(4), 1, 8, 5, Epilogue::None),
+        case(ConvSpec::new(3, 3, [5, 5]).with_padding(0, 1, 2, 2).with_groups(3), 2, 13, 8, Epilogue::Relu6),
+        case(ConvSpec::new(7, 7, [3, 3]).with_padding(1, 1, 1, 1).with_groups(7), 2, 1, 1, Epilogue::None),
         // Stride 2 on planes wide enough for whole vectors (every tap column inside the row).
         case(
             ConvSpec::new(6, 6, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1).with_groups(6),

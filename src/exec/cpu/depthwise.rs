@@ -10,6 +10,15 @@
 //!   independent FMA chains hide the FMA latency, and the 4 rows share their input rows
 //!   in L1); border rows one at a time, skipping the tap rows in the padding.
 //!
+//! * Planes whose rows fill at most half a vector (MobileNet's 7x7 maps: 7 of 16 lanes)
+//!   go flat instead, at stride 1 with the output as wide as the input: output
+//!   pixel `p` and tap `(ky, kx)` read input `p + (ky - pt) * w + kx - pl`, one shift per
+//!   tap, so vectors run over the plane's pixels across rows, each tap's load masked to the
+//!   lanes whose input is inside the image (`Flat`, worked out once per call). A 7x7 plane
+//!   is 4 vectors x 9 taps instead of 7 rows x 9 taps, three of them border rows: 960
+//!   such planes 0.069 -> 0.041 ms on one core. (14 wide, 14 of 16 lanes, the rows win:
+//!   they load each input vector once for three output rows, 0.053 against 0.081 ms.)
+//!
 //! Each input plane is read from memory once and each output plane written once.
 
 use super::kernels::simd::{activate, store_n, Simd};
@@ -69,6 +78,49 @@ impl Cols {
     }
 }
 
+/// The flat form of a small plane (see the module doc): per tap its input shift, per
+/// (vector of output pixels, tap) the lanes whose input is inside the image. Vectors come
+/// in groups of [`FLAT_GROUP`]; the masks of a group's missing vectors are empty.
+pub(crate) struct Flat {
+    vectors: usize,
+    shifts: Vec<isize>,
+    /// `[vector][tap]`, bit `t` for lane `t`.
+    masks: Vec<u32>,
+}
+
+/// Output vectors a flat plane accumulates at once (independent FMA chains).
+const FLAT_GROUP: usize = 4;
+
+impl Flat {
+    /// `None` unless the plane suits the flat form: stride 1, output rows as wide as the
+    /// input's and at most half a vector of `lanes`.
+    pub(crate) fn new(g: &DwGeom, lanes: usize) -> Option<Flat> {
+        if g.sh != 1 || g.sw != 1 || g.ow != g.w || 2 * g.ow > lanes || lanes > 32 {
+            return None;
+        }
+        let pixels = g.oh * g.ow;
+        let vectors = pixels.div_ceil(lanes);
+        let taps: Vec<(isize, isize)> = (0..g.kh)
+            .flat_map(|ky| (0..g.kw).map(move |kx| (ky, kx)))
+            .map(|(ky, kx)| ((ky * g.dh) as isize - g.pt as isize, (kx * g.dw) as isize - g.pl as isize))
+            .collect();
+        let shifts = taps.iter().map(|&(dy, dx)| dy * g.w as isize + dx).collect();
+        let mut masks = vec![0u32; vectors.next_multiple_of(FLAT_GROUP) * taps.len()];
+        for (v, row) in masks.chunks_exact_mut(taps.len()).enumerate().take(vectors) {
+            for (bits, &(dy, dx)) in row.iter_mut().zip(&taps) {
+                for t in 0..lanes {
+                    let p = v * lanes + t;
+                    let (iy, ix) = ((p / g.ow) as isize + dy, (p % g.ow) as isize + dx);
+                    if p < pixels && (0..g.h as isize).contains(&iy) && (0..g.w as isize).contains(&ix) {
+                        *bits |= 1 << t;
+                    }
+                }
+            }
+        }
+        Some(Flat { vectors, shifts, masks })
+    }
+}
+
 /// One channel plane of one image.
 pub(crate) struct Plane<'a> {
     pub g: DwGeom,
@@ -81,6 +133,8 @@ pub(crate) struct Plane<'a> {
     pub bias: f32,
     pub act: Epilogue,
     pub cols: &'a Cols,
+    /// The flat form, where the plane suits it.
+    pub flat: Option<&'a Flat>,
 }
 
 /// Per-plane kernel for `S`; each ISA wraps it in a `#[target_feature]` function.
@@ -88,6 +142,9 @@ pub(crate) struct Plane<'a> {
 /// Safety: the pointers hold what `Plane` says, `cols` was made for `S::LANES`.
 #[inline(always)]
 pub(crate) unsafe fn plane<S: Simd>(p: &Plane) {
+    if let Some(flat) = p.flat {
+        return plane_flat::<S>(p, flat);
+    }
     let g = &p.g;
     let square3 = g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1 && g.sh == g.sw;
     match (g.sw, square3) {
@@ -96,6 +153,33 @@ pub(crate) unsafe fn plane<S: Simd>(p: &Plane) {
         (1, false) => plane_sw::<S, 1>(p),
         (2, false) => plane_sw::<S, 2>(p),
         _ => plane_sw::<S, 0>(p),
+    }
+}
+
+/// The flat form: groups of [`FLAT_GROUP`] output vectors, each tap's weight broadcast
+/// once per group and its masked loads feeding every vector of the group.
+#[inline(always)]
+unsafe fn plane_flat<S: Simd>(p: &Plane, f: &Flat) {
+    let pixels = p.g.oh * p.g.ow;
+    let taps = f.shifts.len();
+    for v0 in (0..f.vectors).step_by(FLAT_GROUP) {
+        let mut acc = [S::splat(p.bias); FLAT_GROUP];
+        for (t, &shift) in f.shifts.iter().enumerate() {
+            let wv = S::splat(*p.taps.add(t));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let v = v0 + r;
+                // Lanes outside the image (and whole vectors past the plane) are masked
+                // off, never read.
+                let src = p.x.wrapping_offset((v * S::LANES) as isize + shift);
+                *acc = S::fmadd(wv, S::load_mask(src, f.masks[v * taps + t]), *acc);
+            }
+        }
+        for (r, &a) in acc.iter().enumerate() {
+            let first = (v0 + r) * S::LANES;
+            if first < pixels {
+                store_n::<S>(p.y.add(first), activate::<S>(a, p.act), S::LANES.min(pixels - first));
+            }
+        }
     }
 }
 
@@ -317,6 +401,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     }
     let items = planes.div_ceil(per_item);
     let cols = Cols::new(&g, lanes(isa));
+    let flat = Flat::new(&g, lanes(isa));
     let y = SendPtr(out.as_mut_ptr());
 
     let item = |i: usize| {
@@ -331,6 +416,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
                 bias: bias[c],
                 act,
                 cols: &cols,
+                flat: flat.as_ref(),
             };
             // SAFETY: input plane has h*w floats, output plane oh*ow and is written by this
             // item only, `cols` is for this ISA's lanes, and the ISA was checked when the
@@ -339,4 +425,44 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
         }
     };
     threads.for_each(items, &item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(h: usize, w: usize, k: usize, s: usize, pad: usize) -> DwGeom {
+        let (oh, ow) = ((h + 2 * pad - k) / s + 1, (w + 2 * pad - k) / s + 1);
+        DwGeom { h, w, kh: k, kw: k, sh: s, sw: s, dh: 1, dw: 1, pt: pad, pl: pad, oh, ow }
+    }
+
+    #[test]
+    fn flat_form_only_for_narrow_same_width_planes() {
+        // MobileNet's 7x7 maps at 16 lanes, not at 8 (7 of 8 lanes: rows), not 14 wide,
+        // not stride 2, not a valid (unpadded) conv whose output is narrower than its input.
+        assert!(Flat::new(&geom(7, 7, 3, 1, 1), 16).is_some());
+        assert!(Flat::new(&geom(7, 7, 3, 1, 1), 8).is_none());
+        assert!(Flat::new(&geom(14, 14, 3, 1, 1), 16).is_none());
+        assert!(Flat::new(&geom(56, 56, 3, 1, 1), 16).is_none());
+        assert!(Flat::new(&geom(14, 14, 3, 2, 1), 16).is_none());
+        assert!(Flat::new(&geom(7, 7, 3, 1, 0), 16).is_none());
+    }
+
+    #[test]
+    fn flat_masks_keep_exactly_the_taps_inside_the_image() {
+        let g = geom(7, 7, 3, 1, 1);
+        let f = Flat::new(&g, 16).unwrap();
+        assert_eq!(f.vectors, 4); // 49 pixels
+        assert_eq!(f.shifts, [-8, -7, -6, -1, 0, 1, 6, 7, 8]);
+        // Pixel (0, 0): the taps up or left are outside; pixel 48 (6, 6): down or right.
+        let lane = |p: usize, tap: usize| f.masks[(p / 16) * 9 + tap] >> (p % 16) & 1;
+        assert_eq!((0..9).map(|t| lane(0, t)).collect::<Vec<_>>(), [0, 0, 0, 0, 1, 1, 0, 1, 1]);
+        assert_eq!((0..9).map(|t| lane(48, t)).collect::<Vec<_>>(), [1, 1, 0, 1, 1, 0, 0, 0, 0]);
+        // Pixel 13 (1, 6): nothing to its right; pixel 14 (2, 0): nothing to its left.
+        assert_eq!((0..9).map(|t| lane(13, t)).collect::<Vec<_>>(), [1, 1, 0, 1, 1, 0, 1, 1, 0]);
+        assert_eq!((0..9).map(|t| lane(14, t)).collect::<Vec<_>>(), [0, 1, 1, 0, 1, 1, 0, 1, 1]);
+        // Lanes past the plane, and the group's missing vector, load nothing.
+        assert!((0..9).all(|t| f.masks[3 * 9 + t] >> 1 == 0));
+        assert_eq!(f.masks.len(), 4 * 9);
+    }
 }

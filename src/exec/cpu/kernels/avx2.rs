@@ -72,6 +72,13 @@ impl Simd for Avx2 {
         _mm256_maskload_ps(p, range(a, b))
     }
     #[inline(always)]
+    unsafe fn load_mask(p: *const f32, bits: u32) -> __m256 {
+        // Lane t's mask word all ones where bit t is set.
+        let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        let set = _mm256_and_si256(_mm256_set1_epi32(bits as i32), bit);
+        _mm256_maskload_ps(p, _mm256_cmpeq_epi32(set, bit))
+    }
+    #[inline(always)]
     unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> __m256 {
         // Even source elements 2a..2b of 16 in two masked loads, then the evens gathered:
         // shuffle gives [l0 l2 h0 h2 l4 l6 h4 h6], the 64-bit permute orders it.

@@ -90,6 +90,10 @@ impl Simd for Avx512 {
         _mm512_maskz_loadu_ps(bits(a, b) as __mmask16, p)
     }
     #[inline(always)]
+    unsafe fn load_mask(p: *const f32, bits: u32) -> __m512 {
+        _mm512_maskz_loadu_ps(bits as __mmask16, p)
+    }
+    #[inline(always)]
     unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> __m512 {
         // The even source elements 2a..2b of 32, in two masked loads, then gathered.
         let m = bits(2 * a, 2 * b) & 0x5555_5555;

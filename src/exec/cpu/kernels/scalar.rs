@@ -55,6 +55,14 @@ impl Simd for Scalar {
         }
     }
     #[inline(always)]
+    unsafe fn load_mask(p: *const f32, bits: u32) -> f32 {
+        if bits & 1 == 1 {
+            *p
+        } else {
+            0.0
+        }
+    }
+    #[inline(always)]
     unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> f32 {
         Self::load_lanes(p, a, b)
     }

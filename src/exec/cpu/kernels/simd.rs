@@ -23,6 +23,10 @@ pub(crate) trait Simd {
     /// Lanes `a..b` (`a < b <= LANES`) loaded from `p + lane`, the others zero. Lanes outside
     /// `a..b` are never read, so `p` may point (wrapping) outside the buffer for them.
     unsafe fn load_lanes(p: *const f32, a: usize, b: usize) -> Self::V;
+    /// Lanes whose bit is set in `bits` (bit `t` for lane `t`) loaded from `p + t`, the
+    /// others zero. Lanes whose bit is clear are never read, so `p` may point (wrapping)
+    /// outside the buffer for them.
+    unsafe fn load_mask(p: *const f32, bits: u32) -> Self::V;
     /// Lane `t` = `*p.add(2 * t)` for `t` in `a..b`, the others zero (read as `load_lanes`).
     unsafe fn load_lanes_stride2(p: *const f32, a: usize, b: usize) -> Self::V;
     /// `load_lanes_stride2` of `p`, `p + 1` and `p + 2`, all lanes: the three tap columns
