@@ -41,6 +41,7 @@
 //! ```
 
 mod affinity;
+mod alloc;
 mod depthwise;
 mod direct;
 mod eltwise;
