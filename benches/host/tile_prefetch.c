@@ -16,7 +16,14 @@
  *     K=1024 PIXELS=192 M=252                 in place 176 -> 190,          packed 190 -> 183
  *
  * (fma_peak.c: 175-190 with the host's turbo). In place the hint is the difference; packed
- * panels, which the prefetchers follow, gain or lose a few percent. */
+ * panels, which the prefetchers follow, gain or lose a few percent.
+ *
+ * BLK=n sweeps all M rows over n panels at a time (synprof's pixel blocks: n = 14 for this
+ * conv); SHIFT=s moves B and C s floats past their 64-byte lines, where glibc's malloc put
+ * large blocks (16 bytes past a page) before synprof aligned them (src/exec/cpu/alloc.rs):
+ *
+ *     BLK=14 SHIFT=0 /tmp/tile_prefetch 256 3136 60   in place, prefetch: 166 GFLOP/s
+ *     BLK=14 SHIFT=4 /tmp/tile_prefetch 256 3136 60   in place, prefetch: 150-155 GFLOP/s */
 #include <immintrin.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,12 +66,15 @@ __attribute__((noinline)) static void tile(int kc, const float *a, const float *
 /* Best seconds of 50 runs of the whole conv: for each A micro-panel, for each B panel. */
 static double run(int K, int P, int M, int in_place, int ahead, const float *A, const float *B, float *C,
                   uint32_t *off) {
+    int blk = getenv("BLK") ? atoi(getenv("BLK")) : P / 32;
+    if (blk < 1) blk = P / 32;
     for (int k = 0; k < K; k++) off[k] = in_place ? (uint32_t)(k * P) : (uint32_t)(k * 32);
     double best = 1e9;
     for (int rep = 0; rep < 50; rep++) {
         double t0 = now();
+        for (int p0 = 0; p0 < P / 32; p0 += blk)
         for (int m = 0; m < M / 12; m++)
-            for (int p = 0; p < P / 32; p++) {
+            for (int p = p0; p < P / 32 && p < p0 + blk; p++) {
                 const float *b = in_place ? B + p * 32 : B + (size_t)p * K * 32;
                 tile(K, A + (size_t)m * K * 12, b, off, C + (size_t)m * 12 * P + p * 32, P, ahead);
             }
@@ -84,8 +94,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "K, PIXELS (a multiple of 32) and M (a multiple of 12) must be positive\n");
         return 2;
     }
-    float *A = aligned_alloc(64, (size_t)M * K * 4), *B = aligned_alloc(64, (size_t)K * P * 4);
-    float *C = aligned_alloc(64, (size_t)M * P * 4);
+    int shift = getenv("SHIFT") ? atoi(getenv("SHIFT")) : 0;
+    if (shift < 0 || shift > 15) shift = 0;
+    float *A = aligned_alloc(64, (size_t)M * K * 4);
+    float *B = (float *)aligned_alloc(64, (size_t)K * P * 4 + 64) + shift;
+    float *C = (float *)aligned_alloc(64, (size_t)M * P * 4 + 64) + shift;
     uint32_t *off = calloc(K, 4);
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = 1e-3f * (i % 7);
     for (size_t i = 0; i < (size_t)K * P; i++) B[i] = 1e-3f * (i % 5);
