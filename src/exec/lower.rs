@@ -305,6 +305,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
                 | Layer::PackedConvAdd { .. }
                 | Layer::AddAct(_)
                 | Layer::PackedMaxPool(_)
+                | Layer::PackedGlobalAvgPool(_)
                 | Layer::AffineAct(_)
         )
     };
@@ -392,6 +393,26 @@ impl candle_core::CustomOp1 for PackedMaxPoolOp {
     }
 }
 
+/// Global average pooling on the conv threads (each plane's mean); NCHW f32, inference only.
+#[derive(Debug)]
+pub struct PackedGlobalAvgPoolOp {
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp1 for PackedGlobalAvgPoolOp {
+    fn name(&self) -> &'static str {
+        "packed-global-avg-pool"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let x = f32_input(storage, layout, "packed global average pool")?;
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let mut out = output_buffer(n * c);
+        super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads).map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), (n, c, 1, 1).into()))
+    }
+}
+
 /// How a convolution maps onto candle's `conv2d(padding, stride, dilation, groups)`.
 #[derive(Debug, Clone)]
 pub struct ConvPlan {
@@ -452,6 +473,7 @@ pub enum Layer {
     PassInput(usize),
     /// Max pooling on the conv threads (packed path).
     PackedMaxPool(Arc<PackedMaxPoolOp>),
+    PackedGlobalAvgPool(Arc<PackedGlobalAvgPoolOp>),
     /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
     AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded, maybe with its ReLU, in one threaded pass (packed path).
@@ -883,6 +905,10 @@ impl Lowered {
                     pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), true, device, dtype)
                         .map_err(|e| err(name, e))?,
                 ),
+                Op::GlobalAvgPool if threads.is_some() && node.shape.hw().is_some() => {
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::PackedGlobalAvgPool(Arc::new(PackedGlobalAvgPoolOp { threads }))
+                }
                 Op::GlobalAvgPool => Layer::GlobalAvgPool,
                 Op::Lrn { size, alpha, beta, k } => Layer::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
                 Op::Add => Layer::Add,
@@ -1142,6 +1168,7 @@ impl Lowered {
                 }
             }
             Layer::GlobalAvgPool => x().mean_keepdim((2, 3)),
+            Layer::PackedGlobalAvgPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Lrn { size, alpha, beta, k } => lrn(x(), *size, *alpha, *beta, *k),
             Layer::Add => {
                 let mut acc = inputs[0].add(inputs[1])?;

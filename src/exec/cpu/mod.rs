@@ -59,7 +59,7 @@ mod winograd;
 pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
-pub use pool::{max_pool, MaxPoolSpec};
+pub use pool::{global_avg_pool, max_pool, MaxPoolSpec};
 pub use threads::Threads;
 
 use crate::graph::Padding;

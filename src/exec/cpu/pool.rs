@@ -1,7 +1,9 @@
 //! Max pooling of NCHW f32 planes straight from the unpadded input: each window is clipped
 //! to the input (padding never wins a max), planes spread over the conv threads. Replaces,
 //! at inference on the packed path, candle's pad-with-minus-infinity copy followed by its
-//! single-threaded pool.
+//! single-threaded pool. The global average pool likewise: each plane's mean, planes spread
+//! over the threads, in place of candle's single-threaded `mean_keepdim` (ResNet-50 at batch
+//! 16: 0.77 ms against onnxruntime's 0.21).
 
 use super::isa::widest_vectors;
 use super::{ConvError, Threads};
@@ -215,6 +217,56 @@ fn split_phases(src: &[f32], sw: usize, pw: usize, phases: &mut [f32]) -> bool {
     nan
 }
 
+widest_vectors! {
+    /// Each `hw`-float plane of `x`'s mean into `out`, summed in 8 interleaved partial sums
+    /// (vectorizable; one running sum would chain every add on the last).
+    fn plane_means(x: &[f32], hw: usize, out: &mut [f32]) {
+        for (o, plane) in out.iter_mut().zip(x.chunks_exact(hw)) {
+            let mut acc = [0.0f32; 8];
+            let mut chunks = plane.chunks_exact(8);
+            for c in &mut chunks {
+                for (a, &v) in acc.iter_mut().zip(c) {
+                    *a += v;
+                }
+            }
+            let tail: f32 = chunks.remainder().iter().sum();
+            *o = (acc.iter().sum::<f32>() + tail) / hw as f32;
+        }
+    }
+}
+
+/// Planes per work item of the global average pool: at least this many input floats.
+const MEAN_ITEM: usize = 1 << 14;
+
+/// Global average pool: `out[p]` = the mean of plane `p` of `x` (`planes` planes of `hw`).
+pub fn global_avg_pool(
+    x: &[f32],
+    planes: usize,
+    hw: usize,
+    out: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    if hw == 0 || x.len() != planes * hw || out.len() != planes {
+        return Err(ConvError::new(format!(
+            "global average pool of {} elements ({planes} planes of {hw}) into {}: the sizes do not agree",
+            x.len(),
+            out.len()
+        )));
+    }
+    let per_item = MEAN_ITEM.div_ceil(hw).max(1);
+    if threads.count() == 1 || planes <= per_item {
+        plane_means(x, hw, out);
+        return Ok(());
+    }
+    let items: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per_item).map(Mutex::new).collect();
+    threads.for_each(items.len(), &|i| {
+        let mut o = items[i].lock().unwrap_or_else(|e| e.into_inner());
+        let first = i * per_item;
+        plane_means(&x[first * hw..(first + o.len()) * hw], hw, &mut o);
+    });
+    Ok(())
+}
+
 /// Max-pool `planes` planes of `h x w` into `out` (`planes x out_h x out_w`).
 pub fn max_pool(
     x: &[f32],
@@ -332,6 +384,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn global_means_match_the_definition_on_any_thread_count() {
+        for (planes, hw) in [(1, 1), (3, 7), (2048, 49), (96, 12544), (5, 1000)] {
+            let x: Vec<f32> = (0..planes * hw).map(|i| ((i * 7919) % 101) as f32 * 0.25 - 12.0).collect();
+            let want: Vec<f32> =
+                x.chunks(hw).map(|p| (p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64) as f32).collect();
+            for t in [Threads::single(), Threads::new(2).unwrap()] {
+                let mut out = vec![f32::NAN; planes];
+                global_avg_pool(&x, planes, hw, &mut out, &t).unwrap();
+                for (p, (&o, &w)) in out.iter().zip(&want).enumerate() {
+                    assert!((o - w).abs() <= 1e-5 * (1.0 + w.abs()), "{planes}x{hw} plane {p}: {o} vs {w}");
+                }
+            }
+        }
+        let e = global_avg_pool(&[0.0; 10], 3, 3, &mut [0.0; 3], &Threads::single()).unwrap_err();
+        assert!(e.to_string().contains("10 elements (3 planes of 3)"), "{e}");
     }
 
     #[test]
