@@ -304,8 +304,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
             Layer::PackedConv(_)
                 | Layer::PackedConvAdd { .. }
                 | Layer::AddAct(_)
-                | Layer::PackedMaxPool(_)
-                | Layer::PackedGlobalAvgPool(_)
+                | Layer::PackedPool(_)
                 | Layer::AffineAct(_)
         )
     };
@@ -370,46 +369,44 @@ fn two_f32_inputs<'a>(
     Ok((f32_input(s1, l1, what)?, f32_input(s2, l2, what)?))
 }
 
-/// Max pooling on the conv threads, windows clipped to the input (no padded copy); NCHW
-/// f32, inference only.
+/// Which pool a [`PackedPoolOp`] runs.
+#[derive(Debug, Clone, Copy)]
+pub enum PackedPool {
+    /// Windows clipped to the input (no padded copy).
+    Max(super::cpu::MaxPoolSpec),
+    /// Each plane's mean.
+    GlobalAvg,
+}
+
+/// A pool on the conv threads; NCHW f32, inference only.
 #[derive(Debug)]
-pub struct PackedMaxPoolOp {
-    spec: super::cpu::MaxPoolSpec,
+pub struct PackedPoolOp {
+    pool: PackedPool,
     threads: &'static Threads,
 }
 
-impl candle_core::CustomOp1 for PackedMaxPoolOp {
+impl candle_core::CustomOp1 for PackedPoolOp {
     fn name(&self) -> &'static str {
-        "packed-max-pool2d"
+        match self.pool {
+            PackedPool::Max(_) => "packed-max-pool2d",
+            PackedPool::GlobalAvg => "packed-global-avg-pool",
+        }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(storage, layout, "packed max pool")?;
+        let x = f32_input(storage, layout, self.name())?;
         let (n, c, h, w) = layout.shape().dims4()?;
-        let [oh, ow] = self.spec.out_hw;
+        let [oh, ow] = match &self.pool {
+            PackedPool::Max(spec) => spec.out_hw,
+            PackedPool::GlobalAvg => [1, 1],
+        };
         let mut out = output_buffer(n * c * oh * ow);
-        super::cpu::max_pool(x, n * c, h, w, &self.spec, &mut out, self.threads).map_err(candle_core::Error::msg)?;
+        match &self.pool {
+            PackedPool::Max(spec) => super::cpu::max_pool(x, n * c, h, w, spec, &mut out, self.threads),
+            PackedPool::GlobalAvg => super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads),
+        }
+        .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
-    }
-}
-
-/// Global average pooling on the conv threads (each plane's mean); NCHW f32, inference only.
-#[derive(Debug)]
-pub struct PackedGlobalAvgPoolOp {
-    threads: &'static Threads,
-}
-
-impl candle_core::CustomOp1 for PackedGlobalAvgPoolOp {
-    fn name(&self) -> &'static str {
-        "packed-global-avg-pool"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(storage, layout, "packed global average pool")?;
-        let (n, c, h, w) = layout.shape().dims4()?;
-        let mut out = output_buffer(n * c);
-        super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads).map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), (n, c, 1, 1).into()))
     }
 }
 
@@ -472,8 +469,8 @@ pub enum Layer {
     /// Passes input `k` through: a residual add fused into the conv that feeds it.
     PassInput(usize),
     /// Max pooling on the conv threads (packed path).
-    PackedMaxPool(Arc<PackedMaxPoolOp>),
-    PackedGlobalAvgPool(Arc<PackedGlobalAvgPoolOp>),
+    /// A max or global average pool on the conv threads.
+    PackedPool(Arc<PackedPoolOp>),
     /// A two-input add, maybe with the ReLU after it, in one pass (packed path).
     AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded, maybe with its ReLU, in one threaded pass (packed path).
@@ -895,7 +892,7 @@ impl Lowered {
                         out_hw: node.shape.hw().unwrap_or([1, 1]),
                     };
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    Layer::PackedMaxPool(Arc::new(PackedMaxPoolOp { spec, threads }))
+                    Layer::PackedPool(Arc::new(PackedPoolOp { pool: PackedPool::Max(spec), threads }))
                 }
                 Op::MaxPool2d(p) => Layer::MaxPool(
                     pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), false, device, dtype)
@@ -907,7 +904,7 @@ impl Lowered {
                 ),
                 Op::GlobalAvgPool if threads.is_some() && node.shape.hw().is_some() => {
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    Layer::PackedGlobalAvgPool(Arc::new(PackedGlobalAvgPoolOp { threads }))
+                    Layer::PackedPool(Arc::new(PackedPoolOp { pool: PackedPool::GlobalAvg, threads }))
                 }
                 Op::GlobalAvgPool => Layer::GlobalAvgPool,
                 Op::Lrn { size, alpha, beta, k } => Layer::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
@@ -1139,7 +1136,7 @@ impl Lowered {
                 }
             }
             Layer::PassInput(k) => Ok(inputs[*k].clone()),
-            Layer::PackedMaxPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::AffineAct(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
@@ -1168,7 +1165,6 @@ impl Lowered {
                 }
             }
             Layer::GlobalAvgPool => x().mean_keepdim((2, 3)),
-            Layer::PackedGlobalAvgPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Lrn { size, alpha, beta, k } => lrn(x(), *size, *alpha, *beta, *k),
             Layer::Add => {
                 let mut acc = inputs[0].add(inputs[1])?;

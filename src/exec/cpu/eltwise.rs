@@ -5,7 +5,6 @@
 
 use super::isa::widest_vectors;
 use super::{ConvError, Epilogue, Threads};
-use std::sync::Mutex;
 
 /// Elements per work item.
 const CHUNK: usize = 1 << 14;
@@ -43,12 +42,9 @@ pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &T
         add_act_serial(a, b, out, act);
         return Ok(());
     }
-    let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(CHUNK).map(Mutex::new).collect();
-    threads.for_each(chunks.len(), &|i| {
-        let mut o = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
-        let start = i * CHUNK;
-        let end = start + o.len();
-        add_act_serial(&a[start..end], &b[start..end], &mut o, act);
+    threads.for_each_chunk(out, CHUNK, &|i, o| {
+        let (start, end) = (i * CHUNK, i * CHUNK + o.len());
+        add_act_serial(&a[start..end], &b[start..end], o, act);
     });
     Ok(())
 }
@@ -98,11 +94,7 @@ pub fn affine_act(
         run(0, out);
         return Ok(());
     }
-    let chunks: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per_item * plane).map(Mutex::new).collect();
-    threads.for_each(chunks.len(), &|i| {
-        let mut o = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
-        run(i * per_item, &mut o);
-    });
+    threads.for_each_chunk(out, per_item * plane, &|i, o| run(i * per_item, o));
     Ok(())
 }
 

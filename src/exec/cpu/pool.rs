@@ -7,7 +7,6 @@
 
 use super::isa::widest_vectors;
 use super::{ConvError, Threads};
-use std::sync::Mutex;
 
 /// A max pool's geometry: kernel, stride, leading padding and output size (the output
 /// size carries the trailing padding and any ceil-mode rounding).
@@ -258,11 +257,9 @@ pub fn global_avg_pool(
         plane_means(x, hw, out);
         return Ok(());
     }
-    let items: Vec<Mutex<&mut [f32]>> = out.chunks_mut(per_item).map(Mutex::new).collect();
-    threads.for_each(items.len(), &|i| {
-        let mut o = items[i].lock().unwrap_or_else(|e| e.into_inner());
+    threads.for_each_chunk(out, per_item, &|i, o| {
         let first = i * per_item;
-        plane_means(&x[first * hw..(first + o.len()) * hw], hw, &mut o);
+        plane_means(&x[first * hw..(first + o.len()) * hw], hw, o);
     });
     Ok(())
 }
@@ -298,11 +295,7 @@ pub fn max_pool(
         pool_planes(x, 0, h, w, s, &taps, out);
         return Ok(());
     }
-    let items: Vec<Mutex<&mut [f32]>> = out.chunks_mut(out_plane * per_item).map(Mutex::new).collect();
-    threads.for_each(items.len(), &|i| {
-        let mut o = items[i].lock().unwrap_or_else(|e| e.into_inner());
-        pool_planes(x, i * per_item, h, w, s, &taps, &mut o);
-    });
+    threads.for_each_chunk(out, out_plane * per_item, &|i, o| pool_planes(x, i * per_item, h, w, s, &taps, o));
     Ok(())
 }
 

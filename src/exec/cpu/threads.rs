@@ -182,6 +182,17 @@ impl Threads {
         let runs = items.min(RUNS_PER_THREAD * self.count());
         self.for_each(runs, &|i| f(i * items / runs..(i + 1) * items / runs));
     }
+
+    /// Call `f(i, chunk)` for each `chunk`-float piece `i` of `out` (the last may be
+    /// shorter), spread over the threads; each piece is written by one call only.
+    pub(crate) fn for_each_chunk(&self, out: &mut [f32], chunk: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let pieces: Vec<std::sync::Mutex<&mut [f32]>> =
+            out.chunks_mut(chunk.max(1)).map(std::sync::Mutex::new).collect();
+        self.for_each(pieces.len(), &|i| {
+            let mut piece = pieces[i].lock().unwrap_or_else(|e| e.into_inner());
+            f(i, &mut piece);
+        });
+    }
 }
 
 /// `i`-th of `parts` near-equal slices of `0..total` (thread `i`'s run of a call's items).
