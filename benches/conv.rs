@@ -11,7 +11,7 @@
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
-//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd on|off] [--cold]` — one layer, median
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold]` — one layer, median
 //!   seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights from memory, input warm,
 //!   as inside a model at batch 1).
 //!
@@ -27,7 +27,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use rayon::prelude::*;
-use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads};
+use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads, Winograd, WinogradTile};
 use synprof::graph::Op;
 
 /// One distinct conv layer of a model (identical shapes counted once, `count` times).
@@ -581,9 +581,10 @@ fn one(args: &[String], spec_arg: &str) {
     });
     conv.force_winograd(match arg(args, "--winograd").as_deref() {
         None => None,
-        Some("on") => Some(true),
-        Some("off") => Some(false),
-        Some(other) => panic!("--winograd {other}: on or off"),
+        Some("2x2") => Some(Winograd::On(WinogradTile::F2x2)),
+        Some("4x4" | "on") => Some(Winograd::On(WinogradTile::F4x4)),
+        Some("off") => Some(Winograd::Off),
+        Some(other) => panic!("--winograd {other}: 2x2, 4x4 or off"),
     });
     let input = random(n * c * h * w, 3);
     let mut out = vec![0.0; n * oc * oh * ow];

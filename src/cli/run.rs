@@ -98,7 +98,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
                 ));
                 if r.winograd_convs > 0 {
                     out.push_str(&format!(
-                        "{} 3x3 convs ran as Winograd F(2x2, 3x3) at batch {} (2.25x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",
+                        "{} 3x3 convs ran as Winograd F(2x2, 3x3) or F(4x4, 3x3) at batch {} (2.25x or 4x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",
                         r.winograd_convs, r.batch
                     ));
                 }

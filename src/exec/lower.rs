@@ -969,7 +969,7 @@ impl Lowered {
     /// cut node after which every node's output for the whole batch is within
     /// [`SPLIT_BUDGET_BYTES`]; the nodes up to it run in the largest sub-batches whose
     /// widest output is within it (at least one image). `None`: the batch runs whole.
-    /// Packed convs that run as Winograd F(2x2, 3x3) at `batch` (`exec::cpu::winograd`),
+    /// Packed convs that run as Winograd F(2x2, 3x3) or F(4x4, 3x3) at `batch` (`exec::cpu::winograd`),
     /// given the per-image shapes of `analysis` (nodes before a batch split's cut run at
     /// its sub-batch).
     pub fn winograd_convs(&self, batch: usize, analysis: &crate::analysis::Analysis) -> usize {
@@ -983,7 +983,7 @@ impl Lowered {
                 let Some(&input) = self.net.nodes[i].inputs.first() else { return false };
                 let Some([h, w]) = analysis.layers[input].output_shape.hw() else { return false };
                 let n = split.filter(|s| i <= s.cut).map_or(batch, |s| s.sub_batch);
-                op.conv().method_for(n, h, w) == "winograd"
+                op.conv().method_for(n, h, w).starts_with("winograd")
             })
             .count()
     }

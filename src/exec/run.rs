@@ -152,8 +152,9 @@ pub struct CaseResult {
     /// Residual adds fused into the conv that feeds them (packed path).
     #[serde(default)]
     pub fused_residual_adds: usize,
-    /// Convs run as Winograd F(2x2, 3x3) (packed path): 2.25x fewer multiplies than the
-    /// direct conv; `achieved_gflops_per_s` still counts the direct conv's FLOPs.
+    /// Convs run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (packed path): 2.25x or 4x fewer
+    /// multiplies than the direct conv; `achieved_gflops_per_s` still counts the direct
+    /// conv's FLOPs.
     #[serde(default)]
     pub winograd_convs: usize,
     /// How the packed CPU path split the batch (`Lowered::batch_split`), if it did: which

@@ -12,9 +12,10 @@
 //! * On small maps (7x7, 14x14), where pixel panels would leave lanes idle, the tile turns
 //!   round (`kernels/ctile.rs`): output channels in the lanes, up to 12 pixels broadcast,
 //!   the result transposed into NCHW; `gemm::method` weighs the two by lanes wasted.
-//! * 3x3 stride-1 convs on mid-sized maps run as Winograd F(2x2, 3x3) (`winograd.rs`):
-//!   2.25x fewer multiplies, its 16 GEMMs on the same kernels; `winograd::worth_it` says
-//!   where that beats the direct GEMM.
+//! * 3x3 stride-1 convs on mid-sized maps run as Winograd F(4x4, 3x3) or F(2x2, 3x3)
+//!   (`winograd.rs`): 4x or 2.25x fewer multiplies, its 36 or 16 GEMMs on the same
+//!   kernels, its transforms in vectors over the tiles; `winograd::worth_it` says where
+//!   each beats the direct GEMM.
 //! * Strided unpadded 1x1 convs gather their pixels once (`subsample.rs`) and run as
 //!   stride-1 pointwise convs.
 //! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
@@ -61,6 +62,14 @@ pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, MaxPoolSpec};
 pub use threads::Threads;
+pub use winograd::WinogradTile;
+
+/// A forced Winograd choice ([`PackedConv::force_winograd`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Winograd {
+    Off,
+    On(WinogradTile),
+}
 
 use crate::graph::Padding;
 
@@ -228,10 +237,12 @@ pub struct PackedConv {
     bias: Vec<f32>,
     body: Body,
     force: Option<GemmMethod>,
-    /// `Some(on)`: use (or not) F(2x2, 3x3) wherever it applies; `None`: where it pays.
-    force_winograd: Option<bool>,
-    /// The Winograd-transformed weights (`winograd.rs`), made on first use.
-    winograd: std::sync::OnceLock<winograd::Transformed>,
+    /// `Some(..)`: use Winograd with this tile (or not at all) wherever it applies;
+    /// `None`: where it pays.
+    force_winograd: Option<Winograd>,
+    /// The Winograd-transformed weights (`winograd.rs`) per tile (`WinogradTile::index`),
+    /// made on first use.
+    winograd: [std::sync::OnceLock<winograd::Transformed>; 2],
     /// The GEMM method timed fastest per input shape (`tune.rs`), where none is forced.
     tuned: tune::Choices,
 }
@@ -294,7 +305,7 @@ impl PackedConv {
             body,
             force: None,
             force_winograd: None,
-            winograd: std::sync::OnceLock::new(),
+            winograd: Default::default(),
             tuned: tune::Choices::default(),
         })
     }
@@ -319,11 +330,13 @@ impl PackedConv {
     }
 
     /// As [`PackedConv::method`], for a batch of `n` (whether Winograd pays depends on it):
-    /// "winograd" for F(2x2, 3x3). Once a shape has run, the method its timing chose
-    /// (`tune.rs`); before, `gemm::method`'s guess.
+    /// "winograd/2x2" for F(2x2, 3x3), "winograd/4x4" for F(4x4, 3x3). Once a shape has
+    /// run, the method its timing chose (`tune.rs`); before, `gemm::method`'s guess.
     pub fn method_for(&self, n: usize, h: usize, w: usize) -> &'static str {
-        if self.uses_winograd(n, h, w) {
-            return "winograd";
+        match self.winograd_tile(n, h, w) {
+            Some(WinogradTile::F2x2) => return "winograd/2x2",
+            Some(WinogradTile::F4x4) => return "winograd/4x4",
+            None => {}
         }
         if let (true, Ok((oh, ow))) = (self.subsamples(), self.output_hw(h, w)) {
             let g = self.subsampled_geom(oh, ow);
@@ -400,25 +413,29 @@ impl PackedConv {
         self.force = method;
     }
 
-    /// Force F(2x2, 3x3) on (where it applies: 3x3, stride 1, dilation 1, one group) or
-    /// off; `None`: where it pays (the default). A forced GEMM method turns it off unless
-    /// it is forced on too, and then applies to its inner GEMM.
+    /// Force Winograd on with a tile (where it applies: 3x3, stride 1, dilation 1, one
+    /// group) or off; `None`: where it pays, with the tile that pays (the default). A
+    /// forced GEMM method turns it off unless it is forced on too, and then applies to its
+    /// inner GEMM.
     #[doc(hidden)]
-    pub fn force_winograd(&mut self, on: Option<bool>) {
-        self.force_winograd = on;
+    pub fn force_winograd(&mut self, choice: Option<Winograd>) {
+        self.force_winograd = choice;
     }
 
-    fn uses_winograd(&self, n: usize, h: usize, w: usize) -> bool {
-        let Ok((oh, ow)) = self.spec.output_hw(h, w) else { return false };
+    /// The Winograd tile this conv runs with on `n x h x w` inputs, if any.
+    fn winograd_tile(&self, n: usize, h: usize, w: usize) -> Option<WinogradTile> {
+        let (oh, ow) = self.spec.output_hw(h, w).ok()?;
         match self.force_winograd {
-            Some(on) => on && winograd::applies(&self.spec),
-            None => self.force.is_none() && winograd::worth_it(&self.spec, n, oh, ow),
+            Some(Winograd::On(tile)) => winograd::applies(&self.spec).then_some(tile),
+            Some(Winograd::Off) => None,
+            None if self.force.is_none() => winograd::worth_it(&self.spec, n, oh, ow),
+            None => None,
         }
     }
 
     /// Bytes of packed weights held.
     pub fn packed_bytes(&self) -> usize {
-        let winograd = self.winograd.get().map_or(0, |t| t.gemm.bytes());
+        let winograd: usize = self.winograd.iter().filter_map(|t| t.get()).map(|t| t.gemm.bytes()).sum();
         winograd
             + match &self.body {
                 Body::Gemm(g) => g.bytes(),
@@ -538,7 +555,7 @@ impl PackedConv {
         if n == 0 {
             return Ok(());
         }
-        if self.times_forms([n, h, w]) || self.uses_winograd(n, h, w) {
+        if self.times_forms([n, h, w]) || self.winograd_tile(n, h, w).is_some() {
             let residual = acc.to_vec();
             return self.execute(input, n, h, w, Some(&residual), false, acc, threads);
         }
@@ -575,16 +592,15 @@ impl PackedConv {
         let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
         let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
         let p = s.padding;
-        match &self.body {
-            Body::Gemm(_) if residual_in_output && self.uses_winograd(n, h, w) => {
-                unreachable!("run_add_in_place copies the residual aside for Winograd")
-            }
-            Body::Gemm(weights) if self.uses_winograd(n, h, w) => {
+        match (&self.body, self.winograd_tile(n, h, w)) {
+            (Body::Gemm(weights), Some(tile)) => {
+                assert!(!residual_in_output, "run_add_in_place copies the residual aside for Winograd");
                 let ks = kernels::kernel_set(self.isa);
-                let transformed =
-                    self.winograd.get_or_init(|| winograd::transform_weights(&weights.unpacked(), &self.spec, &ks));
+                let transformed = self.winograd[tile.index()]
+                    .get_or_init(|| winograd::transform_weights(&weights.unpacked(), &self.spec, tile, &ks));
                 let call = winograd::Call {
                     spec: s,
+                    tile,
                     weights: transformed,
                     kernels: ks,
                     bias: &self.bias,
@@ -597,7 +613,7 @@ impl PackedConv {
                 };
                 winograd::run(&call, input, output, threads);
             }
-            Body::Gemm(weights) => {
+            (Body::Gemm(weights), None) => {
                 // (`subsamples` implies no forced method: `self.force` is None there.)
                 let subsampled = self.subsamples();
                 let geom = if subsampled { self.subsampled_geom(oh, ow) } else { self.geom(h, w)? };
@@ -637,7 +653,7 @@ impl PackedConv {
                 };
                 run(force, output);
             }
-            Body::Depthwise(taps) => {
+            (Body::Depthwise(taps), _) => {
                 let g = depthwise::DwGeom {
                     h,
                     w,

@@ -1,29 +1,38 @@
-//! 3x3 stride-1 convs by Winograd's minimal filtering, F(2x2, 3x3) (Lavin & Gray, 2016).
+//! 3x3 stride-1 convs by Winograd's minimal filtering, F(2x2, 3x3) and F(4x4, 3x3)
+//! (Lavin & Gray, 2016).
 //!
-//! Each 2x2 block of output pixels (a *tile*) is computed from the 4x4 input patch under
-//! it in a transformed space where the 3x3 conv becomes 16 element-wise products:
+//! Each `m x m` block of output pixels (a *tile*, `m` = 2 or 4) is computed from the
+//! `a x a` input patch under it (`a = m + 2`) in a transformed space where the 3x3 conv
+//! becomes `a^2` element-wise products:
 //!
 //! ```text
-//! Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A      (g: 3x3 filter, d: 4x4 patch, Y: 2x2 output)
+//! Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A      (g: 3x3 filter, d: a x a patch, Y: m x m output)
 //! ```
 //!
-//! Summed over input channels, the 16 products are 16 independent GEMMs,
+//! Summed over input channels, the `a^2` products are `a^2` independent GEMMs,
 //! `M[e] = U[e] · V[e]` with `U[e]` the transformed weights (`out x in`) and `V[e]` the
-//! transformed patches (`in x tiles`): 16 MACs per tile per channel pair where the direct
-//! conv does 36, **2.25x fewer multiplies**. The three steps:
+//! transformed patches (`in x tiles`): per output pixel and channel pair, F(2x2) does
+//! 16 / 4 = 4 MACs and F(4x4) 36 / 16 = 2.25 where the direct conv does 9, **2.25x and
+//! 4x fewer multiplies**. The three steps:
 //!
 //! 1. input transform (`transform_input`): per input channel, `V[e][c][tile]`;
-//! 2. the 16 GEMMs, run as one grouped 1x1 conv (16 groups, a `1 x tiles` map) on the
-//!    packed kernels of `gemm.rs`, B read in place;
+//! 2. the `a^2` GEMMs, run as one grouped 1x1 conv (`a^2` groups, a `1 x tiles` map whose
+//!    tiles are those of every image of the chunk) on the packed kernels of `gemm.rs`, B
+//!    read in place;
 //! 3. output transform (`transform_output`): per output channel, `A^T m A`, then bias,
 //!    residual and activation, into NCHW.
 //!
-//! The transforms are adds only and run at memory speed; they pay off where the GEMM is
-//! large next to them (`worth_it`). Each step is spread over the threads, except in convs
-//! run in blocks of tile rows (few channels, large maps): there each block runs all three
-//! steps on one thread (`run_blocks_per_thread`), so its buffers never cross cores. Rounding: each output sums 16 transformed products
-//! instead of 9 plain ones, with transform constants 0.5 and 1; in f32 the results stay
-//! within a few 1e-6 of the direct conv (tests/cpu_conv.rs checks against an f64 reference).
+//! The transforms are adds and a few constant multiplies and run at memory speed; they pay
+//! off where the GEMM is large next to them (`worth_it`). Each step is spread over the
+//! threads, except in convs run in blocks of tile rows (few channels, large maps): there
+//! each block runs all three steps on one thread (`run_blocks_per_thread`), so its buffers
+//! never cross cores.
+//!
+//! Rounding: each output sums `a^2` transformed products instead of 9 plain ones. F(2x2)'s
+//! constants are 0.5 and 1, and its f32 results stay within a few 1e-6 of the direct conv;
+//! F(4x4)'s reach 8 and 1/24 (interpolation points 0, ±1, ±2), and its results stay within
+//! a few 1e-5 (tests/cpu_conv.rs checks both against an f64 reference) — the trade every
+//! library that runs F(4x4, 3x3) in f32 (cuDNN, oneDNN, NNPACK) makes.
 //!
 //! Throughput figures elsewhere (`GFLOP/s`) count the direct conv's FLOPs, as cuDNN's and
 //! oneDNN's users do: they say how fast the layer ran, not how many multiplies it did.
@@ -31,6 +40,7 @@
 use super::eltwise::act_of;
 use super::gemm::{self, GemmWeights};
 use super::isa::widest_vectors;
+use super::kernels::simd::{load_n, store_n, Simd};
 use super::kernels::KernelSet;
 use super::pack::Geom;
 use super::scratch::{with_shared, AlignedBuf};
@@ -38,83 +48,139 @@ use super::threads::{SendPtr, Threads};
 use super::{ConvSpec, Epilogue};
 use std::sync::Mutex;
 
-/// Transformed points per tile (4 x 4).
-const POINTS: usize = 16;
+/// The output tile: F(2x2, 3x3) or F(4x4, 3x3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WinogradTile {
+    F2x2,
+    F4x4,
+}
+
+impl WinogradTile {
+    /// Output pixels per tile edge (`m`).
+    pub(crate) fn m(self) -> usize {
+        match self {
+            WinogradTile::F2x2 => 2,
+            WinogradTile::F4x4 => 4,
+        }
+    }
+
+    /// Input pixels per patch edge (`a = m + 2`).
+    fn alpha(self) -> usize {
+        self.m() + 2
+    }
+
+    /// Transformed points per tile (`a^2`): the GEMMs.
+    pub(crate) fn points(self) -> usize {
+        self.alpha() * self.alpha()
+    }
+
+    /// Index into per-tile arrays (`[F2x2, F4x4]`).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Floats of transformed input and GEMM output one batch chunk may hold together (16 MiB).
 const CHUNK_FLOATS: usize = 4 << 20;
 
-/// Whether a conv can run as F(2x2, 3x3): one group, 3x3, stride 1, dilation 1.
+/// Whether a conv can run as Winograd F(m x m, 3x3): one group, 3x3, stride 1, dilation 1.
 pub(crate) fn applies(spec: &ConvSpec) -> bool {
     spec.groups == 1 && spec.kernel == [3, 3] && spec.stride == [1, 1] && spec.dilation == [1, 1]
 }
 
-/// Whether F(2x2, 3x3) beats the direct GEMM on `images` outputs of `oh x ow`, measured
-/// inside ResNet-50 on one core (benches/conv_RESULTS.md):
+/// The tile F(m x m, 3x3) runs with on `images` outputs of `oh x ow`, if it beats the
+/// direct GEMM there; measured inside ResNet-50 (benches/conv_RESULTS.md,
+/// benches/peers/RESULTS.md section 13):
 ///
-/// * the transformed weights are 16/9 of the plain ones and stream from memory once per
-///   batch: on 7x7 maps (16 tiles) at batch 1 that traffic costs more than the multiplies
-///   saved (at batch 16 it is shared by 16 images and pays again);
-/// * the transformed input and GEMM output (`16 (in + out) tiles` floats per image) evict
+/// * the transformed weights are `a^2 / 9` of the plain ones (16/9, 36/9) and stream from
+///   memory once per batch chunk: on 7x7 maps at batch 1 that traffic costs more than the
+///   multiplies saved (at batch 16 it is shared by 16 images and pays again);
+/// * the transformed input and GEMM output (`a^2 (in + out) tiles` floats per image) evict
 ///   the activations the next convs read: at 56x56 with 64 channels (6.4 MB) the 3x3
 ///   conv gained 12% and its neighbours lost more, so such convs run in blocks of tile
 ///   rows (`block_rows`), and past `MAX_BUFFER_BYTES` a block it is off;
 /// * with few channels the transforms cost more than a GEMM of them.
-pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> bool {
-    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> Option<WinogradTile> {
     let (c, m) = (spec.in_channels, spec.out_channels);
-    let buffer_bytes = POINTS * (c + m) * block_rows(c, m, th, tw) * tw * 4;
-    applies(spec) && c >= 16 && m >= 16 && th * tw * images >= 49 && buffer_bytes <= MAX_BUFFER_BYTES
+    if !applies(spec) || c < 16 || m < 16 {
+        return None;
+    }
+    let fits = |tile: WinogradTile| {
+        let (th, tw) = (oh.div_ceil(tile.m()), ow.div_ceil(tile.m()));
+        tile.points() * (c + m) * block_rows(tile, c, m, th, tw) * tw * 4 <= MAX_BUFFER_BYTES
+    };
+    let tiles2 = oh.div_ceil(2) * ow.div_ceil(2) * images;
+    if tiles2 < 49 || !fits(WinogradTile::F2x2) {
+        return None;
+    }
+    // F(4x4) on maps of at least 4x4 of its tiles: on 7x7 maps (2x2 tiles of 8x8, 30% of
+    // them padding) it only ties F(2x2) at batch 16 and loses at batch 1.
+    let tiles4 = oh.div_ceil(4) * ow.div_ceil(4);
+    Some(if tiles4 >= 49 && fits(WinogradTile::F4x4) { WinogradTile::F4x4 } else { WinogradTile::F2x2 })
 }
 
 /// Largest transformed input + GEMM output of one image (or block) for which Winograd
 /// is chosen.
 const MAX_BUFFER_BYTES: usize = 4 << 20;
 /// Transformed weights small enough to read once per block of tile rows (from L2)...
-const BLOCK_WEIGHT_BYTES: usize = 512 << 10;
+const BLOCK_WEIGHT_BYTES: usize = 768 << 10;
 /// ...and the buffers of such a block: about an L2.
 const BLOCK_BYTES: usize = 1 << 20;
 
 /// Tile rows run through the three steps at a time: all of them, unless the transformed
 /// weights are small (few channels, as at 56x56 in ResNet-50) and may be read once per
 /// block, so that the buffers stay in L2 instead of evicting the next convs' inputs.
-fn block_rows(c: usize, m: usize, th: usize, tw: usize) -> usize {
-    let row_bytes = POINTS * (c + m) * tw * 4;
-    if POINTS * c * m * 4 <= BLOCK_WEIGHT_BYTES {
+fn block_rows(tile: WinogradTile, c: usize, m: usize, th: usize, tw: usize) -> usize {
+    let row_bytes = tile.points() * (c + m) * tw * 4;
+    if tile.points() * c * m * 4 <= BLOCK_WEIGHT_BYTES {
         (BLOCK_BYTES / row_bytes.max(1)).clamp(1, th.max(1))
     } else {
         th.max(1)
     }
 }
 
-/// The 16 GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as a
-/// 16-group 1x1 conv's weights.
-pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, ks: &KernelSet) -> Transformed {
+/// The weight transforms `G` (`a x 3`), rows of the interpolation points 0, 1, -1 (and
+/// 1/2, -2 scaled) and infinity.
+const G2: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+const G4: [[f64; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// The `a^2` GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as
+/// an `a^2`-group 1x1 conv's weights.
+pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, tile: WinogradTile, ks: &KernelSet) -> Transformed {
     let (oc, ic) = (spec.out_channels, spec.in_channels);
-    // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-    const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
-    let mut u = vec![0.0f32; POINTS * oc * ic];
+    let g_rows: &[[f64; 3]] = match tile {
+        WinogradTile::F2x2 => &G2,
+        WinogradTile::F4x4 => &G4,
+    };
+    let (alpha, points) = (tile.alpha(), tile.points());
+    let mut u = vec![0.0f32; points * oc * ic];
     for o in 0..oc {
         for i in 0..ic {
             let g = &weight[(o * ic + i) * 9..][..9];
-            // G g (4x3), then (G g) G^T (4x4).
-            let mut gg = [[0.0f64; 3]; 4];
-            for (r, row) in gg.iter_mut().enumerate() {
-                for (c, x) in row.iter_mut().enumerate() {
-                    *x = (0..3).map(|k| G[r][k] * g[k * 3 + c] as f64).sum();
-                }
-            }
-            for r in 0..4 {
-                for c in 0..4 {
-                    let v: f64 = (0..3).map(|k| gg[r][k] * G[c][k]).sum();
-                    u[((r * 4 + c) * oc + o) * ic + i] = v as f32;
+            // G g (a x 3), then (G g) G^T (a x a).
+            let gg: Vec<[f64; 3]> = g_rows
+                .iter()
+                .map(|gr| std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum()))
+                .collect();
+            for r in 0..alpha {
+                for c in 0..alpha {
+                    let v: f64 = (0..3).map(|k| gg[r][k] * g_rows[c][k]).sum();
+                    u[((r * alpha + c) * oc + o) * ic + i] = v as f32;
                 }
             }
         }
     }
-    Transformed { gemm: GemmWeights::new(&u, POINTS, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; POINTS * oc] }
+    Transformed { gemm: GemmWeights::new(&u, points, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; points * oc] }
 }
 
-/// The transformed weights, packed for the 16 GEMMs, and their (zero) bias: the conv's
+/// The transformed weights, packed for the `a^2` GEMMs, and their (zero) bias: the conv's
 /// bias is added after the output transform.
 pub(crate) struct Transformed {
     pub gemm: GemmWeights,
@@ -124,12 +190,13 @@ pub(crate) struct Transformed {
 /// Tile grid of one call.
 #[derive(Clone, Copy)]
 struct Tiles {
+    tile: WinogradTile,
     h: usize,
     w: usize,
     oh: usize,
     ow: usize,
-    /// Padding above and left: tile `(ty, tx)` reads input rows from `2 ty - pt`, columns
-    /// from `2 tx - pl`; whatever falls outside the input is zero.
+    /// Padding above and left: tile `(ty, tx)` reads input rows from `m ty - pt`, columns
+    /// from `m tx - pl`; whatever falls outside the input is zero.
     pt: usize,
     pl: usize,
     /// This block's first tile row, and its tile rows.
@@ -147,6 +214,7 @@ impl Tiles {
 /// Everything one call needs.
 pub(crate) struct Call<'a> {
     pub spec: &'a ConvSpec,
+    pub tile: WinogradTile,
     pub weights: &'a Transformed,
     pub kernels: KernelSet,
     pub bias: &'a [f32],
@@ -166,19 +234,19 @@ static BUFFERS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
-    let (c, m) = (call.spec.in_channels, call.spec.out_channels);
+    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
-    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
-    let rows = block_rows(c, m, th, tw);
+    let (th, tw) = (oh.div_ceil(call.tile.m()), ow.div_ceil(call.tile.m()));
+    let rows = block_rows(call.tile, c, m, th, tw);
     if rows < th && threads.count() > 1 {
         return run_blocks_per_thread(call, input, out, threads);
     }
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
-    let per_image = POINTS * (c + m) * rows * tw;
+    let per_image = points * (c + m) * rows * tw;
     // Blocked convs take one image at a time: the point of the blocks is buffers in L2.
     let chunk = if rows < th { 1 } else { (CHUNK_FLOATS / per_image).clamp(1, call.images) };
     with_shared(&BUFFERS, chunk * per_image, |buf| {
-        let (v, mm) = buf.split_at_mut(chunk * POINTS * c * rows * tw);
+        let (v, mm) = buf.split_at_mut(chunk * points * c * rows * tw);
         for first in (0..call.images).step_by(chunk) {
             let n = chunk.min(call.images - first);
             let x = &input[first * in_image..][..n * in_image];
@@ -186,12 +254,12 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
             let o = SendPtr(out[first * out_image..][..n * out_image].as_mut_ptr());
             for ty0 in (0..th).step_by(rows) {
                 let t = call.tiles(oh, ow, ty0, rows.min(th - ty0));
-                let v = &mut v[..n * POINTS * c * t.count()];
-                let mm = &mut mm[..n * POINTS * m * t.count()];
-                transform_input(x, c, &t, v, threads);
-                gemm::run(&call.inner_gemm(n, t.count()), v, mm, threads);
+                let v = &mut v[..n * points * c * t.count()];
+                let mm = &mut mm[..n * points * m * t.count()];
+                transform_input(x, c, n, &t, v, call, threads);
+                gemm::run(&call.inner_gemm(n * t.count()), v, mm, threads);
                 // SAFETY: `o` is the chunk's `n` output images, borrowed mutably above.
-                unsafe { transform_output(mm, m, &t, call, res, o, n * m, threads) };
+                unsafe { transform_output(mm, m, n, &t, call, res, o, threads) };
             }
         }
     })
@@ -204,11 +272,11 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
 /// vCPUs sit on different core complexes that ran ResNet-50's 64-channel 56x56 conv at
 /// 1.8x its time (benches/conv_RESULTS.md).
 fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
-    let (c, m) = (call.spec.in_channels, call.spec.out_channels);
+    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
-    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let (th, tw) = (oh.div_ceil(call.tile.m()), ow.div_ceil(call.tile.m()));
     // Blocks small enough for every thread to get several (the last ones balance the rest).
-    let rows = block_rows(c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
+    let rows = block_rows(call.tile, c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
     let blocks = th.div_ceil(rows);
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let o = SendPtr(out.as_mut_ptr());
@@ -219,13 +287,13 @@ fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &
         let res = call.residual.map(|r| &r[img * out_image..][..out_image]);
         BLOCK_BUFFERS.with(|cell| {
             let mut buf = cell.borrow_mut();
-            buf.ensure(POINTS * (c + m) * t.count());
-            let (v, mm) = buf.as_mut_slice()[..POINTS * (c + m) * t.count()].split_at_mut(POINTS * c * t.count());
+            buf.ensure(points * (c + m) * t.count());
+            let (v, mm) = buf.as_mut_slice()[..points * (c + m) * t.count()].split_at_mut(points * c * t.count());
             SERIAL.with(|serial| {
-                transform_input(x, c, &t, v, serial);
-                gemm::run(&call.inner_gemm(1, t.count()), v, mm, serial);
+                transform_input(x, c, 1, &t, v, call, serial);
+                gemm::run(&call.inner_gemm(t.count()), v, mm, serial);
                 // SAFETY: image `img` of `out`; this item writes only its block's rows.
-                unsafe { transform_output(mm, m, &t, call, res, SendPtr(o.get().add(img * out_image)), m, serial) };
+                unsafe { transform_output(mm, m, 1, &t, call, res, SendPtr(o.get().add(img * out_image)), serial) };
             })
         })
     });
@@ -246,20 +314,22 @@ impl Call<'_> {
     /// Tile rows `ty0 .. ty0 + rows` of an `oh x ow` output.
     fn tiles(&self, oh: usize, ow: usize, ty0: usize, rows: usize) -> Tiles {
         let (pt, pl) = (self.spec.padding.top, self.spec.padding.left);
-        Tiles { h: self.h, w: self.w, oh, ow, pt, pl, ty0, th: rows, tw: ow.div_ceil(2) }
+        let tw = ow.div_ceil(self.tile.m());
+        Tiles { tile: self.tile, h: self.h, w: self.w, oh, ow, pt, pl, ty0, th: rows, tw }
     }
 
-    /// The 16 GEMMs over `tiles` tiles of `images` images, as one 16-group 1x1 conv.
-    fn inner_gemm(&self, images: usize, tiles: usize) -> gemm::Call<'_> {
+    /// The `a^2` GEMMs over `tiles` tiles (those of every image in the chunk, side by
+    /// side), as one `a^2`-group 1x1 conv.
+    fn inner_gemm(&self, tiles: usize) -> gemm::Call<'_> {
         let c = self.spec.in_channels;
         gemm::Call {
             weights: &self.weights.gemm,
             kernels: self.kernels,
             bias: &self.weights.zero_bias,
             act: Epilogue::None,
-            groups: POINTS,
+            groups: self.tile.points(),
             geom: Geom { c, h: 1, w: tiles, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: tiles },
-            images,
+            images: 1,
             residual: None,
             residual_in_output: false,
             force: self.force,
@@ -267,47 +337,391 @@ impl Call<'_> {
     }
 }
 
-/// `V[img][e][ch][tile]` from NCHW `x`, one work item per (image, channel).
-fn transform_input(x: &[f32], c: usize, t: &Tiles, v: &mut [f32], threads: &Threads) {
-    let (plane, tiles) = (t.h * t.w, t.count());
+/// `V[e][ch][img][tile]` from the `n` NCHW images `x`, one work item per (channel, image),
+/// images varying fastest: consecutive items write consecutive rows of V.
+fn transform_input(x: &[f32], c: usize, n: usize, t: &Tiles, v: &mut [f32], call: &Call, threads: &Threads) {
+    let (plane, tiles, points) = (t.h * t.w, t.count(), t.tile.points());
+    assert_eq!(v.len(), points * c * n * tiles);
     let vp = SendPtr(v.as_mut_ptr());
-    let planes = v.len() / (POINTS * tiles);
-    let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
-    threads.for_each_run(planes, &|run| {
-        super::scratch::with_scratch(scratch, |buf| {
-            for plane_at in run {
-                let (img, ch) = (plane_at / c, plane_at % c);
-                let src = &x[plane_at * plane..][..plane];
-                // SAFETY: plane (img, ch) writes only V[img][e][ch][..] for the 16 e, rows
-                // no other plane writes, all inside `v` (img < images, ch < c).
-                let rows: [&mut [f32]; POINTS] = std::array::from_fn(|e| unsafe {
-                    std::slice::from_raw_parts_mut(vp.get().add(((img * POINTS + e) * c + ch) * tiles), tiles)
-                });
-                input_plane(src, t, buf, rows);
+    if t.tile == WinogradTile::F2x2 {
+        let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
+        return threads.for_each_run(n * c, &|run| {
+            super::scratch::with_scratch(scratch, |buf| {
+                for item in run {
+                    let (ch, img) = (item / n, item % n);
+                    let src = &x[(img * c + ch) * plane..][..plane];
+                    // SAFETY: as below.
+                    let rows: [&mut [f32]; 16] = std::array::from_fn(|e| unsafe {
+                        std::slice::from_raw_parts_mut(vp.get().add(((e * c + ch) * n + img) * tiles), tiles)
+                    });
+                    input_plane_2x2(src, t, buf, rows);
+                }
+            })
+        });
+    }
+    threads.for_each_run(n * c, &|run| {
+        super::scratch::with_scratch(t.input_scratch(), |buf| {
+            for item in run {
+                let (ch, img) = (item / n, item % n);
+                let job = InputJob {
+                    src: &x[(img * c + ch) * plane..][..plane],
+                    t: *t,
+                    scratch: buf.as_mut_ptr(),
+                    // Row e of this plane: V[e][ch][img], `c * n * tiles` floats apart.
+                    v: vp.get().wrapping_add((ch * n + img) * tiles),
+                    v_stride: c * n * tiles,
+                };
+                // SAFETY: plane (img, ch) writes only V[e][ch][img][..] for every point e,
+                // rows no other plane writes, all inside `v` (checked above); the scratch
+                // is this thread's, `input_scratch` floats long.
+                unsafe { (call.kernels.winograd_input)(&job) };
             }
         })
     });
+}
+
+/// One channel plane's input transform, for the ISA kernels (`input_plane`).
+pub(crate) struct InputJob<'a> {
+    src: &'a [f32],
+    t: Tiles,
+    /// `Tiles::input_scratch` floats.
+    scratch: *mut f32,
+    /// Point e's row of `t.count()` floats at `v + e * v_stride`.
+    v: *mut f32,
+    v_stride: usize,
+}
+
+impl Tiles {
+    /// Scratch floats of one input plane: a padded row, the patches and the half-way rows.
+    fn input_scratch(&self) -> usize {
+        let (m, a) = (self.tile.m(), self.tile.alpha());
+        (m * self.tw + a - m).next_multiple_of(16) + 2 * a * a * self.count()
+    }
+
+    /// Scratch floats of one output plane: the half-way rows and the output columns.
+    fn output_scratch(&self) -> usize {
+        let (m, a) = (self.tile.m(), self.tile.alpha());
+        (a * m + m * m) * self.count()
+    }
+}
+
+/// Input row `r` of the block's rows (`r` from the block's first tile's top), zero-padded
+/// into `padded` (`padded[j]` = input column `j - pl`); `false` where the row is padding.
+#[inline(always)]
+fn padded_row(src: &[f32], t: &Tiles, r: usize, padded: &mut [f32]) -> bool {
+    let y = (r + t.tile.m() * t.ty0) as isize - t.pt as isize;
+    if y < 0 || y >= t.h as isize {
+        return false;
+    }
+    let len = padded.len();
+    let keep = t.w.min(len - t.pl.min(len));
+    padded.fill(0.0);
+    padded[t.pl.min(len)..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
+    true
+}
+
+/// `B^T d B` for every tile of one channel plane, in vectors over the tiles: each tile's
+/// `a x a` patch gathered (`patches[k][q][tile]`), `B^T` down the patch rows, then across.
+///
+/// # Safety
+/// `job`'s pointers as documented there; instantiated inside a `#[target_feature]`
+/// function of `S`'s ISA (`kernels/`).
+#[inline(always)]
+pub(crate) unsafe fn input_plane<S: Simd>(job: &InputJob) {
+    match job.t.tile {
+        WinogradTile::F2x2 => input_plane_with::<S, Bt2, 4, 2>(job),
+        WinogradTile::F4x4 => input_plane_with::<S, Bt4, 6, 4>(job),
+    }
+}
+
+#[inline(always)]
+unsafe fn input_plane_with<S: Simd, Bt: Rows<A, A>, const A: usize, const M: usize>(job: &InputJob) {
+    let t = &job.t;
+    let (tw, tiles) = (t.tw, t.count());
+    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.input_scratch());
+    let (padded, rest) = scratch.split_at_mut((M * tw + A - M).next_multiple_of(16));
+    let padded = &mut padded[..M * tw + A - M];
+    let (patches, half) = rest.split_at_mut(A * A * tiles);
+    for ty in 0..t.th {
+        for k in 0..A {
+            let live = padded_row(job.src, t, M * ty + k, padded);
+            for q in 0..A {
+                let dst = &mut patches[(k * A + q) * tiles + ty * tw..][..tw];
+                if live {
+                    for (x, d) in dst.iter_mut().enumerate() {
+                        *d = padded[M * x + q];
+                    }
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+        }
+    }
+    // half[i][q] = (B^T patches[.][q])[i], then V[i * A + j] = (half[i][.] B)[j].
+    let (p, h) = (patches.as_ptr(), half.as_mut_ptr());
+    for q in 0..A {
+        down::<S, Bt, A, A>(p.add(q * tiles), A * tiles, h.add(q * tiles), A * tiles, tiles, None);
+    }
+    for i in 0..A {
+        down::<S, Bt, A, A>(h.add(i * A * tiles), tiles, job.v.add(i * A * job.v_stride), job.v_stride, tiles, None);
+    }
+}
+
+/// `outs[i][t] = F(ins[0][t], .., ins[A - 1][t])[i] (+ bias)` for `t` in `0..n`, in
+/// vectors: one transform down `A` rows (`in_stride` apart) into `O` rows (`out_stride`
+/// apart).
+///
+/// # Safety
+/// The rows readable and writable for `n` floats; no output row overlaps an input row;
+/// `S`'s ISA available (called inside its `#[target_feature]` function).
+#[inline(always)]
+unsafe fn down<S: Simd, F: Rows<A, O>, const A: usize, const O: usize>(
+    ins: *const f32,
+    in_stride: usize,
+    outs: *mut f32,
+    out_stride: usize,
+    n: usize,
+    bias: Option<f32>,
+) {
+    let mut t = 0;
+    while t < n {
+        let lanes = (n - t).min(S::LANES);
+        let mut d = [S::zero(); A];
+        for (k, v) in d.iter_mut().enumerate() {
+            *v = load_n::<S>(ins.add(k * in_stride + t), lanes);
+        }
+        for (i, &v) in F::apply::<S>(d).iter().enumerate() {
+            let v = match bias {
+                Some(b) => S::add(v, S::splat(b)),
+                None => v,
+            };
+            store_n::<S>(outs.add(i * out_stride + t), v, lanes);
+        }
+        t += S::LANES;
+    }
+}
+
+/// One of the transforms (`B^T` or `A^T`): `A` values in, `O` out, lane by lane.
+trait Rows<const A: usize, const O: usize> {
+    /// Safety: `S`'s ISA available.
+    unsafe fn apply<S: Simd>(d: [S::V; A]) -> [S::V; O];
+}
+
+/// B^T of F(2x2, 3x3) on four values: `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`.
+struct Bt2;
+impl Rows<4, 4> for Bt2 {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(d: [S::V; 4]) -> [S::V; 4] {
+        let [d0, d1, d2, d3] = d;
+        [S::sub(d0, d2), S::add(d1, d2), S::sub(d2, d1), S::sub(d1, d3)]
+    }
+}
+
+/// B^T of F(4x4, 3x3) on six values: `(4 d0 - 5 d2 + d4, (d3 + d4) - 4 (d1 + d2),
+/// (d4 - d3) + 4 (d1 - d2), (d4 - d2) + 2 (d3 - d1), (d4 - d2) - 2 (d3 - d1),
+/// 4 d1 - 5 d3 + d5)`.
+struct Bt4;
+impl Rows<6, 6> for Bt4 {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
+        let [d0, d1, d2, d3, d4, d5] = d;
+        let (k4, k5, k2) = (S::splat(4.0), S::splat(5.0), S::splat(2.0));
+        let (s12, s34, t13, t42) = (S::add(d1, d2), S::add(d3, d4), S::sub(d3, d1), S::sub(d4, d2));
+        [
+            S::sub(S::fmadd(k4, d0, d4), S::mul(k5, d2)),
+            S::sub(s34, S::mul(k4, s12)),
+            S::fmadd(k4, S::sub(d1, d2), S::sub(d4, d3)),
+            S::fmadd(k2, t13, t42),
+            S::sub(t42, S::mul(k2, t13)),
+            S::sub(S::fmadd(k4, d1, d5), S::mul(k5, d3)),
+        ]
+    }
+}
+
+/// The block's output rows of the `n` NCHW images at `out` (`m` channels each), from
+/// `M[e][ch][img][tile]`; one work item per (output channel, image), images varying
+/// fastest: consecutive items read consecutive rows of M.
+///
+/// # Safety
+/// `out` points at `n * m` planes of `oh x ow` floats that nothing else reads or writes
+/// in these rows during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn transform_output(
+    mm: &[f32],
+    m: usize,
+    n: usize,
+    t: &Tiles,
+    call: &Call,
+    residual: Option<&[f32]>,
+    out: SendPtr,
+    threads: &Threads,
+) {
+    let (plane, tiles, tm) = (t.oh * t.ow, t.count(), t.tile.m());
+    assert_eq!(mm.len(), t.tile.points() * m * n * tiles);
+    let first_row = tm * t.ty0;
+    let rows = (tm * (t.ty0 + t.th)).min(t.oh) - first_row;
+    if t.tile == WinogradTile::F2x2 {
+        return threads.for_each_run(n * m, &|run| {
+            super::scratch::with_scratch(12 * t.tw, |buf| {
+                for item in run {
+                    let (ch, img) = (item / n, item % n);
+                    let m_rows: [&[f32]; 16] =
+                        std::array::from_fn(|e| &mm[((e * m + ch) * n + img) * tiles..][..tiles]);
+                    let at = (img * m + ch) * plane + first_row * t.ow;
+                    // SAFETY: as below.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
+                    let res = residual.map(|r| &r[at..][..rows * t.ow]);
+                    output_plane_2x2(m_rows, t, call.bias[ch], res, call.act, buf, dst);
+                }
+            })
+        });
+    }
+    threads.for_each_run(n * m, &|run| {
+        super::scratch::with_scratch(t.output_scratch(), |buf| {
+            for item in run {
+                let (ch, img) = (item / n, item % n);
+                let at = (img * m + ch) * plane + first_row * t.ow;
+                let mut job = OutputJob {
+                    // Point e's row: M[e][ch][img], `m * n * tiles` floats apart.
+                    m: mm[(ch * n + img) * tiles..].as_ptr(),
+                    m_stride: m * n * tiles,
+                    t: *t,
+                    bias: call.bias[ch],
+                    res: residual.map(|r| &r[at..][..rows * t.ow]),
+                    act: call.act,
+                    scratch: buf.as_mut_ptr(),
+                    // SAFETY: these rows of plane `item`, written by this run only, inside
+                    // `out` (the caller's promise).
+                    dst: unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) },
+                };
+                // SAFETY: the job's rows lie inside `mm` (its length checked above); the
+                // scratch is this thread's, `output_scratch` floats long.
+                unsafe { (call.kernels.winograd_output)(&mut job) };
+            }
+        })
+    });
+}
+
+/// One output channel plane's transform, for the ISA kernels (`output_plane`).
+pub(crate) struct OutputJob<'a> {
+    /// Point e's row of `t.count()` floats at `m + e * m_stride`.
+    m: *const f32,
+    m_stride: usize,
+    t: Tiles,
+    bias: f32,
+    /// The block's rows of the residual, if any.
+    res: Option<&'a [f32]>,
+    act: Epilogue,
+    /// `Tiles::output_scratch` floats.
+    scratch: *mut f32,
+    /// The block's output rows.
+    dst: &'a mut [f32],
+}
+
+/// `A^T m A` + bias for every tile of one output channel plane, in vectors over the tiles
+/// (`A^T` down the points' rows, then across), then each output row put together from its
+/// tiles' columns, the residual added and activated.
+///
+/// # Safety
+/// As `input_plane`, for `job`'s pointers.
+#[inline(always)]
+pub(crate) unsafe fn output_plane<S: Simd>(job: &mut OutputJob) {
+    match job.t.tile {
+        WinogradTile::F2x2 => output_plane_with::<S, At2, 4, 2>(job),
+        WinogradTile::F4x4 => output_plane_with::<S, At4, 6, 4>(job),
+    }
+}
+
+#[inline(always)]
+unsafe fn output_plane_with<S: Simd, At: Rows<A, M>, const A: usize, const M: usize>(job: &mut OutputJob) {
+    let t = job.t;
+    let (tw, tiles) = (t.tw, t.count());
+    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.output_scratch());
+    let (half, cols) = scratch.split_at_mut(A * M * tiles);
+    // half[i][j] = (A^T m[.][j])[i]; cols[i][c] = (half[i][.] A)[c] + bias.
+    let h = half.as_mut_ptr();
+    for j in 0..A {
+        down::<S, At, A, M>(job.m.add(j * job.m_stride), A * job.m_stride, h.add(j * tiles), A * tiles, tiles, None);
+    }
+    for i in 0..M {
+        let out = cols.as_mut_ptr().add(i * M * tiles);
+        down::<S, At, A, M>(h.add(i * A * tiles), tiles, out, tiles, tiles, Some(job.bias));
+    }
+    for ty in 0..t.th {
+        for i in 0..M {
+            let row_at = M * ty + i;
+            if M * t.ty0 + row_at >= t.oh {
+                break;
+            }
+            let row = &mut job.dst[row_at * t.ow..][..t.ow];
+            let y = &cols[i * M * tiles + ty * tw..];
+            for (p, o) in row.iter_mut().enumerate() {
+                *o = y[(p % M) * tiles + p / M];
+            }
+            finish_row(row, job.res.map(|r| &r[row_at * t.ow..][..t.ow]), job.act);
+        }
+    }
+}
+
+/// Output row `row`, its residual added and activated.
+#[inline(always)]
+fn finish_row(row: &mut [f32], res: Option<&[f32]>, act: Epilogue) {
+    match res {
+        Some(rr) => {
+            for (o, &r) in row.iter_mut().zip(rr) {
+                *o = act_of(*o + r, act);
+            }
+        }
+        None if act != Epilogue::None => {
+            for o in row.iter_mut() {
+                *o = act_of(*o, act);
+            }
+        }
+        None => {}
+    }
+}
+
+/// A^T of F(2x2, 3x3) on four values: `(m0 + m1 + m2, m1 - m2 - m3)`.
+struct At2;
+impl Rows<4, 2> for At2 {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(v: [S::V; 4]) -> [S::V; 2] {
+        let [m0, m1, m2, m3] = v;
+        [S::add(S::add(m0, m1), m2), S::sub(S::sub(m1, m2), m3)]
+    }
+}
+
+/// A^T of F(4x4, 3x3) on six values: `(m0 + a + c, b + 2 d, a + 4 c, b + 8 d + m5)` with
+/// `a = m1 + m2`, `b = m1 - m2`, `c = m3 + m4`, `d = m3 - m4`.
+struct At4;
+impl Rows<6, 4> for At4 {
+    #[inline(always)]
+    unsafe fn apply<S: Simd>(v: [S::V; 6]) -> [S::V; 4] {
+        let [m0, m1, m2, m3, m4, m5] = v;
+        let (a, b, c, d) = (S::add(m1, m2), S::sub(m1, m2), S::add(m3, m4), S::sub(m3, m4));
+        [
+            S::add(S::add(m0, a), c),
+            S::fmadd(S::splat(2.0), d, b),
+            S::fmadd(S::splat(4.0), c, a),
+            S::add(S::fmadd(S::splat(8.0), d, b), m5),
+        ]
+    }
 }
 
 widest_vectors! {
     /// One channel: its input, zero-padded, split into even and odd columns (so every
     /// patch column is a contiguous run over the tiles), each row times B once, then B^T
     /// down the rows of each tile row: `B^T d B` for all its tiles.
-    fn input_plane(src: &[f32], t: &Tiles, scratch: &mut [f32], v: [&mut [f32]; POINTS]) {
+    fn input_plane_2x2(src: &[f32], t: &Tiles, scratch: &mut [f32], v: [&mut [f32]; 16]) {
         let (cols, tw, rows) = (t.tw + 1, t.tw, 2 * t.th + 2);
         let (padded, hrows) = scratch.split_at_mut(2 * cols);
-        let (pl, w) = (t.pl, t.w);
-        let keep = w.min(2 * cols - pl.min(2 * cols));
         // hrows: for input row r, 4 runs of tw (the row times B, column j of every tile).
         for r in 0..rows {
             let h = &mut hrows[r * 4 * tw..][..4 * tw];
-            let y = (r + 2 * t.ty0) as isize - t.pt as isize;
-            if y < 0 || y >= t.h as isize {
+            if !padded_row(src, t, r, padded) {
                 h.fill(0.0);
                 continue;
             }
-            padded.fill(0.0);
-            padded[pl.min(2 * cols)..][..keep].copy_from_slice(&src[y as usize * w..][..keep]);
             let (h0, rest) = h.split_at_mut(tw);
             let (h1, rest) = rest.split_at_mut(tw);
             let (h2, h3) = rest.split_at_mut(tw);
@@ -327,7 +741,7 @@ widest_vectors! {
 
 /// The tile-row slices `s..s + tw` of points `j, 4 + j, 8 + j, 12 + j` (column `j`).
 #[inline(always)]
-fn v_rows<'a>(v: &'a mut [&mut [f32]; POINTS], j: usize, s: usize, tw: usize) -> [&'a mut [f32]; 4] {
+fn v_rows<'a>(v: &'a mut [&mut [f32]; 16], j: usize, s: usize, tw: usize) -> [&'a mut [f32]; 4] {
     let [r0, r1, r2, r3] = [j, 4 + j, 8 + j, 12 + j];
     let (lo, hi) = v.split_at_mut(8);
     let (a, b) = lo.split_at_mut(4);
@@ -375,50 +789,13 @@ fn b_transposed(
     }
 }
 
-/// The block's output rows of `planes` NCHW planes at `out`, from `M[img][e][ch][tile]`;
-/// one work item per (image, output channel).
-///
-/// # Safety
-/// `out` points at `planes` planes of `oh x ow` floats that nothing else reads or writes
-/// in these rows during the call.
-#[allow(clippy::too_many_arguments)]
-unsafe fn transform_output(
-    mm: &[f32],
-    m: usize,
-    t: &Tiles,
-    call: &Call,
-    residual: Option<&[f32]>,
-    out: SendPtr,
-    planes: usize,
-    threads: &Threads,
-) {
-    let (plane, tiles) = (t.oh * t.ow, t.count());
-    let first_row = 2 * t.ty0;
-    let rows = (2 * (t.ty0 + t.th)).min(t.oh) - first_row;
-    threads.for_each_run(planes, &|run| {
-        super::scratch::with_scratch(12 * t.tw, |buf| {
-            for item in run {
-                let (img, ch) = (item / m, item % m);
-                let m_rows: [&[f32]; POINTS] =
-                    std::array::from_fn(|e| &mm[((img * POINTS + e) * m + ch) * tiles..][..tiles]);
-                let at = item * plane + first_row * t.ow;
-                // SAFETY: these rows of plane `item` are written by this run only, inside
-                // `out` (the caller's promise).
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
-                let res = residual.map(|r| &r[at..][..rows * t.ow]);
-                output_plane(m_rows, t, call.bias[ch], res, call.act, buf, dst);
-            }
-        })
-    });
-}
-
 widest_vectors! {
     /// One output channel: for each tile row, A^T down the 16 points (two rows of four
     /// per tile), then times A across (two output columns, even and odd), bias added;
     /// interleaved into the two output rows, then the residual and activation. `dst` and
     /// `res` are the block's output rows only.
-    fn output_plane(
-        m: [&[f32]; POINTS],
+    fn output_plane_2x2(
+        m: [&[f32]; 16],
         t: &Tiles,
         bias: f32,
         res: Option<&[f32]>,
@@ -449,19 +826,7 @@ widest_vectors! {
                 let row_at = 2 * ty + dy;
                 let row = &mut dst[row_at * t.ow..][..t.ow];
                 interleave(&y[..tw], &y[tw..], row);
-                match res.map(|r| &r[row_at * t.ow..][..t.ow]) {
-                    Some(rr) => {
-                        for (o, &r) in row.iter_mut().zip(rr) {
-                            *o = act_of(*o + r, act);
-                        }
-                    }
-                    None if act != Epilogue::None => {
-                        for o in row.iter_mut() {
-                            *o = act_of(*o, act);
-                        }
-                    }
-                    None => {}
-                }
+                finish_row(row, res.map(|r| &r[row_at * t.ow..][..t.ow]), act);
             }
         }
     }

@@ -100,6 +100,14 @@ impl Simd for Avx2 {
         _mm256_add_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        _mm256_sub_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        _mm256_mul_ps(a, b)
+    }
+    #[inline(always)]
     unsafe fn max(a: __m256, b: __m256) -> __m256 {
         _mm256_max_ps(a, b)
     }
@@ -147,4 +155,15 @@ pub(crate) unsafe fn pack_b(job: &crate::exec::cpu::pack::PackJob) {
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn depthwise_plane(p: &crate::exec::cpu::depthwise::Plane) {
     crate::exec::cpu::depthwise::plane::<Avx2>(p)
+}
+
+/// Winograd transform kernel instances; see `super::super::winograd`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) {
+    crate::exec::cpu::winograd::input_plane::<Avx2>(job)
+}
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
+    crate::exec::cpu::winograd::output_plane::<Avx2>(job)
 }

@@ -133,6 +133,14 @@ impl Simd for Avx512 {
         _mm512_add_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        _mm512_sub_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        _mm512_mul_ps(a, b)
+    }
+    #[inline(always)]
     unsafe fn max(a: __m512, b: __m512) -> __m512 {
         _mm512_max_ps(a, b)
     }
@@ -181,4 +189,15 @@ pub(crate) unsafe fn pack_b(job: &crate::exec::cpu::pack::PackJob) {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn depthwise_plane(p: &crate::exec::cpu::depthwise::Plane) {
     crate::exec::cpu::depthwise::plane::<Avx512>(p)
+}
+
+/// Winograd transform kernel instances; see `super::super::winograd`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) {
+    crate::exec::cpu::winograd::input_plane::<Avx512>(job)
+}
+
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
+    crate::exec::cpu::winograd::output_plane::<Avx512>(job)
 }

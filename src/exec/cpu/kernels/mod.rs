@@ -67,6 +67,9 @@ pub(crate) struct KernelSet {
     pub pad: unsafe fn(&super::direct::PadJob),
     /// Copies a tile computed on that grid to the output.
     pub scatter: unsafe fn(&super::direct::ScatterJob),
+    /// Winograd's input and output transforms of one plane (`winograd.rs`).
+    pub winograd_input: unsafe fn(&super::winograd::InputJob),
+    pub winograd_output: unsafe fn(&mut super::winograd::OutputJob),
 }
 
 pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
@@ -83,6 +86,8 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             pack: avx512::pack_b,
             pad: avx512::pad,
             scatter: avx512::scatter,
+            winograd_input: avx512::winograd_input,
+            winograd_output: avx512::winograd_output,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => KernelSet {
@@ -96,6 +101,8 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             pack: avx2::pack_b,
             pad: avx2::pad,
             scatter: avx2::scatter,
+            winograd_input: avx2::winograd_input,
+            winograd_output: avx2::winograd_output,
         },
         _ => KernelSet {
             mr: scalar::MR,
@@ -108,6 +115,8 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             pack: scalar::pack_b,
             pad: scalar::pad,
             scatter: scalar::scatter,
+            winograd_input: scalar::winograd_input,
+            winograd_output: scalar::winograd_output,
         },
     }
 }

@@ -77,6 +77,14 @@ impl Simd for Scalar {
         a + b
     }
     #[inline(always)]
+    unsafe fn sub(a: f32, b: f32) -> f32 {
+        a - b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
     unsafe fn max(a: f32, b: f32) -> f32 {
         a.max(b)
     }
@@ -120,4 +128,13 @@ pub(crate) unsafe fn pack_b(job: &crate::exec::cpu::pack::PackJob) {
 
 pub(crate) unsafe fn depthwise_plane(p: &crate::exec::cpu::depthwise::Plane) {
     crate::exec::cpu::depthwise::plane::<Scalar>(p)
+}
+
+/// Winograd transform kernel instances; see `super::super::winograd`.
+pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) {
+    crate::exec::cpu::winograd::input_plane::<Scalar>(job)
+}
+
+pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
+    crate::exec::cpu::winograd::output_plane::<Scalar>(job)
 }
