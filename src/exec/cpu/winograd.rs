@@ -447,12 +447,16 @@ unsafe fn input_plane_with<S: Simd, Bt: Rows<A, A>, const A: usize, const M: usi
             let live = padded_row(job.src, t, M * ty + k, padded);
             for q in 0..A {
                 let dst = &mut patches[(k * A + q) * tiles + ty * tw..][..tw];
-                if live {
-                    for (x, d) in dst.iter_mut().enumerate() {
-                        *d = padded[M * x + q];
-                    }
-                } else {
+                if !live {
                     dst.fill(0.0);
+                    continue;
+                }
+                // Column q of every tile's patch: every M-th float from q, a vector at a
+                // time (the last vector reads no further than `padded[M (tw - 1) + q]`).
+                let (src, dst) = (padded.as_ptr().add(q), dst.as_mut_ptr());
+                for x in (0..tw).step_by(S::LANES) {
+                    let lanes = (tw - x).min(S::LANES);
+                    store_n::<S>(dst.add(x), S::gather_stride(src.add(M * x), M, lanes), lanes);
                 }
             }
         }
