@@ -414,9 +414,10 @@ fn padded_row(src: &[f32], t: &Tiles, r: usize, padded: &mut [f32]) -> bool {
         return false;
     }
     let len = padded.len();
-    let keep = t.w.min(len - t.pl.min(len));
-    padded.fill(0.0);
-    padded[t.pl.min(len)..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
+    let (pl, keep) = (t.pl.min(len), t.w.min(len - t.pl.min(len)));
+    padded[..pl].fill(0.0);
+    padded[pl..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
+    padded[pl + keep..].fill(0.0);
     true
 }
 
