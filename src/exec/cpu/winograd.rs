@@ -113,8 +113,10 @@ pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> 
     if tiles2 < 49 || !fits(WinogradTile::F2x2) {
         return None;
     }
-    // F(4x4) on maps of at least 4x4 of its tiles: on 7x7 maps (2x2 tiles of 8x8, 30% of
-    // them padding) it only ties F(2x2) at batch 16 and loses at batch 1.
+    // F(4x4) on maps of at least 7x7 of its tiles (25x25 and up). Alone, with its weights
+    // warm, it wins from 14x14 up; inside ResNet-50 at 14x14 (4x4 tiles of 16x16, 31% of
+    // them padding, 2.25x the weights to stream) it lost to F(2x2) at batch 1 and tied at
+    // batch 16, and at 7x7 it loses at batch 1.
     let tiles4 = oh.div_ceil(4) * ow.div_ceil(4);
     Some(if tiles4 >= 49 && fits(WinogradTile::F4x4) { WinogradTile::F4x4 } else { WinogradTile::F2x2 })
 }
