@@ -23,7 +23,8 @@
 //!    residual and activation, into NCHW.
 //!
 //! The transforms are adds and a few constant multiplies and run at memory speed; they pay
-//! off where the GEMM is large next to them (`worth_it`). Each step is spread over the
+//! off where the GEMM is large next to them (`worth_it`). F(2x2)'s run a tile row at a time
+//! (`rows.rs`), F(4x4)'s in vectors over all the tiles of a plane (`vectors.rs`). Each step is spread over the
 //! threads, except in convs run in blocks of tile rows (few channels, large maps): there
 //! each block runs all three steps on one thread (`run_blocks_per_thread`), so its buffers
 //! never cross cores.
@@ -39,14 +40,18 @@
 
 use super::eltwise::act_of;
 use super::gemm::{self, GemmWeights};
-use super::isa::widest_vectors;
-use super::kernels::simd::{load_n, store_n, Simd};
 use super::kernels::KernelSet;
 use super::pack::Geom;
 use super::scratch::{with_shared, AlignedBuf};
 use super::threads::{SendPtr, Threads};
 use super::{ConvSpec, Epilogue};
 use std::sync::Mutex;
+
+mod rows;
+mod vectors;
+
+use rows::{input_plane_2x2, output_plane_2x2};
+pub(crate) use vectors::{input_plane, output_plane, InputJob, OutputJob};
 
 /// The output tile: F(2x2, 3x3) or F(4x4, 3x3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,31 +387,6 @@ fn transform_input(x: &[f32], c: usize, n: usize, t: &Tiles, v: &mut [f32], call
     });
 }
 
-/// One channel plane's input transform, for the ISA kernels (`input_plane`).
-pub(crate) struct InputJob<'a> {
-    src: &'a [f32],
-    t: Tiles,
-    /// `Tiles::input_scratch` floats.
-    scratch: *mut f32,
-    /// Point e's row of `t.count()` floats at `v + e * v_stride`.
-    v: *mut f32,
-    v_stride: usize,
-}
-
-impl Tiles {
-    /// Scratch floats of one input plane: a padded row, the patches and the half-way rows.
-    fn input_scratch(&self) -> usize {
-        let (m, a) = (self.tile.m(), self.tile.alpha());
-        (m * self.tw + a - m).next_multiple_of(16) + 2 * a * a * self.count()
-    }
-
-    /// Scratch floats of one output plane: the half-way rows and the output columns.
-    fn output_scratch(&self) -> usize {
-        let (m, a) = (self.tile.m(), self.tile.alpha());
-        (a * m + m * m) * self.count()
-    }
-}
-
 /// Input row `r` of the block's rows (`r` from the block's first tile's top), zero-padded
 /// into `padded` (`padded[j]` = input column `j - pl`); `false` where the row is padding.
 #[inline(always)]
@@ -421,128 +401,6 @@ fn padded_row(src: &[f32], t: &Tiles, r: usize, padded: &mut [f32]) -> bool {
     padded[pl..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
     padded[pl + keep..].fill(0.0);
     true
-}
-
-/// `B^T d B` for every tile of one channel plane, in vectors over the tiles: each tile's
-/// `a x a` patch gathered (`patches[k][q][tile]`), `B^T` down the patch rows, then across.
-///
-/// # Safety
-/// `job`'s pointers as documented there; instantiated inside a `#[target_feature]`
-/// function of `S`'s ISA (`kernels/`).
-#[inline(always)]
-pub(crate) unsafe fn input_plane<S: Simd>(job: &InputJob) {
-    match job.t.tile {
-        WinogradTile::F2x2 => input_plane_with::<S, Bt2, 4, 2>(job),
-        WinogradTile::F4x4 => input_plane_with::<S, Bt4, 6, 4>(job),
-    }
-}
-
-#[inline(always)]
-unsafe fn input_plane_with<S: Simd, Bt: Rows<A, A>, const A: usize, const M: usize>(job: &InputJob) {
-    let t = &job.t;
-    let (tw, tiles) = (t.tw, t.count());
-    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.input_scratch());
-    let (padded, rest) = scratch.split_at_mut((M * tw + A - M).next_multiple_of(16));
-    let padded = &mut padded[..M * tw + A - M];
-    let (patches, half) = rest.split_at_mut(A * A * tiles);
-    for ty in 0..t.th {
-        for k in 0..A {
-            let live = padded_row(job.src, t, M * ty + k, padded);
-            for q in 0..A {
-                let dst = &mut patches[(k * A + q) * tiles + ty * tw..][..tw];
-                if !live {
-                    dst.fill(0.0);
-                    continue;
-                }
-                // Column q of every tile's patch: every M-th float from q, a vector at a
-                // time (the last vector reads no further than `padded[M (tw - 1) + q]`).
-                let (src, dst) = (padded.as_ptr().add(q), dst.as_mut_ptr());
-                for x in (0..tw).step_by(S::LANES) {
-                    let lanes = (tw - x).min(S::LANES);
-                    store_n::<S>(dst.add(x), S::gather_stride(src.add(M * x), M, lanes), lanes);
-                }
-            }
-        }
-    }
-    // half[i][q] = (B^T patches[.][q])[i], then V[i * A + j] = (half[i][.] B)[j].
-    let (p, h) = (patches.as_ptr(), half.as_mut_ptr());
-    for q in 0..A {
-        down::<S, Bt, A, A>(p.add(q * tiles), A * tiles, h.add(q * tiles), A * tiles, tiles, None);
-    }
-    for i in 0..A {
-        down::<S, Bt, A, A>(h.add(i * A * tiles), tiles, job.v.add(i * A * job.v_stride), job.v_stride, tiles, None);
-    }
-}
-
-/// `outs[i][t] = F(ins[0][t], .., ins[A - 1][t])[i] (+ bias)` for `t` in `0..n`, in
-/// vectors: one transform down `A` rows (`in_stride` apart) into `O` rows (`out_stride`
-/// apart).
-///
-/// # Safety
-/// The rows readable and writable for `n` floats; no output row overlaps an input row;
-/// `S`'s ISA available (called inside its `#[target_feature]` function).
-#[inline(always)]
-unsafe fn down<S: Simd, F: Rows<A, O>, const A: usize, const O: usize>(
-    ins: *const f32,
-    in_stride: usize,
-    outs: *mut f32,
-    out_stride: usize,
-    n: usize,
-    bias: Option<f32>,
-) {
-    let mut t = 0;
-    while t < n {
-        let lanes = (n - t).min(S::LANES);
-        let mut d = [S::zero(); A];
-        for (k, v) in d.iter_mut().enumerate() {
-            *v = load_n::<S>(ins.add(k * in_stride + t), lanes);
-        }
-        for (i, &v) in F::apply::<S>(d).iter().enumerate() {
-            let v = match bias {
-                Some(b) => S::add(v, S::splat(b)),
-                None => v,
-            };
-            store_n::<S>(outs.add(i * out_stride + t), v, lanes);
-        }
-        t += S::LANES;
-    }
-}
-
-/// One of the transforms (`B^T` or `A^T`): `A` values in, `O` out, lane by lane.
-trait Rows<const A: usize, const O: usize> {
-    /// Safety: `S`'s ISA available.
-    unsafe fn apply<S: Simd>(d: [S::V; A]) -> [S::V; O];
-}
-
-/// B^T of F(2x2, 3x3) on four values: `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`.
-struct Bt2;
-impl Rows<4, 4> for Bt2 {
-    #[inline(always)]
-    unsafe fn apply<S: Simd>(d: [S::V; 4]) -> [S::V; 4] {
-        let [d0, d1, d2, d3] = d;
-        [S::sub(d0, d2), S::add(d1, d2), S::sub(d2, d1), S::sub(d1, d3)]
-    }
-}
-
-/// B^T of F(4x4, 3x3) on six values: `(4 d0 - 5 d2 + d4, (d3 + d4) - 4 (d1 + d2),
-/// (d4 - d3) + 4 (d1 - d2), (d4 - d2) + 2 (d3 - d1), (d4 - d2) - 2 (d3 - d1),
-/// 4 d1 - 5 d3 + d5)`.
-struct Bt4;
-impl Rows<6, 6> for Bt4 {
-    #[inline(always)]
-    unsafe fn apply<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
-        let [d0, d1, d2, d3, d4, d5] = d;
-        let (k4, k5, k2) = (S::splat(4.0), S::splat(5.0), S::splat(2.0));
-        let (s12, s34, t13, t42) = (S::add(d1, d2), S::add(d3, d4), S::sub(d3, d1), S::sub(d4, d2));
-        [
-            S::sub(S::fmadd(k4, d0, d4), S::mul(k5, d2)),
-            S::sub(s34, S::mul(k4, s12)),
-            S::fmadd(k4, S::sub(d1, d2), S::sub(d4, d3)),
-            S::fmadd(k2, t13, t42),
-            S::sub(t42, S::mul(k2, t13)),
-            S::sub(S::fmadd(k4, d1, d5), S::mul(k5, d3)),
-        ]
-    }
 }
 
 /// The block's output rows of the `n` NCHW images at `out` (`m` channels each), from
@@ -609,67 +467,6 @@ unsafe fn transform_output(
     });
 }
 
-/// One output channel plane's transform, for the ISA kernels (`output_plane`).
-pub(crate) struct OutputJob<'a> {
-    /// Point e's row of `t.count()` floats at `m + e * m_stride`.
-    m: *const f32,
-    m_stride: usize,
-    t: Tiles,
-    bias: f32,
-    /// The block's rows of the residual, if any.
-    res: Option<&'a [f32]>,
-    act: Epilogue,
-    /// `Tiles::output_scratch` floats.
-    scratch: *mut f32,
-    /// The block's output rows.
-    dst: &'a mut [f32],
-}
-
-/// `A^T m A` + bias for every tile of one output channel plane, in vectors over the tiles
-/// (`A^T` down the points' rows, then across), then each output row put together from its
-/// tiles' columns, the residual added and activated.
-///
-/// # Safety
-/// As `input_plane`, for `job`'s pointers.
-#[inline(always)]
-pub(crate) unsafe fn output_plane<S: Simd>(job: &mut OutputJob) {
-    match job.t.tile {
-        WinogradTile::F2x2 => output_plane_with::<S, At2, 4, 2>(job),
-        WinogradTile::F4x4 => output_plane_with::<S, At4, 6, 4>(job),
-    }
-}
-
-#[inline(always)]
-unsafe fn output_plane_with<S: Simd, At: Rows<A, M>, const A: usize, const M: usize>(job: &mut OutputJob) {
-    let t = job.t;
-    let (tw, tiles) = (t.tw, t.count());
-    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.output_scratch());
-    let (half, cols) = scratch.split_at_mut(A * M * tiles);
-    // half[i][j] = (A^T m[.][j])[i]; cols[i][c] = (half[i][.] A)[c] + bias.
-    let h = half.as_mut_ptr();
-    for j in 0..A {
-        down::<S, At, A, M>(job.m.add(j * job.m_stride), A * job.m_stride, h.add(j * tiles), A * tiles, tiles, None);
-    }
-    for i in 0..M {
-        let out = cols.as_mut_ptr().add(i * M * tiles);
-        down::<S, At, A, M>(h.add(i * A * tiles), tiles, out, tiles, tiles, Some(job.bias));
-    }
-    for ty in 0..t.th {
-        for i in 0..M {
-            let row_at = M * ty + i;
-            if M * t.ty0 + row_at >= t.oh {
-                break;
-            }
-            let row = &mut job.dst[row_at * t.ow..][..t.ow];
-            let y = &cols[i * M * tiles + ty * tw..];
-            for (p, o) in row.iter_mut().enumerate() {
-                *o = y[(p % M) * tiles + p / M];
-            }
-            finish_row(row, job.res.map(|r| &r[row_at * t.ow..][..t.ow]), job.act);
-        }
-    }
-}
-
 /// Output row `row`, its residual added and activated.
 #[inline(always)]
 fn finish_row(row: &mut [f32], res: Option<&[f32]>, act: Epilogue) {
@@ -685,192 +482,5 @@ fn finish_row(row: &mut [f32], res: Option<&[f32]>, act: Epilogue) {
             }
         }
         None => {}
-    }
-}
-
-/// A^T of F(2x2, 3x3) on four values: `(m0 + m1 + m2, m1 - m2 - m3)`.
-struct At2;
-impl Rows<4, 2> for At2 {
-    #[inline(always)]
-    unsafe fn apply<S: Simd>(v: [S::V; 4]) -> [S::V; 2] {
-        let [m0, m1, m2, m3] = v;
-        [S::add(S::add(m0, m1), m2), S::sub(S::sub(m1, m2), m3)]
-    }
-}
-
-/// A^T of F(4x4, 3x3) on six values: `(m0 + a + c, b + 2 d, a + 4 c, b + 8 d + m5)` with
-/// `a = m1 + m2`, `b = m1 - m2`, `c = m3 + m4`, `d = m3 - m4`.
-struct At4;
-impl Rows<6, 4> for At4 {
-    #[inline(always)]
-    unsafe fn apply<S: Simd>(v: [S::V; 6]) -> [S::V; 4] {
-        let [m0, m1, m2, m3, m4, m5] = v;
-        let (a, b, c, d) = (S::add(m1, m2), S::sub(m1, m2), S::add(m3, m4), S::sub(m3, m4));
-        [
-            S::add(S::add(m0, a), c),
-            S::fmadd(S::splat(2.0), d, b),
-            S::fmadd(S::splat(4.0), c, a),
-            S::add(S::fmadd(S::splat(8.0), d, b), m5),
-        ]
-    }
-}
-
-widest_vectors! {
-    /// One channel: its input, zero-padded, split into even and odd columns (so every
-    /// patch column is a contiguous run over the tiles), each row times B once, then B^T
-    /// down the rows of each tile row: `B^T d B` for all its tiles.
-    fn input_plane_2x2(src: &[f32], t: &Tiles, scratch: &mut [f32], v: [&mut [f32]; 16]) {
-        let (cols, tw, rows) = (t.tw + 1, t.tw, 2 * t.th + 2);
-        let (padded, hrows) = scratch.split_at_mut(2 * cols);
-        // hrows: for input row r, 4 runs of tw (the row times B, column j of every tile).
-        for r in 0..rows {
-            let h = &mut hrows[r * 4 * tw..][..4 * tw];
-            if !padded_row(src, t, r, padded) {
-                h.fill(0.0);
-                continue;
-            }
-            let (h0, rest) = h.split_at_mut(tw);
-            let (h1, rest) = rest.split_at_mut(tw);
-            let (h2, h3) = rest.split_at_mut(tw);
-            times_b(padded, h0, h1, h2, h3);
-        }
-        let mut v = v;
-        for ty in 0..t.th {
-            let s = ty * tw;
-            let h = |i: usize, j: usize| &hrows[((2 * ty + i) * 4 + j) * tw..][..tw];
-            for j in 0..4 {
-                let [a, b, c, d] = v_rows(&mut v, j, s, tw);
-                b_transposed(h(0, j), h(1, j), h(2, j), h(3, j), a, b, c, d);
-            }
-        }
-    }
-}
-
-/// The tile-row slices `s..s + tw` of points `j, 4 + j, 8 + j, 12 + j` (column `j`).
-#[inline(always)]
-fn v_rows<'a>(v: &'a mut [&mut [f32]; 16], j: usize, s: usize, tw: usize) -> [&'a mut [f32]; 4] {
-    let [r0, r1, r2, r3] = [j, 4 + j, 8 + j, 12 + j];
-    let (lo, hi) = v.split_at_mut(8);
-    let (a, b) = lo.split_at_mut(4);
-    let (c, d) = hi.split_at_mut(4);
-    [&mut a[r0][s..][..tw], &mut b[r1 - 4][s..][..tw], &mut c[r2 - 8][s..][..tw], &mut d[r3 - 12][s..][..tw]]
-}
-
-/// A padded row times B, for every tile: patch columns `p[2x .. 2x + 4]` become
-/// `(d0 - d2, d1 + d2, d2 - d1, d1 - d3)`.
-#[inline(always)]
-fn times_b(p: &[f32], h0: &mut [f32], h1: &mut [f32], h2: &mut [f32], h3: &mut [f32]) {
-    let n = h0.len();
-    let (h1, h2, h3) = (&mut h1[..n], &mut h2[..n], &mut h3[..n]);
-    let p = &p[..2 * n + 2];
-    for x in 0..n {
-        let (d0, d1, d2, d3) = (p[2 * x], p[2 * x + 1], p[2 * x + 2], p[2 * x + 3]);
-        h0[x] = d0 - d2;
-        h1[x] = d1 + d2;
-        h2[x] = d2 - d1;
-        h3[x] = d1 - d3;
-    }
-}
-
-/// B^T down four rows `(a, b, c, d)`: `(a - c, b + c, c - b, b - d)`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn b_transposed(
-    a: &[f32],
-    b: &[f32],
-    c: &[f32],
-    d: &[f32],
-    v0: &mut [f32],
-    v1: &mut [f32],
-    v2: &mut [f32],
-    v3: &mut [f32],
-) {
-    let n = v0.len();
-    let (a, b, c, d) = (&a[..n], &b[..n], &c[..n], &d[..n]);
-    let (v1, v2, v3) = (&mut v1[..n], &mut v2[..n], &mut v3[..n]);
-    for x in 0..n {
-        v0[x] = a[x] - c[x];
-        v1[x] = b[x] + c[x];
-        v2[x] = c[x] - b[x];
-        v3[x] = b[x] - d[x];
-    }
-}
-
-widest_vectors! {
-    /// One output channel: for each tile row, A^T down the 16 points (two rows of four
-    /// per tile), then times A across (two output columns, even and odd), bias added;
-    /// interleaved into the two output rows, then the residual and activation. `dst` and
-    /// `res` are the block's output rows only.
-    fn output_plane_2x2(
-        m: [&[f32]; 16],
-        t: &Tiles,
-        bias: f32,
-        res: Option<&[f32]>,
-        act: Epilogue,
-        scratch: &mut [f32],
-        dst: &mut [f32],
-    ) {
-        let tw = t.tw;
-        let (s_rows, y_rows) = scratch.split_at_mut(8 * tw);
-        for ty in 0..t.th {
-            let at = ty * tw;
-            // s_rows: [s0j for j in 0..4, s1j for j in 0..4], tw each.
-            let (s0, s1) = s_rows.split_at_mut(4 * tw);
-            for j in 0..4 {
-                let p = |e: usize| &m[e][at..][..tw];
-                a_transposed(p(j), p(4 + j), p(8 + j), p(12 + j), &mut s0[j * tw..][..tw], &mut s1[j * tw..][..tw]);
-            }
-            let (y0, y1) = y_rows.split_at_mut(2 * tw);
-            for (s, y) in [(&*s0, &mut *y0), (&*s1, &mut *y1)] {
-                let (even, odd) = y.split_at_mut(tw);
-                let q = |j: usize| &s[j * tw..][..tw];
-                times_a(q(0), q(1), q(2), q(3), bias, even, odd);
-            }
-            for (dy, y) in [&*y0, &*y1].into_iter().enumerate() {
-                if 2 * (t.ty0 + ty) + dy >= t.oh {
-                    break;
-                }
-                let row_at = 2 * ty + dy;
-                let row = &mut dst[row_at * t.ow..][..t.ow];
-                interleave(&y[..tw], &y[tw..], row);
-                finish_row(row, res.map(|r| &r[row_at * t.ow..][..t.ow]), act);
-            }
-        }
-    }
-}
-
-/// A^T down one column of points `(a, b, c, d)`: `(a + b + c, b - c - d)`.
-#[inline(always)]
-fn a_transposed(a: &[f32], b: &[f32], c: &[f32], d: &[f32], s0: &mut [f32], s1: &mut [f32]) {
-    let n = s0.len();
-    let (a, b, c, d, s1) = (&a[..n], &b[..n], &c[..n], &d[..n], &mut s1[..n]);
-    for x in 0..n {
-        s0[x] = a[x] + b[x] + c[x];
-        s1[x] = b[x] - c[x] - d[x];
-    }
-}
-
-/// Times A across: output columns `(q0 + q1 + q2, q1 - q2 - q3)` plus the bias.
-#[inline(always)]
-fn times_a(q0: &[f32], q1: &[f32], q2: &[f32], q3: &[f32], bias: f32, even: &mut [f32], odd: &mut [f32]) {
-    let n = even.len();
-    let (q0, q1, q2, q3, odd) = (&q0[..n], &q1[..n], &q2[..n], &q3[..n], &mut odd[..n]);
-    for x in 0..n {
-        even[x] = q0[x] + q1[x] + q2[x] + bias;
-        odd[x] = q1[x] - q2[x] - q3[x] + bias;
-    }
-}
-
-/// `row = even[0], odd[0], even[1], ...`, cut to the row's length.
-#[inline(always)]
-fn interleave(even: &[f32], odd: &[f32], row: &mut [f32]) {
-    let pairs = row.len() / 2;
-    let (body, tail) = row.split_at_mut(2 * pairs);
-    for ((p, &e), &o) in body.chunks_exact_mut(2).zip(even).zip(odd) {
-        p[0] = e;
-        p[1] = o;
-    }
-    if let Some(last) = tail.first_mut() {
-        *last = even[pairs];
     }
 }
