@@ -581,8 +581,9 @@ fn one(args: &[String], spec_arg: &str) {
     });
     conv.force_winograd(match arg(args, "--winograd").as_deref() {
         None => None,
-        Some("2x2") => Some(Winograd::On(WinogradTile::F2x2)),
-        Some("4x4" | "on") => Some(Winograd::On(WinogradTile::F4x4)),
+        // "on": F(2x2), what it meant before F(4x4) existed (older RESULTS commands).
+        Some("2x2" | "on") => Some(Winograd::On(WinogradTile::F2x2)),
+        Some("4x4") => Some(Winograd::On(WinogradTile::F4x4)),
         Some("off") => Some(Winograd::Off),
         Some(other) => panic!("--winograd {other}: 2x2, 4x4 or off"),
     });
