@@ -11,7 +11,7 @@ use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Thread
 
 /// Allowed error, relative to the largest |output|...
 const TOLERANCE: f64 = 1e-5;
-/// ...and for F(4x4, 3x3), whose transforms reach 8 and 1/24 (`winograd.rs`).
+/// ...and for F(4x4, 3x3), whose transforms reach 8 and 1/24 (`src/exec/cpu/winograd/`).
 const TOLERANCE_WINOGRAD_4X4: f64 = 5e-5;
 
 /// The tolerance for what `conv` runs on `case`'s inputs.

@@ -13,7 +13,7 @@
 //!   round (`kernels/ctile.rs`): output channels in the lanes, up to 12 pixels broadcast,
 //!   the result transposed into NCHW; `gemm::method` weighs the two by lanes wasted.
 //! * 3x3 stride-1 convs on mid-sized maps run as Winograd F(4x4, 3x3) or F(2x2, 3x3)
-//!   (`winograd.rs`): 4x or 2.25x fewer multiplies, its 36 or 16 GEMMs on the same
+//!   (`winograd/`): 4x or 2.25x fewer multiplies, its 36 or 16 GEMMs on the same
 //!   kernels, its transforms in vectors over the tiles; `winograd::worth_it` says where
 //!   each beats the direct GEMM.
 //! * Strided unpadded 1x1 convs gather their pixels once (`subsample.rs`) and run as
@@ -240,7 +240,7 @@ pub struct PackedConv {
     /// `Some(..)`: use Winograd with this tile (or not at all) wherever it applies;
     /// `None`: where it pays.
     force_winograd: Option<Winograd>,
-    /// The Winograd-transformed weights (`winograd.rs`) per tile (`WinogradTile::index`),
+    /// The Winograd-transformed weights (`winograd/`) per tile (`WinogradTile::index`),
     /// made on first use.
     winograd: [std::sync::OnceLock<winograd::Transformed>; 2],
     /// The GEMM method timed fastest per input shape (`tune.rs`), where none is forced.

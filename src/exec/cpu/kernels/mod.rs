@@ -67,7 +67,7 @@ pub(crate) struct KernelSet {
     pub pad: unsafe fn(&super::direct::PadJob),
     /// Copies a tile computed on that grid to the output.
     pub scatter: unsafe fn(&super::direct::ScatterJob),
-    /// Winograd's input and output transforms of one plane (`winograd.rs`).
+    /// Winograd's input and output transforms of one plane (`winograd/vectors.rs`).
     pub winograd_input: unsafe fn(&super::winograd::InputJob),
     pub winograd_output: unsafe fn(&mut super::winograd::OutputJob),
 }
