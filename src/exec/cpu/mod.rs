@@ -600,7 +600,6 @@ impl PackedConv {
                     .get_or_init(|| winograd::transform_weights(&weights.unpacked(), &self.spec, tile, &ks));
                 let call = winograd::Call {
                     spec: s,
-                    tile,
                     weights: transformed,
                     kernels: ks,
                     bias: &self.bias,

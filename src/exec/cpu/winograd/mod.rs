@@ -184,12 +184,13 @@ pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, tile: WinogradT
             }
         }
     }
-    Transformed { gemm: GemmWeights::new(&u, points, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; points * oc] }
+    Transformed { tile, gemm: GemmWeights::new(&u, points, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; points * oc] }
 }
 
 /// The transformed weights, packed for the `a^2` GEMMs, and their (zero) bias: the conv's
 /// bias is added after the output transform.
 pub(crate) struct Transformed {
+    pub tile: WinogradTile,
     pub gemm: GemmWeights,
     zero_bias: Vec<f32>,
 }
@@ -221,7 +222,7 @@ impl Tiles {
 /// Everything one call needs.
 pub(crate) struct Call<'a> {
     pub spec: &'a ConvSpec,
-    pub tile: WinogradTile,
+    /// Transformed for the tile the call runs with.
     pub weights: &'a Transformed,
     pub kernels: KernelSet,
     pub bias: &'a [f32],
@@ -241,10 +242,10 @@ static BUFFERS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
-    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.tile.points());
+    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.weights.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
-    let (th, tw) = (oh.div_ceil(call.tile.m()), ow.div_ceil(call.tile.m()));
-    let rows = block_rows(call.tile, c, m, th, tw);
+    let (th, tw) = (oh.div_ceil(call.weights.tile.m()), ow.div_ceil(call.weights.tile.m()));
+    let rows = block_rows(call.weights.tile, c, m, th, tw);
     if rows < th && threads.count() > 1 {
         return run_blocks_per_thread(call, input, out, threads);
     }
@@ -279,11 +280,11 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
 /// vCPUs sit on different core complexes that ran ResNet-50's 64-channel 56x56 conv at
 /// 1.8x its time (benches/conv_RESULTS.md).
 fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
-    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.tile.points());
+    let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.weights.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
-    let (th, tw) = (oh.div_ceil(call.tile.m()), ow.div_ceil(call.tile.m()));
+    let (th, tw) = (oh.div_ceil(call.weights.tile.m()), ow.div_ceil(call.weights.tile.m()));
     // Blocks small enough for every thread to get several (the last ones balance the rest).
-    let rows = block_rows(call.tile, c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
+    let rows = block_rows(call.weights.tile, c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
     let blocks = th.div_ceil(rows);
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let o = SendPtr(out.as_mut_ptr());
@@ -321,8 +322,9 @@ impl Call<'_> {
     /// Tile rows `ty0 .. ty0 + rows` of an `oh x ow` output.
     fn tiles(&self, oh: usize, ow: usize, ty0: usize, rows: usize) -> Tiles {
         let (pt, pl) = (self.spec.padding.top, self.spec.padding.left);
-        let tw = ow.div_ceil(self.tile.m());
-        Tiles { tile: self.tile, h: self.h, w: self.w, oh, ow, pt, pl, ty0, th: rows, tw }
+        let tile = self.weights.tile;
+        let tw = ow.div_ceil(tile.m());
+        Tiles { tile, h: self.h, w: self.w, oh, ow, pt, pl, ty0, th: rows, tw }
     }
 
     /// The `a^2` GEMMs over `tiles` tiles (those of every image in the chunk, side by
@@ -334,7 +336,7 @@ impl Call<'_> {
             kernels: self.kernels,
             bias: &self.weights.zero_bias,
             act: Epilogue::None,
-            groups: self.tile.points(),
+            groups: self.weights.tile.points(),
             geom: Geom { c, h: 1, w: tiles, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: tiles },
             images: 1,
             residual: None,
@@ -350,41 +352,52 @@ fn transform_input(x: &[f32], c: usize, n: usize, t: &Tiles, v: &mut [f32], call
     let (plane, tiles, points) = (t.h * t.w, t.count(), t.tile.points());
     assert_eq!(v.len(), points * c * n * tiles);
     let vp = SendPtr(v.as_mut_ptr());
-    if t.tile == WinogradTile::F2x2 {
-        let scratch = 2 * (t.tw + 1) + (2 * t.th + 2) * 4 * t.tw;
-        return threads.for_each_run(n * c, &|run| {
-            super::scratch::with_scratch(scratch, |buf| {
-                for item in run {
-                    let (ch, img) = (item / n, item % n);
-                    let src = &x[(img * c + ch) * plane..][..plane];
-                    // SAFETY: as below.
-                    let rows: [&mut [f32]; 16] = std::array::from_fn(|e| unsafe {
-                        std::slice::from_raw_parts_mut(vp.get().add(((e * c + ch) * n + img) * tiles), tiles)
-                    });
-                    input_plane_2x2(src, t, buf, rows);
-                }
-            })
-        });
-    }
+    // Point e's row of plane (img, ch): V[e][ch][img], `c * n * tiles` floats apart.
+    let v_stride = c * n * tiles;
     threads.for_each_run(n * c, &|run| {
         super::scratch::with_scratch(t.input_scratch(), |buf| {
             for item in run {
                 let (ch, img) = (item / n, item % n);
-                let job = InputJob {
-                    src: &x[(img * c + ch) * plane..][..plane],
-                    t: *t,
-                    scratch: buf.as_mut_ptr(),
-                    // Row e of this plane: V[e][ch][img], `c * n * tiles` floats apart.
-                    v: vp.get().wrapping_add((ch * n + img) * tiles),
-                    v_stride: c * n * tiles,
-                };
-                // SAFETY: plane (img, ch) writes only V[e][ch][img][..] for every point e,
-                // rows no other plane writes, all inside `v` (checked above); the scratch
-                // is this thread's, `input_scratch` floats long.
-                unsafe { (call.kernels.winograd_input)(&job) };
+                let src = &x[(img * c + ch) * plane..][..plane];
+                let v_at = vp.get().wrapping_add((ch * n + img) * tiles);
+                // SAFETY (both arms): plane (img, ch) writes only V[e][ch][img][..] for every
+                // point e, rows no other plane writes, all inside `v` (checked above); the
+                // scratch is this thread's, `input_scratch` floats long.
+                match t.tile {
+                    WinogradTile::F2x2 => {
+                        let rows: [&mut [f32]; 16] = std::array::from_fn(|e| unsafe {
+                            std::slice::from_raw_parts_mut(v_at.add(e * v_stride), tiles)
+                        });
+                        input_plane_2x2(src, t, buf, rows);
+                    }
+                    WinogradTile::F4x4 => {
+                        let job = InputJob { src, t: *t, scratch: buf.as_mut_ptr(), v: v_at, v_stride };
+                        unsafe { (call.kernels.winograd_input)(&job) };
+                    }
+                }
             }
         })
     });
+}
+
+impl Tiles {
+    /// Scratch floats of one input plane: F(2x2) a padded row and each input row times B;
+    /// F(4x4) a padded row, the gathered patches and the half-way rows (`vectors.rs`).
+    fn input_scratch(&self) -> usize {
+        match self.tile {
+            WinogradTile::F2x2 => 2 * (self.tw + 1) + (2 * self.th + 2) * 4 * self.tw,
+            WinogradTile::F4x4 => (4 * self.tw + 2).next_multiple_of(16) + 2 * 36 * self.count(),
+        }
+    }
+
+    /// Scratch floats of one output plane: F(2x2) one tile row's half-way rows and two
+    /// output rows' columns; F(4x4) the half-way rows and output columns of every tile.
+    fn output_scratch(&self) -> usize {
+        match self.tile {
+            WinogradTile::F2x2 => 12 * self.tw,
+            WinogradTile::F4x4 => (6 * 4 + 4 * 4) * self.count(),
+        }
+    }
 }
 
 /// Input row `r` of the block's rows (`r` from the block's first tile's top), zero-padded
@@ -425,43 +438,31 @@ unsafe fn transform_output(
     assert_eq!(mm.len(), t.tile.points() * m * n * tiles);
     let first_row = tm * t.ty0;
     let rows = (tm * (t.ty0 + t.th)).min(t.oh) - first_row;
-    if t.tile == WinogradTile::F2x2 {
-        return threads.for_each_run(n * m, &|run| {
-            super::scratch::with_scratch(12 * t.tw, |buf| {
-                for item in run {
-                    let (ch, img) = (item / n, item % n);
-                    let m_rows: [&[f32]; 16] =
-                        std::array::from_fn(|e| &mm[((e * m + ch) * n + img) * tiles..][..tiles]);
-                    let at = (img * m + ch) * plane + first_row * t.ow;
-                    // SAFETY: as below.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
-                    let res = residual.map(|r| &r[at..][..rows * t.ow]);
-                    output_plane_2x2(m_rows, t, call.bias[ch], res, call.act, buf, dst);
-                }
-            })
-        });
-    }
+    // Point e's row of plane (img, ch): M[e][ch][img], `m * n * tiles` floats apart.
+    let m_stride = m * n * tiles;
     threads.for_each_run(n * m, &|run| {
         super::scratch::with_scratch(t.output_scratch(), |buf| {
             for item in run {
                 let (ch, img) = (item / n, item % n);
-                let at = (img * m + ch) * plane + first_row * t.ow;
-                let mut job = OutputJob {
-                    // Point e's row: M[e][ch][img], `m * n * tiles` floats apart.
-                    m: mm[(ch * n + img) * tiles..].as_ptr(),
-                    m_stride: m * n * tiles,
-                    t: *t,
-                    bias: call.bias[ch],
-                    res: residual.map(|r| &r[at..][..rows * t.ow]),
-                    act: call.act,
-                    scratch: buf.as_mut_ptr(),
-                    // SAFETY: these rows of plane `item`, written by this run only, inside
-                    // `out` (the caller's promise).
-                    dst: unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) },
-                };
-                // SAFETY: the job's rows lie inside `mm` (its length checked above); the
-                // scratch is this thread's, `output_scratch` floats long.
-                unsafe { (call.kernels.winograd_output)(&mut job) };
+                let (m_at, at) = ((ch * n + img) * tiles, (img * m + ch) * plane + first_row * t.ow);
+                // SAFETY: these rows of plane (img, ch), written by this run only, inside
+                // `out` (the caller's promise).
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
+                let (bias, res) = (call.bias[ch], residual.map(|r| &r[at..][..rows * t.ow]));
+                match t.tile {
+                    WinogradTile::F2x2 => {
+                        let m_rows: [&[f32]; 16] = std::array::from_fn(|e| &mm[m_at + e * m_stride..][..tiles]);
+                        output_plane_2x2(m_rows, t, bias, res, call.act, buf, dst);
+                    }
+                    WinogradTile::F4x4 => {
+                        let m = mm[m_at..].as_ptr();
+                        let scratch = buf.as_mut_ptr();
+                        let mut job = OutputJob { m, m_stride, t: *t, bias, res, act: call.act, scratch, dst };
+                        // SAFETY: the job's rows lie inside `mm` (its length checked above);
+                        // the scratch is this thread's, `output_scratch` floats long.
+                        unsafe { (call.kernels.winograd_output)(&mut job) };
+                    }
+                }
             }
         })
     });

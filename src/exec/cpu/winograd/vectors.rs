@@ -17,20 +17,6 @@ pub(crate) struct InputJob<'a> {
     pub(super) v_stride: usize,
 }
 
-impl Tiles {
-    /// Scratch floats of one input plane: a padded row, the patches and the half-way rows.
-    pub(super) fn input_scratch(&self) -> usize {
-        let (m, a) = (self.tile.m(), self.tile.alpha());
-        (m * self.tw + a - m).next_multiple_of(16) + 2 * a * a * self.count()
-    }
-
-    /// Scratch floats of one output plane: the half-way rows and the output columns.
-    pub(super) fn output_scratch(&self) -> usize {
-        let (m, a) = (self.tile.m(), self.tile.alpha());
-        (a * m + m * m) * self.count()
-    }
-}
-
 /// `B^T d B` for every tile of one channel plane, in vectors over the tiles: each tile's
 /// `a x a` patch gathered (`patches[k][q][tile]`), `B^T` down the patch rows, then across.
 ///
