@@ -22,6 +22,7 @@
 
 use super::cpu::{ConvSpec, Epilogue, PackedConv, Threads};
 use super::ExecError;
+use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
 use crate::weights::{HostTensor, NodeParams, Weights};
 use candle_core::{CpuStorage, DType, Device, Layout, Tensor, D};
@@ -540,6 +541,8 @@ pub struct Lowered {
     pub residual_adds_in_place: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
+    /// The conv threads a split batch's images are shared among.
+    split_threads: usize,
 }
 
 /// A node every path from input to output goes through, with the per-image output bytes
@@ -560,9 +563,10 @@ pub struct BatchSplit {
     pub sub_batch: usize,
 }
 
-/// Activation bytes a layer's output (at the batch it runs at) should stay within for the
-/// batch split: a quarter of the L3 this machine's cores share (32 MiB on the 2-vCPU Zen 4
-/// here); measured in benches/peers/RESULTS.md.
+/// Activation bytes a layer's output should stay within for the batch split: at the full
+/// batch after the cut, per conv thread before it. Set at a quarter of the 32 MiB L3 of the
+/// 2-vCPU Zen 4 host it was first measured on; on the 2-vCPU Xeon (2 MiB L2 per core, 260
+/// MiB L3) 4 and 16 MiB did no better (benches/peers/RESULTS.md sections 11 and 14).
 pub const SPLIT_BUDGET_BYTES: u64 = 8 << 20;
 
 /// `SYNPROF_CPU_BATCH_SPLIT=off` runs every batch whole (for side-by-side measurements).
@@ -571,17 +575,14 @@ fn batch_split_enabled() -> bool {
 }
 
 /// Nodes no edge jumps over (every path goes through them), none after the first output,
-/// with their widest per-image f32 outputs up to and after them.
+/// with their widest per-image f32 outputs up to and after them. The widest after leaves
+/// out the stretches between cut nodes whose weights outweigh their widest per-image output
+/// (those run whole whatever their activations: [`Lowered::batch_split`]).
 fn cut_nodes(net: &Net) -> Vec<Cut> {
     let n = net.nodes.len();
     let bytes: Vec<u64> = net.nodes.iter().map(|x| x.shape.elements() * 4).collect();
-    let mut widest_after = vec![0u64; n + 1];
-    for i in (0..n).rev() {
-        widest_after[i] = widest_after[i + 1].max(bytes[i]);
-    }
     let mut reach = 0usize;
-    let mut widest_before = 0u64;
-    let mut cuts = Vec::new();
+    let mut cut_ids = Vec::new();
     let first_output = net.outputs.iter().copied().min().unwrap_or(n);
     let mut last_read = vec![0usize; n];
     for (i, node) in net.nodes.iter().enumerate() {
@@ -590,13 +591,41 @@ fn cut_nodes(net: &Net) -> Vec<Cut> {
         }
     }
     for i in 0..n {
-        widest_before = widest_before.max(bytes[i]);
         if reach <= i && i <= first_output {
-            cuts.push(Cut { node: i, widest_before, widest_after: widest_after[i + 1] });
+            cut_ids.push(i);
         }
         reach = reach.max(last_read[i]);
     }
-    cuts
+    // Per node, the bytes that count against the budget at the full batch: none in a heavy
+    // stretch. A stretch without weights (the activation after a residual add) goes with
+    // the one before it.
+    let mut whole_bytes = bytes.clone();
+    let (mut start, mut heavy) = (0, false);
+    for end in cut_ids.iter().map(|&c| c + 1).chain([n]) {
+        if end <= start {
+            continue;
+        }
+        let weight_bytes: u64 = (start..end).map(|i| node_cost(net, &net.nodes[i]).params * 4).sum();
+        if weight_bytes > 0 {
+            heavy = weight_bytes > bytes[start..end].iter().copied().max().unwrap_or(0);
+        }
+        if heavy {
+            whole_bytes[start..end].fill(0);
+        }
+        start = end;
+    }
+    let mut widest_after = vec![0u64; n + 1];
+    for i in (0..n).rev() {
+        widest_after[i] = widest_after[i + 1].max(whole_bytes[i]);
+    }
+    let mut widest_before = vec![0u64; n];
+    for i in 0..n {
+        widest_before[i] = bytes[i].max(if i > 0 { widest_before[i - 1] } else { 0 });
+    }
+    cut_ids
+        .into_iter()
+        .map(|i| Cut { node: i, widest_before: widest_before[i], widest_after: widest_after[i + 1] })
+        .collect()
 }
 
 fn err(node: &str, e: impl std::fmt::Display) -> ExecError {
@@ -961,14 +990,10 @@ impl Lowered {
             fused_residual_adds: add_passes.len(),
             residual_adds_in_place,
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
+            split_threads: threads.map_or(1, Threads::count),
         })
     }
 
-    /// How a batch of `batch` images runs on the packed CPU path: split where the
-    /// activations of the whole batch would not stay in cache. The cut is the earliest
-    /// cut node after which every node's output for the whole batch is within
-    /// [`SPLIT_BUDGET_BYTES`]; the nodes up to it run in the largest sub-batches whose
-    /// widest output is within it (at least one image). `None`: the batch runs whole.
     /// Packed convs that run as Winograd F(2x2, 3x3) or F(4x4, 3x3) at `batch` (`exec::cpu::winograd`),
     /// given the per-image shapes of `analysis` (nodes before a batch split's cut run at
     /// its sub-batch).
@@ -988,12 +1013,40 @@ impl Lowered {
             .count()
     }
 
+    /// How a batch of `batch` images runs on the packed CPU path: split where the
+    /// activations of the whole batch would not stay in cache.
+    ///
+    /// * The cut is the earliest cut node after which every node's output for the whole
+    ///   batch is within [`SPLIT_BUDGET_BYTES`], leaving out the stretches whose weights
+    ///   outweigh one image's widest activation (`cut_nodes`): each sub-batch would read
+    ///   those weights again, and they cost more than the activations the split keeps in
+    ///   cache (ResNet-50's layer3 and layer4).
+    /// * The nodes up to it run in sub-batches of whole images per conv thread: as many
+    ///   per thread as fit the budget beside their widest output, at least one. A thread
+    ///   then works on its own images; a sub-batch smaller than the thread count makes the
+    ///   threads share each image and its activations cross between cores.
+    ///
+    /// Measured on the 2-vCPU Xeon (benches/peers/RESULTS.md section 14): ResNet-50 at
+    /// batch 16 cut after layer2 in sub-batches of 4, MobileNetV2 after blocks.7 in
+    /// sub-batches of 2, each the fastest of the cuts and sub-batches tried.
+    /// `None`: the batch runs whole.
+    /// The conv threads a split batch's sub-batches are sized for ([`Lowered::batch_split`]).
+    pub fn split_threads(&self) -> usize {
+        self.split_threads
+    }
+
     pub fn batch_split(&self, batch: usize) -> Option<BatchSplit> {
+        self.batch_split_for(batch, self.split_threads)
+    }
+
+    /// [`Lowered::batch_split`] as it would be on `threads` conv threads.
+    pub fn batch_split_for(&self, batch: usize, threads: usize) -> Option<BatchSplit> {
         if batch <= 1 {
             return None;
         }
         let cut = self.cuts.iter().find(|c| c.widest_after * batch as u64 <= SPLIT_BUDGET_BYTES)?;
-        let sub_batch = ((SPLIT_BUDGET_BYTES / cut.widest_before.max(1)) as usize).clamp(1, batch);
+        let per_thread = (SPLIT_BUDGET_BYTES / cut.widest_before.max(1)).max(1) as usize;
+        let sub_batch = (per_thread * threads.max(1)).min(batch);
         (sub_batch < batch && cut.node > 0).then_some(BatchSplit { cut: cut.node, sub_batch })
     }
 
