@@ -590,11 +590,11 @@ fn cut_nodes(net: &Net) -> Vec<Cut> {
             last_read[p] = last_read[p].max(i);
         }
     }
-    for i in 0..n {
+    for (i, &last) in last_read.iter().enumerate() {
         if reach <= i && i <= first_output {
             cut_ids.push(i);
         }
-        reach = reach.max(last_read[i]);
+        reach = reach.max(last);
     }
     // Per node, the bytes that count against the budget at the full batch: none in a heavy
     // stretch. A stretch without weights (the activation after a residual add) goes with
@@ -618,10 +618,13 @@ fn cut_nodes(net: &Net) -> Vec<Cut> {
     for i in (0..n).rev() {
         widest_after[i] = widest_after[i + 1].max(whole_bytes[i]);
     }
-    let mut widest_before = vec![0u64; n];
-    for i in 0..n {
-        widest_before[i] = bytes[i].max(if i > 0 { widest_before[i - 1] } else { 0 });
-    }
+    let widest_before: Vec<u64> = bytes
+        .iter()
+        .scan(0u64, |widest, &b| {
+            *widest = (*widest).max(b);
+            Some(*widest)
+        })
+        .collect();
     cut_ids
         .into_iter()
         .map(|i| Cut { node: i, widest_before: widest_before[i], widest_after: widest_after[i + 1] })
