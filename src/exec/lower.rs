@@ -566,7 +566,7 @@ pub struct BatchSplit {
 /// Activation bytes a layer's output should stay within for the batch split: at the full
 /// batch after the cut, per conv thread before it. Set at a quarter of the 32 MiB L3 of the
 /// 2-vCPU Zen 4 host it was first measured on; on the 2-vCPU Xeon (2 MiB L2 per core, 260
-/// MiB L3) 4 and 16 MiB did no better (benches/peers/RESULTS.md sections 11 and 14).
+/// MiB L3) 4 and 16 MiB did no better (benches/peers/RESULTS.md section 14).
 pub const SPLIT_BUDGET_BYTES: u64 = 8 << 20;
 
 /// `SYNPROF_CPU_BATCH_SPLIT=off` runs every batch whole (for side-by-side measurements).
