@@ -1016,6 +1016,11 @@ impl Lowered {
             .count()
     }
 
+    /// The conv threads a split batch's sub-batches are sized for ([`Lowered::batch_split`]).
+    pub fn split_threads(&self) -> usize {
+        self.split_threads
+    }
+
     /// How a batch of `batch` images runs on the packed CPU path: split where the
     /// activations of the whole batch would not stay in cache.
     ///
@@ -1033,11 +1038,6 @@ impl Lowered {
     /// batch 16 cut after layer2 in sub-batches of 4, MobileNetV2 after blocks.7 in
     /// sub-batches of 2, each the fastest of the cuts and sub-batches tried.
     /// `None`: the batch runs whole.
-    /// The conv threads a split batch's sub-batches are sized for ([`Lowered::batch_split`]).
-    pub fn split_threads(&self) -> usize {
-        self.split_threads
-    }
-
     pub fn batch_split(&self, batch: usize) -> Option<BatchSplit> {
         self.batch_split_for(batch, self.split_threads)
     }
