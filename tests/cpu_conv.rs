@@ -510,8 +510,12 @@ fn winograd_where_it_pays() {
     for n in [1, 16] {
         assert_eq!(method(c3(64), n, 56), "winograd/4x4");
         assert_eq!(method(c3(128), n, 28), "winograd/4x4");
-        assert_eq!(method(c3(256), n, 14), "winograd/2x2");
     }
+    // 14x14: 16 tiles of F(4x4) per image; F(4x4) from 64 tiles in the batch.
+    assert_eq!(method(c3(256), 1, 14), "winograd/2x2");
+    assert_eq!(method(c3(256), 2, 14), "winograd/2x2");
+    assert_eq!(method(c3(256), 4, 14), "winograd/4x4");
+    assert_eq!(method(c3(256), 16, 14), "winograd/4x4");
     assert_eq!(method(c3(512), 16, 7), "winograd/2x2");
     assert!(!method(c3(512), 1, 7).starts_with("winograd"));
     for not in [c3(256).with_stride(2, 2), c3(256).with_dilation(2, 2), c3(256).with_groups(2), c3(8)] {
