@@ -444,7 +444,7 @@ fn the_split_leaves_weight_heavy_stretches_whole() {
         (net.nodes[split.cut].name.clone(), split.sub_batch)
     };
     // Two images per thread fit the budget beside layer1's 3.2 MB per image; one beside
-    // MobileNetV2's 4.8 MB (blocks.1, 96 channels at 112x112).
+    // MobileNetV2's 4.8 MB (blocks.2's expansion, 96 channels at 112x112).
     assert_eq!(cut_at("resnet50"), ("layer2.3.relu3".to_string(), 4));
     assert_eq!(cut_at("mobilenet_v2"), ("blocks.7.relu61".to_string(), 2));
 }
