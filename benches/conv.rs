@@ -11,9 +11,11 @@
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
-//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold]` — one layer, median
-//!   seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights from memory, input warm,
-//!   as inside a model at batch 1).
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise]` — one
+//!   layer, median seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights
+//!   from memory, input warm, as inside a model at batch 1); `--after-depthwise` has a 3x3 depthwise conv on the same
+//!   threads write the input before each (untimed) run, each thread its share of the channels, as a MobileNet
+//!   projection finds it (`CONV_ALL=1` prints every run's time).
 //!
 //! All three use the same thread count: ours a dedicated pool of that size, candle and
 //! gemm rayon's global pool, which is sized to it here before first use. Conversion
@@ -587,7 +589,14 @@ fn one(args: &[String], spec_arg: &str) {
         Some("off") => Some(Winograd::Off),
         Some(other) => panic!("--winograd {other}: 2x2, 4x4 or off"),
     });
-    let input = random(n * c * h * w, 3);
+    let mut input = random(n * c * h * w, 3);
+    // --after-depthwise: the input is what a 3x3 depthwise conv over the threads just wrote
+    // (each thread its share of the channels), as a MobileNet projection finds it.
+    let depthwise = args.iter().any(|a| a == "--after-depthwise").then(|| {
+        let spec = ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1).with_groups(c);
+        PackedConv::new(&random(spec.weight_len(), 4), Some(&random(c, 5)), spec, Epilogue::None).unwrap()
+    });
+    let pre_input = input.clone();
     let mut out = vec![0.0; n * oc * oh * ow];
     let threads = Threads::new(nthreads).unwrap();
     // --cold: as inside a model at batch 1, the weights come from memory (the caches are
@@ -598,6 +607,9 @@ fn one(args: &[String], spec_arg: &str) {
         if let Some(flush) = &cold {
             std::hint::black_box(flush.iter().sum::<f32>());
             std::hint::black_box(input.iter().sum::<f32>());
+        }
+        if let Some(dw) = &depthwise {
+            dw.run(&pre_input, n, h, w, &mut input, &threads).unwrap();
         }
         secs(|| conv.run(&input, n, h, w, &mut out, &threads).unwrap())
     };
