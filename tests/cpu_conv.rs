@@ -522,3 +522,78 @@ fn winograd_where_it_pays() {
         assert!(!method(not, 1, 28).starts_with("winograd"), "{not:?}");
     }
 }
+
+/// A 1x1 expansion and the depthwise conv after it run fused (`exec::cpu::fused`), against
+/// the two naive convs one after the other: random expansions (channel counts off the
+/// micro-panel), depthwise kernels, strides, dilations and paddings, batch 1..3, on every
+/// ISA and pool, in strips from one output row to the whole map and the default.
+#[test]
+fn expansion_and_depthwise_fused() {
+    let pools = pools();
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let mut ran = 0;
+    for _ in 0..40 {
+        let (cin, hidden) = (rng.random_range(1..=20), rng.random_range(2..=50));
+        let kernel = [pick(&mut rng, &[1, 3, 5]), pick(&mut rng, &[1, 3, 5])];
+        let stride = [rng.random_range(1..=2), rng.random_range(1..=2)];
+        let dilation = if rng.random_bool(0.2) { [2, rng.random_range(1..=2)] } else { [1, 1] };
+        let pad = |rng: &mut ChaCha8Rng, k: usize| rng.random_range(0..=k / 2 + 1);
+        let (top, bottom, left, right) =
+            (pad(&mut rng, kernel[0]), pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1]), pad(&mut rng, kernel[1]));
+        let (h, w) = (rng.random_range(9..=40), rng.random_range(9..=40));
+        let n = rng.random_range(1..=3);
+        let expand = ConvSpec::new(cin, hidden, [1, 1]);
+        let dw = ConvSpec::new(hidden, hidden, kernel)
+            .with_stride(stride[0], stride[1])
+            .with_dilation(dilation[0], dilation[1])
+            .with_padding(top, bottom, left, right)
+            .with_groups(hidden);
+        if dw.output_hw(h, w).is_err() {
+            continue;
+        }
+        let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let (we, be, wd, bd, x) = (
+            random(expand.weight_len()),
+            random(hidden),
+            random(dw.weight_len()),
+            random(hidden),
+            random(n * cin * h * w),
+        );
+        let (epi_e, epi_d) = (epilogue(&mut rng), epilogue(&mut rng));
+        let mid: Vec<f32> =
+            reference(&expand, &we, Some(&be), None, epi_e, &x, n, h, w).iter().map(|&v| v as f32).collect();
+        let want = reference(&dw, &wd, Some(&bd), None, epi_d, &mid, n, h, w);
+        let (oh, ow) = dw.output_hw(h, w).unwrap();
+        for isa in Isa::available() {
+            let e = PackedConv::with_isa(&we, Some(&be), expand, epi_e, isa).unwrap();
+            let d = PackedConv::with_isa(&wd, Some(&bd), dw, epi_d, isa).unwrap();
+            if !e.fuses_with(&d, h, w) {
+                continue;
+            }
+            for threads in &pools {
+                for strip_floats in [1, hidden * w * 4, 1 << 17] {
+                    let mut got = vec![f32::NAN; n * hidden * oh * ow];
+                    e.run_expand_depthwise_in_strips(&d, strip_floats, &x, n, h, w, &mut got, threads).unwrap();
+                    let what =
+                        || format!("{isa}, {threads:?}, strips of {strip_floats}, {expand:?} then {dw:?}, {n}x{h}x{w}");
+                    compare(&got, &want, TOLERANCE, what);
+                    ran += 1;
+                }
+            }
+        }
+    }
+    assert!(ran > 100, "only {ran} fused runs");
+    // MobileNetV2's pairs fuse, except on the 7x7 maps the depthwise conv's flat form takes.
+    let mobile = |c: usize, s: usize| {
+        let e = PackedConv::new(&vec![0.1; c * c / 6], None, ConvSpec::new(c / 6, c, [1, 1]), Epilogue::Relu6).unwrap();
+        let spec = ConvSpec::new(c, c, [3, 3]).with_stride(s, s).with_padding(1, 1, 1, 1).with_groups(c);
+        (e, PackedConv::new(&vec![0.1; c * 9], None, spec, Epilogue::Relu6).unwrap())
+    };
+    let (e, d) = mobile(96, 2);
+    assert!(e.fuses_with(&d, 112, 112));
+    let (e, d) = mobile(960, 1);
+    assert_eq!(e.fuses_with(&d, 7, 7), Isa::detect() != Isa::Avx512);
+    // Not a 1x1 stride-1 expansion, or not depthwise after it.
+    assert!(!d.fuses_with(&d, 14, 14));
+    assert!(!e.fuses_with(&e, 14, 14));
+}

@@ -324,6 +324,38 @@ fn residual_adds_fuse_into_the_conv_before_them() {
     }
 }
 
+/// MobileNetV2's 1x1 expansions on maps of 28x28 and more run fused with the depthwise
+/// convs after them (`exec::cpu::fused`): blocks 2-7 at 224x224, none on the candle path,
+/// and the net's output still the reference's. An expansion whose output is also read
+/// elsewhere stays on its own.
+#[test]
+fn expansions_fuse_into_their_depthwise_convs() {
+    use synprof::graph::Shape;
+    let net = zoo::build("mobilenet_v2", Some(&Shape::chw(3, 224, 224))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let phase = Phase::Inference { fold_batch_norm: true };
+    for (conv, fused) in [(ConvAlgorithm::Packed, 6), (ConvAlgorithm::Candle, 0)] {
+        let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
+        assert_eq!(lowered.fused_expansions, fused, "{conv}");
+    }
+    let err = compare_with(&net, true, 8, 2, ConvAlgorithm::Packed);
+    assert!(err < 1e-4, "mobilenet_v2 with fused expansions: {err}");
+
+    let mut g = NetBuilder::new("expansion_read_twice", &[8, 30, 30]);
+    let x = g.input();
+    let e = g.conv(x, conv(48, 1));
+    let e = g.bn(e);
+    let e = g.relu6(e);
+    let d = g.conv(e, conv(48, 3).pad(1).depthwise());
+    let y = g.add(d, e);
+    let net = g.finish(y).unwrap();
+    let weights = Weights::init(&net, 1);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(lowered.fused_expansions, 0);
+    let err = compare_with(&net, true, 2, 2, ConvAlgorithm::Packed);
+    assert!(err < TOLERANCE, "{err}");
+}
+
 /// A residual still read after its add keeps its buffer: the conv writes a new one.
 #[test]
 fn a_residual_read_later_is_not_overwritten() {

@@ -96,6 +96,12 @@ pub fn render(outcomes: &[Outcome]) -> String {
                     "convs: packed CPU kernels (bias fused, {} activations and {} residual adds fused; --cpu-conv candle for candle's conv2d).\n",
                     r.fused_activations, r.fused_residual_adds
                 ));
+                if r.fused_expansions > 0 {
+                    out.push_str(&format!(
+                        "{} 1x1 expansions ran fused with the depthwise conv after them (the expanded tensor never written; --layers counts their time in the depthwise layer).\n",
+                        r.fused_expansions
+                    ));
+                }
                 if r.winograd_convs > 0 {
                     out.push_str(&format!(
                         "{} 3x3 convs ran as Winograd F(2x2, 3x3) or F(4x4, 3x3) at batch {} (2.25x or 4x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",

@@ -274,6 +274,79 @@ impl candle_core::InplaceOp2 for PackedConvOp {
     }
 }
 
+/// A 1x1 expansion and the depthwise conv reading its output, run fused
+/// ([`PackedConv::run_expand_depthwise`]): the expanded tensor is never materialised.
+#[derive(Debug)]
+pub struct ExpandDepthwiseOp {
+    expand: Arc<PackedConvOp>,
+    depthwise: Arc<PackedConvOp>,
+}
+
+impl candle_core::CustomOp1 for ExpandDepthwiseOp {
+    fn name(&self) -> &'static str {
+        "packed-expand-depthwise"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let x = f32_input(storage, layout, "fused expansion and depthwise conv")?;
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let (e, d) = (self.expand.conv(), self.depthwise.conv());
+        if c != e.spec().in_channels {
+            candle_core::bail!("fused expansion expects {} input channels, got {c}", e.spec().in_channels)
+        }
+        let (oh, ow) = d.output_hw(h, w).map_err(candle_core::Error::msg)?;
+        let shape: candle_core::Shape = (n, d.spec().out_channels, oh, ow).into();
+        let mut out = output_buffer(shape.elem_count());
+        e.run_expand_depthwise(d, x, n, h, w, &mut out, self.expand.threads).map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), shape))
+    }
+}
+
+/// Expanded maps of at least this many pixels run fused with their depthwise conv.
+/// Smaller ones (14x14 at batch 1) fit in the caches anyway, and their expansions split by
+/// channels already keep each thread's depthwise input on its own core.
+const FUSE_MIN_PIXELS: usize = 28 * 28;
+
+/// Fuse each packed 1x1 expansion into the packed depthwise conv that alone reads its
+/// output (through folded batch-norms and fused activations, which pass it on):
+/// `layers[depthwise]` becomes [`Layer::PackedExpandDepthwise`] on the expansion's input
+/// and `layers[expansion]` passes that input through. Returns how many were fused
+/// (none with `SYNPROF_CPU_FUSE=off`).
+fn fuse_expansions(net: &Net, readers: &[usize], layers: &mut [Layer]) -> usize {
+    if matches!(std::env::var("SYNPROF_CPU_FUSE").as_deref(), Ok("off" | "0")) {
+        return 0;
+    }
+    let mut fused = 0;
+    for d in 0..layers.len() {
+        let Layer::PackedConv(dw) = &layers[d] else { continue };
+        if !dw.conv().spec().is_depthwise() {
+            continue;
+        }
+        // Walk back over the layers that pass the expansion's output on.
+        let mut p = net.nodes[d].inputs[0];
+        let expand = loop {
+            if readers[p] != 1 || net.outputs.contains(&p) {
+                break None;
+            }
+            match &layers[p] {
+                Layer::Identity => p = net.nodes[p].inputs[0],
+                Layer::PackedConv(op) => break Some((p, op.clone())),
+                _ => break None,
+            }
+        };
+        let Some((e, expand)) = expand else { continue };
+        let Some([h, w]) = net.nodes[net.nodes[e].inputs[0]].shape.hw() else { continue };
+        if h * w < FUSE_MIN_PIXELS || !expand.conv().fuses_with(dw.conv(), h, w) {
+            continue;
+        }
+        let op = ExpandDepthwiseOp { expand, depthwise: dw.clone() };
+        layers[d] = Layer::PackedExpandDepthwise(Arc::new(op));
+        layers[e] = Layer::Identity;
+        fused += 1;
+    }
+    fused
+}
+
 /// Mark the fused residual adds (`Layer::PackedConvAdd`) that may write their output into
 /// the residual's buffer: the residual's value is a buffer one of the packed ops made
 /// (through layers that pass it on as is), and no value that may share that buffer is
@@ -467,6 +540,9 @@ pub enum Layer {
         /// no other value still to be read shares that buffer ([`residual_in_place`]).
         in_place: bool,
     },
+    /// A 1x1 expansion and the depthwise conv after it in one op, on the expansion's input
+    /// (its own layer, and those between, pass that input through as `Identity`).
+    PackedExpandDepthwise(Arc<ExpandDepthwiseOp>),
     /// Passes input `k` through: a residual add fused into the conv that feeds it.
     PassInput(usize),
     /// Max pooling on the conv threads (packed path).
@@ -539,6 +615,8 @@ pub struct Lowered {
     pub fused_residual_adds: usize,
     /// Of those, the ones whose conv writes into the residual's buffer.
     pub residual_adds_in_place: usize,
+    /// 1x1 expansions run fused with the depthwise conv after them (packed path only).
+    pub fused_expansions: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
     /// The conv threads a split batch's images are shared among.
@@ -977,6 +1055,7 @@ impl Lowered {
             };
             layers.push(layer);
         }
+        let fused_expansions = if packed { fuse_expansions(net, &readers, &mut layers) } else { 0 };
         residual_in_place(net, &mut layers);
         let residual_adds_in_place = layers_in_place(&layers);
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
@@ -991,6 +1070,7 @@ impl Lowered {
             conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
             fused_residual_adds: add_passes.len(),
+            fused_expansions,
             residual_adds_in_place,
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
             split_threads: threads.map_or(1, Threads::count),
@@ -1182,6 +1262,7 @@ impl Lowered {
             Layer::Identity => Ok(x().clone()),
             Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedExpandDepthwise(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::PackedConvAdd { op, in_place, .. } => {
                 let residual = inputs[inputs.len() - 1];
                 if *in_place && residual.is_contiguous() {

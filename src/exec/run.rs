@@ -152,6 +152,10 @@ pub struct CaseResult {
     /// Residual adds fused into the conv that feeds them (packed path).
     #[serde(default)]
     pub fused_residual_adds: usize,
+    /// 1x1 expansions run fused with the depthwise conv after them (packed path); their
+    /// time counts in the depthwise layer's in `--layers`.
+    #[serde(default)]
+    pub fused_expansions: usize,
     /// Convs run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (packed path): 2.25x or 4x fewer
     /// multiplies than the direct conv; `achieved_gflops_per_s` still counts the direct
     /// conv's FLOPs.
@@ -256,6 +260,7 @@ pub struct Measured {
     pub conv_algorithm: Option<ConvAlgorithm>,
     pub fused_activations: usize,
     pub fused_residual_adds: usize,
+    pub fused_expansions: usize,
     pub winograd_convs: usize,
     pub batch_split: Option<String>,
 }
@@ -329,6 +334,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         conv_algorithm: measured.conv_algorithm,
         fused_activations: measured.fused_activations,
         fused_residual_adds: measured.fused_residual_adds,
+        fused_expansions: measured.fused_expansions,
         winograd_convs: measured.winograd_convs,
         batch_split: measured.batch_split,
         loss_first: measured.losses.and_then(|l| l.0),
@@ -372,6 +378,7 @@ fn measure_candle(
                 conv_algorithm: Some(lowered.conv_algorithm),
                 fused_activations: lowered.fused_activations,
                 fused_residual_adds: lowered.fused_residual_adds,
+                fused_expansions: lowered.fused_expansions,
                 winograd_convs: lowered.winograd_convs(opts.batch, analysis),
                 batch_split: lowered.batch_split(opts.batch).map(|s| {
                     format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
@@ -393,6 +400,7 @@ fn measure_candle(
                 conv_algorithm: Some(trainer.lowered.conv_algorithm),
                 fused_activations: 0,
                 fused_residual_adds: 0,
+                fused_expansions: 0,
                 winograd_convs: 0,
                 batch_split: None,
             })

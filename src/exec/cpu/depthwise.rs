@@ -62,7 +62,7 @@ pub(crate) struct Cols {
 }
 
 impl Cols {
-    fn new(g: &DwGeom, lanes: usize) -> Cols {
+    pub(crate) fn new(g: &DwGeom, lanes: usize) -> Cols {
         let (mut v, mut whole) = (Vec::new(), Vec::new());
         for ox in (0..g.ow).step_by(lanes) {
             let n = lanes.min(g.ow - ox);
@@ -350,7 +350,7 @@ unsafe fn strided<S: Simd>(src: *const f32, s: usize, a: usize, b: usize) -> S::
     S::load_lanes(buf.as_ptr(), a, b)
 }
 
-fn lanes(isa: Isa) -> usize {
+pub(crate) fn lanes(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => 16,
         Isa::Avx2 => 8,
@@ -360,7 +360,7 @@ fn lanes(isa: Isa) -> usize {
 
 /// Run one plane with `isa`'s kernel. Safety: `p` is valid for `isa`'s lane count, and the
 /// CPU has `isa`.
-unsafe fn plane_for(isa: Isa, p: &Plane) {
+pub(crate) unsafe fn plane_for(isa: Isa, p: &Plane) {
     use super::kernels;
     match isa {
         #[cfg(target_arch = "x86_64")]

@@ -288,8 +288,77 @@ fn largest_block(blocks: usize, halo: usize, rows_of: impl Fn(usize) -> (usize, 
 }
 
 /// B row offsets of a 1x1 stride-1 conv read in place: row `k` is input plane `k`.
-fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
+pub(crate) fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
     (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect()
+}
+
+/// One image's 1x1 stride-1 conv (one group) over pixels `q0 .. q1` of its `hw`-pixel
+/// planes `x`, output channels `c0 .. c1` (`c0` on an A micro-panel):
+/// `C = act(A * B[:, q0..q1] + bias)` into `c`, output channel `ch` at
+/// `c + (ch - c0) * ldc`, pixel `q` at column `q - q0`. On the calling thread; `offsets` are
+/// [`plane_offsets`]`(k, hw)` and [`packed_offsets`]`(k, nr)`, `tail` room for one
+/// `k x nr` panel. The expansion strip of a
+/// fused expansion and depthwise conv (`fused.rs`).
+///
+/// Safety: `c` holds `c1 - c0` rows of `q1 - q0` floats, `ldc` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn pointwise_strip(
+    weights: &GemmWeights,
+    ks: &KernelSet,
+    (c0, c1): (usize, usize),
+    bias: &[f32],
+    act: Epilogue,
+    x: &[f32],
+    (hw, q0, q1): (usize, usize, usize),
+    (offsets, packed): (&[u32], &[u32]),
+    tail: &mut [f32],
+    (c, ldc): (*mut f32, usize),
+) {
+    let (m, k, mr, nr) = (weights.m, weights.k, weights.mr, ks.nr);
+    assert!(q0 <= q1 && q1 <= hw && x.len() == k * hw && offsets.len() == k && packed.len() == k);
+    assert!(tail.len() >= k * nr);
+    assert_eq!(bias.len(), m);
+    assert!(c0.is_multiple_of(mr) && c0 <= c1 && c1 <= m);
+    for mp in c0 / mr..c1.div_ceil(mr) {
+        for q in (q0..q1).step_by(nr) {
+            let n = nr.min(q1 - q);
+            // A panel reaching past the plane's end would read past the input's (the last
+            // plane's): packed, zero-padded, as `run_pointwise` does.
+            let (b, boff) = if q + nr <= hw {
+                (x[q..].as_ptr(), offsets.as_ptr())
+            } else {
+                let g =
+                    Geom { c: k, h: 1, w: hw, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: hw };
+                let job = PackJob { g, x: x.as_ptr(), k0: 0, kc: k, p0: q, np: n, nr, dst: tail.as_mut_ptr() };
+                // SAFETY: `x` is the image's k planes, `tail` holds one k x nr panel.
+                unsafe { (ks.pack)(&job) };
+                (tail.as_ptr(), packed.as_ptr())
+            };
+            let tile = Tile {
+                kc: k,
+                a: weights.a.as_slice()[mp * k * mr..].as_ptr(),
+                b,
+                boff,
+                c: c.add((mp * mr - c0) * ldc + (q - q0)),
+                ldc,
+                m: mr.min(c1 - mp * mr),
+                n,
+                accumulate: false,
+                finish: true,
+                bias: bias[mp * mr..].as_ptr(),
+                res: std::ptr::null(),
+                act,
+            };
+            // SAFETY: A panel `mp` has k steps of mr floats; every B row has n pixels at
+            // `b + boff[k]`; the C tile is inside `c` (caller).
+            unsafe { (ks.tile)(&tile) };
+        }
+    }
+}
+
+/// B row offsets of a packed `k x nr` panel.
+pub(crate) fn packed_offsets(k: usize, nr: usize) -> Vec<u32> {
+    (0..k).map(|i| u32::try_from(i * nr).expect("panel too large")).collect()
 }
 
 /// Everything `run` needs about one call.
@@ -604,7 +673,7 @@ fn run_pointwise(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads)
     let common = Common::new(call, out, panels, threads, k, |p| p * nr * k);
     let hw = call.geom.h * call.geom.w;
     let offsets = plane_offsets(k, hw);
-    let packed: Vec<u32> = (0..k).map(|i| (i * nr) as u32).collect();
+    let packed = packed_offsets(k, nr);
     let full = pixels / nr; // panels read in place; a partial last one is packed
     let item = |i: usize| {
         let Some(it) = common.item(i) else { return };

@@ -19,7 +19,9 @@
 //! * Strided unpadded 1x1 convs gather their pixels once (`subsample.rs`) and run as
 //!   stride-1 pointwise convs.
 //! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
-//!   (`depthwise.rs`).
+//!   (`depthwise.rs`). After a 1x1 expansion they can run fused with it
+//!   ([`PackedConv::run_expand_depthwise`], `fused.rs`): strips of the expanded rows
+//!   computed into L2 and read there, never written out.
 //! * The ISA is found at run time ([`Isa::detect`]) and can be forced
 //!   ([`PackedConv::with_isa`]), which the tests do for each one the CPU has.
 //! * Threads come from the caller ([`Threads`]): a small dedicated pool, not candle's
@@ -46,6 +48,7 @@ mod alloc;
 mod depthwise;
 mod direct;
 mod eltwise;
+mod fused;
 mod gemm;
 mod isa;
 pub(crate) mod kernels;
@@ -384,6 +387,26 @@ impl PackedConv {
     }
 
     /// One group's im2col geometry on an `h x w` input.
+    /// A depthwise conv's plane geometry on `h x w` inputs.
+    fn dw_geom(&self, h: usize, w: usize) -> Result<depthwise::DwGeom, ConvError> {
+        let s = &self.spec;
+        let (oh, ow) = s.output_hw(h, w)?;
+        Ok(depthwise::DwGeom {
+            h,
+            w,
+            kh: s.kernel[0],
+            kw: s.kernel[1],
+            sh: s.stride[0],
+            sw: s.stride[1],
+            dh: s.dilation[0],
+            dw: s.dilation[1],
+            pt: s.padding.top,
+            pl: s.padding.left,
+            oh,
+            ow,
+        })
+    }
+
     fn geom(&self, h: usize, w: usize) -> Result<pack::Geom, ConvError> {
         let s = &self.spec;
         let (oh, ow) = s.output_hw(h, w)?;
@@ -591,7 +614,6 @@ impl PackedConv {
         static SERIAL: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::single);
         let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
         let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
-        let p = s.padding;
         match (&self.body, self.winograd_tile(n, h, w)) {
             (Body::Gemm(weights), Some(tile)) => {
                 assert!(!residual_in_output, "run_add_in_place copies the residual aside for Winograd");
@@ -653,20 +675,7 @@ impl PackedConv {
                 run(force, output);
             }
             (Body::Depthwise(taps), _) => {
-                let g = depthwise::DwGeom {
-                    h,
-                    w,
-                    kh: s.kernel[0],
-                    kw: s.kernel[1],
-                    sh: s.stride[0],
-                    sw: s.stride[1],
-                    dh: s.dilation[0],
-                    dw: s.dilation[1],
-                    pt: p.top,
-                    pl: p.left,
-                    oh,
-                    ow,
-                };
+                let g = self.dw_geom(h, w)?;
                 let call = depthwise::Call {
                     isa: self.isa,
                     g,

@@ -144,6 +144,7 @@ pub fn measure(
         conv_algorithm: None,
         fused_activations: 0,
         fused_residual_adds: 0,
+        fused_expansions: 0,
         winograd_convs: 0,
         batch_split: None,
     };
