@@ -337,6 +337,9 @@ fn expansions_fuse_into_their_depthwise_convs() {
     for (conv, fused) in [(ConvAlgorithm::Packed, 6), (ConvAlgorithm::Candle, 0)] {
         let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
         assert_eq!(lowered.fused_expansions, fused, "{conv}");
+        // A fused block's projection still writes into its residual's buffer (the fused
+        // op's output is a buffer of its own, not a view of the block's input).
+        assert_eq!(lowered.residual_adds_in_place, if fused > 0 { 10 } else { 0 }, "{conv}");
     }
     let err = compare_with(&net, true, 8, 2, ConvAlgorithm::Packed);
     assert!(err < 1e-4, "mobilenet_v2 with fused expansions: {err}");

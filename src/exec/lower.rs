@@ -377,6 +377,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
             l,
             Layer::PackedConv(_)
                 | Layer::PackedConvAdd { .. }
+                | Layer::PackedExpandDepthwise(_)
                 | Layer::AddAct(_)
                 | Layer::PackedPool(_)
                 | Layer::AffineAct(_)
