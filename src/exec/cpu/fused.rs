@@ -45,8 +45,9 @@ pub(crate) struct FusedPlan {
 pub(crate) fn plan(g: &DwGeom, channels: usize, mr: usize, images: usize, threads: usize, budget: usize) -> FusedPlan {
     let want = if threads > 1 { ITEMS_PER_THREAD * threads } else { 1 };
     let panels = channels.div_ceil(mr);
-    let span = (g.kh - 1) * g.dh + 1; // input rows one output row reads
-                                      // The tallest strip whose rows of `chunks` chunks' channels fit the budget.
+    // Input rows one output row reads, and the tallest strip whose rows of a chunk's
+    // channels fit the budget when the channels are cut into `chunks`.
+    let span = (g.kh - 1) * g.dh + 1;
     let tallest = |chunks: usize| {
         let rows = (budget / (panels.div_ceil(chunks) * mr * g.w).max(1)).max(span);
         ((rows - span) / g.sh + 1).clamp(1, g.oh)
