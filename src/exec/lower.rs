@@ -313,7 +313,7 @@ const FUSE_MIN_PIXELS: usize = 28 * 28;
 /// and `layers[expansion]` passes that input through. Returns how many were fused
 /// (none with `SYNPROF_CPU_FUSE=off`).
 fn fuse_expansions(net: &Net, readers: &[usize], layers: &mut [Layer]) -> usize {
-    if matches!(std::env::var("SYNPROF_CPU_FUSE").as_deref(), Ok("off" | "0")) {
+    if super::switched_off("SYNPROF_CPU_FUSE") {
         return 0;
     }
     let mut fused = 0;
@@ -650,7 +650,7 @@ pub const SPLIT_BUDGET_BYTES: u64 = 8 << 20;
 
 /// `SYNPROF_CPU_BATCH_SPLIT=off` runs every batch whole (for side-by-side measurements).
 fn batch_split_enabled() -> bool {
-    !matches!(std::env::var("SYNPROF_CPU_BATCH_SPLIT").as_deref(), Ok("off" | "0" | "false"))
+    !super::switched_off("SYNPROF_CPU_BATCH_SPLIT")
 }
 
 /// Nodes no edge jumps over (every path goes through them), none after the first output,

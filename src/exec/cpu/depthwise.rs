@@ -26,22 +26,9 @@ use super::pack::valid_range;
 use super::threads::{share, SendPtr, Threads};
 use super::{Epilogue, Isa};
 
-/// Geometry of one channel plane.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DwGeom {
-    pub h: usize,
-    pub w: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub pt: usize,
-    pub pl: usize,
-    pub oh: usize,
-    pub ow: usize,
-}
+/// Geometry of one channel plane: a depthwise conv's group is one plane, so this is its
+/// im2col view with `c == 1` (`PackedConv::geom`).
+pub(crate) use super::pack::Geom as DwGeom;
 
 impl DwGeom {
     /// Output rows whose every tap row lies inside the input: `lo .. hi`.
@@ -446,7 +433,7 @@ mod tests {
 
     fn geom(h: usize, w: usize, k: usize, s: usize, pad: usize) -> DwGeom {
         let (oh, ow) = ((h + 2 * pad - k) / s + 1, (w + 2 * pad - k) / s + 1);
-        DwGeom { h, w, kh: k, kw: k, sh: s, sw: s, dh: 1, dw: 1, pt: pad, pl: pad, oh, ow }
+        DwGeom { c: 1, h, w, kh: k, kw: k, sh: s, sw: s, dh: 1, dw: 1, pt: pad, pl: pad, oh, ow }
     }
 
     /// Planes each thread runs when it takes its own run of the items (`threads.rs`).

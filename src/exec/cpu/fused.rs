@@ -85,7 +85,7 @@ impl PackedConv {
             && e.stride == [1, 1]
             && e.dilation == [1, 1]
             && e.padding == crate::graph::Padding::default();
-        let Ok(g) = dw.dw_geom(h, w) else { return false };
+        let Ok(g) = dw.geom(h, w) else { return false };
         pointwise
             && matches!(self.body, Body::Gemm(_))
             && matches!(dw.body, Body::Depthwise(_))
@@ -132,7 +132,7 @@ impl PackedConv {
             unreachable!("checked by fuses_with")
         };
         let (cin, channels) = (self.spec.in_channels, self.spec.out_channels);
-        let g = dw.dw_geom(h, w)?;
+        let g = dw.geom(h, w)?;
         let (hw, out_plane, ntaps) = (h * w, g.oh * g.ow, g.kh * g.kw);
         if input.len() != n * cin * hw {
             return Err(ConvError::new(format!("input has {} floats, {n} x {cin} x {h} x {w} expected", input.len())));
@@ -243,7 +243,7 @@ mod tests {
 
     fn geom(h: usize, s: usize) -> DwGeom {
         let o = (h + 2 - 3) / s + 1;
-        DwGeom { h, w: h, kh: 3, kw: 3, sh: s, sw: s, dh: 1, dw: 1, pt: 1, pl: 1, oh: o, ow: o }
+        DwGeom { c: 1, h, w: h, kh: 3, kw: 3, sh: s, sw: s, dh: 1, dw: 1, pt: 1, pl: 1, oh: o, ow: o }
     }
 
     #[test]

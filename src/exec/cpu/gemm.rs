@@ -297,8 +297,7 @@ pub(crate) fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
 /// `C = act(A * B[:, q0..q1] + bias)` into `c`, output channel `ch` at
 /// `c + (ch - c0) * ldc`, pixel `q` at column `q - q0`. On the calling thread; `offsets` are
 /// [`plane_offsets`]`(k, hw)` and [`packed_offsets`]`(k, nr)`, `tail` room for one
-/// `k x nr` panel. The expansion strip of a
-/// fused expansion and depthwise conv (`fused.rs`).
+/// `k x nr` panel. The expansion strip of a fused expansion and depthwise conv (`fused.rs`).
 ///
 /// Safety: `c` holds `c1 - c0` rows of `q1 - q0` floats, `ldc` apart.
 #[allow(clippy::too_many_arguments)]

@@ -387,26 +387,6 @@ impl PackedConv {
     }
 
     /// One group's im2col geometry on an `h x w` input.
-    /// A depthwise conv's plane geometry on `h x w` inputs.
-    fn dw_geom(&self, h: usize, w: usize) -> Result<depthwise::DwGeom, ConvError> {
-        let s = &self.spec;
-        let (oh, ow) = s.output_hw(h, w)?;
-        Ok(depthwise::DwGeom {
-            h,
-            w,
-            kh: s.kernel[0],
-            kw: s.kernel[1],
-            sh: s.stride[0],
-            sw: s.stride[1],
-            dh: s.dilation[0],
-            dw: s.dilation[1],
-            pt: s.padding.top,
-            pl: s.padding.left,
-            oh,
-            ow,
-        })
-    }
-
     fn geom(&self, h: usize, w: usize) -> Result<pack::Geom, ConvError> {
         let s = &self.spec;
         let (oh, ow) = s.output_hw(h, w)?;
@@ -675,7 +655,7 @@ impl PackedConv {
                 run(force, output);
             }
             (Body::Depthwise(taps), _) => {
-                let g = self.dw_geom(h, w)?;
+                let g = self.geom(h, w)?;
                 let call = depthwise::Call {
                     isa: self.isa,
                     g,

@@ -19,8 +19,7 @@ use std::time::Instant;
 
 /// Whether convs time their B forms on first use (`SYNPROF_CPU_TUNE=off`: no).
 pub(crate) fn enabled() -> bool {
-    static ON: std::sync::LazyLock<bool> =
-        std::sync::LazyLock::new(|| !matches!(std::env::var("SYNPROF_CPU_TUNE").as_deref(), Ok("off" | "0")));
+    static ON: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| !crate::exec::switched_off("SYNPROF_CPU_TUNE"));
     *ON
 }
 
