@@ -166,6 +166,31 @@ fn run_layers_accounts_for_the_time() {
     assert_eq!(convs, 26);
     let text = stdout(&synprof(&run_args(&["squeezenet1_1", "--input", "3x64x64", "--layers"])));
     assert!(text.contains("time by op: conv2d"), "{text}");
+    assert!(text.contains("threads busy"), "{text}");
+}
+
+/// `--layers` says how busy the conv threads were in each layer: a share of the threads'
+/// time, so at most 1, above one thread's share where both worked, and none for a layer
+/// not on the conv threads.
+#[test]
+fn run_layers_measures_how_busy_the_threads_were() {
+    let out = json(&run_args(&["squeezenet1_1", "--layers", "--json"]));
+    let layers = out[0]["layers"].as_array().unwrap();
+    let uses: Vec<f64> = layers
+        .iter()
+        .filter(|l| l["op"] == "conv2d" && l["fused"] == false)
+        .map(|l| l["thread_use"].as_f64().unwrap_or_else(|| panic!("{}: no thread use", l["name"])))
+        .collect();
+    assert_eq!(uses.len(), 26);
+    for u in &uses {
+        assert!(*u > 0.0 && *u <= 1.0 + 1e-9, "thread use {u}");
+    }
+    // The largest convs ran on both threads for most of their time.
+    let most = uses.iter().copied().fold(0.0, f64::max);
+    assert!(most > 0.55, "no conv kept both threads busy: at most {most}");
+    for l in layers.iter().filter(|l| l["op"] == "flatten" || l["op"] == "input") {
+        assert!(l.get("thread_use").is_none(), "{l}");
+    }
 }
 
 #[test]

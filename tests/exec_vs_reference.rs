@@ -4,7 +4,7 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::random_net::random_net;
-use synprof::exec::lower::{ConvAlgorithm, Lowered, Phase};
+use synprof::exec::lower::{ConvAlgorithm, Layer, Lowered, NodeTimes, Phase};
 use synprof::exec::reference;
 use synprof::graph::{conv, conv_hw, pool, Net, NetBuilder, Op, Padding, PoolSpec, T};
 use synprof::weights::{synthetic_input, Weights};
@@ -499,15 +499,23 @@ fn per_layer_timing_runs_the_plain_inference() {
     // it then passes over (the same values to rounding, not bit for bit): warm up first.
     lowered.infer(&input).unwrap();
     let plain = lowered.infer(&input).unwrap();
-    let mut node_ms = vec![0.0; net.nodes.len()];
-    let timed = lowered.infer_timed(&input, &mut node_ms).unwrap();
+    let mut times = NodeTimes::new(net.nodes.len());
+    let timed = lowered.infer_timed(&input, &mut times).unwrap();
     assert_eq!(plain.len(), timed.len());
     for (a, b) in plain.iter().zip(&timed) {
         let (a, b) =
             (a.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         assert_eq!(a, b, "the timed run computes what the plain one does");
     }
-    for (node, ms) in net.nodes.iter().zip(&node_ms) {
+    for (node, ms) in net.nodes.iter().zip(&times.wall_ms) {
         assert!(ms.is_finite() && *ms > 0.0, "{}: {ms} ms", node.name);
+    }
+    // The packed convs ran work items on the conv threads; the flatten is candle's own.
+    for ((node, busy), layer) in net.nodes.iter().zip(&times.busy_ms).zip(&lowered.layers) {
+        match layer {
+            Layer::PackedConv(_) | Layer::PackedConvAdd { .. } => assert!(*busy > 0.0, "{}: no busy time", node.name),
+            Layer::Flatten => assert_eq!(*busy, 0.0, "{}", node.name),
+            _ => {}
+        }
     }
 }

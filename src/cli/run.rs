@@ -152,7 +152,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
 fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
     let mut sorted: Vec<_> = layers.iter().filter(|l| l.mean_ms > 0.0).collect();
     sorted.sort_by(|a, b| b.mean_ms.total_cmp(&a.mean_ms));
-    let mut t = Table::new(&["layer", "op", "ms", "share", "GFLOP/s", "FLOP/byte"]);
+    let mut t = Table::new(&["layer", "op", "ms", "share", "GFLOP/s", "FLOP/byte", "threads busy"]);
     let shown = sorted.len().min(25);
     for l in &sorted[..shown] {
         t.row(vec![
@@ -162,6 +162,7 @@ fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
             percent(l.share),
             format!("{:.1}", l.achieved_gflops_per_s),
             format!("{:.1}", l.arithmetic_intensity),
+            l.thread_use.map_or_else(|| "-".into(), percent),
         ]);
     }
     let mut by_op: std::collections::BTreeMap<&str, f64> = Default::default();
@@ -171,5 +172,11 @@ fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
     let mut ops: Vec<_> = by_op.into_iter().filter(|(_, s)| *s > 0.0).collect();
     ops.sort_by(|a, b| b.1.total_cmp(&a.1));
     let summary: Vec<String> = ops.iter().map(|(op, s)| format!("{op} {}", percent(*s))).collect();
-    format!("{}(top {shown} of {} layers)\ntime by op: {}\n", t.render(), layers.len(), summary.join(", "))
+    format!(
+        "{}(top {shown} of {} layers)\ntime by op: {}\nthreads busy: the share of the conv threads' time in the layer spent in its work; \
+         below 100% they waited for each other or had none (- : not on the conv threads)\n",
+        t.render(),
+        layers.len(),
+        summary.join(", ")
+    )
 }

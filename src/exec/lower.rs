@@ -118,13 +118,43 @@ fn residual_fusion(net: &Net, readers: &[usize], folded_bns: &[bool], add: usize
 /// use, to the executor's CPU thread count ([`super::device::set_cpu_threads`], else all
 /// cores), the same count candle's pool gets.
 fn conv_threads() -> Result<&'static Threads, ExecError> {
-    static THREADS: OnceLock<Threads> = OnceLock::new();
-    if let Some(t) = THREADS.get() {
+    if let Some(t) = CONV_THREADS.get() {
         return Ok(t);
     }
     let count = super::device::cpu_threads().unwrap_or_else(super::device::available_cores);
     let threads = Threads::new(count).map_err(|e| ExecError::new(format!("conv thread pool: {e}")))?;
-    Ok(THREADS.get_or_init(|| threads))
+    Ok(CONV_THREADS.get_or_init(|| threads))
+}
+
+static CONV_THREADS: OnceLock<Threads> = OnceLock::new();
+
+/// The pools packed ops run their work items on: the conv threads (once started) and the
+/// one-thread pool of tiny convs.
+fn packed_pools() -> impl Iterator<Item = &'static Threads> {
+    CONV_THREADS.get().into_iter().chain([super::cpu::serial_threads()])
+}
+
+/// How many threads the packed convs' pool has, once started.
+pub fn conv_thread_count() -> Option<usize> {
+    CONV_THREADS.get().map(Threads::count)
+}
+
+/// Per-node times of timed passes ([`Lowered::infer_timed`]), summed over the passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTimes {
+    /// Wall time, the device synchronised after each node.
+    pub wall_ms: Vec<f64>,
+    /// Time the CPU conv threads together spent in the node's work items: up to the
+    /// thread count times its wall time; 0 where the node ran no work items (candle's own
+    /// ops, CUDA).
+    pub busy_ms: Vec<f64>,
+}
+
+impl NodeTimes {
+    /// Zero times for `nodes` nodes.
+    pub fn new(nodes: usize) -> NodeTimes {
+        NodeTimes { wall_ms: vec![0.0; nodes], busy_ms: vec![0.0; nodes] }
+    }
 }
 
 /// `act(a + b)` of two same-shaped f32 tensors as one candle op on the conv threads.
@@ -1149,10 +1179,10 @@ impl Lowered {
         &self,
         input: &Tensor,
         dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
-        node_ms: Option<&mut [f64]>,
+        times: Option<&mut NodeTimes>,
     ) -> Result<Vec<Tensor>, ExecError> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.layers.len()];
-        self.run_nodes(0..self.layers.len(), input, &mut values, dropout, node_ms)?;
+        self.run_nodes(0..self.layers.len(), input, &mut values, dropout, times)?;
         Ok(self.outputs(&values))
     }
 
@@ -1162,24 +1192,27 @@ impl Lowered {
     }
 
     /// Run nodes `range` in order; each value is dropped after its last reader. With
-    /// `node_ms`, each node's wall time (the device synchronised after it) is added to its
-    /// entry.
+    /// `times`, each node's wall time (the device synchronised after it) and the conv
+    /// threads' busy time in it are added to its entries.
     fn run_nodes(
         &self,
         range: std::ops::Range<usize>,
         input: &Tensor,
         values: &mut [Option<Tensor>],
         dropout: &mut dyn FnMut(&Tensor, f64) -> candle_core::Result<Tensor>,
-        mut node_ms: Option<&mut [f64]>,
+        mut times: Option<&mut NodeTimes>,
     ) -> Result<(), ExecError> {
+        let busy_ns = || packed_pools().map(Threads::busy_ns).sum::<u64>();
         for i in range {
             let node = &self.net.nodes[i];
             let inputs = self.layer_inputs(i, values);
+            let busy = times.is_some().then(busy_ns);
             let start = std::time::Instant::now();
             let out = self.run_layer(i, input, &inputs, dropout).map_err(|e| err(&node.name, e))?;
-            if let Some(ms) = node_ms.as_deref_mut() {
+            if let Some(t) = times.as_deref_mut() {
                 super::device::synchronize(&self.device).map_err(|e| ExecError::at(&node.name, e.to_string()))?;
-                ms[i] += start.elapsed().as_secs_f64() * 1e3;
+                t.wall_ms[i] += start.elapsed().as_secs_f64() * 1e3;
+                t.busy_ms[i] += busy_ns().saturating_sub(busy.unwrap_or(0)) as f64 / 1e6;
             }
             values[i] = Some(out);
             self.release_inputs(i, values);
@@ -1197,20 +1230,25 @@ impl Lowered {
         }
     }
 
-    /// [`Lowered::infer`], adding each node's wall time (ms, the device synchronised after
-    /// each) to `node_ms[node]`: the per-layer view of the same run, batch split included
-    /// (a node before the cut runs once per sub-batch; its times add up).
-    pub fn infer_timed(&self, input: &Tensor, node_ms: &mut [f64]) -> Result<Vec<Tensor>, ExecError> {
-        assert_eq!(node_ms.len(), self.layers.len(), "one time per node");
-        self.infer_with(input, Some(node_ms))
+    /// [`Lowered::infer`], adding each node's times to `times` ([`NodeTimes`]): the
+    /// per-layer view of the same run, batch split included (a node before the cut runs
+    /// once per sub-batch; its times add up). The conv threads time their work items
+    /// meanwhile.
+    pub fn infer_timed(&self, input: &Tensor, times: &mut NodeTimes) -> Result<Vec<Tensor>, ExecError> {
+        assert_eq!(times.wall_ms.len(), self.layers.len(), "one time per node");
+        assert_eq!(times.busy_ms.len(), self.layers.len(), "one busy time per node");
+        packed_pools().for_each(|p| p.set_item_timing(true));
+        let outputs = self.infer_with(input, Some(times));
+        packed_pools().for_each(|p| p.set_item_timing(false));
+        outputs
     }
 
-    /// Inference, split where [`Lowered::batch_split`] says, timing each node into
-    /// `node_ms` when given.
-    fn infer_with(&self, input: &Tensor, node_ms: Option<&mut [f64]>) -> Result<Vec<Tensor>, ExecError> {
+    /// Inference, split where [`Lowered::batch_split`] says, timing each node into `times`
+    /// when given.
+    fn infer_with(&self, input: &Tensor, times: Option<&mut NodeTimes>) -> Result<Vec<Tensor>, ExecError> {
         match self.batch_split(input.dim(0)?) {
-            Some(split) => self.infer_split(input, split, node_ms),
-            None => self.run_whole(input, &mut |x, _| Ok(x.clone()), node_ms),
+            Some(split) => self.infer_split(input, split, times),
+            None => self.run_whole(input, &mut |x, _| Ok(x.clone()), times),
         }
     }
 
@@ -1220,7 +1258,7 @@ impl Lowered {
         &self,
         input: &Tensor,
         split: BatchSplit,
-        mut node_ms: Option<&mut [f64]>,
+        mut times: Option<&mut NodeTimes>,
     ) -> Result<Vec<Tensor>, ExecError> {
         let n = self.layers.len();
         let batch = input.dim(0)?;
@@ -1229,13 +1267,13 @@ impl Lowered {
         for start in (0..batch).step_by(split.sub_batch.max(1)) {
             let images = input.narrow(0, start, split.sub_batch.min(batch - start))?;
             let mut values: Vec<Option<Tensor>> = vec![None; n];
-            self.run_nodes(0..split.cut + 1, &images, &mut values, &mut identity, node_ms.as_deref_mut())?;
+            self.run_nodes(0..split.cut + 1, &images, &mut values, &mut identity, times.as_deref_mut())?;
             parts.push(values[split.cut].take().expect("the cut is computed"));
         }
         let mut values: Vec<Option<Tensor>> = vec![None; n];
         values[split.cut] = Some(Tensor::cat(&parts, 0)?);
         drop(parts);
-        self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity, node_ms)?;
+        self.run_nodes(split.cut + 1..n, input, &mut values, &mut identity, times)?;
         Ok(self.outputs(&values))
     }
 

@@ -116,6 +116,12 @@ pub struct LayerTime {
     /// achieved FLOP/s (0) and the work shows in the layer that does it.
     #[serde(default)]
     pub fused: bool,
+    /// Share of the CPU conv threads' time in this layer spent in its work items: their
+    /// busy time over the layer's wall time times the thread count. Below 1, threads
+    /// waited for each other or had no work. None where the layer ran no work items
+    /// (candle's own ops, CUDA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_use: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,20 +425,20 @@ fn time_layers(
     analysis: &crate::analysis::Analysis,
     iterations: usize,
 ) -> Result<Vec<LayerTime>, ExecError> {
-    let n = lowered.net.nodes.len();
-    let mut total_ms = vec![0f64; n];
+    let mut times = crate::exec::lower::NodeTimes::new(lowered.net.nodes.len());
     for _ in 0..iterations {
-        lowered.infer_timed(input, &mut total_ms)?;
+        lowered.infer_timed(input, &mut times)?;
     }
-    let sum: f64 = total_ms.iter().sum();
+    let threads = crate::exec::lower::conv_thread_count().unwrap_or(1) as f64;
+    let sum: f64 = times.wall_ms.iter().sum();
     Ok(lowered
         .net
         .nodes
         .iter()
         .zip(&analysis.layers)
-        .zip(&total_ms)
+        .zip(times.wall_ms.iter().zip(&times.busy_ms))
         .zip(&lowered.layers)
-        .map(|(((node, row), &t), layer)| {
+        .map(|(((node, row), (&t, &busy)), layer)| {
             let mean_ms = t / iterations as f64;
             let fused = matches!(layer, crate::exec::lower::Layer::Identity | crate::exec::lower::Layer::PassInput(_));
             LayerTime {
@@ -448,6 +454,7 @@ fn time_layers(
                 },
                 arithmetic_intensity: row.arithmetic_intensity,
                 fused,
+                thread_use: (busy > 0.0 && t > 0.0).then(|| busy / (t * threads)),
             }
         })
         .collect())

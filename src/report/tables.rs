@@ -402,6 +402,7 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
         col("share", "%", "share_pct", true),
         col("achieved", "GFLOP/s", "achieved_gflops_per_s", true),
         col("intensity", "FLOP/byte", "arithmetic_intensity_flop_per_byte", true),
+        col("threads busy", "%", "thread_use_pct", true),
         csv_col("flops", true),
     ];
     let groups: Vec<Group> = run
@@ -420,6 +421,7 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
                         Cell::num(Some(l.share * 100.0)),
                         Cell::num(Some(l.achieved_gflops_per_s)),
                         Cell::num(Some(l.arithmetic_intensity)),
+                        Cell::num(l.thread_use.map(|u| u * 100.0)),
                         Cell::count(l.flops),
                     ]
                 })
@@ -437,7 +439,9 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
         title: "Slowest layers".into(),
         note: format!(
             "Mean time of each layer timed alone (the device synchronised after every layer), the {shown_per_case} \
-             slowest per case; layers.csv has them all."
+             slowest per case; layers.csv has them all. Threads busy: the share of the CPU conv threads' time \
+             in the layer spent in its work (below 100%, they waited for each other or had none; empty where \
+             the layer did not run on them)."
         ),
         csv_file: "layers.csv".into(),
         key_columns: vec!["case_number".into(), "case_id".into()],

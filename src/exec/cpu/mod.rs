@@ -591,9 +591,8 @@ impl PackedConv {
         // of a parked helper. A depthwise MAC costs 3-14x a GEMM one (memory-bound, and a
         // 7x7 row fills 7 of 16 lanes): MobileNetV2's 960-channel 7x7 depthwise conv is
         // 0.4M MACs but 48 us of work, which ran serial under the MAC threshold alone.
-        static SERIAL: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::single);
         let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
-        let threads = if work < threads.serial_below() { &*SERIAL } else { threads };
+        let threads = if work < threads.serial_below() { serial_threads() } else { threads };
         match (&self.body, self.winograd_tile(n, h, w)) {
             (Body::Gemm(weights), Some(tile)) => {
                 assert!(!residual_in_output, "run_add_in_place copies the residual aside for Winograd");
@@ -670,6 +669,13 @@ impl PackedConv {
         }
         Ok(())
     }
+}
+
+/// The one-thread pool tiny convs run on, whatever pool they were given
+/// ([`PackedConv::run`]): its item time counts in a layer's busy time like the pool's.
+pub fn serial_threads() -> &'static Threads {
+    static SERIAL: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::single);
+    &SERIAL
 }
 
 impl std::fmt::Debug for PackedConv {

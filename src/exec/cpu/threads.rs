@@ -60,6 +60,31 @@ struct Shared {
     /// A helper's job panicked (re-raised on the caller).
     panicked: AtomicBool,
     shutdown: AtomicBool,
+    clock: ItemClock,
+}
+
+/// Item timing ([`Threads::set_item_timing`]), on its own cache line: every item reads
+/// it, and the gate's line changes hands at every call.
+#[repr(align(128))]
+struct ItemClock {
+    /// Whether work items are timed into `busy_ns`.
+    on: AtomicBool,
+    /// Nanoseconds this pool's threads spent inside work items while timing was on.
+    busy_ns: AtomicU64,
+}
+
+impl Shared {
+    /// `f(i)`, its time added to the busy time while item timing is on.
+    #[inline]
+    fn run_item(&self, f: &(dyn Fn(usize) + Sync + '_), i: usize) {
+        if self.clock.on.load(Ordering::Relaxed) {
+            let start = Instant::now();
+            f(i);
+            self.clock.busy_ns.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        } else {
+            f(i);
+        }
+    }
 }
 
 // SAFETY: `job` is accessed under the gate protocol above (caller writes happen-before the
@@ -90,6 +115,7 @@ impl Threads {
             job: UnsafeCell::new((std::ptr::null::<fn(usize)>() as *const Job, 0)),
             panicked: AtomicBool::new(false),
             shutdown: AtomicBool::new(false),
+            clock: ItemClock { on: AtomicBool::new(false), busy_ns: AtomicU64::new(0) },
         });
         let placement = affinity::Placement::new(count - 1);
         let mut helpers = Vec::new();
@@ -124,6 +150,19 @@ impl Threads {
         self.serial_below
     }
 
+    /// Time every work item from now on (`true`) or stop (`false`): `--layers` measures
+    /// how busy the threads were in each layer ([`Threads::busy_ns`]). Off by default; two
+    /// clock reads per item are little next to an item, but a plain run does not pay them.
+    pub fn set_item_timing(&self, on: bool) {
+        self.shared.clock.on.store(on, Ordering::Relaxed);
+    }
+
+    /// Nanoseconds this pool's threads together have spent inside work items while item
+    /// timing was on: a layer's share is the difference across it.
+    pub fn busy_ns(&self) -> u64 {
+        self.shared.clock.busy_ns.load(Ordering::Relaxed)
+    }
+
     /// Spread even the smallest conv over the threads (tests of the threaded paths).
     #[doc(hidden)]
     pub fn always_parallel(mut self) -> Threads {
@@ -136,7 +175,7 @@ impl Threads {
     /// call `for_each` on the same `Threads`.
     pub(crate) fn for_each(&self, items: usize, f: &(dyn Fn(usize) + Sync)) {
         if self.helpers.is_empty() || items <= 1 {
-            (0..items).for_each(f);
+            (0..items).for_each(|i| self.shared.run_item(f, i));
             return;
         }
         let _one_call = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,7 +250,7 @@ fn work(s: &Shared, f: &(dyn Fn(usize) + Sync + '_), items: usize, me: usize) {
             if i >= end {
                 break;
             }
-            f(i);
+            s.run_item(f, i);
         }
     }
 }
@@ -348,6 +387,28 @@ mod tests {
             }
         }
         assert!(helper_ran > 0, "the helper never ran an item");
+    }
+
+    /// Item time counts while timing is on, on every thread, and only then.
+    #[test]
+    fn items_are_timed_only_while_timing_is_on() {
+        let slow = |_: usize| std::thread::sleep(Duration::from_millis(2));
+        for count in [1, 2] {
+            let threads = Threads::new(count).unwrap();
+            threads.for_each(4, &slow);
+            assert_eq!(threads.busy_ns(), 0, "{count} threads: counted with timing off");
+            threads.set_item_timing(true);
+            let start = Instant::now();
+            threads.for_each(8, &slow);
+            threads.for_each(1, &slow);
+            let (busy, wall) = (threads.busy_ns(), start.elapsed().as_nanos() as u64);
+            threads.set_item_timing(false);
+            threads.for_each(4, &slow);
+            assert!(busy >= 18_000_000, "{count} threads: 9 items of 2 ms, {busy} ns counted");
+            // At most `count` threads were busy at once.
+            assert!(busy <= count as u64 * wall, "{busy} ns busy in {wall} ns on {count} threads");
+            assert_eq!(threads.busy_ns(), busy, "{count} threads: counted after timing stopped");
+        }
     }
 
     #[test]
