@@ -79,17 +79,12 @@ impl PackedConv {
     /// `dw`'s planes that size do not take the flat form (7x7 maps, which suit it better
     /// whole) and neither conv has a forced form.
     pub fn fuses_with(&self, dw: &PackedConv, h: usize, w: usize) -> bool {
-        let e = &self.spec;
-        let pointwise = e.groups == 1
-            && e.kernel == [1, 1]
-            && e.stride == [1, 1]
-            && e.dilation == [1, 1]
-            && e.padding == crate::graph::Padding::default();
-        let Ok(g) = dw.geom(h, w) else { return false };
-        pointwise
+        let (Ok(e), Ok(g)) = (self.geom(h, w), dw.geom(h, w)) else { return false };
+        self.spec.groups == 1
+            && e.is_pointwise()
             && matches!(self.body, Body::Gemm(_))
             && matches!(dw.body, Body::Depthwise(_))
-            && dw.spec.in_channels == e.out_channels
+            && dw.spec.in_channels == self.spec.out_channels
             && self.isa == dw.isa
             && self.force.is_none()
             && Flat::new(&g, depthwise::lanes(dw.isa)).is_none()

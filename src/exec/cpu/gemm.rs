@@ -326,8 +326,7 @@ pub(crate) unsafe fn pointwise_strip(
             let (b, boff) = if q + nr <= hw {
                 (x[q..].as_ptr(), offsets.as_ptr())
             } else {
-                let g =
-                    Geom { c: k, h: 1, w: hw, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: 1, ow: hw };
+                let g = Geom::pointwise(k, 1, hw);
                 let job = PackJob { g, x: x.as_ptr(), k0: 0, kc: k, p0: q, np: n, nr, dst: tail.as_mut_ptr() };
                 // SAFETY: `x` is the image's k planes, `tail` holds one k x nr panel.
                 unsafe { (ks.pack)(&job) };

@@ -382,8 +382,7 @@ impl PackedConv {
 
     /// The pointwise geometry of a subsampled conv's gathered `oh x ow` input.
     fn subsampled_geom(&self, oh: usize, ow: usize) -> pack::Geom {
-        let c = self.spec.in_channels / self.spec.groups;
-        pack::Geom { c, h: oh, w: ow, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh, ow }
+        pack::Geom::pointwise(self.spec.in_channels / self.spec.groups, oh, ow)
     }
 
     /// One group's im2col geometry on an `h x w` input.

@@ -44,6 +44,11 @@ pub(crate) struct Geom {
 }
 
 impl Geom {
+    /// The pointwise geometry of `c` planes of `h x w` ([`Geom::is_pointwise`]).
+    pub(crate) fn pointwise(c: usize, h: usize, w: usize) -> Geom {
+        Geom { c, h, w, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, oh: h, ow: w }
+    }
+
     /// Rows of B: `c * kh * kw`.
     pub(crate) fn k(&self) -> usize {
         self.c * self.kh * self.kw
