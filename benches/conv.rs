@@ -11,7 +11,7 @@
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
-//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise]` — one
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise] [--layouts IN,OUT]` — one
 //!   layer, median seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights
 //!   from memory, input warm, as inside a model at batch 1); `--after-depthwise` has a 3x3 depthwise conv on the same
 //!   threads write the input before each (untimed) run, each thread its share of the channels, as a MobileNet
@@ -29,7 +29,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use rayon::prelude::*;
-use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads, Winograd, WinogradTile};
+use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, Layouts, PackedConv, Threads, Winograd, WinogradTile};
 use synprof::graph::Op;
 
 /// One distinct conv layer of a model (identical shapes counted once, `count` times).
@@ -589,6 +589,14 @@ fn one(args: &[String], spec_arg: &str) {
         Some("off") => Some(Winograd::Off),
         Some(other) => panic!("--winograd {other}: 2x2, 4x4 or off"),
     });
+    // --layouts IN,OUT: 1 for a blocked side (`cpu::to_blocked`), 0 for NCHW.
+    let layouts = arg(args, "--layouts").map_or(Layouts::NCHW, |l| match l.as_str() {
+        "0,0" => Layouts::NCHW,
+        "0,1" => Layouts { input: false, output: true },
+        "1,0" => Layouts { input: true, output: false },
+        "1,1" => Layouts::BLOCKED,
+        other => panic!("--layouts {other}: IN,OUT, each 0 (NCHW) or 1 (blocked)"),
+    });
     let mut input = random(n * c * h * w, 3);
     // --after-depthwise: the input is what a 3x3 depthwise conv over the threads just wrote
     // (each thread its share of the channels), as a MobileNet projection finds it.
@@ -611,7 +619,7 @@ fn one(args: &[String], spec_arg: &str) {
         if let Some(dw) = &depthwise {
             dw.run(&pre_input, n, h, w, &mut input, &threads).unwrap();
         }
-        secs(|| conv.run(&input, n, h, w, &mut out, &threads).unwrap())
+        secs(|| conv.run_in_layouts(&input, n, h, w, None, false, &mut out, layouts, &threads).unwrap())
     };
     let est = run();
     let reps = if est > 2.0 { 2 } else { ((0.25 / est.max(1e-6)) as usize).clamp(3, 30) };

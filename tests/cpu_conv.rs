@@ -7,7 +7,10 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use synprof::exec::cpu::{ConvSpec, Epilogue, GemmMethod, Isa, PackedConv, Threads, Winograd, WinogradTile};
+use synprof::exec::cpu::{
+    from_blocked, global_avg_pool_blocked, to_blocked, ConvSpec, Epilogue, GemmMethod, Isa, Layouts, PackedConv,
+    Threads, Winograd, WinogradTile, BLOCK,
+};
 
 /// Allowed error, relative to the largest |output|...
 const TOLERANCE: f64 = 1e-5;
@@ -596,4 +599,94 @@ fn expansion_and_depthwise_fused() {
     // Not a 1x1 stride-1 expansion, or not depthwise after it.
     assert!(!d.fuses_with(&d, 14, 14));
     assert!(!e.fuses_with(&e, 14, 14));
+}
+
+/// The blocked layout (`[n][c / 16][h][w][16]`): 1x1 convs with either side blocked and a
+/// residual beside the output or in it, and depthwise convs blocked in and out, on every ISA
+/// and thread pool, against the NCHW definition converted in and out.
+#[test]
+fn blocked_layouts_match_the_definition() {
+    let pools = pools();
+    let mut rng = ChaCha8Rng::seed_from_u64(1616);
+    let blocks = |rng: &mut ChaCha8Rng| BLOCK * rng.random_range(1..=6);
+    let mut ran = 0;
+    for case in 0..60 {
+        let depthwise = case % 2 == 1;
+        let (layouts, spec) = if depthwise {
+            let c = blocks(&mut rng);
+            let kernel = [pick(&mut rng, &[1, 3, 5, 2]), pick(&mut rng, &[1, 3, 5, 4])];
+            let pad = |rng: &mut ChaCha8Rng, k: usize| rng.random_range(0..=k / 2 + 1);
+            let spec = ConvSpec::new(c, c, kernel)
+                .with_stride(rng.random_range(1..=2), rng.random_range(1..=2))
+                .with_dilation(rng.random_range(1..=2), 1)
+                .with_padding(pad(&mut rng, kernel[0]), pad(&mut rng, kernel[0]), pad(&mut rng, kernel[1]), 0)
+                .with_groups(c);
+            (Layouts::BLOCKED, spec)
+        } else {
+            let layouts = pick(
+                &mut rng,
+                &[Layouts::BLOCKED, Layouts { input: false, output: true }, Layouts { input: true, output: false }],
+            );
+            let side =
+                |rng: &mut ChaCha8Rng, blocked: bool| if blocked { blocks(rng) } else { rng.random_range(1..=40) };
+            let (k, m) = (side(&mut rng, layouts.input), side(&mut rng, layouts.output));
+            (layouts, ConvSpec::new(k, m, [1, 1]))
+        };
+        let (n, h, w) = (rng.random_range(1..=3), rng.random_range(1..=15), rng.random_range(1..=15));
+        let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
+        let (c, m) = (spec.in_channels, spec.out_channels);
+        let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let (weight, bias, x, res) =
+            (random(spec.weight_len()), random(m), random(n * c * h * w), random(n * m * oh * ow));
+        // 0: no residual, 1: beside the output, 2: in the output's buffer.
+        let residual = if depthwise { 0 } else { rng.random_range(0..3) };
+        let epi = epilogue(&mut rng);
+        let want = reference(&spec, &weight, Some(&bias), (residual > 0).then_some(&res[..]), epi, &x, n, h, w);
+        let input = if layouts.input { to_blocked(&x, n, c, h * w) } else { x.clone() };
+        let res_in = if layouts.output { to_blocked(&res, n, m, oh * ow) } else { res.clone() };
+        for isa in Isa::available() {
+            let conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
+            assert!(conv.runs_in(layouts));
+            for threads in &pools {
+                let mut got = if residual == 2 { res_in.clone() } else { vec![f32::NAN; n * m * oh * ow] };
+                let beside = (residual == 1).then_some(&res_in[..]);
+                conv.run_in_layouts(&input, n, h, w, beside, residual == 2, &mut got, layouts, threads).unwrap();
+                let got = if layouts.output { from_blocked(&got, n, m, oh * ow) } else { got };
+                let what = || format!("{isa}, {threads:?}, {spec:?} {layouts:?} residual {residual}, {n}x{h}x{w}");
+                compare(&got, &want, TOLERANCE, what);
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran >= 150, "only {ran} blocked runs");
+
+    // What does not run blocked says so.
+    let dw = ConvSpec::new(32, 32, [3, 3]).with_padding(1, 1, 1, 1).with_groups(32);
+    let dw = PackedConv::new(&[0.1; 32 * 9], None, dw, Epilogue::None).unwrap();
+    let (x, mut out) = (vec![0.0; 32 * 25], vec![0.0; 32 * 25]);
+    let half = Layouts { input: false, output: true };
+    assert!(dw.runs_in(Layouts::BLOCKED) && !dw.runs_in(half));
+    let e = dw.run_in_layouts(&x, 1, 5, 5, None, false, &mut out, half, &Threads::single()).unwrap_err();
+    assert!(e.to_string().contains("cannot run on"), "{e}");
+    let odd = PackedConv::new(&[0.1; 24 * 16], None, ConvSpec::new(24, 16, [1, 1]), Epilogue::None).unwrap();
+    assert!(odd.runs_in(Layouts { input: false, output: true }) && !odd.runs_in(Layouts::BLOCKED));
+    let strided = ConvSpec::new(16, 16, [1, 1]).with_stride(2, 2);
+    let strided = PackedConv::new(&[0.1; 256], None, strided, Epilogue::None).unwrap();
+    assert!(!strided.runs_in(Layouts::BLOCKED) && strided.runs_in(Layouts::NCHW));
+    let e =
+        dw.run_in_layouts(&x, 1, 5, 5, Some(&x), false, &mut out, Layouts::BLOCKED, &Threads::single()).unwrap_err();
+    assert!(e.to_string().contains("residual"), "{e}");
+
+    // Global average pooling of blocked images gives NCHW's means.
+    let (n, c, hw) = (3, 48, 13);
+    let x: Vec<f32> = (0..n * c * hw).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let want: Vec<f64> = x.chunks(hw).map(|p| p.iter().map(|&v| v as f64).sum::<f64>() / hw as f64).collect();
+    for threads in &pools {
+        let mut got = vec![f32::NAN; n * c];
+        global_avg_pool_blocked(&to_blocked(&x, n, c, hw), n, c, hw, &mut got, threads).unwrap();
+        compare(&got, &want, TOLERANCE, || format!("blocked global average pool, {threads:?}"));
+    }
+    let e = global_avg_pool_blocked(&x[..24 * hw], 1, 24, hw, &mut [0.0; 24], &Threads::single()).unwrap_err();
+    assert!(e.to_string().contains("whole blocks"), "{e}");
+    assert_eq!(from_blocked(&to_blocked(&x, n, c, hw), n, c, hw), x);
 }

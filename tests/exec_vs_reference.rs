@@ -359,6 +359,76 @@ fn expansions_fuse_into_their_depthwise_convs() {
     assert!(err < TOLERANCE, "{err}");
 }
 
+/// Small maps run on blocked tensors (a pixel's 16 channels together, `exec::cpu::blocked`)
+/// where every reader can: MobileNetV2 from block 7's projection to the head, and a net
+/// with each kind of boundary, against the reference.
+#[test]
+fn small_maps_run_on_blocked_tensors() {
+    use synprof::graph::Shape;
+    let net = zoo::build("mobilenet_v2", Some(&Shape::chw(3, 224, 224))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let phase = Phase::Inference { fold_batch_norm: true };
+    for (conv, blocked) in [(ConvAlgorithm::Packed, 32), (ConvAlgorithm::Candle, 0)] {
+        let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, conv).unwrap();
+        // blocks.7's projection writes blocked; blocks 8-17 (three convs each) and the
+        // head run blocked; the global average pool reads the head's blocked output.
+        assert_eq!(lowered.blocked_convs, blocked, "{conv}");
+    }
+    let err = compare_with(&net, true, 8, 1, ConvAlgorithm::Packed);
+    assert!(err < 1e-4, "mobilenet_v2 with blocked small maps: {err}");
+
+    // Every boundary: entering (1x1, NCHW in), residuals fused beside and in place, a
+    // strided depthwise conv, leaving for a dense 3x3 conv (1x1, NCHW out), a tensor also
+    // read by a concat (stays NCHW, so the depthwise conv reading it does too), channels
+    // not whole blocks (stays NCHW), a blocked global average pool.
+    let mut g = NetBuilder::new("blocked_boundaries", &[8, 14, 14]);
+    let x = g.input();
+    let a = g.conv(x, conv(32, 1));
+    let a = g.relu6(a);
+    let b = g.conv(a, conv(32, 3).pad(1).depthwise());
+    let b = g.relu6(b);
+    let c = g.conv(b, conv(32, 1));
+    let c = g.add(c, a);
+    let d = g.conv(c, conv(32, 3).pad(1).stride(2).depthwise());
+    let e = g.conv(d, conv(48, 1));
+    let f = g.conv(e, conv(32, 3).pad(1));
+    let k = g.conv(d, conv(16, 1));
+    let kd = g.conv(k, conv(16, 3).pad(1).depthwise());
+    let odd = g.conv(d, conv(24, 1));
+    let odd = g.conv(odd, conv(24, 3).pad(1).depthwise());
+    let j = g.cat(&[f, kd, k, odd]);
+    let p = g.conv(j, conv(64, 1));
+    let p = g.relu(p);
+    let q = g.global_avg_pool(p);
+    let q = g.flatten(q);
+    let y = g.linear(q, 10);
+    let net = g.finish(y).unwrap();
+    let weights = Weights::init(&net, 5);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    // Each conv's (input, output) blocked, in node order: a, b, c (its residual a), d, e,
+    // f, k, kd, the 24-channel pair, p. k and the 24-channel 1x1 read d blocked but write
+    // NCHW for their readers.
+    let layouts: Vec<(bool, bool)> = lowered
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => Some((op.layouts().input, op.layouts().output)),
+            _ => None,
+        })
+        .collect();
+    let (nchw, entry, exit, blocked) = ((false, false), (false, true), (true, false), (true, true));
+    assert_eq!(layouts, [entry, blocked, blocked, blocked, exit, nchw, exit, nchw, exit, nchw, entry]);
+    assert_eq!(lowered.blocked_convs, 8);
+    assert!(lowered
+        .layers
+        .iter()
+        .any(|l| matches!(l, Layer::PackedPool(op) if format!("{op:?}").contains("GlobalAvgBlocked"))));
+    for batch in [1, 3] {
+        let err = compare_with(&net, true, 5, batch, ConvAlgorithm::Packed);
+        assert!(err < TOLERANCE, "batch {batch}: {err}");
+    }
+}
+
 /// A residual still read after its add keeps its buffer: the conv writes a new one.
 #[test]
 fn a_residual_read_later_is_not_overwritten() {

@@ -102,6 +102,12 @@ pub fn render(outcomes: &[Outcome]) -> String {
                         r.fused_expansions
                     ));
                 }
+                if r.blocked_convs > 0 {
+                    out.push_str(&format!(
+                        "{} convs ran on blocked tensors (16 channels of a pixel together, maps of 14x14 and smaller; SYNPROF_CPU_BLOCKED=off for NCHW).\n",
+                        r.blocked_convs
+                    ));
+                }
                 if r.winograd_convs > 0 {
                     out.push_str(&format!(
                         "{} 3x3 convs ran as Winograd F(2x2, 3x3) or F(4x4, 3x3) at batch {} (2.25x or 4x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",

@@ -20,7 +20,7 @@
 //! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
 //! other dtypes and other devices always use it.
 
-use super::cpu::{ConvSpec, Epilogue, PackedConv, Threads};
+use super::cpu::{ConvSpec, Epilogue, Layouts, PackedConv, Threads};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
@@ -212,16 +212,24 @@ impl candle_core::CustomOp1 for AffineActOp {
     }
 }
 
-/// A packed conv as a candle op (NCHW f32 in and out; inference only, no backward).
+/// A packed conv as a candle op (f32 in and out, NCHW or blocked as `layouts` says: a
+/// blocked tensor keeps its NCHW shape in candle, its data in `cpu::to_blocked`'s order;
+/// inference only, no backward).
 #[derive(Debug)]
 pub struct PackedConvOp {
     conv: PackedConv,
     threads: &'static Threads,
+    layouts: Layouts,
 }
 
 impl PackedConvOp {
     pub fn conv(&self) -> &PackedConv {
         &self.conv
+    }
+
+    /// How its input and output lie: NCHW or blocked (`block_small_maps`).
+    pub fn layouts(&self) -> Layouts {
+        self.layouts
     }
 
     /// The conv of a contiguous NCHW f32 input (`layout`), with a residual shaped as the
@@ -236,7 +244,7 @@ impl PackedConvOp {
         let shape = self.output_shape(layout, residual.map(|(_, l)| l))?;
         let mut out = output_buffer(shape.elem_count());
         self.conv
-            .run_with_residual(x, n, h, w, residual.map(|(r, _)| r), &mut out, self.threads)
+            .run_in_layouts(x, n, h, w, residual.map(|(r, _)| r), false, &mut out, self.layouts, self.threads)
             .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), shape))
     }
@@ -300,7 +308,9 @@ impl candle_core::InplaceOp2 for PackedConvOp {
         let Some((start, end)) = l1.contiguous_offsets() else {
             candle_core::bail!("packed conv with a residual in place takes a contiguous residual")
         };
-        self.conv.run_add_in_place(x, n, h, w, &mut acc[start..end], self.threads).map_err(candle_core::Error::msg)
+        self.conv
+            .run_in_layouts(x, n, h, w, None, true, &mut acc[start..end], self.layouts, self.threads)
+            .map_err(candle_core::Error::msg)
     }
 }
 
@@ -449,6 +459,105 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
     }
 }
 
+/// Output maps of at most this many pixels may be blocked (`block_small_maps`).
+const BLOCKED_MAX_PIXELS: usize = 14 * 14;
+
+/// Keep the tensors of small maps blocked (`cpu::to_blocked`: a pixel's 16 channels
+/// together) where every layer that reads them can run so: packed 1x1 and depthwise convs
+/// (a residual in the layout of the conv's output), the global average pool. A 1x1 conv
+/// may read NCHW and write blocked or the other way round, so a blocked stretch needs no
+/// conversion at its ends. Then every conv of the stretch cuts its work by the same pixel
+/// ranges (`cpu/blocked.rs`). Returns how many convs run on blocked tensors (none with
+/// `SYNPROF_CPU_BLOCKED=off`).
+fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
+    if super::switched_off("SYNPROF_CPU_BLOCKED") {
+        return Ok(0);
+    }
+    let n = layers.len();
+    let conv_op = |l: &Layer| match l {
+        Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => Some(op.clone()),
+        _ => None,
+    };
+    // src[i]: the node whose layer made node i's value (through pass-throughs).
+    let mut src: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        src[i] = match &layers[i] {
+            Layer::Identity => net.nodes[i].inputs.first().map_or(i, |&p| src[p]),
+            Layer::PassInput(k) => src[net.nodes[i].inputs[*k]],
+            _ => i,
+        };
+    }
+    let mut blocked: Vec<bool> = (0..n)
+        .map(|i| {
+            let small = net.nodes[i].shape.hw().is_some_and(|[h, w]| h * w <= BLOCKED_MAX_PIXELS);
+            let writes_blocked = |op: Arc<PackedConvOp>| {
+                op.conv().runs_in(Layouts { input: false, output: true }) || op.conv().runs_in(Layouts::BLOCKED)
+            };
+            small && conv_op(&layers[i]).is_some_and(writes_blocked)
+        })
+        .collect();
+    for &o in &net.outputs {
+        blocked[src[o]] = false;
+    }
+    loop {
+        let mut changed = false;
+        let mut unblock = |v: usize, blocked: &mut Vec<bool>| {
+            if blocked[v] {
+                blocked[v] = false;
+                changed = true;
+            }
+        };
+        for j in 0..n {
+            let inputs = &net.nodes[j].inputs;
+            match &layers[j] {
+                Layer::Identity | Layer::PassInput(_) => {}
+                Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => {
+                    let x = src[inputs[0]];
+                    let layouts = Layouts { input: blocked[x], output: blocked[j] };
+                    if !op.conv().runs_in(layouts) {
+                        // A depthwise conv runs blocked on both sides or neither.
+                        unblock(x, &mut blocked);
+                        unblock(j, &mut blocked);
+                    }
+                    if let Layer::PackedConvAdd { residual, .. } = &layers[j] {
+                        if blocked[src[*residual]] != blocked[j] {
+                            unblock(src[*residual], &mut blocked);
+                            unblock(j, &mut blocked);
+                        }
+                    }
+                }
+                Layer::PackedPool(op) if matches!(op.pool, PackedPool::GlobalAvg) => {}
+                _ => inputs.iter().for_each(|&p| unblock(src[p], &mut blocked)),
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut convs = 0;
+    for j in 0..n {
+        let Some(&x) = net.nodes[j].inputs.first() else { continue };
+        let input = blocked[src[x]];
+        match &mut layers[j] {
+            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => {
+                let layouts = Layouts { input, output: blocked[j] };
+                if layouts.any_blocked() {
+                    let name = &net.nodes[j].name;
+                    let op = Arc::get_mut(op).ok_or_else(|| ExecError::at(name, "packed conv shared at lowering"))?;
+                    op.layouts = layouts;
+                    convs += 1;
+                }
+            }
+            Layer::PackedPool(op) if input => {
+                let threads = op.threads;
+                *op = Arc::new(PackedPoolOp { pool: PackedPool::GlobalAvgBlocked, threads });
+            }
+            _ => {}
+        }
+    }
+    Ok(convs)
+}
+
 fn layers_in_place(layers: &[Layer]) -> usize {
     layers.iter().filter(|l| matches!(l, Layer::PackedConvAdd { in_place: true, .. })).count()
 }
@@ -481,6 +590,8 @@ pub enum PackedPool {
     Max(super::cpu::MaxPoolSpec),
     /// Each plane's mean.
     GlobalAvg,
+    /// Each channel's mean, of a blocked input (`cpu::to_blocked`).
+    GlobalAvgBlocked,
 }
 
 /// A pool on the conv threads; NCHW f32, inference only.
@@ -495,6 +606,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
         match self.pool {
             PackedPool::Max(_) => "packed-max-pool2d",
             PackedPool::GlobalAvg => "packed-global-avg-pool",
+            PackedPool::GlobalAvgBlocked => "packed-global-avg-pool-blocked",
         }
     }
 
@@ -503,12 +615,13 @@ impl candle_core::CustomOp1 for PackedPoolOp {
         let (n, c, h, w) = layout.shape().dims4()?;
         let [oh, ow] = match &self.pool {
             PackedPool::Max(spec) => spec.out_hw,
-            PackedPool::GlobalAvg => [1, 1],
+            PackedPool::GlobalAvg | PackedPool::GlobalAvgBlocked => [1, 1],
         };
         let mut out = output_buffer(n * c * oh * ow);
         match &self.pool {
             PackedPool::Max(spec) => super::cpu::max_pool(x, n * c, h, w, spec, &mut out, self.threads),
             PackedPool::GlobalAvg => super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads),
+            PackedPool::GlobalAvgBlocked => super::cpu::global_avg_pool_blocked(x, n, c, h * w, &mut out, self.threads),
         }
         .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
@@ -648,6 +761,8 @@ pub struct Lowered {
     pub residual_adds_in_place: usize,
     /// 1x1 expansions run fused with the depthwise conv after them (packed path only).
     pub fused_expansions: usize,
+    /// Packed convs that read or write blocked tensors (`block_small_maps`).
+    pub blocked_convs: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
     /// The conv threads a split batch's images are shared among.
@@ -967,7 +1082,7 @@ impl Lowered {
                     let epilogue = epilogues.get(&i).copied().unwrap_or_default();
                     let conv = PackedConv::new(&weight, bias.as_deref(), spec, epilogue).map_err(|e| err(name, e))?;
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    let op = Arc::new(PackedConvOp { conv, threads });
+                    let op = Arc::new(PackedConvOp { conv, threads, layouts: Layouts::NCHW });
                     match residual_of.get(&i) {
                         Some(&residual) => Layer::PackedConvAdd { op, residual, in_place: false },
                         None => Layer::PackedConv(op),
@@ -1065,7 +1180,7 @@ impl Lowered {
                     let bias = bias.as_ref().map(|b| b.data.as_slice());
                     let conv = PackedConv::new(&weight.data, bias, spec, Epilogue::None).map_err(|e| err(name, e))?;
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    Layer::PackedLinear(Arc::new(PackedConvOp { conv, threads }))
+                    Layer::PackedLinear(Arc::new(PackedConvOp { conv, threads, layouts: Layouts::NCHW }))
                 }
                 Op::Linear { .. } => {
                     let NodeParams::Linear { weight, bias } = params()? else {
@@ -1089,6 +1204,7 @@ impl Lowered {
         let fused_expansions = if packed { fuse_expansions(net, &readers, &mut layers) } else { 0 };
         residual_in_place(net, &mut layers);
         let residual_adds_in_place = layers_in_place(&layers);
+        let blocked_convs = if packed { block_small_maps(net, &mut layers)? } else { 0 };
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
         Ok(Lowered {
             net: net.clone(),
@@ -1103,6 +1219,7 @@ impl Lowered {
             fused_residual_adds: add_passes.len(),
             fused_expansions,
             residual_adds_in_place,
+            blocked_convs,
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
             split_threads: threads.map_or(1, Threads::count),
         })

@@ -162,6 +162,10 @@ pub struct CaseResult {
     /// time counts in the depthwise layer's in `--layers`.
     #[serde(default)]
     pub fused_expansions: usize,
+    /// Convs that ran on blocked tensors (packed path; a pixel's 16 channels together,
+    /// on maps of 14x14 and smaller: `exec::cpu::to_blocked`).
+    #[serde(default)]
+    pub blocked_convs: usize,
     /// Convs run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (packed path): 2.25x or 4x fewer
     /// multiplies than the direct conv; `achieved_gflops_per_s` still counts the direct
     /// conv's FLOPs.
@@ -267,6 +271,7 @@ pub struct Measured {
     pub fused_activations: usize,
     pub fused_residual_adds: usize,
     pub fused_expansions: usize,
+    pub blocked_convs: usize,
     pub winograd_convs: usize,
     pub batch_split: Option<String>,
 }
@@ -341,6 +346,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         fused_activations: measured.fused_activations,
         fused_residual_adds: measured.fused_residual_adds,
         fused_expansions: measured.fused_expansions,
+        blocked_convs: measured.blocked_convs,
         winograd_convs: measured.winograd_convs,
         batch_split: measured.batch_split,
         loss_first: measured.losses.and_then(|l| l.0),
@@ -385,6 +391,7 @@ fn measure_candle(
                 fused_activations: lowered.fused_activations,
                 fused_residual_adds: lowered.fused_residual_adds,
                 fused_expansions: lowered.fused_expansions,
+                blocked_convs: lowered.blocked_convs,
                 winograd_convs: lowered.winograd_convs(opts.batch, analysis),
                 batch_split: lowered.batch_split(opts.batch).map(|s| {
                     format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
@@ -407,6 +414,7 @@ fn measure_candle(
                 fused_activations: 0,
                 fused_residual_adds: 0,
                 fused_expansions: 0,
+                blocked_convs: 0,
                 winograd_convs: 0,
                 batch_split: None,
             })

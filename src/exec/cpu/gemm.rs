@@ -85,7 +85,7 @@ impl GemmWeights {
     }
 
     /// The A^T panels, group after group (from the weights read back, on first use).
-    fn channel_panels(&self) -> &[f32] {
+    pub(crate) fn channel_panels(&self) -> &[f32] {
         self.channel_panels
             .get_or_init(|| {
                 let (m, k, nc) = (self.m, self.k, self.nc);
@@ -273,7 +273,7 @@ fn plan(
     Plan { kc, k_blocks, pixel_blocks, m_chunks }
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {
@@ -914,6 +914,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                         act: call.act,
                         pf: a_group[next * panel + (t - it.pa) * panel / tiles..].as_ptr(),
                         pf_step: if next == mp { 0 } else { pf_step },
+                        lane0: 0,
                     };
                     // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
                     // has the tile's n pixels (a run never crosses a row of the grid or the

@@ -22,6 +22,10 @@
 //!   (`depthwise.rs`). After a 1x1 expansion they can run fused with it
 //!   ([`PackedConv::run_expand_depthwise`], `fused.rs`): strips of the expanded rows
 //!   computed into L2 and read there, never written out.
+//! * On maps of 14x14 and smaller, 1x1 and depthwise convs also run on blocked tensors,
+//!   `[n][c / 16][h][w][16]` ([`PackedConv::run_in_layouts`], `blocked.rs`): a depthwise
+//!   conv then computes a pixel's 16 channels as one vector, and every layer of a stretch
+//!   cuts its work by the same pixels, so each thread reads what it wrote.
 //! * The ISA is found at run time ([`Isa::detect`]) and can be forced
 //!   ([`PackedConv::with_isa`]), which the tests do for each one the CPU has.
 //! * Threads come from the caller ([`Threads`]): a small dedicated pool, not candle's
@@ -45,6 +49,7 @@
 
 mod affinity;
 mod alloc;
+mod blocked;
 mod depthwise;
 mod direct;
 mod eltwise;
@@ -60,6 +65,7 @@ mod threads;
 mod tune;
 mod winograd;
 
+pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
@@ -248,6 +254,8 @@ pub struct PackedConv {
     winograd: [std::sync::OnceLock<winograd::Transformed>; 2],
     /// The GEMM method timed fastest per input shape (`tune.rs`), where none is forced.
     tuned: tune::Choices,
+    /// A depthwise conv's taps for blocked tensors (`blocked.rs`), made on first use.
+    blocked_taps: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl PackedConv {
@@ -310,6 +318,7 @@ impl PackedConv {
             force_winograd: None,
             winograd: Default::default(),
             tuned: tune::Choices::default(),
+            blocked_taps: std::sync::OnceLock::new(),
         })
     }
 
@@ -570,6 +579,141 @@ impl PackedConv {
         self.force.is_none() && tune::enabled() && self.tuned.get(shape).is_none()
     }
 
+    /// `threads`, or the one-thread pool for a conv too small to share (a few microseconds
+    /// of work cost less done here than the wake-up of a parked helper). A depthwise MAC
+    /// costs 3-14x a GEMM one (memory-bound, and a 7x7 row fills 7 of 16 lanes):
+    /// MobileNetV2's 960-channel 7x7 depthwise conv is 0.4M MACs but 48 us of work, which
+    /// ran serial under the MAC threshold alone.
+    fn threads_for<'t>(&self, n: usize, h: usize, w: usize, threads: &'t Threads) -> &'t Threads {
+        let s = &self.spec;
+        let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
+        if work < threads.serial_below() {
+            serial_threads()
+        } else {
+            threads
+        }
+    }
+
+    /// Whether the conv runs with its input and output laid out as `layouts` says
+    /// (`blocked.rs`): NCHW always; blocked, a 1x1 stride-1 unpadded conv of one group
+    /// (either side blocked) or a depthwise conv (both), its blocked sides' channels whole
+    /// blocks of 16.
+    pub fn runs_in(&self, layouts: Layouts) -> bool {
+        let s = &self.spec;
+        let whole = |c: usize, blocked: bool| !blocked || c.is_multiple_of(blocked::BLOCK);
+        match &self.body {
+            _ if layouts == Layouts::NCHW => true,
+            Body::Depthwise(_) => layouts == Layouts::BLOCKED && whole(s.in_channels, true),
+            Body::Gemm(_) => {
+                s.groups == 1
+                    && s.kernel == [1, 1]
+                    && s.stride == [1, 1]
+                    && s.padding == Padding::ZERO
+                    && whole(s.in_channels, layouts.input)
+                    && whole(s.out_channels, layouts.output)
+            }
+        }
+    }
+
+    /// [`PackedConv::run_with_residual`] (or, with `residual_in_output`,
+    /// [`PackedConv::run_add_in_place`], the residual in `output`) on tensors laid out as
+    /// `layouts` says: a blocked tensor is `[n][c / 16][h][w][16]` ([`to_blocked`]); a
+    /// residual lies as the output. An error where the conv does not run in those layouts
+    /// ([`PackedConv::runs_in`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_in_layouts(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        residual: Option<&[f32]>,
+        residual_in_output: bool,
+        output: &mut [f32],
+        layouts: Layouts,
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        if layouts == Layouts::NCHW {
+            return match residual_in_output {
+                true if residual.is_none() => self.run_add_in_place(input, n, h, w, output, threads),
+                _ => self.run_with_residual(input, n, h, w, residual, output, threads),
+            };
+        }
+        if !self.runs_in(layouts) {
+            return Err(ConvError::new(format!(
+                "a {}x{} conv of {} -> {} channels in {} groups (stride {:?}) cannot run on {layouts:?} tensors",
+                self.spec.kernel[0],
+                self.spec.kernel[1],
+                self.spec.in_channels,
+                self.spec.out_channels,
+                self.spec.groups,
+                self.spec.stride
+            )));
+        }
+        let (oh, ow) = self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
+        if residual.is_some() || residual_in_output {
+            self.takes_a_residual()?;
+        }
+        if let Some(r) = residual.filter(|r| r.len() != output.len()) {
+            return Err(ConvError::new(format!("residual has {} floats, the output {}", r.len(), output.len())));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let threads = self.threads_for(n, h, w, threads);
+        let s = &self.spec;
+        match &self.body {
+            Body::Gemm(weights) => {
+                let call = blocked::Pointwise {
+                    kernels: kernels::kernel_set(self.isa),
+                    panels: weights.channel_panels(),
+                    k: s.in_channels,
+                    m: s.out_channels,
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    images: n,
+                    pixels: h * w,
+                    layouts,
+                    residual: residual.filter(|_| !residual_in_output),
+                    residual_in_output,
+                };
+                blocked::run_pointwise(&call, input, output, threads);
+            }
+            Body::Depthwise(taps) => {
+                let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
+                let p = s.padding;
+                let g = blocked::DwGeom {
+                    h,
+                    w,
+                    oh,
+                    ow,
+                    kh: s.kernel[0],
+                    kw: s.kernel[1],
+                    sh: s.stride[0],
+                    sw: s.stride[1],
+                    dh: s.dilation[0],
+                    dw: s.dilation[1],
+                    pt: p.top,
+                    pl: p.left,
+                };
+                let kernel = blocked::depthwise_kernel(self.isa);
+                blocked::run_depthwise(
+                    kernel,
+                    g,
+                    s.in_channels,
+                    n,
+                    taps,
+                    &self.bias,
+                    self.epilogue,
+                    input,
+                    output,
+                    threads,
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The conv, its sizes checked: the residual beside the output, in it
     /// (`residual_in_output`, GEMM only and never while timing the forms), or none.
     #[allow(clippy::too_many_arguments)]
@@ -586,12 +730,7 @@ impl PackedConv {
     ) -> Result<(), ConvError> {
         let s = &self.spec;
         let (oh, ow) = s.output_hw(h, w)?;
-        // A tiny conv (a few microseconds of work) costs less done here than the wake-up
-        // of a parked helper. A depthwise MAC costs 3-14x a GEMM one (memory-bound, and a
-        // 7x7 row fills 7 of 16 lanes): MobileNetV2's 960-channel 7x7 depthwise conv is
-        // 0.4M MACs but 48 us of work, which ran serial under the MAC threshold alone.
-        let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
-        let threads = if work < threads.serial_below() { serial_threads() } else { threads };
+        let threads = self.threads_for(n, h, w, threads);
         match (&self.body, self.winograd_tile(n, h, w)) {
             (Body::Gemm(weights), Some(tile)) => {
                 assert!(!residual_in_output, "run_add_in_place copies the residual aside for Winograd");

@@ -145,6 +145,7 @@ pub fn measure(
         fused_activations: 0,
         fused_residual_adds: 0,
         fused_expansions: 0,
+        blocked_convs: 0,
         winograd_convs: 0,
         batch_split: None,
     };

@@ -128,13 +128,28 @@ pub(crate) unsafe fn tile(t: &Tile) {
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
-    super::ctile::ctile::<Avx2, P, V, NC>(t)
+unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
+    super::ctile::ctile::<Avx2, P, V, NC, PS, BLOCKED>(t)
 }
 
 /// Safety: see [`super::KernelSet::ctile`]; needs AVX2 and FMA.
 pub(crate) unsafe fn ctile(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4, 5, 6])
+    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4, 5, 6])
+}
+
+/// NCHW in, blocked out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX2 and FMA.
+pub(crate) unsafe fn ctile_to_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4, 5, 6])
+}
+
+/// Blocked in and out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX2 and FMA.
+pub(crate) unsafe fn ctile_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4, 5, 6])
+}
+
+/// Blocked in, NCHW out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX2 and FMA.
+pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4, 5, 6])
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -166,4 +181,10 @@ pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) 
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
     crate::exec::cpu::winograd::output_plane::<Avx2>(job)
+}
+
+/// Blocked depthwise kernel instance; see `super::super::blocked`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
+    crate::exec::cpu::blocked::depthwise_block::<Avx2>(j)
 }

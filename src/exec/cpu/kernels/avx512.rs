@@ -161,13 +161,28 @@ pub(crate) unsafe fn tile(t: &Tile) {
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
-    super::ctile::ctile::<Avx512, P, V, NC>(t)
+unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
+    super::ctile::ctile::<Avx512, P, V, NC, PS, BLOCKED>(t)
 }
 
 /// Safety: see [`super::KernelSet::ctile`]; needs AVX-512F.
 pub(crate) unsafe fn ctile(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+}
+
+/// NCHW in, blocked out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
+pub(crate) unsafe fn ctile_to_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+}
+
+/// Blocked in and out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
+pub(crate) unsafe fn ctile_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+}
+
+/// Blocked in, NCHW out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
+pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 }
 
 #[target_feature(enable = "avx512f")]
@@ -200,4 +215,10 @@ pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) 
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
     crate::exec::cpu::winograd::output_plane::<Avx512>(job)
+}
+
+/// Blocked depthwise kernel instance; see `super::super::blocked`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
+    crate::exec::cpu::blocked::depthwise_block::<Avx512>(j)
 }

@@ -61,6 +61,10 @@ pub(crate) struct KernelSet {
     pub tile: unsafe fn(&Tile),
     /// Computes one channel-vectorized tile. Safety: as `tile`, for what `CTile` describes.
     pub ctile: unsafe fn(&CTile),
+    /// `ctile` by layout, `[input blocked][output blocked]` (`blocked.rs`; `[0][0]` is
+    /// `ctile`). Safety: as `ctile`; a blocked input's pixels lie `BLOCK` floats apart, and
+    /// a blocked output's tile has whole vectors of channels.
+    pub ctile_layouts: [[unsafe fn(&CTile); 2]; 2],
     /// Packs B panels (`pack.rs`) with the same ISA.
     pub pack: unsafe fn(&super::pack::PackJob),
     /// Copies input rows into a padded, phase-split grid (`direct.rs`).
@@ -83,6 +87,10 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: avx512::MAX_PIXELS,
             tile: avx512::tile,
             ctile: avx512::ctile,
+            ctile_layouts: [
+                [avx512::ctile, avx512::ctile_to_blocked],
+                [avx512::ctile_from_blocked, avx512::ctile_blocked],
+            ],
             pack: avx512::pack_b,
             pad: avx512::pad,
             scatter: avx512::scatter,
@@ -98,6 +106,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: avx2::MAX_PIXELS,
             tile: avx2::tile,
             ctile: avx2::ctile,
+            ctile_layouts: [[avx2::ctile, avx2::ctile_to_blocked], [avx2::ctile_from_blocked, avx2::ctile_blocked]],
             pack: avx2::pack_b,
             pad: avx2::pad,
             scatter: avx2::scatter,
@@ -112,6 +121,10 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: scalar::MAX_PIXELS,
             tile: scalar::tile,
             ctile: scalar::ctile,
+            ctile_layouts: [
+                [scalar::ctile, scalar::ctile_to_blocked],
+                [scalar::ctile_from_blocked, scalar::ctile_blocked],
+            ],
             pack: scalar::pack_b,
             pad: scalar::pad,
             scatter: scalar::scatter,

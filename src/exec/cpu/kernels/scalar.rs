@@ -105,13 +105,28 @@ pub(crate) unsafe fn tile(t: &Tile) {
     dispatch_tile!(tile_mv, t, 1, [1, 2, 3, 4])
 }
 
-unsafe fn ctile_pv<const P: usize, const V: usize>(t: &CTile) {
-    super::ctile::ctile::<Scalar, P, V, NC>(t)
+unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
+    super::ctile::ctile::<Scalar, P, V, NC, PS, BLOCKED>(t)
 }
 
 /// Safety: see [`super::KernelSet::ctile`].
 pub(crate) unsafe fn ctile(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, [1, 2, 3, 4])
+    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4])
+}
+
+/// NCHW in, blocked out. Safety: see [`super::KernelSet::ctile_layouts`].
+pub(crate) unsafe fn ctile_to_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4])
+}
+
+/// Blocked in and out. Safety: see [`super::KernelSet::ctile_layouts`].
+pub(crate) unsafe fn ctile_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4])
+}
+
+/// Blocked in, NCHW out. Safety: see [`super::KernelSet::ctile_layouts`].
+pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
+    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4])
 }
 
 pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {
@@ -137,4 +152,9 @@ pub(crate) unsafe fn winograd_input(job: &crate::exec::cpu::winograd::InputJob) 
 
 pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::OutputJob) {
     crate::exec::cpu::winograd::output_plane::<Scalar>(job)
+}
+
+/// Blocked depthwise kernel instance; see `super::super::blocked`.
+pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
+    crate::exec::cpu::blocked::depthwise_block::<Scalar>(j)
 }

@@ -1,0 +1,452 @@
+//! The blocked activation layout, `[n][c / 16][h][w][16]`: one pixel's 16 channels lie
+//! together (onnxruntime's NCHWc), for the small maps at the end of a mobile net.
+//!
+//! Why: at batch 1 on two threads, NCHW makes the layers of an inverted residual block cut
+//! their work differently. A 1x1 conv and a depthwise conv on a 14x14 map cut by pixels
+//! read every channel of their rows, and a depthwise conv on NCHW planes cuts well only by
+//! channels, so the 1x1 projection after it read half its input from the other core's
+//! cache (benches/peers/RESULTS.md sections 15-16: +15-25% on those layers). Blocked, a
+//! depthwise conv computes a pixel's 16 channels as one vector, so every layer cuts by the
+//! same pixel ranges ([`chunks`]): thread `t` owns the same pixels of every layer, and only
+//! a depthwise conv's halo row crosses between cores.
+//!
+//! * 1x1 stride-1 convs run on the channel-vectorized GEMM tile (`kernels/ctile.rs`), which
+//!   reads B pixels `BLOCK` apart from a blocked input and stores its vectors as they are
+//!   to a blocked output (no transpose). Either side may be NCHW, where the blocked stretch
+//!   of a net begins or ends. Where the weights outweigh the pixels (7x7 maps at batch 1:
+//!   MobileNetV2's 960 -> 160 projection has 150 K weights for 49 pixels) a 1x1 conv cuts
+//!   by output channels instead ([`cut_by_channels`]): cut by pixels, each thread would
+//!   read all of them.
+//! * Depthwise convs: blocked in and out, any kernel, stride, dilation and padding.
+//! * Global average pooling of a blocked input gives `[n][c]` as from NCHW.
+//!
+//! Which tensors of a net are blocked is the lowering's choice (`exec::lower`): those whose
+//! every reader runs blocked, channels a multiple of [`BLOCK`].
+
+use super::gemm::gcd;
+use super::kernels::{simd::activate, simd::Simd, CTile, KernelSet};
+use super::threads::{share, SendPtr};
+use super::{Epilogue, Threads};
+
+/// Channels per block: one pixel's 16 channels lie together, `[n][c / BLOCK][h][w][BLOCK]`.
+pub const BLOCK: usize = 16;
+
+/// Work items per thread for one image's pixels (load balance against the tile count).
+const RUNS_PER_THREAD: usize = 2;
+/// Fewest pixels a chunk of a layer's work covers.
+const MIN_CHUNK_PIXELS: usize = 8;
+
+/// How a conv's input and output lie in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Layouts {
+    /// The input is blocked (else NCHW).
+    pub input: bool,
+    /// The output, and a residual added to it, are blocked (else NCHW).
+    pub output: bool,
+}
+
+impl Layouts {
+    pub const NCHW: Layouts = Layouts { input: false, output: false };
+    pub const BLOCKED: Layouts = Layouts { input: true, output: true };
+
+    pub fn any_blocked(self) -> bool {
+        self.input || self.output
+    }
+}
+
+/// Offset of channel `ch`, pixel `p` in one blocked image of `hw` pixels.
+#[inline]
+fn at(ch: usize, p: usize, hw: usize) -> usize {
+    (ch / BLOCK * hw + p) * BLOCK + ch % BLOCK
+}
+
+/// `n` NCHW images of `c` channels (a multiple of [`BLOCK`]) and `hw` pixels, blocked.
+pub fn to_blocked(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    assert!(c.is_multiple_of(BLOCK) && x.len() == n * c * hw, "{n}x{c}x{hw} to blocked: {} floats", x.len());
+    let mut out = vec![0.0; x.len()];
+    for (src, dst) in x.chunks_exact(c * hw).zip(out.chunks_exact_mut(c * hw)) {
+        for ch in 0..c {
+            for p in 0..hw {
+                dst[at(ch, p, hw)] = src[ch * hw + p];
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`to_blocked`].
+pub fn from_blocked(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    assert!(c.is_multiple_of(BLOCK) && x.len() == n * c * hw, "{n}x{c}x{hw} from blocked: {} floats", x.len());
+    let mut out = vec![0.0; x.len()];
+    for (src, dst) in x.chunks_exact(c * hw).zip(out.chunks_exact_mut(c * hw)) {
+        for ch in 0..c {
+            for p in 0..hw {
+                dst[ch * hw + p] = src[at(ch, p, hw)];
+            }
+        }
+    }
+    out
+}
+
+/// Pixel chunks per image a layer of `images` images of `pixels` output pixels is cut
+/// into: work item `i` is image `i / chunks`, chunk `i % chunks`. Every blocked layer of a
+/// net at one batch and map size cuts the same way, so thread `t` (which owns the `t`-th
+/// run of items, `threads.rs`) computes the same pixels in each.
+pub(crate) fn chunks(images: usize, pixels: usize, threads: usize) -> usize {
+    let wanted = (threads * RUNS_PER_THREAD).div_ceil(images.max(1));
+    wanted.min(pixels.div_ceil(MIN_CHUNK_PIXELS)).max(1)
+}
+
+/// Whether a 1x1 conv of `k -> m` channels over `pixels` pixels (all images) cuts its work
+/// by output channels rather than by pixels. By pixels, each thread reads all the weights
+/// (`k * m` floats from L3 twice over); by channels, half its input and (for a reader cut
+/// by pixels) half its output cross between cores (`(k + m) * pixels / 2`).
+pub(crate) fn cut_by_channels(k: usize, m: usize, pixels: usize) -> bool {
+    2 * k * m > (k + m) * pixels
+}
+
+/// One 1x1 stride-1 conv on blocked or NCHW tensors.
+pub(crate) struct Pointwise<'a> {
+    pub kernels: KernelSet,
+    /// A^T panels of `kernels.nc` channels, `[m / nc][k][nc]` (`GemmWeights`).
+    pub panels: &'a [f32],
+    /// Input channels (K) and output channels (M).
+    pub k: usize,
+    pub m: usize,
+    pub bias: &'a [f32],
+    pub act: Epilogue,
+    pub images: usize,
+    pub pixels: usize,
+    pub layouts: Layouts,
+    /// Added before the activation, laid out as the output.
+    pub residual: Option<&'a [f32]>,
+    /// The residual is the output itself: each tile reads it before writing there.
+    pub residual_in_output: bool,
+}
+
+/// Run a [`Pointwise`] conv: items are (image, pixel chunk); each runs every panel of
+/// output channels over its pixels in tiles of up to `max_pixels`.
+pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], threads: &Threads) {
+    let Pointwise { kernels: ks, panels, k, m, pixels: hw, layouts, .. } = *call;
+    assert_eq!(input.len(), call.images * k * hw);
+    assert_eq!(out.len(), call.images * m * hw);
+    assert_eq!(call.bias.len(), m);
+    assert!(call.residual.is_none_or(|r| r.len() == out.len()));
+    assert!(!layouts.input || k.is_multiple_of(BLOCK), "a blocked input has whole blocks");
+    assert!(!layouts.output || m.is_multiple_of(BLOCK), "a blocked output has whole blocks");
+    let nc = ks.nc;
+    let panel = k * nc;
+    assert_eq!(panels.len(), m.div_ceil(nc) * panel);
+    let ctile = ks.ctile_layouts[layouts.input as usize][layouts.output as usize];
+    // B row (input channel) `kk` of pixel 0, and the floats between pixels.
+    let (offsets, pixel_stride): (Vec<u32>, usize) = if layouts.input {
+        ((0..k).map(|kk| at(kk, 0, hw) as u32).collect(), BLOCK)
+    } else {
+        ((0..k).map(|kk| (kk * hw) as u32).collect(), 1)
+    };
+    // Output channel `ch`, pixel `q` of an image; the floats between (blocks of) channels.
+    let (out_at, ldc): (fn(usize, usize, usize) -> usize, usize) = if layouts.output {
+        (|ch, q, hw| at(ch - ch % BLOCK, q, hw), BLOCK * hw)
+    } else {
+        (|ch, q, hw| ch * hw + q, hw)
+    };
+    // Cut by output channels: an item per panel (per part of one, when the panels do not
+    // share out evenly between the threads); else by pixels.
+    let m_panels = m.div_ceil(nc);
+    let threads_n = threads.count();
+    let (m_chunks, per_image) = if cut_by_channels(k, m, call.images * hw) {
+        let parts = threads_n / gcd(threads_n, call.images * m_panels);
+        (m_panels, parts.min(hw.div_ceil(MIN_CHUNK_PIXELS)).max(1))
+    } else {
+        (1, chunks(call.images, hw, threads_n))
+    };
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let res_ptr = match call.residual {
+        _ if call.residual_in_output => SendPtr(out.as_mut_ptr()),
+        Some(r) => SendPtr(r.as_ptr().cast_mut()),
+        None => SendPtr(std::ptr::null_mut()),
+    };
+    let per_chunk = call.images * per_image;
+    threads.for_each(m_chunks * per_chunk, &|i| {
+        let (mc, rest) = (i / per_chunk, i % per_chunk);
+        let (img, (pa, pb)) = (rest / per_image, share(hw, per_image, rest % per_image));
+        let (ma, mb) = share(m_panels, m_chunks, mc);
+        let tiles = (pb - pa).div_ceil(ks.max_pixels);
+        if tiles == 0 {
+            return;
+        }
+        let x = &input[img * k * hw..][..k * hw];
+        let (c0, r0) = (img * m * hw, res_ptr.get());
+        let pf_step = ((panel.div_ceil(tiles) << 16) / k) as u32;
+        for mp in ma..mb {
+            let ch = mp * nc;
+            let next = (mp + 1).min(m_panels - 1);
+            for t in 0..tiles {
+                let (a, b) = share(pb - pa, tiles, t);
+                let q = pa + a;
+                let o = c0 + out_at(ch, q, hw);
+                let ct = CTile {
+                    kc: k,
+                    a: panels[mp * panel..].as_ptr(),
+                    b: x[q * pixel_stride..].as_ptr(),
+                    boff: offsets.as_ptr(),
+                    // SAFETY (of the offsets): `o` is inside `out`, as is every float of
+                    // the tile (its channels and pixels are this item's).
+                    c: unsafe { out_ptr.get().add(o) },
+                    ldc,
+                    m: nc.min(m - ch),
+                    n: b - a,
+                    bias: call.bias[ch..].as_ptr(),
+                    res: if r0.is_null() { r0 } else { r0.wrapping_add(o) },
+                    act: call.act,
+                    pf: panels[next * panel + t * panel / tiles..].as_ptr(),
+                    pf_step: if next == mp { 0 } else { pf_step },
+                    lane0: ch % BLOCK,
+                };
+                // SAFETY: the A^T panel has k * nc floats; B rows `b + offsets[kk]` hold
+                // the tile's pixels `pixel_stride` apart inside the image; the C tile is
+                // this item's own; a blocked side has whole blocks (asserted).
+                unsafe { ctile(&ct) };
+            }
+        }
+    });
+}
+
+/// A depthwise conv's geometry on one image.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DwGeom {
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+}
+
+/// One block of channels of a blocked depthwise conv over output pixels `p0..p1`.
+pub(crate) struct DwJob {
+    pub g: DwGeom,
+    /// The block's input plane, `h * w` pixels of `BLOCK` floats.
+    pub input: *const f32,
+    /// The block's output plane.
+    pub output: *mut f32,
+    /// The block's taps, `[kh * kw][BLOCK]`, and bias, `[BLOCK]`.
+    pub taps: *const f32,
+    pub bias: *const f32,
+    pub act: Epilogue,
+    pub p0: usize,
+    pub p1: usize,
+}
+
+/// The depthwise kernel over one [`DwJob`]: each output pixel's `BLOCK` channels as
+/// vectors, the taps inside the input summed (a pixel whose window lies inside takes the
+/// unchecked path).
+#[inline(always)]
+pub(crate) unsafe fn depthwise_block<S: Simd>(j: &DwJob) {
+    match (j.g.kh, j.g.kw) {
+        (3, 3) => depthwise_fixed::<S, 3, 3>(j),
+        (5, 5) => depthwise_fixed::<S, 5, 5>(j),
+        _ => depthwise_any::<S>(j),
+    }
+}
+
+/// [`depthwise_block`] for a `KH x KW` kernel: the taps held in registers.
+#[inline(always)]
+unsafe fn depthwise_fixed<S: Simd, const KH: usize, const KW: usize>(j: &DwJob) {
+    let g = j.g;
+    let row = g.w * BLOCK;
+    for sub in (0..BLOCK).step_by(S::LANES) {
+        let mut taps = [[S::zero(); KW]; KH];
+        for (ky, r) in taps.iter_mut().enumerate() {
+            for (kx, t) in r.iter_mut().enumerate() {
+                *t = S::load(j.taps.add((ky * KW + kx) * BLOCK + sub));
+            }
+        }
+        let bias = S::load(j.bias.add(sub));
+        let input = j.input.add(sub);
+        for p in j.p0..j.p1 {
+            let (oy, ox) = (p / g.ow, p % g.ow);
+            let iy0 = (oy * g.sh) as isize - g.pt as isize;
+            let ix0 = (ox * g.sw) as isize - g.pl as isize;
+            let mut acc = bias;
+            let inside =
+                iy0 >= 0 && ix0 >= 0 && iy0 as usize + (KH - 1) * g.dh < g.h && ix0 as usize + (KW - 1) * g.dw < g.w;
+            if inside {
+                let base = input.add(iy0 as usize * row + ix0 as usize * BLOCK);
+                for (ky, r) in taps.iter().enumerate() {
+                    for (kx, &t) in r.iter().enumerate() {
+                        acc = S::fmadd(S::load(base.add(ky * g.dh * row + kx * g.dw * BLOCK)), t, acc);
+                    }
+                }
+            } else {
+                for (ky, r) in taps.iter().enumerate() {
+                    let iy = iy0 + (ky * g.dh) as isize;
+                    if iy < 0 || iy as usize >= g.h {
+                        continue;
+                    }
+                    for (kx, &t) in r.iter().enumerate() {
+                        let ix = ix0 + (kx * g.dw) as isize;
+                        if ix >= 0 && (ix as usize) < g.w {
+                            let v = S::load(input.add(iy as usize * row + ix as usize * BLOCK));
+                            acc = S::fmadd(v, t, acc);
+                        }
+                    }
+                }
+            }
+            S::store(j.output.add(p * BLOCK + sub), activate::<S>(acc, j.act));
+        }
+    }
+}
+
+/// [`depthwise_block`] for any kernel size.
+#[inline(always)]
+unsafe fn depthwise_any<S: Simd>(j: &DwJob) {
+    let g = j.g;
+    let row = g.w * BLOCK;
+    for sub in (0..BLOCK).step_by(S::LANES) {
+        let bias = S::load(j.bias.add(sub));
+        for p in j.p0..j.p1 {
+            let (oy, ox) = (p / g.ow, p % g.ow);
+            let iy0 = (oy * g.sh) as isize - g.pt as isize;
+            let ix0 = (ox * g.sw) as isize - g.pl as isize;
+            let mut acc = bias;
+            for ky in 0..g.kh {
+                let iy = iy0 + (ky * g.dh) as isize;
+                if iy < 0 || iy as usize >= g.h {
+                    continue;
+                }
+                for kx in 0..g.kw {
+                    let ix = ix0 + (kx * g.dw) as isize;
+                    if ix >= 0 && (ix as usize) < g.w {
+                        let v = S::load(j.input.add(iy as usize * row + ix as usize * BLOCK + sub));
+                        acc = S::fmadd(v, S::load(j.taps.add((ky * g.kw + kx) * BLOCK + sub)), acc);
+                    }
+                }
+            }
+            S::store(j.output.add(p * BLOCK + sub), activate::<S>(acc, j.act));
+        }
+    }
+}
+
+/// `isa`'s instance of [`depthwise_block`].
+pub(crate) fn depthwise_kernel(isa: super::Isa) -> unsafe fn(&DwJob) {
+    use super::kernels;
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        super::Isa::Avx512 => kernels::avx512::blocked_depthwise,
+        #[cfg(target_arch = "x86_64")]
+        super::Isa::Avx2 => kernels::avx2::blocked_depthwise,
+        _ => kernels::scalar::blocked_depthwise,
+    }
+}
+
+/// A depthwise conv's taps `[c][kh * kw]` blocked: `[c / BLOCK][kh * kw][BLOCK]`.
+pub(crate) fn block_taps(taps: &[f32], c: usize) -> Vec<f32> {
+    let per = taps.len() / c.max(1);
+    let mut out = vec![0.0; taps.len()];
+    for ch in 0..c {
+        for t in 0..per {
+            out[(ch / BLOCK * per + t) * BLOCK + ch % BLOCK] = taps[ch * per + t];
+        }
+    }
+    out
+}
+
+/// Run a blocked depthwise conv: `images` images of `c` channels, blocked in and out;
+/// `taps` from [`block_taps`]. Items are (image, pixel chunk), all blocks of the chunk.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_depthwise(
+    kernel: unsafe fn(&DwJob),
+    g: DwGeom,
+    c: usize,
+    images: usize,
+    taps: &[f32],
+    bias: &[f32],
+    act: Epilogue,
+    input: &[f32],
+    out: &mut [f32],
+    threads: &Threads,
+) {
+    assert!(c.is_multiple_of(BLOCK), "a blocked depthwise conv has whole blocks");
+    let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+    assert_eq!(input.len(), images * c * hw);
+    assert_eq!(out.len(), images * c * ohw);
+    assert_eq!(taps.len(), c * g.kh * g.kw);
+    assert_eq!(bias.len(), c);
+    let per_image = chunks(images, ohw, threads.count());
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    threads.for_each(images * per_image, &|i| {
+        let (img, (p0, p1)) = (i / per_image, share(ohw, per_image, i % per_image));
+        for b in 0..c / BLOCK {
+            let plane = img * c / BLOCK + b;
+            let job = DwJob {
+                g,
+                input: input[plane * hw * BLOCK..].as_ptr(),
+                // SAFETY (of the offset): the plane lies inside `out`.
+                output: unsafe { out_ptr.get().add(plane * ohw * BLOCK) },
+                taps: taps[b * g.kh * g.kw * BLOCK..].as_ptr(),
+                bias: bias[b * BLOCK..].as_ptr(),
+                act,
+                p0,
+                p1,
+            };
+            // SAFETY: the job's planes, taps and bias have the sizes asserted above; the
+            // pixels p0..p1 of this plane are this item's alone.
+            unsafe { kernel(&job) };
+        }
+    });
+}
+
+/// Global average pooling of `images` blocked images of `c` channels (whole blocks) and
+/// `hw` pixels into `[images][c]`, as NCHW gives; an image per work item.
+pub fn global_avg_pool_blocked(
+    x: &[f32],
+    images: usize,
+    c: usize,
+    hw: usize,
+    out: &mut [f32],
+    threads: &Threads,
+) -> Result<(), super::ConvError> {
+    if hw == 0 || !c.is_multiple_of(BLOCK) || x.len() != images * c * hw || out.len() != images * c {
+        return Err(super::ConvError::new(format!(
+            "blocked global average pool of {} elements ({images} images of {c} channels, {hw} pixels) into {}: \
+             the sizes do not agree (or the channels are not whole blocks of {BLOCK})",
+            x.len(),
+            out.len()
+        )));
+    }
+    let scale = 1.0 / hw as f32;
+    let image = |img: usize, means: &mut [f32]| {
+        let x = &x[img * c * hw..][..c * hw];
+        for (b, mean) in means.chunks_exact_mut(BLOCK).enumerate() {
+            sum_block(&x[b * hw * BLOCK..][..hw * BLOCK], mean, scale);
+        }
+    };
+    if images == 1 || threads.count() == 1 {
+        out.chunks_exact_mut(c).enumerate().for_each(|(img, means)| image(img, means));
+    } else {
+        threads.for_each_chunk(out, c, &image);
+    }
+    Ok(())
+}
+
+super::isa::widest_vectors! {
+    /// `mean[l] = scale * sum of plane[p * BLOCK + l]` over the pixels.
+    fn sum_block(plane: &[f32], mean: &mut [f32], scale: f32) {
+        let mut acc = [0.0f32; BLOCK];
+        for px in plane.chunks_exact(BLOCK) {
+            for (a, v) in acc.iter_mut().zip(px) {
+                *a += v;
+            }
+        }
+        for (m, a) in mean.iter_mut().zip(acc) {
+            *m = a * scale;
+        }
+    }
+}
