@@ -25,6 +25,7 @@
 
 use super::gemm::gcd;
 use super::kernels::{simd::activate, simd::Simd, CTile, KernelSet};
+use super::pack::Geom;
 use super::threads::{share, SendPtr};
 use super::{Epilogue, Threads};
 
@@ -62,26 +63,29 @@ fn at(ch: usize, p: usize, hw: usize) -> usize {
 
 /// `n` NCHW images of `c` channels (a multiple of [`BLOCK`]) and `hw` pixels, blocked.
 pub fn to_blocked(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    assert!(c.is_multiple_of(BLOCK) && x.len() == n * c * hw, "{n}x{c}x{hw} to blocked: {} floats", x.len());
-    let mut out = vec![0.0; x.len()];
-    for (src, dst) in x.chunks_exact(c * hw).zip(out.chunks_exact_mut(c * hw)) {
-        for ch in 0..c {
-            for p in 0..hw {
-                dst[at(ch, p, hw)] = src[ch * hw + p];
-            }
-        }
-    }
-    out
+    reorder(x, n, c, hw, |ch, p| ch * hw + p, |ch, p| at(ch, p, hw))
 }
 
 /// The inverse of [`to_blocked`].
 pub fn from_blocked(x: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    assert!(c.is_multiple_of(BLOCK) && x.len() == n * c * hw, "{n}x{c}x{hw} from blocked: {} floats", x.len());
+    reorder(x, n, c, hw, |ch, p| at(ch, p, hw), |ch, p| ch * hw + p)
+}
+
+/// Each image's float of channel `ch`, pixel `p` moved from `from(ch, p)` to `to(ch, p)`.
+fn reorder(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    hw: usize,
+    from: impl Fn(usize, usize) -> usize,
+    to: impl Fn(usize, usize) -> usize,
+) -> Vec<f32> {
+    assert!(c.is_multiple_of(BLOCK) && x.len() == n * c * hw, "{n}x{c}x{hw} to or from blocked: {} floats", x.len());
     let mut out = vec![0.0; x.len()];
     for (src, dst) in x.chunks_exact(c * hw).zip(out.chunks_exact_mut(c * hw)) {
         for ch in 0..c {
             for p in 0..hw {
-                dst[ch * hw + p] = src[at(ch, p, hw)];
+                dst[to(ch, p)] = src[from(ch, p)];
             }
         }
     }
@@ -212,26 +216,10 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
     });
 }
 
-/// A depthwise conv's geometry on one image.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DwGeom {
-    pub h: usize,
-    pub w: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub sh: usize,
-    pub sw: usize,
-    pub dh: usize,
-    pub dw: usize,
-    pub pt: usize,
-    pub pl: usize,
-}
-
 /// One block of channels of a blocked depthwise conv over output pixels `p0..p1`.
 pub(crate) struct DwJob {
-    pub g: DwGeom,
+    /// One group's geometry (a depthwise conv's group is one channel).
+    pub g: Geom,
     /// The block's input plane, `h * w` pixels of `BLOCK` floats.
     pub input: *const f32,
     /// The block's output plane.
@@ -363,7 +351,7 @@ pub(crate) fn block_taps(taps: &[f32], c: usize) -> Vec<f32> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_depthwise(
     kernel: unsafe fn(&DwJob),
-    g: DwGeom,
+    g: Geom,
     c: usize,
     images: usize,
     taps: &[f32],

@@ -650,7 +650,7 @@ impl PackedConv {
                 self.spec.stride
             )));
         }
-        let (oh, ow) = self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
+        self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
         if residual.is_some() || residual_in_output {
             self.takes_a_residual()?;
         }
@@ -681,21 +681,7 @@ impl PackedConv {
             }
             Body::Depthwise(taps) => {
                 let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
-                let p = s.padding;
-                let g = blocked::DwGeom {
-                    h,
-                    w,
-                    oh,
-                    ow,
-                    kh: s.kernel[0],
-                    kw: s.kernel[1],
-                    sh: s.stride[0],
-                    sw: s.stride[1],
-                    dh: s.dilation[0],
-                    dw: s.dilation[1],
-                    pt: p.top,
-                    pl: p.left,
-                };
+                let g = self.geom(h, w)?;
                 let kernel = blocked::depthwise_kernel(self.isa);
                 blocked::run_depthwise(
                     kernel,
