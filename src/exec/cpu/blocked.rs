@@ -47,7 +47,9 @@ pub struct Layouts {
 }
 
 impl Layouts {
+    /// Both sides NCHW: every conv runs so.
     pub const NCHW: Layouts = Layouts { input: false, output: false };
+    /// Both sides blocked (a depthwise conv's only blocked form).
     pub const BLOCKED: Layouts = Layouts { input: true, output: true };
 
     pub fn any_blocked(self) -> bool {
@@ -128,8 +130,10 @@ pub(crate) struct Pointwise<'a> {
     pub residual_in_output: bool,
 }
 
-/// Run a [`Pointwise`] conv: items are (image, pixel chunk); each runs every panel of
-/// output channels over its pixels in tiles of up to `max_pixels`.
+/// Run a [`Pointwise`] conv: items are (image, pixel chunk), each running every panel of
+/// output channels over its pixels in tiles of up to `max_pixels`; or, cut by channels
+/// ([`cut_by_channels`]), (panel, image, part of its pixels), panels slowest, so a thread's
+/// run of items is a run of panels.
 pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], threads: &Threads) {
     let Pointwise { kernels: ks, panels, k, m, pixels: hw, layouts, .. } = *call;
     assert_eq!(input.len(), call.images * k * hw);
@@ -228,6 +232,7 @@ pub(crate) struct DwJob {
     pub taps: *const f32,
     pub bias: *const f32,
     pub act: Epilogue,
+    /// Output pixels `p0..p1` (row-major over `oh x ow`).
     pub p0: usize,
     pub p1: usize,
 }
