@@ -650,15 +650,24 @@ fn blocked_layouts_match_the_definition() {
         let want = reference(&spec, &weight, Some(&bias), (residual > 0).then_some(&res[..]), epi, &x, n, h, w);
         let input = if layouts.input { to_blocked(&x, n, c, h * w) } else { x.clone() };
         let res_in = if layouts.output { to_blocked(&res, n, m, oh * ow) } else { res.clone() };
+        // A depthwise conv after a wide 1x1 conv (cut by channels) cuts by channels too.
+        let follow = depthwise && rng.random_bool(0.5);
         for isa in Isa::available() {
-            let conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
+            let mut conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
+            if follow {
+                conv.follow_writer(4096, c);
+            }
             assert!(conv.runs_in(layouts));
             for threads in &pools {
                 let mut got = if residual == 2 { res_in.clone() } else { vec![f32::NAN; n * m * oh * ow] };
                 let beside = (residual == 1).then_some(&res_in[..]);
                 conv.run_in_layouts(&input, n, h, w, beside, residual == 2, &mut got, layouts, threads).unwrap();
                 let got = if layouts.output { from_blocked(&got, n, m, oh * ow) } else { got };
-                let what = || format!("{isa}, {threads:?}, {spec:?} {layouts:?} residual {residual}, {n}x{h}x{w}");
+                let what = || {
+                    format!(
+                        "{isa}, {threads:?}, {spec:?} {layouts:?} residual {residual}, follow {follow}, {n}x{h}x{w}"
+                    )
+                };
                 compare(&got, &want, TOLERANCE, what);
                 ran += 1;
             }

@@ -538,6 +538,12 @@ fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError>
     for j in 0..n {
         let Some(&x) = net.nodes[j].inputs.first() else { continue };
         let input = blocked[src[x]];
+        // The 1x1 conv that wrote a blocked input, as (in, out) channels: a depthwise conv
+        // reading it cuts its work the same way.
+        let writer = conv_op(&layers[src[x]])
+            .map(|w| *w.conv().spec())
+            .filter(|s| input && !s.is_depthwise())
+            .map(|s| (s.in_channels, s.out_channels));
         match &mut layers[j] {
             Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => {
                 let layouts = Layouts { input, output: blocked[j] };
@@ -545,6 +551,9 @@ fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError>
                     let name = &net.nodes[j].name;
                     let op = Arc::get_mut(op).ok_or_else(|| ExecError::at(name, "packed conv shared at lowering"))?;
                     op.layouts = layouts;
+                    if let (Some((k, m)), true) = (writer, op.conv.spec().is_depthwise()) {
+                        op.conv.follow_writer(k, m);
+                    }
                     convs += 1;
                 }
             }

@@ -256,6 +256,8 @@ pub struct PackedConv {
     tuned: tune::Choices,
     /// A depthwise conv's taps for blocked tensors (`blocked.rs`), made on first use.
     blocked_taps: std::sync::OnceLock<Vec<f32>>,
+    /// A depthwise conv's input writer on blocked tensors ([`PackedConv::follow_writer`]).
+    input_writer: Option<(usize, usize)>,
 }
 
 impl PackedConv {
@@ -319,6 +321,7 @@ impl PackedConv {
             winograd: Default::default(),
             tuned: tune::Choices::default(),
             blocked_taps: std::sync::OnceLock::new(),
+            input_writer: None,
         })
     }
 
@@ -615,6 +618,14 @@ impl PackedConv {
         }
     }
 
+    /// A depthwise conv whose blocked input a 1x1 conv of `k -> m` channels writes: cut the
+    /// work as that conv cuts its own, by channels or by pixels (`blocked::cut_by_channels`,
+    /// at the batch and map size of each call), so that each thread reads what its core
+    /// wrote. No effect on NCHW tensors or GEMM convs.
+    pub fn follow_writer(&mut self, k: usize, m: usize) {
+        self.input_writer = Some((k, m));
+    }
+
     /// [`PackedConv::run_with_residual`] (or, with `residual_in_output`,
     /// [`PackedConv::run_add_in_place`], the residual in `output`) on tensors laid out as
     /// `layouts` says: a blocked tensor is `[n][c / 16][h][w][16]` ([`to_blocked`]); a
@@ -694,6 +705,7 @@ impl PackedConv {
                     input,
                     output,
                     threads,
+                    self.input_writer,
                 );
             }
         }
