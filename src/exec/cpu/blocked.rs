@@ -23,7 +23,7 @@
 //! Which tensors of a net are blocked is the lowering's choice (`exec::lower`): those whose
 //! every reader runs blocked, channels a multiple of [`BLOCK`].
 
-use super::gemm::gcd;
+use super::gemm::{gcd, plane_offsets, residual_ptr};
 use super::kernels::{simd::activate, simd::Simd, CTile, KernelSet};
 use super::pack::Geom;
 use super::threads::{share, SendPtr};
@@ -150,7 +150,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
     let (offsets, pixel_stride): (Vec<u32>, usize) = if layouts.input {
         ((0..k).map(|kk| at(kk, 0, hw) as u32).collect(), BLOCK)
     } else {
-        ((0..k).map(|kk| (kk * hw) as u32).collect(), 1)
+        (plane_offsets(k, hw), 1)
     };
     // Output channel `ch`, pixel `q` of an image; the floats between (blocks of) channels.
     let (out_at, ldc): (fn(usize, usize, usize) -> usize, usize) = if layouts.output {
@@ -169,11 +169,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
         (1, chunks(call.images, hw, threads_n))
     };
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let res_ptr = match call.residual {
-        _ if call.residual_in_output => SendPtr(out.as_mut_ptr()),
-        Some(r) => SendPtr(r.as_ptr().cast_mut()),
-        None => SendPtr(std::ptr::null_mut()),
-    };
+    let res_ptr = residual_ptr(call.residual, call.residual_in_output, out);
     let per_chunk = call.images * per_image;
     threads.for_each(m_chunks * per_chunk, &|i| {
         let (mc, rest) = (i / per_chunk, i % per_chunk);

@@ -287,6 +287,17 @@ fn largest_block(blocks: usize, halo: usize, rows_of: impl Fn(usize) -> (usize, 
     (0..blocks).map(rows_of).map(|(a, b)| b - a + halo).max().unwrap_or(1)
 }
 
+/// Where a conv's tiles read their residual: `out` itself (`in_output`), the residual
+/// beside it, or null for none. Only ever read through (in the output: each element before
+/// the tile writes it).
+pub(crate) fn residual_ptr(residual: Option<&[f32]>, in_output: bool, out: &mut [f32]) -> SendPtr {
+    match residual {
+        _ if in_output => SendPtr(out.as_mut_ptr()),
+        Some(r) => SendPtr(r.as_ptr().cast_mut()),
+        None => SendPtr(std::ptr::null_mut()),
+    }
+}
+
 /// B row offsets of a 1x1 stride-1 conv read in place: row `k` is input plane `k`.
 pub(crate) fn plane_offsets(k: usize, hw: usize) -> Vec<u32> {
     (0..k).map(|i| u32::try_from(i * hw).expect("input too large")).collect()
@@ -486,12 +497,7 @@ impl<'a> Common<'a> {
             out_plane: g.pixels(),
             in_group: g.c * g.h * g.w,
             out: SendPtr(out.as_mut_ptr()),
-            // Only ever read through (in the output: each element before the tile writes it).
-            res: match call.residual {
-                _ if call.residual_in_output => SendPtr(out.as_mut_ptr()),
-                Some(r) => SendPtr(r.as_ptr().cast_mut()),
-                None => SendPtr(std::ptr::null_mut()),
-            },
+            res: residual_ptr(call.residual, call.residual_in_output, out),
         }
     }
 
