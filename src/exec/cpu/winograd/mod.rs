@@ -43,7 +43,7 @@ use super::gemm::{self, GemmWeights};
 use super::kernels::KernelSet;
 use super::pack::Geom;
 use super::scratch::{with_shared, AlignedBuf};
-use super::threads::{SendPtr, Threads};
+use super::threads::{share, SendPtr, Threads};
 use super::{ConvSpec, Epilogue};
 use std::sync::Mutex;
 
@@ -286,14 +286,22 @@ fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &
     let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.weights.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
     let (th, tw) = (oh.div_ceil(call.weights.tile.m()), ow.div_ceil(call.weights.tile.m()));
-    // Blocks small enough for every thread to get several (the last ones balance the rest).
-    let rows = block_rows(call.weights.tile, c, m, th, tw).min((th / (BLOCKS_PER_THREAD * threads.count())).max(1));
-    let blocks = th.div_ceil(rows);
+    // Each image's tile rows in near-equal blocks of at most `block_rows`, a whole number
+    // of them per thread where the images are fewer than the threads: thread t's run of
+    // items is then an even share (ResNet-50's 14 tile rows at 56x56 on 2 threads: 4 blocks
+    // of 3 or 4 rows, each GEMM over 42-56 tiles; blocks of one row made GEMMs of 14 tiles
+    // that read all the transformed weights each).
+    let max_rows = block_rows(call.weights.tile, c, m, th, tw);
+    let per_image = th.div_ceil(max_rows);
+    let blocks = match threads.count().div_ceil(call.images) {
+        1 => per_image,
+        share_of_image => per_image.next_multiple_of(share_of_image).min(th),
+    };
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let o = SendPtr(out.as_mut_ptr());
     threads.for_each(call.images * blocks, &|i| {
-        let (img, ty0) = (i / blocks, i % blocks * rows);
-        let t = call.tiles(oh, ow, ty0, rows.min(th - ty0));
+        let (img, (ty0, ty1)) = (i / blocks, share(th, blocks, i % blocks));
+        let t = call.tiles(oh, ow, ty0, ty1 - ty0);
         let x = &input[img * in_image..][..in_image];
         let res = call.residual.map(|r| &r[img * out_image..][..out_image]);
         BLOCK_BUFFERS.with(|cell| {
@@ -309,10 +317,6 @@ fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &
         })
     });
 }
-
-/// Blocks per thread in `run_blocks_per_thread`: with items handed out one by one, the
-/// threads finish within about one block of each other.
-const BLOCKS_PER_THREAD: usize = 6;
 
 thread_local! {
     /// Each thread's transformed input and GEMM output in `run_blocks_per_thread`.
