@@ -2,7 +2,8 @@
 //! VAR=VALUE [ROUNDS] [BURST_MS]`.
 //!
 //! Lowers the model twice in one process, A with `VAR` unset and B with `VAR=VALUE` (the
-//! switches read at lowering: `SYNPROF_CPU_BLOCKED`, `SYNPROF_CPU_FUSE`, ...), then
+//! switches read at lowering: `SYNPROF_CPU_BLOCKED`, `SYNPROF_CPU_FUSE`, ...; not
+//! `SYNPROF_CPU_TUNE`, read once per process, which it refuses), then
 //! alternates bursts of inferences (A B, B A, ...) on the same conv threads and prints the
 //! median of the per-pair ratios B / A of the burst medians. On a host whose speed drifts by
 //! 1.5x within minutes (the 2-vCPU dev VM, benches/peers/RESULTS.md section 16), two
@@ -12,6 +13,9 @@
 use std::time::Instant;
 use synprof::exec::lower::{Lowered, Phase};
 use synprof::weights::{synthetic_input, Weights};
+
+/// Switches read once per process, not at lowering.
+const PER_PROCESS: [&str; 1] = ["SYNPROF_CPU_TUNE"];
 
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -40,6 +44,10 @@ fn main() {
     let rounds: usize = rest.first().map_or(30, |r| r.parse().expect("ROUNDS: an integer"));
     let burst_ms: f64 = rest.get(1).map_or(300.0, |b| b.parse().expect("BURST_MS: a number"));
     let (var, value) = switch.split_once('=').expect("VAR=VALUE");
+    if PER_PROCESS.contains(&var) {
+        eprintln!("{var} is read once per process: A and B would run the same code (compare two processes)");
+        std::process::exit(2);
+    }
     let net = synprof::zoo::build(model, None).expect("a zoo model");
     let weights = Weights::init(&net, 1);
     let device = candle_core::Device::Cpu;
