@@ -18,7 +18,7 @@
 //! transposed in too): ResNet-50 batch 16 and MobileNetV2 batch 1 about 3% faster.
 
 use super::super::blocked::BLOCK;
-use super::simd::{activate, load_n, prefetch_l1, prefetch_l2, store_n, Simd};
+use super::simd::{activate, load_n, prefetch_l1, prefetch_l2, store_n, Simd, PREFETCH_STEPS};
 
 /// One channel-vectorized tile: `C[m x n] = A[m x kc] * B[kc x n] + bias`, activated.
 ///
@@ -55,15 +55,6 @@ pub(crate) struct CTile {
     pub lane0: usize,
 }
 
-/// How many K steps ahead the tile asks for its B rows: four times the pixel tile's
-/// (`simd::PREFETCH_STEPS`). A channel-tile step is short (`P * V` FMAs, 12 cycles at 12 x 2)
-/// and its B rows are input planes read in place, a plane apart, which at batch 1 the other
-/// core often wrote (convs cut by output channels read every input channel): 16 steps, about
-/// 45 ns, hid too little of that. ResNet-50 at batch 1, in one process (benches/peers/RESULTS.md
-/// section 18): 32 steps 3.4% faster than 16, 64 another 2.5%, 128 no better than 64;
-/// batch 16, MobileNetV2 and synNet unchanged.
-const B_PREFETCH_STEPS: usize = 64;
-
 /// Largest `P * NC` of any ISA (AVX-512: 12 pixels x 32 channels).
 const TRANSPOSE_FLOATS: usize = 12 * 32;
 
@@ -87,10 +78,10 @@ pub(crate) unsafe fn ctile<
     let mut acc = [[S::zero(); V]; P];
     let mut a = t.a;
     let mut pf = 0usize;
-    let ahead = t.kc.saturating_sub(B_PREFETCH_STEPS);
+    let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
     for k in 0..t.kc {
         if k < ahead {
-            let row = t.b.wrapping_add(*t.boff.add(k + B_PREFETCH_STEPS) as usize);
+            let row = t.b.wrapping_add(*t.boff.add(k + PREFETCH_STEPS) as usize);
             prefetch_l1(row);
             prefetch_l1(row.wrapping_add((P - 1) * PS));
         }
