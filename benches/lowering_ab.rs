@@ -1,11 +1,16 @@
 //! In-process A/B of a lowering switch: `cargo bench --bench lowering_ab -- MODEL BATCH
 //! VAR=VALUE [ROUNDS] [BURST_MS]`.
 //!
-//! Lowers the model twice in one process, A with `VAR` unset and B with `VAR=VALUE` (the
+//! Lowers the model three times in one process, A with `VAR` unset, B with `VAR=VALUE` (the
 //! switches read at lowering: `SYNPROF_CPU_BLOCKED`, `SYNPROF_CPU_FUSE`, ...; not
-//! `SYNPROF_CPU_TUNE`, read once per process, which it refuses), then
-//! alternates bursts of inferences (A B, B A, ...) on the same conv threads and prints the
-//! median of the per-pair ratios B / A of the burst medians. On a host whose speed drifts by
+//! `SYNPROF_CPU_TUNE`, read once per process, which it refuses), and A' unset again, then
+//! runs bursts of inferences of the three in rounds (each round one of the six orders) on
+//! the same conv threads and prints the medians of the per-round ratios B / A, B / A' and
+//! the control A' / A. The control is there because identical code lowered twice is not
+//! timed alike: on the Zen 5 host (benches/peers/RESULTS.md section 18) the net lowered
+//! second ran 1.4% faster than the first, twice, with the tuner on or off; an effect
+//! that B / A and B / A' do not both show, beyond A' / A's distance from 1, is not the
+//! switch's. On a host whose speed drifts by
 //! 1.5x within minutes (the 2-vCPU dev VM, benches/peers/RESULTS.md section 16), two
 //! processes run one after the other compare the host's phases more than the code; bursts
 //! a few hundred milliseconds apart in one process see the same phase.
@@ -53,41 +58,51 @@ fn main() {
     let device = candle_core::Device::Cpu;
     let phase = Phase::Inference { fold_batch_norm: true };
     let lower = || Lowered::new(&net, &weights, &device, candle_core::DType::F32, phase).expect("lowering");
+    // A, B, then A again (the control): the same code lowered before and after B.
     std::env::remove_var(var);
     let a = lower();
     std::env::set_var(var, value);
     let b = lower();
     std::env::remove_var(var);
+    let a2 = lower();
     let host = synthetic_input(&net, batch, 1);
     let input = candle_core::Tensor::from_vec(host.data, host.shape, &device).expect("input");
-    for l in [&a, &b] {
+    let sides = [&a, &b, &a2];
+    for l in sides {
         burst(l, &input, 1000.0);
     }
-    let (mut ta, mut tb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    // Each round runs the three in one of the six orders, in turn, so none is always first.
+    const ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]];
+    let mut t: [Vec<f64>; 3] = Default::default();
     for round in 0..rounds {
-        let (x, y) = if round % 2 == 0 {
-            let x = burst(&a, &input, burst_ms);
-            (x, burst(&b, &input, burst_ms))
-        } else {
-            let y = burst(&b, &input, burst_ms);
-            (burst(&a, &input, burst_ms), y)
-        };
-        ta.push(x);
-        tb.push(y);
-        ratios.push(y / x);
+        let mut ms = [0.0; 3];
+        for side in ORDERS[round % ORDERS.len()] {
+            ms[side] = burst(sides[side], &input, burst_ms);
+        }
+        for (all, x) in t.iter_mut().zip(ms) {
+            all.push(x);
+        }
     }
-    let faster = ratios.iter().filter(|&&r| r < 1.0).count();
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p) as usize];
+    let ratio = |num: usize, den: usize| {
+        let mut r: Vec<f64> = t[num].iter().zip(&t[den]).map(|(x, y)| x / y).collect();
+        let faster = r.iter().filter(|&&x| x < 1.0).count();
+        r.sort_by(f64::total_cmp);
+        let q = |p: f64| r[((r.len() - 1) as f64 * p) as usize];
+        format!("median {:.4}, IQR {:.4}-{:.4}, faster in {faster} of {rounds}", q(0.5), q(0.25), q(0.75))
+    };
     println!(
-        "{model} batch {batch}, A: {var} unset, B: {var}={value}; {rounds} pairs of {burst_ms} ms bursts\n\
-         A median {:.3} ms, B median {:.3} ms; B / A (time) median {:.4}, IQR {:.4}-{:.4}, B faster in {faster} of {rounds}",
-        median(&mut ta),
-        median(&mut tb),
-        median(&mut ratios),
-        q(0.25),
-        q(0.75),
+        "{model} batch {batch}, A: {var} unset, B: {var}={value}, A': A lowered again after B; \
+         {rounds} rounds of {burst_ms} ms bursts\n\
+         medians: A {:.3} ms, B {:.3} ms, A' {:.3} ms\n\
+         B / A  (time) {}\n\
+         B / A' (time) {}\n\
+         A' / A (time) {}   <- the control: the same code; an effect smaller than its distance from 1 is noise",
+        median(&mut t[0].clone()),
+        median(&mut t[1].clone()),
+        median(&mut t[2].clone()),
+        ratio(1, 0),
+        ratio(1, 2),
+        ratio(2, 0),
     );
     if std::env::var("AB_LAYERS").is_ok() {
         layers(&a, &b, &input, rounds);
