@@ -7,8 +7,8 @@
 //! runs bursts of inferences of the three in rounds (each round one of the six orders) on
 //! the same conv threads and prints the medians of the per-round ratios B / A, B / A' and
 //! the control A' / A. The control is there because identical code lowered twice is not
-//! timed alike: on the Zen 5 host (benches/peers/RESULTS.md section 18) the net lowered
-//! second ran 1.4% faster than the first, twice, with the tuner on or off; an effect
+//! timed alike: on the Zen 5 host (benches/peers/RESULTS.md section 18) two lowerings of it
+//! ran 1-2% apart, the tuner on or off, and whichever ran slower stayed slower; an effect
 //! that B / A and B / A' do not both show, beyond A' / A's distance from 1, is not the
 //! switch's. On a host whose speed drifts by
 //! 1.5x within minutes (the 2-vCPU dev VM, benches/peers/RESULTS.md section 16), two
