@@ -491,22 +491,35 @@ impl PackedConv {
         output: &mut [f32],
         threads: &Threads,
     ) -> Result<(), ConvError> {
-        let (oh, ow) = self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
-        if let Some(r) = residual {
-            if r.len() != output.len() {
-                return Err(ConvError::new(format!(
-                    "residual has {} floats, the output {n}x{}x{oh}x{ow} has {}",
-                    r.len(),
-                    self.spec.out_channels,
-                    output.len()
-                )));
-            }
-            self.takes_a_residual()?;
-        }
+        self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
         if n == 0 {
             return Ok(());
         }
         self.execute(input, n, h, w, residual, false, output, threads)
+    }
+
+    /// The sizes checked, and a residual beside the output shaped as it and taken by this conv.
+    fn check_with_residual(
+        &self,
+        input_len: usize,
+        n: usize,
+        h: usize,
+        w: usize,
+        residual: Option<&[f32]>,
+        output_len: usize,
+    ) -> Result<(), ConvError> {
+        let (oh, ow) = self.check_sizes(input_len, n, h, w, output_len, "output")?;
+        if let Some(r) = residual {
+            if r.len() != output_len {
+                return Err(ConvError::new(format!(
+                    "residual has {} floats, the output {n}x{}x{oh}x{ow} has {output_len}",
+                    r.len(),
+                    self.spec.out_channels,
+                )));
+            }
+            self.takes_a_residual()?;
+        }
+        Ok(())
     }
 
     /// The output's `(height, width)` for `n` images of `h x w`, once the input's and the
@@ -661,12 +674,9 @@ impl PackedConv {
                 self.spec.stride
             )));
         }
-        self.check_sizes(input.len(), n, h, w, output.len(), "output")?;
-        if residual.is_some() || residual_in_output {
+        self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
+        if residual_in_output {
             self.takes_a_residual()?;
-        }
-        if let Some(r) = residual.filter(|r| r.len() != output.len()) {
-            return Err(ConvError::new(format!("residual has {} floats, the output {}", r.len(), output.len())));
         }
         if n == 0 {
             return Ok(());

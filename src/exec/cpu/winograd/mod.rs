@@ -292,11 +292,8 @@ fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &
     // of 3 or 4 rows, each GEMM over 42-56 tiles; blocks of one row made GEMMs of 14 tiles
     // that read all the transformed weights each).
     let max_rows = block_rows(call.weights.tile, c, m, th, tw);
-    let per_image = th.div_ceil(max_rows);
-    let blocks = match threads.count().div_ceil(call.images) {
-        1 => per_image,
-        share_of_image => per_image.next_multiple_of(share_of_image).min(th),
-    };
+    let threads_per_image = threads.count().div_ceil(call.images);
+    let blocks = th.div_ceil(max_rows).next_multiple_of(threads_per_image).min(th);
     let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
     let o = SendPtr(out.as_mut_ptr());
     threads.for_each(call.images * blocks, &|i| {
