@@ -636,7 +636,9 @@ fn blocked_layouts_match_the_definition() {
             let side =
                 |rng: &mut ChaCha8Rng, blocked: bool| if blocked { blocks(rng) } else { rng.random_range(1..=40) };
             let (k, m) = (side(&mut rng, layouts.input), side(&mut rng, layouts.output));
-            (layouts, ConvSpec::new(k, m, [1, 1]))
+            // A third strided (ResNet's downsampling shortcuts): the pixels gathered first.
+            let stride = |rng: &mut ChaCha8Rng| pick(rng, &[1, 1, 1, 1, 2, 2, 3]);
+            (layouts, ConvSpec::new(k, m, [1, 1]).with_stride(stride(&mut rng), stride(&mut rng)))
         };
         let (n, h, w) = (rng.random_range(1..=3), rng.random_range(1..=15), rng.random_range(1..=15));
         let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
@@ -686,8 +688,13 @@ fn blocked_layouts_match_the_definition() {
     let odd = PackedConv::new(&[0.1; 24 * 16], None, ConvSpec::new(24, 16, [1, 1]), Epilogue::None).unwrap();
     assert!(odd.runs_in(Layouts { input: false, output: true }) && !odd.runs_in(Layouts::BLOCKED));
     let strided = ConvSpec::new(16, 16, [1, 1]).with_stride(2, 2);
+    let padded = PackedConv::new(&[0.1; 256], None, strided.with_padding(1, 1, 1, 1), Epilogue::None).unwrap();
+    assert!(!padded.runs_in(Layouts::BLOCKED) && padded.runs_in(Layouts::NCHW));
     let strided = PackedConv::new(&[0.1; 256], None, strided, Epilogue::None).unwrap();
-    assert!(!strided.runs_in(Layouts::BLOCKED) && strided.runs_in(Layouts::NCHW));
+    assert!(strided.runs_in(Layouts::BLOCKED) && strided.runs_in(Layouts { input: true, output: false }));
+    let square = ConvSpec::new(16, 16, [3, 3]);
+    let square = PackedConv::new(&[0.1; 16 * 16 * 9], None, square, Epilogue::None).unwrap();
+    assert!(!square.runs_in(Layouts { input: false, output: true }) && square.runs_in(Layouts::NCHW));
     let e =
         dw.run_in_layouts(&x, 1, 5, 5, Some(&x), false, &mut out, Layouts::BLOCKED, &Threads::single()).unwrap_err();
     assert!(e.to_string().contains("residual"), "{e}");

@@ -427,6 +427,48 @@ fn small_maps_run_on_blocked_tensors() {
         let err = compare_with(&net, true, 5, batch, ConvAlgorithm::Packed);
         assert!(err < TOLERANCE, "batch {batch}: {err}");
     }
+
+    // ResNet's downsampling shortcuts (strided 1x1 convs) gather blocked pixels: ResNet-50's
+    // stages on 14x14 and 7x7 maps run blocked, from layer3.0's shortcut (NCHW in) to the
+    // pool, less layer3.0.conv1 (NCHW both sides, reading the 28x28 stage).
+    let net = zoo::build("resnet50", Some(&Shape::chw(3, 224, 224))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(lowered.blocked_convs, 19);
+    let mut g = NetBuilder::new("blocked_shortcuts", &[8, 13, 13]);
+    let x = g.input();
+    let a = g.conv(x, conv(32, 1).stride(2));
+    let b = g.conv(x, conv(32, 3).pad(1).stride(2));
+    let b = g.conv(b, conv(32, 1));
+    let c = g.add(a, b);
+    let c = g.relu(c);
+    let d = g.conv(c, conv(48, 1).stride(2));
+    let e = g.conv(c, conv(48, 1));
+    let e = g.conv(e, conv(48, 3).pad(1).stride(2));
+    let e = g.conv(e, conv(48, 1));
+    let f = g.add(d, e);
+    let q = g.global_avg_pool(f);
+    let q = g.flatten(q);
+    let y = g.linear(q, 10);
+    let net = g.finish(y).unwrap();
+    let weights = Weights::init(&net, 6);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    let strided: Vec<(bool, bool)> = lowered
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } if op.conv().spec().stride == [2, 2] => {
+                Some((op.layouts().input, op.layouts().output))
+            }
+            _ => None,
+        })
+        .collect();
+    // a (NCHW in, blocked out), b (3x3), d (blocked in and out), e's 3x3.
+    assert_eq!(strided, [entry, nchw, blocked, nchw]);
+    for batch in [1, 2] {
+        let err = compare_with(&net, true, 7, batch, ConvAlgorithm::Packed);
+        assert!(err < TOLERANCE, "blocked shortcuts, batch {batch}: {err}");
+    }
 }
 
 /// A residual still read after its add keeps its buffer: the conv writes a new one.

@@ -463,7 +463,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
 const BLOCKED_MAX_PIXELS: usize = 14 * 14;
 
 /// Keep the tensors of small maps blocked (`cpu::to_blocked`: a pixel's 16 channels
-/// together) where every layer that reads them can run so: packed 1x1 and depthwise convs
+/// together) where every layer that reads them can run so: packed 1x1 (strided too) and depthwise convs
 /// (a residual in the layout of the conv's output), the global average pool. A 1x1 conv
 /// may read NCHW and write blocked or the other way round, so a blocked stretch needs no
 /// conversion at its ends. Then every conv of the stretch cuts its work by the same pixel

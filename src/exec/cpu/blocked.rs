@@ -10,7 +10,8 @@
 //! same pixel ranges ([`chunks`]): thread `t` owns the same pixels of every layer, and only
 //! a depthwise conv's halo row crosses between cores.
 //!
-//! * 1x1 stride-1 convs run on the channel-vectorized GEMM tile (`kernels/ctile.rs`), which
+//! * 1x1 convs run on the channel-vectorized GEMM tile (`kernels/ctile.rs`; a strided one
+//!   on its gathered pixels, `subsample.rs`, as ResNet's downsampling shortcuts), which
 //!   reads B pixels `BLOCK` apart from a blocked input and stores its vectors as they are
 //!   to a blocked output (no transpose). Either side may be NCHW, where the blocked stretch
 //!   of a net begins or ends. Where the weights outweigh the pixels (7x7 maps at batch 1:

@@ -17,7 +17,7 @@
 //!   kernels, its transforms in vectors over the tiles; `winograd::worth_it` says where
 //!   each beats the direct GEMM.
 //! * Strided unpadded 1x1 convs gather their pixels once (`subsample.rs`) and run as
-//!   stride-1 pointwise convs.
+//!   stride-1 pointwise convs, on NCHW or blocked tensors.
 //! * Depthwise convs (groups == in == out) run a direct, memory-bound kernel
 //!   (`depthwise.rs`). After a 1x1 expansion they can run fused with it
 //!   ([`PackedConv::run_expand_depthwise`], `fused.rs`): strips of the expanded rows
@@ -623,7 +623,7 @@ impl PackedConv {
             Body::Gemm(_) => {
                 s.groups == 1
                     && s.kernel == [1, 1]
-                    && s.stride == [1, 1]
+                    && (s.stride == [1, 1] || self.subsamples())
                     && s.padding == Padding::ZERO
                     && whole(s.in_channels, layouts.input)
                     && whole(s.out_channels, layouts.output)
@@ -685,6 +685,7 @@ impl PackedConv {
         let s = &self.spec;
         match &self.body {
             Body::Gemm(weights) => {
+                let (oh, ow) = s.output_hw(h, w)?;
                 let call = blocked::Pointwise {
                     kernels: kernels::kernel_set(self.isa),
                     panels: weights.channel_panels(),
@@ -693,12 +694,21 @@ impl PackedConv {
                     bias: &self.bias,
                     act: self.epilogue,
                     images: n,
-                    pixels: h * w,
+                    pixels: oh * ow,
                     layouts,
                     residual: residual.filter(|_| !residual_in_output),
                     residual_in_output,
                 };
-                blocked::run_pointwise(&call, input, output, threads);
+                if self.subsamples() {
+                    // A blocked plane is 16 channels' pixels, each pixel 16 floats.
+                    let lanes = if layouts.input { blocked::BLOCK } else { 1 };
+                    let planes = n * s.in_channels / lanes;
+                    subsample::with_subsampled(input, planes, lanes, h, w, s.stride, [oh, ow], threads, |x| {
+                        blocked::run_pointwise(&call, x, output, threads)
+                    });
+                } else {
+                    blocked::run_pointwise(&call, input, output, threads);
+                }
             }
             Body::Depthwise(taps) => {
                 let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
@@ -779,7 +789,7 @@ impl PackedConv {
                     };
                     if subsampled {
                         let planes = n * s.in_channels;
-                        subsample::with_subsampled(input, planes, h, w, s.stride, [oh, ow], threads, |x| {
+                        subsample::with_subsampled(input, planes, 1, h, w, s.stride, [oh, ow], threads, |x| {
                             gemm::run(&call, x, output, threads)
                         });
                     } else {
