@@ -14,10 +14,10 @@
 //!   on its gathered pixels, `subsample.rs`, as ResNet's downsampling shortcuts), which
 //!   reads B pixels `BLOCK` apart from a blocked input and stores its vectors as they are
 //!   to a blocked output (no transpose). Either side may be NCHW, where the blocked stretch
-//!   of a net begins or ends. Where the weights outweigh the pixels (7x7 maps at batch 1:
-//!   MobileNetV2's 960 -> 160 projection has 150 K weights for 49 pixels) a 1x1 conv cuts
-//!   by output channels instead ([`cut_by_channels`]): cut by pixels, each thread would
-//!   read all of them.
+//!   of a net begins or ends. Where the weights outweigh the activations twice over (7x7
+//!   maps at batch 1: MobileNetV2's 960 -> 160 projection has 150 K weights for 49 pixels
+//!   of 1120 channels) a 1x1 conv cuts by output channels instead ([`cut_by_channels`]):
+//!   cut by pixels, each thread would read all of them.
 //! * Depthwise convs: blocked in and out, any kernel, stride, dilation and padding.
 //! * Global average pooling of a blocked input gives `[n][c]` as from NCHW.
 //!
@@ -106,10 +106,16 @@ pub(crate) fn chunks(images: usize, pixels: usize, threads: usize) -> usize {
 
 /// Whether a 1x1 conv of `k -> m` channels over `pixels` pixels (all images) cuts its work
 /// by output channels rather than by pixels. By pixels, each thread reads all the weights
-/// (`k * m` floats from L3 twice over); by channels, half its input and (for a reader cut
-/// by pixels) half its output cross between cores (`(k + m) * pixels / 2`).
+/// (`k * m` floats, streamed from memory at batch 1); by channels, each reads all of its
+/// input, half of it written by the other core, and (for a reader cut by pixels) half its
+/// output crosses too (`(k + m) * pixels` floats in all). A float read from the other core
+/// costs more than one streamed from memory, the more so where the two vCPUs sit on core
+/// complexes with L3s of their own (benches/peers/RESULTS.md section 19), so the weights
+/// must outnumber those floats twice over: ResNet-50's 14x14 convs (ratio 1.0-1.7) cut by
+/// pixels (3-5% faster whole model), its 7x7 ones (8-14) and MobileNetV2's 7x7 ones (2.8;
+/// by pixels 3-4% slower) by channels.
 pub(crate) fn cut_by_channels(k: usize, m: usize, pixels: usize) -> bool {
-    2 * k * m > (k + m) * pixels
+    k * m > 2 * (k + m) * pixels
 }
 
 /// One 1x1 stride-1 conv on blocked or NCHW tensors.
