@@ -43,7 +43,7 @@ const KC_MAX: usize = 256;
 /// Floats of B one item works on (an im2col block, the input panels of a pointwise conv,
 /// a direct conv's input copy): 512 KiB, inside the 1 MiB L2 per core beside the A
 /// panels streaming through.
-const B_FLOATS: usize = 128 * 1024;
+pub(crate) const B_FLOATS: usize = 128 * 1024;
 /// Work items wanted per thread when the natural split gives fewer (load balance).
 const ITEMS_PER_THREAD: usize = 4;
 /// Largest tile any ISA uses (for the scatter buffer).
