@@ -679,6 +679,26 @@ fn blocked_layouts_match_the_definition() {
     }
     assert!(ran >= 150, "only {ran} blocked runs");
 
+    // A wide input whose pixels do not fit L2 at once: its tiles run in several runs, each
+    // passed by every panel (1024 channels x 196 pixels against 512 KiB per run).
+    let spec = ConvSpec::new(1024, 48, [1, 1]);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (weight, bias, x, res) = (random(spec.weight_len()), random(48), random(2 * 1024 * 196), random(2 * 48 * 196));
+    let want = reference(&spec, &weight, Some(&bias), Some(&res), Epilogue::Relu, &x, 2, 14, 14);
+    for layouts in [Layouts::BLOCKED, Layouts { input: true, output: false }] {
+        let input = to_blocked(&x, 2, 1024, 196);
+        let res_in = if layouts.output { to_blocked(&res, 2, 48, 196) } else { res.clone() };
+        for isa in Isa::available() {
+            let conv = PackedConv::with_isa(&weight, Some(&bias), spec, Epilogue::Relu, isa).unwrap();
+            for threads in &pools {
+                let mut got = vec![f32::NAN; 2 * 48 * 196];
+                conv.run_in_layouts(&input, 2, 14, 14, Some(&res_in), false, &mut got, layouts, threads).unwrap();
+                let got = if layouts.output { from_blocked(&got, 2, 48, 196) } else { got };
+                compare(&got, &want, TOLERANCE, || format!("1024 -> 48 at 14x14, {isa}, {threads:?}, {layouts:?}"));
+            }
+        }
+    }
+
     // What does not run blocked says so.
     let dw = ConvSpec::new(32, 32, [3, 3]).with_padding(1, 1, 1, 1).with_groups(32);
     let dw = PackedConv::new(&[0.1; 32 * 9], None, dw, Epilogue::None).unwrap();
