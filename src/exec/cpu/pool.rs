@@ -6,7 +6,9 @@
 //! 16: 0.77 ms against onnxruntime's 0.21).
 
 use super::isa::widest_vectors;
-use super::{ConvError, Threads};
+use super::kernels::simd::Simd;
+use super::kernels::{kernel_set, KernelSet};
+use super::{ConvError, Isa, Threads};
 
 /// A max pool's geometry: kernel, stride, leading padding and output size (the output
 /// size carries the trailing padding and any ceil-mode rounding).
@@ -78,6 +80,92 @@ fn taps_inside(k: usize, pad: usize, s: usize, n: usize, out: usize) -> (usize, 
     (lo, hi.max(lo))
 }
 
+/// One plane of a 3x3 stride-2 max pool (ResNet's and GoogLeNet's after the stem) with
+/// at most one row and column of leading padding: [`pool3s2_plane`].
+pub(crate) struct Pool3s2Job {
+    pub x: *const f32,
+    pub h: usize,
+    pub w: usize,
+    /// Leading padding, rows and columns (0 or 1).
+    pub pad: [usize; 2],
+    pub out_hw: [usize; 2],
+    pub out: *mut f32,
+    /// Scratch of at least [`pool3s2_row_len`] floats.
+    pub row: *mut f32,
+}
+
+/// Floats of [`Pool3s2Job::row`]: a padded row of column maxima, and the slack the last
+/// vector of taps reads (`2 * lanes + 1` floats for `lanes` outputs).
+pub(crate) fn pool3s2_row_len(w: usize, ow: usize) -> usize {
+    (w + 2).max(2 * ow.next_multiple_of(16) + 2)
+}
+
+/// [`Pool3s2Job`] in vectors: per output row, the maximum of its (up to) three input rows
+/// into a row buffer with minus infinity either side, then each output the maximum of
+/// three neighbouring columns of it, taken two apart (`Simd::load_taps3_stride2`). Every
+/// input float is read once or twice, no phase copies. Returns false, the output unfinished,
+/// where the plane may hold a NaN (its sum of `x * 0` is NaN: an infinity gives a false
+/// alarm), which `vmaxps` would not let win: the caller then pools it NaN-aware.
+///
+/// Safety: `x` holds `h * w` floats, `out` `oh * ow`, `row` `pool3s2_row_len(w, ow)`; every
+/// window holds at least one input row (`2 (oh - 1) < h + pad`).
+#[inline(always)]
+pub(crate) unsafe fn pool3s2_plane<S: Simd>(j: &Pool3s2Job) -> bool {
+    let (h, w, [pt, pl], [oh, ow]) = (j.h, j.w, j.pad, j.out_hw);
+    let len = pool3s2_row_len(w, ow);
+    let row = std::slice::from_raw_parts_mut(j.row, len);
+    row.fill(f32::NEG_INFINITY);
+    // Column c of the input is row[c + 1]; output ox's window starts at column 2 ox - pl.
+    let (cols, taps) = (j.row.add(1), j.row.add(1 - pl));
+    let mut nan = S::zero();
+    for oy in 0..oh {
+        let first = (2 * oy).saturating_sub(pt);
+        let last = (2 * oy + 3 - pt).min(h);
+        debug_assert!(first < last, "a window with no input row");
+        let mut c = 0;
+        while c < w {
+            let n = (w - c).min(S::LANES);
+            let load = |y: usize| {
+                let p = j.x.add(y * w + c);
+                if n == S::LANES {
+                    S::load(p)
+                } else {
+                    S::load_partial(p, n)
+                }
+            };
+            let mut m = load(first);
+            nan = S::fmadd(m, S::zero(), nan);
+            for y in first + 1..last {
+                let v = load(y);
+                nan = S::fmadd(v, S::zero(), nan);
+                m = S::max(m, v);
+            }
+            if n == S::LANES {
+                S::store(cols.add(c), m);
+            } else {
+                S::store_partial(cols.add(c), m, n);
+            }
+            c += S::LANES;
+        }
+        let o = j.out.add(oy * ow);
+        let mut ox = 0;
+        while ox < ow {
+            let [a, b, t] = S::load_taps3_stride2(taps.add(2 * ox));
+            let m = S::max(S::max(a, b), t);
+            let n = (ow - ox).min(S::LANES);
+            if n == S::LANES {
+                S::store(o.add(ox), m);
+            } else {
+                S::store_partial(o.add(ox), m, n);
+            }
+            ox += S::LANES;
+        }
+    }
+    let mut lanes = [0.0f32; 64];
+    S::store(lanes.as_mut_ptr(), nan);
+    !lanes[..S::LANES].iter().any(|v| v.is_nan())
+}
+
 widest_vectors! {
     /// The planes whose outputs are `out` (`first` is the first one's index in `x`), one at
     /// a time, separably: each input row's maxima over the horizontal windows into `rows`
@@ -96,6 +184,40 @@ widest_vectors! {
             if nan || !plane_body::<false>(x, h, w, s, taps, o, &mut rows, &mut phases, &mut starts) {
                 plane_body::<true>(x, h, w, s, taps, o, &mut rows, &mut phases, &mut starts);
             }
+        }
+    }
+}
+
+/// The planes whose outputs are `out` on the 3x3 stride-2 kernel (`ks.pool3s2`), each
+/// plane where it finds a NaN pooled again NaN-aware (`pool_planes`).
+#[allow(clippy::too_many_arguments)]
+fn pool3s2_planes(
+    ks: &KernelSet,
+    x: &[f32],
+    first: usize,
+    h: usize,
+    w: usize,
+    s: &MaxPoolSpec,
+    taps: &[HTap],
+    out: &mut [f32],
+) {
+    let [oh, ow] = s.out_hw;
+    let mut row = vec![0.0f32; pool3s2_row_len(w, ow)];
+    for (p, o) in out.chunks_exact_mut(oh * ow).enumerate() {
+        let plane = first + p;
+        let job = Pool3s2Job {
+            x: x[plane * h * w..(plane + 1) * h * w].as_ptr(),
+            h,
+            w,
+            pad: s.pad_before,
+            out_hw: s.out_hw,
+            out: o.as_mut_ptr(),
+            row: row.as_mut_ptr(),
+        };
+        // SAFETY: the plane, its output and the row buffer have the sizes the job says;
+        // `max_pool`'s caller sized the output so that every window starts inside.
+        if !unsafe { (ks.pool3s2)(&job) } {
+            pool_planes(x, plane, h, w, s, taps, o);
         }
     }
 }
@@ -291,11 +413,17 @@ pub fn max_pool(
     }
     let taps = horizontal_taps(s, w);
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
+    let fast = (s.kernel == [3, 3] && s.stride == [2, 2] && s.pad_before.iter().all(|&p| p <= 1))
+        .then(|| kernel_set(Isa::detect()));
+    let pool = |first: usize, o: &mut [f32]| match &fast {
+        Some(ks) => pool3s2_planes(ks, x, first, h, w, s, &taps, o),
+        None => pool_planes(x, first, h, w, s, &taps, o),
+    };
     if threads.count() == 1 || planes <= per_item {
-        pool_planes(x, 0, h, w, s, &taps, out);
+        pool(0, out);
         return Ok(());
     }
-    threads.for_each_chunk(out, out_plane * per_item, &|i, o| pool_planes(x, i * per_item, h, w, s, &taps, o));
+    threads.for_each_chunk(out, out_plane * per_item, &|i, o| pool(i * per_item, o));
     Ok(())
 }
 
@@ -340,6 +468,14 @@ mod tests {
             (4, 10, 11, [3, 3], [3, 3], [1, 1], [1, 0]),
             (6, 9, 13, [2, 3], [3, 2], [0, 1], [0, 1]),
             (2, 5, 7, [1, 1], [2, 3], [0, 0], [0, 0]),
+            // 3x3 stride 2 (its own kernel): padding 0 or 1 each way, ceil sizes, rows
+            // wider than two vectors, a plane of one row or one column
+            (3, 112, 112, [3, 3], [2, 2], [1, 1], [0, 0]),
+            (2, 17, 37, [3, 3], [2, 2], [0, 1], [1, 1]),
+            (2, 16, 34, [3, 3], [2, 2], [1, 0], [1, 1]),
+            (4, 9, 40, [3, 3], [2, 2], [0, 0], [0, 1]),
+            (2, 1, 5, [3, 3], [2, 2], [1, 1], [1, 0]),
+            (2, 6, 1, [3, 3], [2, 2], [1, 1], [1, 1]),
             // the whole plane to 1x1 (with and without padding in the window)
             (9, 7, 7, [7, 7], [7, 7], [0, 0], [0, 0]),
             (3, 5, 6, [4, 5], [4, 5], [1, 2], [0, 0]),
@@ -361,7 +497,9 @@ mod tests {
     fn nan_wins_its_windows_and_only_those() {
         // Stride 1 looks for NaNs before pooling; stride 2 notices them while splitting
         // the rows into phases (even and odd columns, and an odd width's last column).
-        for (h, w, stride, nan_at) in [(6, 6, 1, (2, 3)), (7, 8, 2, (3, 5)), (7, 9, 2, (4, 4)), (5, 9, 2, (1, 8))] {
+        for (h, w, stride, nan_at) in
+            [(6, 6, 1, (2, 3)), (7, 8, 2, (3, 5)), (7, 9, 2, (4, 4)), (5, 9, 2, (1, 8)), (9, 40, 2, (8, 33))]
+        {
             let mut x: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
             x[nan_at.0 * w + nan_at.1] = f32::NAN;
             let out_hw = [(h + 2 - 3) / stride + 1, (w + 2 - 3) / stride + 1];

@@ -188,3 +188,8 @@ pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::Outpu
 pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
     crate::exec::cpu::blocked::depthwise_block::<Avx2>(j)
 }
+
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
+    crate::exec::cpu::pool::pool3s2_plane::<Avx2>(job)
+}

@@ -222,3 +222,8 @@ pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::Outpu
 pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
     crate::exec::cpu::blocked::depthwise_block::<Avx512>(j)
 }
+
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
+    crate::exec::cpu::pool::pool3s2_plane::<Avx512>(job)
+}

@@ -74,6 +74,8 @@ pub(crate) struct KernelSet {
     /// Winograd's input and output transforms of one plane (`winograd/vectors.rs`).
     pub winograd_input: unsafe fn(&super::winograd::InputJob),
     pub winograd_output: unsafe fn(&mut super::winograd::OutputJob),
+    /// One plane of a 3x3 stride-2 max pool (`pool.rs`); false where it may hold a NaN.
+    pub pool3s2: unsafe fn(&super::pool::Pool3s2Job) -> bool,
 }
 
 pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
@@ -96,6 +98,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             scatter: avx512::scatter,
             winograd_input: avx512::winograd_input,
             winograd_output: avx512::winograd_output,
+            pool3s2: avx512::pool3s2,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => KernelSet {
@@ -112,6 +115,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             scatter: avx2::scatter,
             winograd_input: avx2::winograd_input,
             winograd_output: avx2::winograd_output,
+            pool3s2: avx2::pool3s2,
         },
         _ => KernelSet {
             mr: scalar::MR,
@@ -130,6 +134,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             scatter: scalar::scatter,
             winograd_input: scalar::winograd_input,
             winograd_output: scalar::winograd_output,
+            pool3s2: scalar::pool3s2,
         },
     }
 }

@@ -158,3 +158,7 @@ pub(crate) unsafe fn winograd_output(job: &mut crate::exec::cpu::winograd::Outpu
 pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
     crate::exec::cpu::blocked::depthwise_block::<Scalar>(j)
 }
+
+pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
+    crate::exec::cpu::pool::pool3s2_plane::<Scalar>(job)
+}
