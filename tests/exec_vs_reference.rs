@@ -359,6 +359,27 @@ fn expansions_fuse_into_their_depthwise_convs() {
     assert!(err < TOLERANCE, "{err}");
 }
 
+/// A classifier head on `x`: global average pool, flatten, 10 logits.
+fn with_head(mut g: NetBuilder, x: T) -> Net {
+    let q = g.global_avg_pool(x);
+    let q = g.flatten(q);
+    let y = g.linear(q, 10);
+    g.finish(y).unwrap()
+}
+
+/// Each packed conv's (input blocked, output blocked), in node order, of those `keep` picks.
+fn conv_layouts(lowered: &Lowered, keep: impl Fn(&synprof::exec::lower::PackedConvOp) -> bool) -> Vec<(bool, bool)> {
+    let layouts = |op: &synprof::exec::lower::PackedConvOp| (op.layouts().input, op.layouts().output);
+    lowered
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } if keep(op) => Some(layouts(op)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Small maps run on blocked tensors (a pixel's 16 channels together, `exec::cpu::blocked`)
 /// where every reader can: MobileNetV2 from block 7's projection to the head, and a net
 /// with each kind of boundary, against the reference.
@@ -399,23 +420,13 @@ fn small_maps_run_on_blocked_tensors() {
     let j = g.cat(&[f, kd, k, odd]);
     let p = g.conv(j, conv(64, 1));
     let p = g.relu(p);
-    let q = g.global_avg_pool(p);
-    let q = g.flatten(q);
-    let y = g.linear(q, 10);
-    let net = g.finish(y).unwrap();
+    let net = with_head(g, p);
     let weights = Weights::init(&net, 5);
     let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
     // Each conv's (input, output) blocked, in node order: a, b, c (its residual a), d, e,
     // f, k, kd, the 24-channel pair, p. k and the 24-channel 1x1 read d blocked but write
     // NCHW for their readers.
-    let layouts: Vec<(bool, bool)> = lowered
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => Some((op.layouts().input, op.layouts().output)),
-            _ => None,
-        })
-        .collect();
+    let layouts = conv_layouts(&lowered, |_| true);
     let (nchw, entry, exit, blocked) = ((false, false), (false, true), (true, false), (true, true));
     assert_eq!(layouts, [entry, blocked, blocked, blocked, exit, nchw, exit, nchw, exit, nchw, entry]);
     assert_eq!(lowered.blocked_convs, 8);
@@ -447,22 +458,10 @@ fn small_maps_run_on_blocked_tensors() {
     let e = g.conv(e, conv(48, 3).pad(1).stride(2));
     let e = g.conv(e, conv(48, 1));
     let f = g.add(d, e);
-    let q = g.global_avg_pool(f);
-    let q = g.flatten(q);
-    let y = g.linear(q, 10);
-    let net = g.finish(y).unwrap();
+    let net = with_head(g, f);
     let weights = Weights::init(&net, 6);
     let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
-    let strided: Vec<(bool, bool)> = lowered
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } if op.conv().spec().stride == [2, 2] => {
-                Some((op.layouts().input, op.layouts().output))
-            }
-            _ => None,
-        })
-        .collect();
+    let strided = conv_layouts(&lowered, |op| op.conv().spec().stride == [2, 2]);
     // a (NCHW in, blocked out), b (3x3), d (blocked in and out), e's 3x3.
     assert_eq!(strided, [entry, nchw, blocked, nchw]);
     for batch in [1, 2] {
