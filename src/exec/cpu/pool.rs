@@ -418,7 +418,11 @@ pub fn max_pool(
     }
     let taps = horizontal_taps(s, w);
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
-    let fast = (s.kernel == [3, 3] && s.stride == [2, 2] && s.pad_before.iter().all(|&p| p <= 1))
+    // The kernel reads the first row of every window: each must start inside the plane.
+    let fast = (s.kernel == [3, 3]
+        && s.stride == [2, 2]
+        && s.pad_before.iter().all(|&p| p <= 1)
+        && 2 * (oh - 1) < h + s.pad_before[0])
         .then(|| kernel_set(Isa::detect()));
     let pool = |first: usize, o: &mut [f32]| match &fast {
         Some(ks) => pool3s2_planes(ks, x, first, h, w, s, &taps, o),
@@ -481,6 +485,8 @@ mod tests {
             (4, 9, 40, [3, 3], [2, 2], [0, 0], [0, 1]),
             (2, 1, 5, [3, 3], [2, 2], [1, 1], [1, 0]),
             (2, 6, 1, [3, 3], [2, 2], [1, 1], [1, 1]),
+            // (and an output taller than the windows inside the plane: the general path)
+            (1, 4, 9, [3, 3], [2, 2], [1, 1], [4, 0]),
             // the whole plane to 1x1 (with and without padding in the window)
             (9, 7, 7, [7, 7], [7, 7], [0, 0], [0, 0]),
             (3, 5, 6, [4, 5], [4, 5], [1, 2], [0, 0]),
