@@ -4,7 +4,7 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use common::random_net::random_net;
-use synprof::exec::lower::{ConvAlgorithm, Layer, Lowered, NodeTimes, Phase};
+use synprof::exec::lower::{ConvAlgorithm, Layer, Lowered, NodeTimes, PackedConvOp, Phase};
 use synprof::exec::reference;
 use synprof::graph::{conv, conv_hw, pool, Net, NetBuilder, Op, Padding, PoolSpec, T};
 use synprof::weights::{synthetic_input, Weights};
@@ -368,8 +368,8 @@ fn with_head(mut g: NetBuilder, x: T) -> Net {
 }
 
 /// Each packed conv's (input blocked, output blocked), in node order, of those `keep` picks.
-fn conv_layouts(lowered: &Lowered, keep: impl Fn(&synprof::exec::lower::PackedConvOp) -> bool) -> Vec<(bool, bool)> {
-    let layouts = |op: &synprof::exec::lower::PackedConvOp| (op.layouts().input, op.layouts().output);
+fn conv_layouts(lowered: &Lowered, keep: impl Fn(&PackedConvOp) -> bool) -> Vec<(bool, bool)> {
+    let layouts = |op: &PackedConvOp| (op.layouts().input, op.layouts().output);
     lowered
         .layers
         .iter()

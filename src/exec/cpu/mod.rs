@@ -392,6 +392,26 @@ impl PackedConv {
             && s.padding == Padding::ZERO
     }
 
+    /// `f` on what this conv reads as a stride-1 pointwise conv: `input` itself, or where
+    /// it [`subsamples`](Self::subsamples), its pixels gathered (`subsample.rs`; `blocked`:
+    /// pixels of 16 floats, a blocked plane holding 16 channels).
+    fn with_pointwise_input<R>(
+        &self,
+        input: &[f32],
+        [n, h, w]: [usize; 3],
+        out_hw: [usize; 2],
+        blocked: bool,
+        threads: &Threads,
+        f: impl FnOnce(&[f32]) -> R,
+    ) -> R {
+        if !self.subsamples() {
+            return f(input);
+        }
+        let lanes = if blocked { blocked::BLOCK } else { 1 };
+        let planes = n * self.spec.in_channels / lanes;
+        subsample::with_subsampled(input, planes, lanes, h, w, self.spec.stride, out_hw, threads, f)
+    }
+
     /// The pointwise geometry of a subsampled conv's gathered `oh x ow` input.
     fn subsampled_geom(&self, oh: usize, ow: usize) -> pack::Geom {
         pack::Geom::pointwise(self.spec.in_channels / self.spec.groups, oh, ow)
@@ -498,7 +518,8 @@ impl PackedConv {
         self.execute(input, n, h, w, residual, false, output, threads)
     }
 
-    /// The sizes checked, and a residual beside the output shaped as it and taken by this conv.
+    /// The sizes checked, and a residual beside the output shaped as it and taken by this
+    /// conv; the output's `(height, width)`.
     fn check_with_residual(
         &self,
         input_len: usize,
@@ -507,7 +528,7 @@ impl PackedConv {
         w: usize,
         residual: Option<&[f32]>,
         output_len: usize,
-    ) -> Result<(), ConvError> {
+    ) -> Result<(usize, usize), ConvError> {
         let (oh, ow) = self.check_sizes(input_len, n, h, w, output_len, "output")?;
         if let Some(r) = residual {
             if r.len() != output_len {
@@ -519,7 +540,7 @@ impl PackedConv {
             }
             self.takes_a_residual()?;
         }
-        Ok(())
+        Ok((oh, ow))
     }
 
     /// The output's `(height, width)` for `n` images of `h x w`, once the input's and the
@@ -674,7 +695,7 @@ impl PackedConv {
                 self.spec.stride
             )));
         }
-        self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
+        let (oh, ow) = self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
         if residual_in_output {
             self.takes_a_residual()?;
         }
@@ -685,7 +706,6 @@ impl PackedConv {
         let s = &self.spec;
         match &self.body {
             Body::Gemm(weights) => {
-                let (oh, ow) = s.output_hw(h, w)?;
                 let call = blocked::Pointwise {
                     kernels: kernels::kernel_set(self.isa),
                     panels: weights.channel_panels(),
@@ -699,16 +719,9 @@ impl PackedConv {
                     residual: residual.filter(|_| !residual_in_output),
                     residual_in_output,
                 };
-                if self.subsamples() {
-                    // A blocked plane is 16 channels' pixels, each pixel 16 floats.
-                    let lanes = if layouts.input { blocked::BLOCK } else { 1 };
-                    let planes = n * s.in_channels / lanes;
-                    subsample::with_subsampled(input, planes, lanes, h, w, s.stride, [oh, ow], threads, |x| {
-                        blocked::run_pointwise(&call, x, output, threads)
-                    });
-                } else {
-                    blocked::run_pointwise(&call, input, output, threads);
-                }
+                self.with_pointwise_input(input, [n, h, w], [oh, ow], layouts.input, threads, |x| {
+                    blocked::run_pointwise(&call, x, output, threads)
+                });
             }
             Body::Depthwise(taps) => {
                 let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
@@ -788,8 +801,7 @@ impl PackedConv {
                         force,
                     };
                     if subsampled {
-                        let planes = n * s.in_channels;
-                        subsample::with_subsampled(input, planes, 1, h, w, s.stride, [oh, ow], threads, |x| {
+                        self.with_pointwise_input(input, [n, h, w], [oh, ow], false, threads, |x| {
                             gemm::run(&call, x, output, threads)
                         });
                     } else {

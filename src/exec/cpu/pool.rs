@@ -95,7 +95,8 @@ pub(crate) struct Pool3s2Job {
     pub pad: [usize; 2],
     pub out_hw: [usize; 2],
     pub out: *mut f32,
-    /// Scratch of at least [`pool3s2_row_len`] floats.
+    /// Scratch of [`pool3s2_row_len`] floats, minus infinity outside columns `1..=w` (the
+    /// kernel writes only those).
     pub row: *mut f32,
 }
 
@@ -112,14 +113,11 @@ pub(crate) fn pool3s2_row_len(w: usize, ow: usize) -> usize {
 /// where the plane may hold a NaN (its sum of `x * 0` is NaN: an infinity gives a false
 /// alarm), which `vmaxps` would not let win: the caller then pools it NaN-aware.
 ///
-/// Safety: `x` holds `h * w` floats, `out` `oh * ow`, `row` `pool3s2_row_len(w, ow)`; every
+/// Safety: `x` holds `h * w` floats, `out` `oh * ow`, `row` as [`Pool3s2Job::row`] says; every
 /// window holds at least one input row (`2 (oh - 1) < h + pad`).
 #[inline(always)]
 pub(crate) unsafe fn pool3s2_plane<S: Simd>(j: &Pool3s2Job) -> bool {
     let (h, w, [pt, pl], [oh, ow]) = (j.h, j.w, j.pad, j.out_hw);
-    let len = pool3s2_row_len(w, ow);
-    let row = std::slice::from_raw_parts_mut(j.row, len);
-    row.fill(f32::NEG_INFINITY);
     // Column c of the input is row[c + 1]; output ox's window starts at column 2 ox - pl.
     let (cols, taps) = (j.row.add(1), j.row.add(1 - pl));
     let mut nan = S::zero();
@@ -207,7 +205,7 @@ fn pool3s2_planes(
     out: &mut [f32],
 ) {
     let [oh, ow] = s.out_hw;
-    let mut row = vec![0.0f32; pool3s2_row_len(w, ow)];
+    let mut row = vec![f32::NEG_INFINITY; pool3s2_row_len(w, ow)];
     for (p, o) in out.chunks_exact_mut(oh * ow).enumerate() {
         let plane = first + p;
         let job = Pool3s2Job {
