@@ -622,7 +622,12 @@ fn one(args: &[String], spec_arg: &str) {
         secs(|| conv.run_in_layouts(&input, n, h, w, None, false, &mut out, layouts, &threads).unwrap())
     };
     let est = run();
-    let reps = if est > 2.0 { 2 } else { ((0.25 / est.max(1e-6)) as usize).clamp(3, 30) };
+    // CONV_REPS=N: N runs (for a profiler to sample), else about a quarter second's worth.
+    let reps = match std::env::var("CONV_REPS").ok().and_then(|r| r.parse().ok()) {
+        Some(reps) => reps,
+        None if est > 2.0 => 2,
+        None => ((0.25 / est.max(1e-6)) as usize).clamp(3, 30),
+    };
     let mut t: Vec<f64> = (0..reps).map(|_| run()).collect();
     if std::env::var_os("CONV_ALL").is_some() {
         eprintln!("est {est} all {t:?}");

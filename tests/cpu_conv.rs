@@ -298,10 +298,13 @@ fn random_winograd_convs() {
         }
     }
     // Channels enough that the tile rows run in blocks (`winograd::block_rows`), the last
-    // one short, with odd sizes and uneven padding.
+    // one short, with odd sizes and uneven padding; rows of more tiles than a vector has
+    // lanes (F(4x4)'s transforms take a vector of tiles at a time), the last run short.
     for (spec, n, h, w) in [
         (ConvSpec::new(64, 64, [3, 3]).with_padding(1, 1, 1, 1), 1, 40, 40),
         (ConvSpec::new(64, 48, [3, 3]).with_padding(2, 0, 1, 2), 2, 37, 29),
+        (ConvSpec::new(8, 12, [3, 3]).with_padding(0, 2, 1, 0), 1, 9, 75),
+        (ConvSpec::new(16, 16, [3, 3]).with_padding(1, 1, 1, 1), 1, 6, 130),
     ] {
         for &isa in &isas {
             check(&case(spec, n, h, w, Epilogue::Relu), isa, &pools, &mut rng);

@@ -125,6 +125,50 @@ impl Simd for Avx512 {
         taps3_stride2(lo, hi, last, keep)
     }
     #[inline(always)]
+    unsafe fn columns6_stride4(p: *const f32, a: usize, b: usize) -> [__m512; 6] {
+        // Elements 0..66 in five masked loads (the fifth for the next tile's first two),
+        // split by phase in two rounds of permutes: even and odd elements, then every
+        // fourth; columns 4 and 5 are columns 0 and 1 one tile on.
+        let lanes_at = |base: usize| {
+            let (lo, hi) = (a.saturating_sub(base).min(16), b.saturating_sub(base).min(16));
+            bits(lo, hi.max(lo)) as __mmask16
+        };
+        let [v0, v1, v2, v3, v4] =
+            std::array::from_fn(|k| _mm512_maskz_loadu_ps(lanes_at(16 * k), p.wrapping_add(16 * k)));
+        let (evens, odds) = (stride2_index(0), stride2_index(1));
+        let (e01, o01) = (_mm512_permutex2var_ps(v0, evens, v1), _mm512_permutex2var_ps(v0, odds, v1));
+        let (e23, o23) = (_mm512_permutex2var_ps(v2, evens, v3), _mm512_permutex2var_ps(v2, odds, v3));
+        let c0 = _mm512_permutex2var_ps(e01, evens, e23);
+        let c1 = _mm512_permutex2var_ps(o01, evens, o23);
+        // Lanes 1..16 of c0 (c1), then element 64 (65): lane 0 (1) of v4.
+        let next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+        let next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+        [
+            c0,
+            c1,
+            _mm512_permutex2var_ps(e01, odds, e23),
+            _mm512_permutex2var_ps(o01, odds, o23),
+            _mm512_permutex2var_ps(c0, next0, v4),
+            _mm512_permutex2var_ps(c1, next1, v4),
+        ]
+    }
+    #[inline(always)]
+    unsafe fn interleave4(v: [__m512; 4]) -> [__m512; 4] {
+        // Pairs first (columns 0 and 1, 2 and 3, lane by lane), then the pairs of pairs.
+        let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+        let (lo01, hi01) = (_mm512_permutex2var_ps(v[0], lo, v[1]), _mm512_permutex2var_ps(v[0], hi, v[1]));
+        let (lo23, hi23) = (_mm512_permutex2var_ps(v[2], lo, v[3]), _mm512_permutex2var_ps(v[2], hi, v[3]));
+        let pairs_lo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+        let pairs_hi = _mm512_add_epi32(pairs_lo, _mm512_set1_epi32(8));
+        [
+            _mm512_permutex2var_ps(lo01, pairs_lo, lo23),
+            _mm512_permutex2var_ps(lo01, pairs_hi, lo23),
+            _mm512_permutex2var_ps(hi01, pairs_lo, hi23),
+            _mm512_permutex2var_ps(hi01, pairs_hi, hi23),
+        ]
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fmadd_ps(a, b, c)
     }

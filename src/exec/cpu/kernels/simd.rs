@@ -48,6 +48,36 @@ pub(crate) trait Simd {
             }
         })
     }
+    /// The six columns of F(4x4, 3x3) input patches along a row: lane `t` of column `q` is
+    /// element `4 t + q` of `p` (tile `t`'s column `q`) if that element lies in `a..b`, else
+    /// zero. Elements outside `a..b` are never read, so `p` may point (wrapping) outside
+    /// the buffer for them. This default copies the row into a padded one and gathers.
+    #[inline(always)]
+    unsafe fn columns6_stride4(p: *const f32, a: usize, b: usize) -> [Self::V; 6] {
+        const MAX_LANES: usize = 16;
+        assert!(Self::LANES <= MAX_LANES);
+        let mut row = [0.0f32; 4 * MAX_LANES + 2];
+        for (e, x) in row.iter_mut().enumerate().take(b.min(4 * Self::LANES + 2)).skip(a) {
+            *x = *p.wrapping_add(e);
+        }
+        std::array::from_fn(|q| Self::gather_stride(row.as_ptr().add(q), 4, Self::LANES))
+    }
+    /// The four vectors' elements interleaved: element `4 t + c` of the result (vector
+    /// `(4 t + c) / LANES`) is lane `t` of `v[c]`, as an output row is put together from its
+    /// tiles' four columns. This default goes through memory.
+    #[inline(always)]
+    unsafe fn interleave4(v: [Self::V; 4]) -> [Self::V; 4] {
+        const MAX_LANES: usize = 16;
+        assert!(Self::LANES <= MAX_LANES);
+        let (mut cols, mut row) = ([0.0f32; 4 * MAX_LANES], [0.0f32; 4 * MAX_LANES]);
+        for (c, &x) in v.iter().enumerate() {
+            Self::store(cols.as_mut_ptr().add(c * Self::LANES), x);
+        }
+        for (e, x) in row.iter_mut().enumerate().take(4 * Self::LANES) {
+            *x = cols[(e % 4) * Self::LANES + e / 4];
+        }
+        std::array::from_fn(|k| Self::load(row.as_ptr().add(k * Self::LANES)))
+    }
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;

@@ -386,20 +386,20 @@ fn transform_input(x: &[f32], c: usize, n: usize, t: &Tiles, v: &mut [f32], call
 
 impl Tiles {
     /// Scratch floats of one input plane: F(2x2) a padded row and each input row times B;
-    /// F(4x4) a padded row, the gathered patches and the half-way rows (`vectors.rs`).
+    /// F(4x4) every tile's input rows times B (`vectors.rs`).
     fn input_scratch(&self) -> usize {
         match self.tile {
             WinogradTile::F2x2 => 2 * (self.tw + 1) + (2 * self.th + 2) * 4 * self.tw,
-            WinogradTile::F4x4 => (4 * self.tw + 2).next_multiple_of(16) + 2 * 36 * self.count(),
+            WinogradTile::F4x4 => 36 * self.count(),
         }
     }
 
     /// Scratch floats of one output plane: F(2x2) one tile row's half-way rows and two
-    /// output rows' columns; F(4x4) the half-way rows and output columns of every tile.
+    /// output rows' columns; F(4x4) every tile's half-way rows (`vectors.rs`).
     fn output_scratch(&self) -> usize {
         match self.tile {
             WinogradTile::F2x2 => 12 * self.tw,
-            WinogradTile::F4x4 => (6 * 4 + 4 * 4) * self.count(),
+            WinogradTile::F4x4 => 6 * 4 * self.count(),
         }
     }
 }

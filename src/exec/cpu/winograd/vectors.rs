@@ -2,8 +2,8 @@
 //! plane: a row of 4-wide tiles is 4-14 tiles, shorter than a vector, so transforms run a
 //! tile row at a time (as `rows.rs` runs F(2x2)'s) would be scalar.
 
-use super::{finish_row, padded_row, Tiles, WinogradTile};
-use crate::exec::cpu::kernels::simd::{load_n, store_n, Simd};
+use super::{Tiles, WinogradTile};
+use crate::exec::cpu::kernels::simd::{activate, load_n, store_n, Simd};
 use crate::exec::cpu::Epilogue;
 
 /// One channel plane's input transform, for the ISA kernels (`input_plane`).
@@ -17,52 +17,48 @@ pub(crate) struct InputJob<'a> {
     pub(super) v_stride: usize,
 }
 
-/// `B^T d B` for every tile of one channel plane, in vectors over the tiles: each tile's
-/// `a x a` patch gathered (`patches[k][q][tile]`), `B^T` down the patch rows, then across.
+/// `B^T d B` for every tile of one channel plane, in vectors over the tiles: each input
+/// row's six patch columns of every tile (`Simd::columns6_stride4`, straight from the
+/// plane) times `B` across, into `half[k][j][tile]`; then `B^T` down the patch rows.
 ///
 /// # Safety
 /// `job`'s pointers as documented there; instantiated inside a `#[target_feature]`
 /// function of `S`'s ISA (`kernels/`).
 #[inline(always)]
 pub(crate) unsafe fn input_plane<S: Simd>(job: &InputJob) {
-    debug_assert_eq!(job.t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
-    input_plane_with::<S, Bt4, 6, 4>(job)
-}
-
-#[inline(always)]
-unsafe fn input_plane_with<S: Simd, Bt: Rows<A, A>, const A: usize, const M: usize>(job: &InputJob) {
     let t = &job.t;
+    debug_assert_eq!(t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
     let (tw, tiles) = (t.tw, t.count());
-    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.input_scratch());
-    let (padded, rest) = scratch.split_at_mut((M * tw + A - M).next_multiple_of(16));
-    let padded = &mut padded[..M * tw + A - M];
-    let (patches, half) = rest.split_at_mut(A * A * tiles);
+    let half = std::slice::from_raw_parts_mut(job.scratch, t.input_scratch()).as_mut_ptr();
     for ty in 0..t.th {
-        for k in 0..A {
-            let live = padded_row(job.src, t, M * ty + k, padded);
-            for q in 0..A {
-                let dst = &mut patches[(k * A + q) * tiles + ty * tw..][..tw];
-                if !live {
-                    dst.fill(0.0);
-                    continue;
-                }
-                // Column q of every tile's patch: every M-th float from q, a vector at a
-                // time (the last vector reads no further than `padded[M (tw - 1) + q]`).
-                let (src, dst) = (padded.as_ptr().add(q), dst.as_mut_ptr());
-                for x in (0..tw).step_by(S::LANES) {
-                    let lanes = (tw - x).min(S::LANES);
-                    store_n::<S>(dst.add(x), S::gather_stride(src.add(M * x), M, lanes), lanes);
+        for k in 0..6 {
+            let y = (4 * (t.ty0 + ty) + k) as isize - t.pt as isize;
+            let row = (0..t.h as isize).contains(&y).then(|| job.src[y as usize * t.w..].as_ptr());
+            for x in (0..tw).step_by(S::LANES) {
+                // Element e of this run of tiles is input column 4 x + e - pl.
+                let d = match row {
+                    Some(row) => {
+                        let (first, end) = (t.pl.saturating_sub(4 * x), (t.pl + t.w).saturating_sub(4 * x));
+                        Bt4::apply::<S>(S::columns6_stride4(row.wrapping_add(4 * x).wrapping_sub(t.pl), first, end))
+                    }
+                    None => [S::zero(); 6],
+                };
+                for (j, &v) in d.iter().enumerate() {
+                    store_n::<S>(half.add((k * 6 + j) * tiles + ty * tw + x), v, (tw - x).min(S::LANES));
                 }
             }
         }
     }
-    // half[i][q] = (B^T patches[.][q])[i], then V[i * A + j] = (half[i][.] B)[j].
-    let (p, h) = (patches.as_ptr(), half.as_mut_ptr());
-    for q in 0..A {
-        down::<S, Bt, A, A>(p.add(q * tiles), A * tiles, h.add(q * tiles), A * tiles, tiles, None);
-    }
-    for i in 0..A {
-        down::<S, Bt, A, A>(h.add(i * A * tiles), tiles, job.v.add(i * A * job.v_stride), job.v_stride, tiles, None);
+    // V[i * 6 + j] = (B^T half[.][j])[i].
+    for j in 0..6 {
+        down::<S, Bt4, 6, 6>(
+            half.add(j * tiles),
+            6 * tiles,
+            job.v.add(j * job.v_stride),
+            6 * job.v_stride,
+            tiles,
+            None,
+        );
     }
 }
 
@@ -143,45 +139,46 @@ pub(crate) struct OutputJob<'a> {
     pub(super) dst: &'a mut [f32],
 }
 
-/// `A^T m A` + bias for every tile of one output channel plane, in vectors over the tiles
-/// (`A^T` down the points' rows, then across), then each output row put together from its
-/// tiles' columns, the residual added and activated.
+/// `A^T m A` + bias for every tile of one output channel plane, in vectors over the tiles:
+/// `A^T` down the points' rows into `half`; then per output row, each run of tiles' four
+/// columns (`half[i][.] A`) interleaved into the row (`Simd::interleave4`), the residual
+/// added and activated.
 ///
 /// # Safety
 /// As `input_plane`, for `job`'s pointers.
 #[inline(always)]
 pub(crate) unsafe fn output_plane<S: Simd>(job: &mut OutputJob) {
-    debug_assert_eq!(job.t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
-    output_plane_with::<S, At4, 6, 4>(job)
-}
-
-#[inline(always)]
-unsafe fn output_plane_with<S: Simd, At: Rows<A, M>, const A: usize, const M: usize>(job: &mut OutputJob) {
     let t = job.t;
-    let (tw, tiles) = (t.tw, t.count());
-    let scratch = std::slice::from_raw_parts_mut(job.scratch, t.output_scratch());
-    let (half, cols) = scratch.split_at_mut(A * M * tiles);
-    // half[i][j] = (A^T m[.][j])[i]; cols[i][c] = (half[i][.] A)[c] + bias.
-    let h = half.as_mut_ptr();
-    for j in 0..A {
-        down::<S, At, A, M>(job.m.add(j * job.m_stride), A * job.m_stride, h.add(j * tiles), A * tiles, tiles, None);
+    debug_assert_eq!(t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
+    let (tw, tiles, ow) = (t.tw, t.count(), t.ow);
+    // half[i][j] = (A^T m[.][j])[i].
+    let h = std::slice::from_raw_parts_mut(job.scratch, t.output_scratch()).as_mut_ptr();
+    for j in 0..6 {
+        down::<S, At4, 6, 4>(job.m.add(j * job.m_stride), 6 * job.m_stride, h.add(j * tiles), 6 * tiles, tiles, None);
     }
-    for i in 0..M {
-        let out = cols.as_mut_ptr().add(i * M * tiles);
-        down::<S, At, A, M>(h.add(i * A * tiles), tiles, out, tiles, tiles, Some(job.bias));
-    }
-    for ty in 0..t.th {
-        for i in 0..M {
-            let row_at = M * ty + i;
-            if M * t.ty0 + row_at >= t.oh {
-                break;
+    let bias = S::splat(job.bias);
+    let rows = (t.oh - 4 * t.ty0).min(4 * t.th);
+    for row_at in 0..rows {
+        let (ty, i) = (row_at / 4, row_at % 4);
+        let (dst, res) = (job.dst[row_at * ow..][..ow].as_mut_ptr(), job.res.map(|r| r[row_at * ow..][..ow].as_ptr()));
+        for x in (0..tw).step_by(S::LANES) {
+            let lanes = (tw - x).min(S::LANES);
+            let half_row: [S::V; 6] =
+                std::array::from_fn(|j| load_n::<S>(h.add((i * 6 + j) * tiles + ty * tw + x), lanes));
+            let cols = At4::apply::<S>(half_row).map(|c| S::add(c, bias));
+            for (k, v) in S::interleave4(cols).into_iter().enumerate() {
+                // Output columns 4 x + k LANES onwards.
+                let at = 4 * x + k * S::LANES;
+                if at >= ow {
+                    break;
+                }
+                let n = (ow - at).min(S::LANES);
+                let v = match res {
+                    Some(r) => S::add(v, load_n::<S>(r.add(at), n)),
+                    None => v,
+                };
+                store_n::<S>(dst.add(at), activate::<S>(v, job.act), n);
             }
-            let row = &mut job.dst[row_at * t.ow..][..t.ow];
-            let y = &cols[i * M * tiles + ty * tw..];
-            for (p, o) in row.iter_mut().enumerate() {
-                *o = y[(p % M) * tiles + p / M];
-            }
-            finish_row(row, job.res.map(|r| &r[row_at * t.ow..][..t.ow]), job.act);
         }
     }
 }
