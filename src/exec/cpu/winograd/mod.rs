@@ -118,14 +118,13 @@ pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> 
     if tiles2 < 49 || !fits(WinogradTile::F2x2) {
         return None;
     }
-    // F(4x4) on maps of at least 7x7 of its tiles (25x25 and up), and from 4x4 of them
-    // (13x13 and up) where the batch brings 64 or more. Alone, with its weights warm, it wins
-    // from 14x14 up; inside ResNet-50 at 14x14 (4x4 tiles of 16x16, 31% of them padding,
-    // 2.25x the weights to stream) it loses to F(2x2) at batch 1, and wins at batch 16 now
-    // that layer3 runs at the full batch (431 against 444 ms, benches/peers/RESULTS.md
-    // section 14); at 7x7 it loses at batch 1 and ties at batch 16.
-    let tiles4 = oh.div_ceil(4) * ow.div_ceil(4);
-    let many = tiles4 >= 49 || (tiles4 >= 16 && tiles4 * images >= 64);
+    // F(4x4) on maps of at least 4x4 of its tiles (13x13 and up). At 14x14 (4x4 tiles of
+    // 16x16, 31% of them padding, 2.25x the weights to stream) it lost to F(2x2) at batch 1
+    // while its transforms gathered; with them in permutes (`vectors.rs`) ResNet-50's
+    // 256-channel conv takes 0.40 against 0.53-0.58 ms with its weights cold, and the model
+    // at batch 1 runs 1-3% faster (benches/peers/RESULTS.md section 20). At 7x7 it loses at
+    // batch 1 and ties at batch 16.
+    let many = oh.div_ceil(4) * ow.div_ceil(4) >= 16;
     Some(if many && fits(WinogradTile::F4x4) { WinogradTile::F4x4 } else { WinogradTile::F2x2 })
 }
 
