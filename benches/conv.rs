@@ -393,13 +393,7 @@ fn summary(args: &[String]) {
     let batches: Vec<usize> =
         arg(args, "--batches").unwrap_or_else(|| "1,16".into()).split(',').map(|b| b.parse().unwrap()).collect();
     let nthreads: usize = arg(args, "--threads").map_or(2, |t| t.parse().unwrap());
-    let isa = match arg(args, "--isa").as_deref() {
-        None => Isa::detect(),
-        Some("avx512") => Isa::Avx512,
-        Some("avx2") => Isa::Avx2,
-        Some("scalar") => Isa::Scalar,
-        Some(other) => panic!("unknown ISA {other}"),
-    };
+    let isa = isa_arg(args);
     let detail = args.iter().any(|a| a == "--detail");
     let cpu_time = args.iter().any(|a| a == "--cpu-time");
     assert!(!cpu_time || nthreads == 1, "--cpu-time measures one thread: use --threads 1");
@@ -572,7 +566,8 @@ fn one(args: &[String], spec_arg: &str) {
         .with_padding(top, bottom, left, right)
         .with_groups(groups);
     let (oh, ow) = spec.output_hw(h, w).unwrap();
-    let mut conv = PackedConv::new(&random(spec.weight_len(), 1), Some(&random(oc, 2)), spec, Epilogue::None).unwrap();
+    let (weight, bias) = (random(spec.weight_len(), 1), random(oc, 2));
+    let mut conv = PackedConv::with_isa(&weight, Some(&bias), spec, Epilogue::None, isa_arg(args)).unwrap();
     conv.force_gemm_method(match arg(args, "--method").as_deref() {
         None => None,
         Some("pointwise") => Some(GemmMethod::Pointwise),
@@ -633,6 +628,17 @@ fn one(args: &[String], spec_arg: &str) {
         eprintln!("est {est} all {t:?}");
     }
     println!("{}", median(&mut t));
+}
+
+/// `--isa avx512|avx2|scalar`, else the detected one.
+fn isa_arg(args: &[String]) -> Isa {
+    match arg(args, "--isa").as_deref() {
+        None => Isa::detect(),
+        Some("avx512") => Isa::Avx512,
+        Some("avx2") => Isa::Avx2,
+        Some("scalar") => Isa::Scalar,
+        Some(other) => panic!("unknown ISA {other}"),
+    }
 }
 
 fn main() {

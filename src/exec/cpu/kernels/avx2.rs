@@ -92,6 +92,41 @@ impl Simd for Avx2 {
         _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(mixed)))
     }
     #[inline(always)]
+    unsafe fn columns6_stride4(p: *const f32, a: usize, b: usize) -> [__m256; 6] {
+        // Elements 0..34 in five masked loads (the fifth for the next tile's first two):
+        // tiles 0 and 4, 1 and 5, ... paired across the halves, then a 4x4 transpose in
+        // each half; columns 4 and 5 are columns 0 and 1 one tile on.
+        let [v0, v1, v2, v3, v4] = std::array::from_fn(|k| {
+            let lanes = (a.saturating_sub(8 * k).min(8), b.saturating_sub(8 * k).min(8));
+            _mm256_maskload_ps(p.wrapping_add(8 * k), range(lanes.0, lanes.1))
+        });
+        let (u0, u1) = (_mm256_permute2f128_ps::<0x20>(v0, v2), _mm256_permute2f128_ps::<0x20>(v1, v3));
+        let (u2, u3) = (_mm256_permute2f128_ps::<0x31>(v0, v2), _mm256_permute2f128_ps::<0x31>(v1, v3));
+        let (x0, x1) = (_mm256_unpacklo_ps(u0, u2), _mm256_unpacklo_ps(u1, u3));
+        let (x2, x3) = (_mm256_unpackhi_ps(u0, u2), _mm256_unpackhi_ps(u1, u3));
+        let (c0, c1) = (_mm256_shuffle_ps::<0x44>(x0, x1), _mm256_shuffle_ps::<0xee>(x0, x1));
+        let on = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+        let next = |c: __m256, e: i32| {
+            let last = _mm256_permutevar8x32_ps(v4, _mm256_set1_epi32(e));
+            _mm256_blend_ps::<0x80>(_mm256_permutevar8x32_ps(c, on), last)
+        };
+        [c0, c1, _mm256_shuffle_ps::<0x44>(x2, x3), _mm256_shuffle_ps::<0xee>(x2, x3), next(c0, 0), next(c1, 1)]
+    }
+    #[inline(always)]
+    unsafe fn interleave4(v: [__m256; 4]) -> [__m256; 4] {
+        // A 4x8 transpose: each half's four tiles by unpacking, then the halves paired.
+        let (t0, t1) = (_mm256_unpacklo_ps(v[0], v[2]), _mm256_unpacklo_ps(v[1], v[3]));
+        let (t2, t3) = (_mm256_unpackhi_ps(v[0], v[2]), _mm256_unpackhi_ps(v[1], v[3]));
+        let (u0, u1) = (_mm256_unpacklo_ps(t0, t1), _mm256_unpackhi_ps(t0, t1));
+        let (u2, u3) = (_mm256_unpacklo_ps(t2, t3), _mm256_unpackhi_ps(t2, t3));
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u1),
+            _mm256_permute2f128_ps::<0x20>(u2, u3),
+            _mm256_permute2f128_ps::<0x31>(u0, u1),
+            _mm256_permute2f128_ps::<0x31>(u2, u3),
+        ]
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
         _mm256_fmadd_ps(a, b, c)
     }
