@@ -1,6 +1,10 @@
-//! F(4x4, 3x3)'s transforms as ISA kernels (`kernels/`), in vectors over all the tiles of a
-//! plane: a row of 4-wide tiles is 4-14 tiles, shorter than a vector, so transforms run a
-//! tile row at a time (as `rows.rs` runs F(2x2)'s) would be scalar.
+//! F(4x4, 3x3)'s transforms as ISA kernels (`kernels/`), in vectors over tiles. The step
+//! down the patch rows runs over all the tiles of a plane. The step across a row runs over
+//! one tile row's tiles, where a row of the plane is read or written: its tiles' columns are
+//! split from the input row, and put back together into the output row, by vector permutes
+//! (`Simd::columns6_stride4`, `Simd::interleave4`). A row of 4-wide tiles is 4-14 tiles in
+//! ResNet-50, so that step fills 4-14 of AVX-512's 16 lanes; before, gathers and scalar
+//! stores cost more than the idle lanes do (benches/peers/RESULTS.md section 20).
 
 use super::{Tiles, WinogradTile};
 use crate::exec::cpu::kernels::simd::{activate, load_n, store_n, Simd};
