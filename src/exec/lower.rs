@@ -463,11 +463,11 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
 const BLOCKED_MAX_PIXELS: usize = 14 * 14;
 
 /// Keep the tensors of small maps blocked (`cpu::to_blocked`: a pixel's 16 channels
-/// together) where every layer that reads them can run so: packed 1x1 (strided too) and depthwise convs
-/// (a residual in the layout of the conv's output), the global average pool. A 1x1 conv
-/// may read NCHW and write blocked or the other way round, so a blocked stretch needs no
-/// conversion at its ends. Then every conv of the stretch cuts its work by the same pixel
-/// ranges (`cpu/blocked.rs`). Returns how many convs run on blocked tensors (none with
+/// together) where every layer that reads them can run so: packed 1x1 (strided too) and
+/// depthwise convs (a residual in the layout of the conv's output), the global average
+/// pool. A 1x1 conv may read NCHW and write blocked or the other way round, so a blocked
+/// stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
+/// the same pixel ranges (`cpu/blocked.rs`). Returns how many convs run on blocked tensors (none with
 /// `SYNPROF_CPU_BLOCKED=off`).
 fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
     if super::switched_off("SYNPROF_CPU_BLOCKED") {

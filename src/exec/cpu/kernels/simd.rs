@@ -3,6 +3,9 @@
 //! Every method is `#[inline(always)]` in its implementations and is only ever called from
 //! inside a `#[target_feature]` function of the same ISA, where LLVM inlines the intrinsics.
 
+/// The most lanes any ISA's vectors have (AVX-512), for the defaults' stack buffers.
+const MAX_LANES: usize = 16;
+
 /// A vector of `LANES` f32s. Implemented by zero-sized marker types, one per ISA.
 pub(crate) trait Simd {
     const LANES: usize;
@@ -54,7 +57,6 @@ pub(crate) trait Simd {
     /// the buffer for them. This default copies the row into a padded one and gathers.
     #[inline(always)]
     unsafe fn columns6_stride4(p: *const f32, a: usize, b: usize) -> [Self::V; 6] {
-        const MAX_LANES: usize = 16;
         assert!(Self::LANES <= MAX_LANES);
         let mut row = [0.0f32; 4 * MAX_LANES + 2];
         for (e, x) in row.iter_mut().enumerate().take(b.min(4 * Self::LANES + 2)).skip(a) {
@@ -67,7 +69,6 @@ pub(crate) trait Simd {
     /// tiles' four columns. This default goes through memory.
     #[inline(always)]
     unsafe fn interleave4(v: [Self::V; 4]) -> [Self::V; 4] {
-        const MAX_LANES: usize = 16;
         assert!(Self::LANES <= MAX_LANES);
         let (mut cols, mut row) = ([0.0f32; 4 * MAX_LANES], [0.0f32; 4 * MAX_LANES]);
         for (c, &x) in v.iter().enumerate() {

@@ -38,7 +38,6 @@
 //! Throughput figures elsewhere (`GFLOP/s`) count the direct conv's FLOPs, as cuDNN's and
 //! oneDNN's users do: they say how fast the layer ran, not how many multiplies it did.
 
-use super::eltwise::act_of;
 use super::gemm::{self, GemmWeights};
 use super::kernels::KernelSet;
 use super::pack::Geom;
@@ -403,22 +402,6 @@ impl Tiles {
     }
 }
 
-/// Input row `r` of the block's rows (`r` from the block's first tile's top), zero-padded
-/// into `padded` (`padded[j]` = input column `j - pl`); `false` where the row is padding.
-#[inline(always)]
-fn padded_row(src: &[f32], t: &Tiles, r: usize, padded: &mut [f32]) -> bool {
-    let y = (r + t.tile.m() * t.ty0) as isize - t.pt as isize;
-    if y < 0 || y >= t.h as isize {
-        return false;
-    }
-    let len = padded.len();
-    let (pl, keep) = (t.pl.min(len), t.w.min(len - t.pl.min(len)));
-    padded[..pl].fill(0.0);
-    padded[pl..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
-    padded[pl + keep..].fill(0.0);
-    true
-}
-
 /// The block's output rows of the `n` NCHW images at `out` (`m` channels each), from
 /// `M[e][ch][img][tile]`; one work item per (output channel, image), images varying
 /// fastest: consecutive items read consecutive rows of M.
@@ -469,22 +452,4 @@ unsafe fn transform_output(
             }
         })
     });
-}
-
-/// Output row `row`, its residual added and activated.
-#[inline(always)]
-fn finish_row(row: &mut [f32], res: Option<&[f32]>, act: Epilogue) {
-    match res {
-        Some(rr) => {
-            for (o, &r) in row.iter_mut().zip(rr) {
-                *o = act_of(*o + r, act);
-            }
-        }
-        None if act != Epilogue::None => {
-            for o in row.iter_mut() {
-                *o = act_of(*o, act);
-            }
-        }
-        None => {}
-    }
 }

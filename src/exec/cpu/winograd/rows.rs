@@ -1,9 +1,11 @@
 //! F(2x2, 3x3)'s transforms, a tile row at a time: each input row times B once, then B^T
 //! down the rows of each tile row; on the way out A^T down, times A across, the two output
 //! columns interleaved. Its adds-only transforms ran faster this way than gathered into
-//! patches as F(4x4)'s are (`vectors.rs`; benches/peers/RESULTS.md section 13).
+//! patches as F(4x4)'s were (benches/peers/RESULTS.md section 13; F(4x4)'s now split rows by
+//! permutes, `vectors.rs`).
 
-use super::{finish_row, padded_row, Tiles};
+use super::Tiles;
+use crate::exec::cpu::eltwise::act_of;
 use crate::exec::cpu::isa::widest_vectors;
 use crate::exec::cpu::Epilogue;
 
@@ -164,5 +166,39 @@ fn interleave(even: &[f32], odd: &[f32], row: &mut [f32]) {
     }
     if let Some(last) = tail.first_mut() {
         *last = even[pairs];
+    }
+}
+
+/// Input row `r` of the block's rows (`r` from the block's first tile's top), zero-padded
+/// into `padded` (`padded[j]` = input column `j - pl`); `false` where the row is padding.
+#[inline(always)]
+fn padded_row(src: &[f32], t: &Tiles, r: usize, padded: &mut [f32]) -> bool {
+    let y = (r + t.tile.m() * t.ty0) as isize - t.pt as isize;
+    if y < 0 || y >= t.h as isize {
+        return false;
+    }
+    let len = padded.len();
+    let (pl, keep) = (t.pl.min(len), t.w.min(len - t.pl.min(len)));
+    padded[..pl].fill(0.0);
+    padded[pl..][..keep].copy_from_slice(&src[y as usize * t.w..][..keep]);
+    padded[pl + keep..].fill(0.0);
+    true
+}
+
+/// Output row `row`, its residual added and activated.
+#[inline(always)]
+fn finish_row(row: &mut [f32], res: Option<&[f32]>, act: Epilogue) {
+    match res {
+        Some(rr) => {
+            for (o, &r) in row.iter_mut().zip(rr) {
+                *o = act_of(*o + r, act);
+            }
+        }
+        None if act != Epilogue::None => {
+            for o in row.iter_mut() {
+                *o = act_of(*o, act);
+            }
+        }
+        None => {}
     }
 }

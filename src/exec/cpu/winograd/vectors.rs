@@ -33,7 +33,8 @@ pub(crate) unsafe fn input_plane<S: Simd>(job: &InputJob) {
     let t = &job.t;
     debug_assert_eq!(t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
     let (tw, tiles) = (t.tw, t.count());
-    let half = std::slice::from_raw_parts_mut(job.scratch, t.input_scratch()).as_mut_ptr();
+    // `t.input_scratch()` floats: every tile's input rows times B.
+    let half = job.scratch;
     for ty in 0..t.th {
         for k in 0..6 {
             let y = (4 * (t.ty0 + ty) + k) as isize - t.pt as isize;
@@ -156,7 +157,7 @@ pub(crate) unsafe fn output_plane<S: Simd>(job: &mut OutputJob) {
     debug_assert_eq!(t.tile, WinogradTile::F4x4, "F(2x2) runs row by row (`rows.rs`)");
     let (tw, tiles, ow) = (t.tw, t.count(), t.ow);
     // half[i][j] = (A^T m[.][j])[i].
-    let h = std::slice::from_raw_parts_mut(job.scratch, t.output_scratch()).as_mut_ptr();
+    let h = job.scratch;
     for j in 0..6 {
         down::<S, At4, 6, 4>(job.m.add(j * job.m_stride), 6 * job.m_stride, h.add(j * tiles), 6 * tiles, tiles, None);
     }
