@@ -127,6 +127,31 @@ impl Simd for Avx2 {
         ]
     }
     #[inline(always)]
+    unsafe fn transpose(r: [__m256; 16]) -> [__m256; 16] {
+        // As AVX-512's (loops, not closures, for the intrinsics to inline), in two 128-bit
+        // halves: pairs of rows, pairs of pairs (`s[g + c]`'s half q is column 4q + c of rows
+        // g .. g + 4), then the halves.
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in (0..8).step_by(2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        let mut s = [_mm256_setzero_ps(); 8];
+        for g in (0..8).step_by(4) {
+            for h in 0..2 {
+                let (a, b) = (_mm256_castps_pd(t[g + h]), _mm256_castps_pd(t[g + h + 2]));
+                s[g + 2 * h] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, b));
+                s[g + 2 * h + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, b));
+            }
+        }
+        let mut c = r;
+        for j in 0..4 {
+            c[j] = _mm256_permute2f128_ps::<0x20>(s[j], s[j + 4]);
+            c[j + 4] = _mm256_permute2f128_ps::<0x31>(s[j], s[j + 4]);
+        }
+        c
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m256, b: __m256, c: __m256) -> __m256 {
         _mm256_fmadd_ps(a, b, c)
     }

@@ -169,6 +169,41 @@ impl Simd for Avx512 {
         ]
     }
     #[inline(always)]
+    unsafe fn transpose(r: [__m512; 16]) -> [__m512; 16] {
+        // (Loops, not `array::from_fn`: an intrinsic called from a closure is not inlined.)
+        // Pairs of rows interleaved within each 128-bit quarter q: columns 4q and 4q + 1 of
+        // the two rows, then 4q + 2 and 4q + 3.
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in (0..16).step_by(2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        // Pairs of pairs: `s[g + c]`'s quarter q is column 4q + c of rows g .. g + 4.
+        let mut s = [_mm512_setzero_ps(); 16];
+        for g in (0..16).step_by(4) {
+            for h in 0..2 {
+                let (a, b) = (_mm512_castps_pd(t[g + h]), _mm512_castps_pd(t[g + h + 2]));
+                s[g + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+                s[g + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+            }
+        }
+        // Quarters: `u[h + j]` (j < 4) holds columns j and j + 8 of rows h .. h + 8,
+        // `u[h + 4 + j]` columns j + 4 and j + 12; then each column's four quarters.
+        let mut u = [_mm512_setzero_ps(); 16];
+        for h in (0..16).step_by(8) {
+            for j in 0..4 {
+                u[h + j] = _mm512_shuffle_f32x4::<0x88>(s[h + j], s[h + j + 4]);
+                u[h + j + 4] = _mm512_shuffle_f32x4::<0xdd>(s[h + j], s[h + j + 4]);
+            }
+        }
+        let mut c = [_mm512_setzero_ps(); 16];
+        for j in 0..8 {
+            c[j] = _mm512_shuffle_f32x4::<0x88>(u[j], u[j + 8]);
+            c[j + 8] = _mm512_shuffle_f32x4::<0xdd>(u[j], u[j + 8]);
+        }
+        c
+    }
+    #[inline(always)]
     unsafe fn fmadd(a: __m512, b: __m512, c: __m512) -> __m512 {
         _mm512_fmadd_ps(a, b, c)
     }

@@ -10,15 +10,20 @@
 //! `P * V` FMAs (12 x 2 = 24 on AVX-512, as the pixel tile).
 //!
 //! The price is the store: the accumulators hold one pixel's channels per vector, the
-//! output is NCHW (a channel's pixels contiguous), so the tile is transposed through a
-//! small buffer: stored pixel by pixel, read back a channel at a time with one strided
-//! gather per channel (`Simd::gather_stride`), a few percent of `K * P * V` FMAs once K is
-//! in the hundreds (`gemm::method` weighs it). A residual is added to the gathered rows, as
-//! it lies in memory. The gathers replaced `NC * P` scalar moves each way (the residual was
-//! transposed in too): ResNet-50 batch 16 and MobileNetV2 batch 1 about 3% faster.
+//! output is NCHW (a channel's pixels contiguous), so the tile is transposed. Where its
+//! pixels fit one vector (every ISA but scalar) each vector of channels is transposed in
+//! registers (`Simd::transpose`: 64 shuffles for AVX-512's 16x16) and each channel's
+//! pixels stored as the output row they are; else through a small buffer, stored pixel by
+//! pixel and read back a channel at a time with one strided gather per channel
+//! (`Simd::gather_stride`). A residual is added to the channel rows, as it lies in memory.
+//! The gathers had replaced `NC * P` scalar moves each way (ResNet-50 batch 16 and
+//! MobileNetV2 batch 1 about 3% faster); the shuffles replaced the gathers (ResNet-50's
+//! 256 -> 256 1x1 at 14x14, batch 16, one thread: 2.0 -> 1.74 ms, as fast as with a blocked
+//! output). Either way it costs a few percent of `K * P * V` FMAs once K is in the
+//! hundreds (`gemm::method` weighs it).
 
 use super::super::blocked::BLOCK;
-use super::simd::{activate, load_n, prefetch_l1, prefetch_l2, store_n, Simd, PREFETCH_STEPS};
+use super::simd::{activate, load_n, prefetch_l1, prefetch_l2, store_n, Simd, MAX_LANES, PREFETCH_STEPS};
 
 /// One channel-vectorized tile: `C[m x n] = A[m x kc] * B[kc x n] + bias`, activated.
 ///
@@ -111,14 +116,40 @@ pub(crate) unsafe fn ctile<
         store_blocked::<S, P, V>(t, &acc);
         return;
     }
-    let mut buf = [0.0f32; TRANSPOSE_FLOATS];
     let mut bias = [S::zero(); V];
     for (j, b) in bias.iter_mut().enumerate() {
         *b = load_n::<S>(t.bias.add(j * S::LANES), (t.m - j * S::LANES).min(S::LANES));
     }
-    // With a residual the activation waits for it: it is added to the channel rows read
-    // back, where its rows lie as they are in memory (no transposing it in).
+    // With a residual the activation waits for it: it is added to the channel rows, where
+    // its rows lie as they are in memory (no transposing it in).
     let has_res = !t.res.is_null();
+    if P <= S::LANES {
+        // Each vector of channels transposed in registers (pixels 0..P of each channel),
+        // its channels stored as output rows. (`acc` read with static indices only, as
+        // above: `acc[i][j]` inside the loop over `j` made LLVM keep it in memory, 2.5x
+        // slower.)
+        let mut rows = [[S::zero(); MAX_LANES]; V];
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                let v = S::add(x, bias[j]);
+                rows[j][i] = if has_res { v } else { activate::<S>(v, t.act) };
+            }
+        }
+        for (j, &rows) in rows.iter().enumerate() {
+            let cols = S::transpose(rows);
+            for (l, &col) in cols.iter().enumerate().take(S::LANES) {
+                let ch = j * S::LANES + l;
+                if ch >= t.m {
+                    break;
+                }
+                let (dst, res) = (t.c.add(ch * t.ldc), t.res.wrapping_add(ch * t.ldc));
+                let v = if has_res { activate::<S>(S::add(col, load_n::<S>(res, P)), t.act) } else { col };
+                store_n::<S>(dst, v, P);
+            }
+        }
+        return;
+    }
+    let mut buf = [0.0f32; TRANSPOSE_FLOATS];
     for (i, row) in acc.iter().enumerate() {
         for (j, &x) in row.iter().enumerate() {
             let v = S::add(x, bias[j]);

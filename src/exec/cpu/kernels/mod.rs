@@ -138,3 +138,40 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::simd::{Simd, MAX_LANES};
+    use super::Isa;
+
+    /// `S::transpose` of a square whose entries are all different, entry by entry.
+    fn check_transpose<S: Simd>() {
+        let n = S::LANES;
+        let square: Vec<f32> = (0..n * n).map(|i| i as f32).collect();
+        // SAFETY: the caller checked the CPU has `S`'s ISA; every load and store is of `n` floats.
+        unsafe {
+            let rows = std::array::from_fn(|r| if r < n { S::load(square[r * n..].as_ptr()) } else { S::zero() });
+            let cols: [S::V; MAX_LANES] = S::transpose(rows);
+            for (l, &col) in cols.iter().enumerate().take(n) {
+                let mut got = vec![0.0f32; n];
+                S::store(got.as_mut_ptr(), col);
+                let want: Vec<f32> = (0..n).map(|r| square[r * n + l]).collect();
+                assert_eq!(got, want, "column {l} of a {n}x{n} transpose");
+            }
+        }
+    }
+
+    #[test]
+    fn each_isa_transposes_its_square() {
+        check_transpose::<super::scalar::Scalar>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::Avx2.is_available() {
+                check_transpose::<super::avx2::Avx2>();
+            }
+            if Isa::Avx512.is_available() {
+                check_transpose::<super::avx512::Avx512>();
+            }
+        }
+    }
+}

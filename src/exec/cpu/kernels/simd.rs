@@ -3,8 +3,9 @@
 //! Every method is `#[inline(always)]` in its implementations and is only ever called from
 //! inside a `#[target_feature]` function of the same ISA, where LLVM inlines the intrinsics.
 
-/// The most lanes any ISA's vectors have (AVX-512), for the defaults' stack buffers.
-const MAX_LANES: usize = 16;
+/// The most lanes any ISA's vectors have (AVX-512), for the defaults' stack buffers and
+/// [`Simd::transpose`]'s arrays.
+pub(crate) const MAX_LANES: usize = 16;
 
 /// A vector of `LANES` f32s. Implemented by zero-sized marker types, one per ISA.
 pub(crate) trait Simd {
@@ -78,6 +79,25 @@ pub(crate) trait Simd {
             *x = cols[(e % 4) * Self::LANES + e / 4];
         }
         std::array::from_fn(|k| Self::load(row.as_ptr().add(k * Self::LANES)))
+    }
+    /// The square of the first `LANES` vectors transposed: lane `r` of result `l` is lane
+    /// `l` of `rows[r]`, for `r, l < LANES` (the entries past `LANES` are unused). This
+    /// default goes through memory.
+    #[inline(always)]
+    unsafe fn transpose(rows: [Self::V; MAX_LANES]) -> [Self::V; MAX_LANES] {
+        assert!(Self::LANES <= MAX_LANES);
+        let (mut by_row, mut by_col) = ([0.0f32; MAX_LANES * MAX_LANES], [0.0f32; MAX_LANES * MAX_LANES]);
+        for (r, &v) in rows.iter().enumerate().take(Self::LANES) {
+            Self::store(by_row.as_mut_ptr().add(r * Self::LANES), v);
+        }
+        for l in 0..Self::LANES {
+            for r in 0..Self::LANES {
+                by_col[l * Self::LANES + r] = by_row[r * Self::LANES + l];
+            }
+        }
+        std::array::from_fn(
+            |l| if l < Self::LANES { Self::load(by_col.as_ptr().add(l * Self::LANES)) } else { rows[l] },
+        )
     }
     /// `a * b + c`, fused.
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
