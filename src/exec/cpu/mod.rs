@@ -49,6 +49,7 @@
 
 mod affinity;
 mod alloc;
+mod batch_norm;
 mod blocked;
 mod depthwise;
 mod direct;
@@ -65,6 +66,7 @@ mod threads;
 mod tune;
 mod winograd;
 
+pub(crate) use batch_norm::batch_norm_train;
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
