@@ -91,7 +91,7 @@ fn shipped_profiles_are_valid_and_quick_is_small() {
     for (name, _) in shipped::SHIPPED {
         let (text, file) = shipped::resolve(name).unwrap();
         let p = profile::parse(&text, &file).unwrap_or_else(|e| panic!("{e}"));
-        let gpu_only = *name == "gpu-full";
+        let gpu_only = name.starts_with("gpu-");
         let machine = Machine { cuda_devices: usize::from(gpu_only) };
         let plan = expand(&p, &file, &machine).unwrap_or_else(|e| panic!("{e}"));
         assert!(!plan.cases.is_empty());
@@ -104,6 +104,14 @@ fn shipped_profiles_are_valid_and_quick_is_small() {
             // at most 3 minutes on 2 cores: the estimate must say so too
             "quick" => assert!(plan.estimated_seconds < 180.0, "{}", plan.estimated_seconds),
             "ai-matrix" => assert_eq!(plan.cases.len(), 5 * 2 * 2 * 3),
+            // issue #3's GPU comparison: both models, both runtimes, every precision
+            "gpu-peers" => {
+                assert_eq!(plan.cases.len(), 2 * 2 * 3 * (4 + 2));
+                for backend in ["candle", "pytorch"] {
+                    assert!(plan.cases.iter().any(|c| c.id.contains(&format!("/{backend}/bf16/train/b128"))), "{backend}");
+                }
+                assert!(!plan.cases.iter().any(|c| c.id.ends_with("/train/b256") || c.id.ends_with("/train/b1")));
+            }
             "paradnn-cnn" => {
                 assert_eq!(plan.cases.len(), 18 * 2 * 2);
                 assert!(plan.cases.iter().all(|c| c.model.starts_with("paradnn:")));

@@ -7,6 +7,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("dlbs", include_str!("../../profiles/dlbs.toml")),
     ("paradnn-cnn", include_str!("../../profiles/paradnn-cnn.toml")),
     ("gpu-full", include_str!("../../profiles/gpu-full.toml")),
+    ("gpu-peers", include_str!("../../profiles/gpu-peers.toml")),
 ];
 
 /// Profile text and where it came from, for a name (`quick`) or a path.
