@@ -21,7 +21,7 @@ cat "$OUT/devices.txt"
 # One case first: a wrong build or missing library fails here in seconds, not 72 times.
 if ! timeout 120 "$BIN" run resnet50 --device cuda:0 --dtype bf16 --batch 32 --min-secs 2 --json > "$OUT/smoke.json" 2> "$OUT/smoke.err"; then
     echo "smoke case failed:" >&2
-    tail -20 "$OUT/smoke.err" "$OUT/smoke.json" >&2
+    tail -n 20 "$OUT/smoke.err" "$OUT/smoke.json" >&2
     exit 1
 fi
 # The sweep: results.jsonl grows case by case, so a timeout keeps every case measured so far.
