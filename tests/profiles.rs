@@ -108,7 +108,10 @@ fn shipped_profiles_are_valid_and_quick_is_small() {
             "gpu-peers" => {
                 assert_eq!(plan.cases.len(), 2 * 2 * 3 * (4 + 2));
                 for backend in ["candle", "pytorch"] {
-                    assert!(plan.cases.iter().any(|c| c.id.contains(&format!("/{backend}/bf16/train/b128"))), "{backend}");
+                    assert!(
+                        plan.cases.iter().any(|c| c.id.contains(&format!("/{backend}/bf16/train/b128"))),
+                        "{backend}"
+                    );
                 }
                 assert!(!plan.cases.iter().any(|c| c.id.ends_with("/train/b256") || c.id.ends_with("/train/b1")));
             }
