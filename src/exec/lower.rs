@@ -1654,12 +1654,13 @@ fn pool_by_shifts(x: &Tensor, p: &PoolPlan, max: bool) -> candle_core::Result<Te
     }
 }
 
-/// Batch-norm with the batch's statistics. On the CPU in f32, one custom op each way
-/// (`exec::cpu::batch_norm_train`: candle's reductions over `(0, 2, 3)` are slow there);
-/// elsewhere candle ops, which autograd differentiates.
+/// Batch-norm with the batch's statistics. On the CPU in f32, one custom op each way on
+/// the packed convs' threads (`exec::cpu::batch_norm_train`: candle's reductions over
+/// `(0, 2, 3)` are slow there); elsewhere candle ops, which autograd differentiates.
 fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4 {
-        return super::cpu::batch_norm_train(x, &bn.gamma, &bn.beta, bn.eps);
+        let threads = conv_threads().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        return super::cpu::batch_norm_train(x, &bn.gamma, &bn.beta, bn.eps, threads);
     }
     let mean = x.mean_keepdim((0, 2, 3))?;
     let centered = x.broadcast_sub(&mean)?;

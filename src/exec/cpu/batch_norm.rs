@@ -11,22 +11,32 @@
 //! Backward, with `xhat = (x - mean) * inv` recomputed: `dbeta = sum(dy)`,
 //! `dgamma = sum(dy * xhat)`, `dx = gamma * inv * (dy - dbeta / m - xhat * dgamma / m)`.
 
+use super::threads::{SendPtr, Threads};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `y = batch_norm(x; gamma, beta)` with the batch's statistics; `x` is `(n, c, h, w)`,
-/// `gamma` and `beta` hold `c` values (any shape, e.g. `(1, c, 1, 1)`).
-pub(crate) fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward { eps })
+/// `gamma` and `beta` hold `c` values (any shape, e.g. `(1, c, 1, 1)`). The channels are
+/// shared between `threads` (the packed convs' pool), forward and backward.
+pub(crate) fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    threads: &'static Threads,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward { eps, threads })
 }
 
 struct Forward {
     eps: f64,
+    threads: &'static Threads,
 }
 
 /// The backward's three results in one buffer, `[dx (n c h w) | dgamma (c) | dbeta (c)]`.
 struct Backward {
     eps: f64,
+    threads: &'static Threads,
 }
 
 /// Contiguous f32 data of a storage, or an error naming `what`.
@@ -58,29 +68,16 @@ fn stats(x: &[f32], shape: (usize, usize, usize), ch: usize, eps: f64) -> (f64, 
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// Run `f(ch, out_runs)` for every channel, the channels shared between candle's CPU
-/// threads; `out_runs` are the channel's `n` runs of `hw` floats of `out` (shape
-/// `(n, c, hw)`) for it alone to write.
-fn per_channel(out: &mut [f32], (n, c, hw): (usize, usize, usize), f: impl Fn(usize, &mut [&mut [f32]]) + Sync) {
-    let threads = candle_core::utils::get_num_threads().clamp(1, c.max(1));
-    // Each image's block of c runs, split into runs: every run belongs to one channel.
-    let mut by_channel: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(n)).collect();
-    for image in out.chunks_exact_mut(c * hw) {
-        for (ch, run) in image.chunks_exact_mut(hw).enumerate() {
-            by_channel[ch].push(run);
-        }
-    }
-    let per = c.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (t, chunk) in by_channel.chunks_mut(per).enumerate() {
-            let f = &f;
-            s.spawn(move || {
-                for (i, out_runs) in chunk.iter_mut().enumerate() {
-                    f(t * per + i, out_runs);
-                }
-            });
-        }
-    });
+/// Channel `ch`'s `n` runs of `hw` floats in the `(n, c, hw)` buffer at `out`.
+///
+/// Safety: `out` holds `n * c * hw` floats and no one else touches channel `ch`'s runs
+/// while these slices live.
+unsafe fn runs_mut<'a>(
+    out: SendPtr,
+    (n, c, hw): (usize, usize, usize),
+    ch: usize,
+) -> impl Iterator<Item = &'a mut [f32]> {
+    (0..n).map(move |i| unsafe { std::slice::from_raw_parts_mut(out.get().add((i * c + ch) * hw), hw) })
 }
 
 impl CustomOp3 for Forward {
@@ -103,11 +100,13 @@ impl CustomOp3 for Forward {
         }
         let shape = dims(xl, gamma.len())?;
         let mut y = vec![0.0f32; x.len()];
-        per_channel(&mut y, shape, |ch, out| {
+        let out = SendPtr(y.as_mut_ptr());
+        self.threads.for_each(gamma.len(), &|ch| {
             let (mean, inv) = stats(x, shape, ch, self.eps);
             let scale = inv * gamma[ch] as f64;
             let (scale, shift) = (scale as f32, (beta[ch] as f64 - mean * scale) as f32);
-            for (o, r) in out.iter_mut().zip(runs(x, shape, ch)) {
+            // SAFETY: `y` has the input's `n * c * hw` floats; this item alone writes channel `ch`.
+            for (o, r) in unsafe { runs_mut(out, shape, ch) }.zip(runs(x, shape, ch)) {
                 for (o, &v) in o.iter_mut().zip(r) {
                     *o = v * scale + shift;
                 }
@@ -124,7 +123,8 @@ impl CustomOp3 for Forward {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let packed = x.apply_op3_no_bwd(&dy.contiguous()?, gamma, &Backward { eps: self.eps })?;
+        let packed =
+            x.apply_op3_no_bwd(&dy.contiguous()?, gamma, &Backward { eps: self.eps, threads: self.threads })?;
         let (len, c) = (x.elem_count(), gamma.elem_count());
         let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
         let dgamma = packed.narrow(0, len, c)?.reshape(gamma.shape())?;
@@ -155,9 +155,8 @@ impl CustomOp3 for Backward {
         let (len, c) = (x.len(), gamma.len());
         let m = (shape.0 * shape.2) as f64;
         let mut out = vec![0.0f32; len + 2 * c];
-        let (dx, params) = out.split_at_mut(len);
-        let sums: Vec<std::sync::Mutex<(f64, f64)>> = (0..c).map(|_| std::sync::Mutex::new((0.0, 0.0))).collect();
-        per_channel(dx, shape, |ch, out| {
+        let dst = SendPtr(out.as_mut_ptr());
+        self.threads.for_each(c, &|ch| {
             let (mean, inv) = stats(x, shape, ch, self.eps);
             let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
             for (r, d) in runs(x, shape, ch).zip(runs(dy, shape, ch)) {
@@ -168,18 +167,18 @@ impl CustomOp3 for Backward {
             }
             let k = gamma[ch] as f64 * inv;
             let (a, b) = (sum_dy / m, sum_dy_xhat / m);
-            for ((o, r), d) in out.iter_mut().zip(runs(x, shape, ch)).zip(runs(dy, shape, ch)) {
-                for ((o, &v), &g) in o.iter_mut().zip(r).zip(d) {
-                    *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
+            // SAFETY: `out` holds `dx` (`n * c * hw` floats) then `dgamma` and `dbeta`
+            // (`c` each); this item alone writes channel `ch`'s runs and entries.
+            unsafe {
+                for ((o, r), d) in runs_mut(dst, shape, ch).zip(runs(x, shape, ch)).zip(runs(dy, shape, ch)) {
+                    for ((o, &v), &g) in o.iter_mut().zip(r).zip(d) {
+                        *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
+                    }
                 }
+                *dst.get().add(len + ch) = sum_dy_xhat as f32;
+                *dst.get().add(len + c + ch) = sum_dy as f32;
             }
-            *sums[ch].lock().expect("one writer per channel") = (sum_dy, sum_dy_xhat);
         });
-        for (ch, s) in sums.iter().enumerate() {
-            let (sum_dy, sum_dy_xhat) = *s.lock().expect("threads done");
-            params[ch] = sum_dy_xhat as f32;
-            params[c + ch] = sum_dy as f32;
-        }
         Ok((CpuStorage::F32(out), Shape::from(len + 2 * c)))
     }
 }
@@ -188,6 +187,12 @@ impl CustomOp3 for Backward {
 mod tests {
     use super::*;
     use candle_core::{DType, Device, Var};
+    use std::sync::OnceLock;
+
+    fn pool() -> &'static Threads {
+        static POOL: OnceLock<Threads> = OnceLock::new();
+        POOL.get_or_init(|| Threads::new(2).unwrap())
+    }
 
     /// The same batch-norm in candle ops (as `exec::lower` writes it for other devices).
     fn reference(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
@@ -218,7 +223,7 @@ mod tests {
             let weights = Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap();
             let run = |op: bool| {
                 let y = if op {
-                    batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)
+                    batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5, pool())
                 } else {
                     reference(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)
                 }
@@ -242,11 +247,12 @@ mod tests {
         let x = Tensor::zeros((2, 3, 4, 4), DType::F32, &dev).unwrap();
         let three = Tensor::ones((1, 3, 1, 1), DType::F32, &dev).unwrap();
         let four = Tensor::ones((1, 4, 1, 1), DType::F32, &dev).unwrap();
-        let err = batch_norm_train(&x, &four, &four, 1e-5).unwrap_err().to_string();
+        let err = batch_norm_train(&x, &four, &four, 1e-5, pool()).unwrap_err().to_string();
         assert!(err.contains("3 channels against 4"), "{err}");
-        let err = batch_norm_train(&x.to_dtype(DType::F64).unwrap(), &three, &three, 1e-5).unwrap_err().to_string();
+        let err =
+            batch_norm_train(&x.to_dtype(DType::F64).unwrap(), &three, &three, 1e-5, pool()).unwrap_err().to_string();
         assert!(err.contains("not f32"), "{err}");
-        let err = batch_norm_train(&x.flatten_from(2).unwrap(), &three, &three, 1e-5).unwrap_err().to_string();
+        let err = batch_norm_train(&x.flatten_from(2).unwrap(), &three, &three, 1e-5, pool()).unwrap_err().to_string();
         assert!(err.contains("not 4-D"), "{err}");
     }
 }
