@@ -20,7 +20,7 @@
 //! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
 //! other dtypes and other devices always use it.
 
-use super::cpu::{ConvSpec, Epilogue, Layouts, PackedConv, Threads};
+use super::cpu::{ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
@@ -681,6 +681,9 @@ pub enum Layer {
         weight: Tensor,
         bias: Option<Tensor>,
         plan: ConvPlan,
+        /// Training on the CPU at f32: forward and gradients on the packed kernels
+        /// (`exec::cpu::conv2d_train`) instead of candle's conv and its backward.
+        train: Option<Arc<TrainConv>>,
     },
     /// A conv on the packed CPU kernels, with its bias and maybe an activation fused.
     PackedConv(Arc<PackedConvOp>),
@@ -1026,6 +1029,8 @@ impl Lowered {
             && dtype == DType::F32
             && matches!(phase, Phase::Inference { .. });
         let threads = if packed { Some(conv_threads()?) } else { None };
+        let packed_training =
+            conv == ConvAlgorithm::Packed && device.is_cpu() && dtype == DType::F32 && phase == Phase::Training;
         // conv or two-input add node -> the activation fused into it; the fused activation nodes
         let mut epilogues: std::collections::HashMap<usize, Epilogue> = Default::default();
         let mut fused_acts = vec![false; n];
@@ -1117,7 +1122,14 @@ impl Lowered {
                     };
                     let weight = weight.map_err(|e| err(name, e))?;
                     let bias = bias.transpose().map_err(|e| err(name, e))?;
-                    Layer::Conv { weight, bias, plan }
+                    let train = match packed_training {
+                        true => {
+                            let spec = ConvSpec::from_graph(c, net.nodes[node.inputs[0]].shape.channels());
+                            Some(TrainConv::new(spec, conv_threads()?))
+                        }
+                        false => None,
+                    };
+                    Layer::Conv { weight, bias, plan, train }
                 }
                 Op::BatchNorm { .. } if folded_bns[i] => Layer::Identity,
                 Op::BatchNorm { .. } => {
@@ -1425,7 +1437,14 @@ impl Lowered {
         match &self.layers[i] {
             Layer::Input => Ok(net_input.clone()),
             Layer::Identity => Ok(x().clone()),
-            Layer::Conv { weight, bias, plan } => conv(x(), weight, bias.as_ref(), plan),
+            Layer::Conv { weight, bias, train: Some(op), .. } => {
+                let y = super::cpu::conv2d_train(x(), weight, op)?;
+                match bias {
+                    Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+                    None => Ok(y),
+                }
+            }
+            Layer::Conv { weight, bias, plan, train: None } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::PackedExpandDepthwise(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::PackedConvAdd { op, in_place, .. } => {

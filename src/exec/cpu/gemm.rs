@@ -31,7 +31,7 @@
 
 use super::direct::{Grid, PadJob, ScatterJob};
 use super::kernels::{CTile, KernelSet, Tile};
-use super::pack::{pack_a, Geom, PackJob};
+use super::pack::{Geom, PackJob};
 use super::scratch::{self, with_scratch, AlignedBuf};
 use super::threads::{share, SendPtr, Threads};
 use super::Epilogue;
@@ -66,14 +66,32 @@ pub(crate) struct GemmWeights {
 }
 
 impl GemmWeights {
-    /// `weight` is `[groups * m][k]`; `nc`: the channel tile's panel width.
-    pub(crate) fn new(weight: &[f32], groups: usize, m: usize, k: usize, mr: usize, nc: usize) -> GemmWeights {
-        let group_len = m.div_ceil(mr) * k * mr;
-        let mut a = AlignedBuf::zeroed(groups * group_len);
-        for (g, dst) in a.as_mut_slice().chunks_exact_mut(group_len).enumerate() {
-            pack_a(&weight[g * m * k..(g + 1) * m * k], m, k, mr, dst);
+    /// `weight` is `[groups * m][k]`; `nc`: the channel tile's panel width. The panels are
+    /// packed on `threads`, and the channel tile's A^T panels now too where
+    /// `channel_panels` says (training re-packs every step what the last step used; other
+    /// convs pack them on first use).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn packed_on(
+        weight: &[f32],
+        groups: usize,
+        m: usize,
+        k: usize,
+        mr: usize,
+        nc: usize,
+        channel_panels: bool,
+        threads: &Threads,
+    ) -> GemmWeights {
+        let mut w = GemmWeights { a: AlignedBuf::default(), m, k, mr, channel_panels: OnceLock::new(), nc };
+        w.a = pack_panels(weight, groups, m, k, mr, threads);
+        if channel_panels {
+            let _ = w.channel_panels.set(pack_panels(weight, groups, m, k, nc, threads));
         }
-        GemmWeights { a, m, k, mr, channel_panels: OnceLock::new(), nc }
+        w
+    }
+
+    /// Whether the channel tile's panels have been packed.
+    pub(crate) fn has_channel_panels(&self) -> bool {
+        self.channel_panels.get().is_some()
     }
 
     fn group_len(&self) -> usize {
@@ -88,20 +106,9 @@ impl GemmWeights {
     pub(crate) fn channel_panels(&self) -> &[f32] {
         self.channel_panels
             .get_or_init(|| {
-                let (m, k, nc) = (self.m, self.k, self.nc);
                 let weight = self.unpacked();
-                let groups = weight.len() / (m * k).max(1);
-                let mut at = AlignedBuf::zeroed(groups * self.channel_group_len());
-                let dst = at.as_mut_slice();
-                for g in 0..groups {
-                    let (w, dst) = (&weight[g * m * k..], &mut dst[g * self.channel_group_len()..]);
-                    for r in 0..m {
-                        for kk in 0..k {
-                            dst[(r / nc * k + kk) * nc + r % nc] = w[r * k + kk];
-                        }
-                    }
-                }
-                at
+                let groups = weight.len() / (self.m * self.k).max(1);
+                pack_panels(&weight, groups, self.m, self.k, self.nc, &Threads::single())
             })
             .as_slice()
     }
@@ -126,6 +133,30 @@ impl GemmWeights {
     pub(crate) fn bytes(&self) -> usize {
         (self.a.len() + self.channel_panels.get().map_or(0, AlignedBuf::len)) * 4
     }
+}
+
+/// `[groups * m][k]` weights as panels of `width` rows, group after group, each panel
+/// `k` steps of `width` floats (rows past `m` zero): the micro-kernel's A panels
+/// (`width = mr`) and the channel tile's A^T panels (`width = nc`) share this layout. The
+/// panels are shared out on `threads`.
+fn pack_panels(weight: &[f32], groups: usize, m: usize, k: usize, width: usize, threads: &Threads) -> AlignedBuf {
+    let panels = m.div_ceil(width);
+    let mut out = AlignedBuf::zeroed(groups * panels * k * width);
+    let dst = SendPtr(out.as_mut_slice().as_mut_ptr());
+    threads.for_each_run(groups * panels, &|run| {
+        for item in run {
+            let (g, p) = (item / panels, item % panels);
+            // SAFETY: panel `item` (k * width floats) is written by this item only.
+            let panel = unsafe { std::slice::from_raw_parts_mut(dst.get().add(item * k * width), k * width) };
+            for r in 0..width.min(m - p * width) {
+                let row = &weight[(g * m + p * width + r) * k..][..k];
+                for (kk, &v) in row.iter().enumerate() {
+                    panel[kk * width + r] = v;
+                }
+            }
+        }
+    });
+    out
 }
 
 /// How a GEMM conv forms B and orients its tiles (see the module doc of `gemm.rs`).

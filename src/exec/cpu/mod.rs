@@ -51,6 +51,7 @@ mod affinity;
 mod alloc;
 mod batch_norm;
 mod blocked;
+mod conv_train;
 mod depthwise;
 mod direct;
 mod eltwise;
@@ -64,15 +65,19 @@ mod scratch;
 mod subsample;
 mod threads;
 mod tune;
+mod weight_grad;
 mod winograd;
 
 pub(crate) use batch_norm::batch_norm_train;
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
+pub(crate) use conv_train::conv2d_train;
+pub use conv_train::TrainConv;
 pub use eltwise::{add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, MaxPoolSpec};
 pub use threads::Threads;
+use weight_grad::weight_grad;
 pub use winograd::WinogradTile;
 
 /// A forced Winograd choice ([`PackedConv::force_winograd`]).
@@ -239,6 +244,20 @@ enum Body {
     Depthwise(Vec<f32>),
 }
 
+impl Body {
+    /// `channel_panels`: pack the channel tile's panels now, not on first use.
+    fn pack(weight: &[f32], spec: &ConvSpec, isa: Isa, channel_panels: bool, threads: &Threads) -> Body {
+        if spec.is_depthwise() {
+            Body::Depthwise(weight.to_vec())
+        } else {
+            let m = spec.out_channels / spec.groups;
+            let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
+            let ks = kernels::kernel_set(isa);
+            Body::Gemm(gemm::GemmWeights::packed_on(weight, spec.groups, m, k, ks.mr, ks.nc, channel_panels, threads))
+        }
+    }
+}
+
 /// A convolution with its weights laid out for the kernels of one ISA.
 pub struct PackedConv {
     spec: ConvSpec,
@@ -304,20 +323,12 @@ impl PackedConv {
             Some(b) => b.to_vec(),
             None => vec![0.0; spec.out_channels],
         };
-        let body = if spec.is_depthwise() {
-            Body::Depthwise(weight.to_vec())
-        } else {
-            let m = spec.out_channels / spec.groups;
-            let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
-            let ks = kernels::kernel_set(isa);
-            Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, ks.mr, ks.nc))
-        };
         Ok(PackedConv {
             spec,
             epilogue,
             isa,
             bias,
-            body,
+            body: Body::pack(weight, &spec, isa, false, &Threads::single()),
             force: None,
             force_winograd: None,
             winograd: Default::default(),
@@ -325,6 +336,32 @@ impl PackedConv {
             blocked_taps: std::sync::OnceLock::new(),
             input_writer: None,
         })
+    }
+
+    /// Replace the weights (same spec), keeping what was learnt about input shapes (the
+    /// timed B form per shape, `tune.rs`): training changes the weights every step. The
+    /// weight forms the last weights were used in (channel tile panels, Winograd
+    /// transforms) are made now, on `threads`, from `weight` as given.
+    pub fn set_weights(&mut self, weight: &[f32], threads: &Threads) -> Result<(), ConvError> {
+        if weight.len() != self.spec.weight_len() {
+            return Err(ConvError::new(format!(
+                "weight has {} floats, the spec needs {}",
+                weight.len(),
+                self.spec.weight_len()
+            )));
+        }
+        let channel_panels = matches!(&self.body, Body::Gemm(g) if g.has_channel_panels());
+        self.body = Body::pack(weight, &self.spec, self.isa, channel_panels, threads);
+        let ks = kernels::kernel_set(self.isa);
+        for slot in &mut self.winograd {
+            if let Some(old) = slot.take() {
+                let panels = old.gemm.has_channel_panels();
+                let new = winograd::transform_weights_on(weight, &self.spec, old.tile, &ks, panels, threads);
+                let _ = slot.set(new);
+            }
+        }
+        self.blocked_taps = std::sync::OnceLock::new();
+        Ok(())
     }
 
     pub fn spec(&self) -> &ConvSpec {

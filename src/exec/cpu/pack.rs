@@ -1,5 +1,5 @@
-//! Data re-layout for the GEMM: weights into A panels (once, at prepare time) and input
-//! pixels into B panels (im2col fused with packing, per call).
+//! Data re-layout for the GEMM: input pixels into B panels (im2col fused with packing, per
+//! call; the weights' A panels are packed in `gemm.rs`).
 //!
 //! The conv of one image and one group is `C[m x p] = A[m x k] * B[k x p]` with `m` the
 //! group's output channels, `k = (ic, ky, kx)` in the weight's own order and `p = (oy, ox)`
@@ -8,21 +8,6 @@
 //! NCHW input, with the padding written as zeros (no bounds checks in the micro-kernel).
 
 use super::kernels::simd::{fill_run, zero_n, Simd};
-
-/// Pack one group's weights `[m][k]` into `ceil(m / mr)` panels; panel `i` holds rows
-/// `i*mr ..` as `k` steps of `mr` floats (rows past `m` zero), so any K range of a panel
-/// is contiguous and the kernel walks it with a fixed stride.
-pub(crate) fn pack_a(weight: &[f32], m: usize, k: usize, mr: usize, dst: &mut [f32]) {
-    debug_assert_eq!(weight.len(), m * k);
-    debug_assert_eq!(dst.len(), m.div_ceil(mr) * k * mr);
-    for (panel, rows) in dst.chunks_exact_mut(k * mr).zip(weight.chunks(k * mr)) {
-        for (i, row) in rows.chunks_exact(k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                panel[kk * mr + i] = v;
-            }
-        }
-    }
-}
 
 /// The im2col view of one group's input planes.
 #[derive(Debug, Clone, Copy)]

@@ -162,30 +162,70 @@ const G4: [[f64; 3]; 6] = [
 /// The `a^2` GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as
 /// an `a^2`-group 1x1 conv's weights.
 pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, tile: WinogradTile, ks: &KernelSet) -> Transformed {
+    transform_weights_on(weight, spec, tile, ks, false, &Threads::single())
+}
+
+/// As [`transform_weights`], the output channels shared out on `threads`, and the channel
+/// tile's panels of the transformed weights packed now where `channel_panels` says.
+pub(crate) fn transform_weights_on(
+    weight: &[f32],
+    spec: &ConvSpec,
+    tile: WinogradTile,
+    ks: &KernelSet,
+    channel_panels: bool,
+    threads: &Threads,
+) -> Transformed {
     let (oc, ic) = (spec.out_channels, spec.in_channels);
     let g_rows: &[[f64; 3]] = match tile {
         WinogradTile::F2x2 => &G2,
         WinogradTile::F4x4 => &G4,
     };
     let (alpha, points) = (tile.alpha(), tile.points());
+    // In f32, `LANES` input channels at a time (the loops over them vectorise, and each
+    // point's store is one cache line): training transforms every step's weights.
+    const LANES: usize = 16;
+    let g32: Vec<[f32; 3]> = g_rows.iter().map(|r| r.map(|v| v as f32)).collect();
     let mut u = vec![0.0f32; points * oc * ic];
-    for o in 0..oc {
-        for i in 0..ic {
-            let g = &weight[(o * ic + i) * 9..][..9];
-            // G g (a x 3), then (G g) G^T (a x a).
-            let gg: Vec<[f64; 3]> = g_rows
-                .iter()
-                .map(|gr| std::array::from_fn(|c| (0..3).map(|k| gr[k] * g[k * 3 + c] as f64).sum()))
-                .collect();
-            for r in 0..alpha {
-                for c in 0..alpha {
-                    let v: f64 = (0..3).map(|k| gg[r][k] * g_rows[c][k]).sum();
-                    u[((r * alpha + c) * oc + o) * ic + i] = v as f32;
+    let dst = SendPtr(u.as_mut_ptr());
+    threads.for_each_run(oc, &|outs| {
+        for o in outs {
+            for i0 in (0..ic).step_by(LANES) {
+                let lanes = LANES.min(ic - i0);
+                // taps[k][l] = g[o][i0 + l][k]
+                let mut taps = [[0.0f32; LANES]; 9];
+                for l in 0..lanes {
+                    for (k, t) in taps.iter_mut().enumerate() {
+                        t[l] = weight[(o * ic + i0 + l) * 9 + k];
+                    }
+                }
+                // G g (a x 3), then (G g) G^T (a x a).
+                let mut gg = [[[0.0f32; LANES]; 3]; 6];
+                for (row, gr) in gg.iter_mut().zip(&g32) {
+                    for (c, v) in row.iter_mut().enumerate() {
+                        for l in 0..LANES {
+                            v[l] = gr[0] * taps[c][l] + gr[1] * taps[3 + c][l] + gr[2] * taps[6 + c][l];
+                        }
+                    }
+                }
+                for (r, row) in gg.iter().enumerate().take(alpha) {
+                    for (c, gc) in g32.iter().enumerate() {
+                        let mut v = [0.0f32; LANES];
+                        for (l, v) in v.iter_mut().enumerate() {
+                            *v = row[0][l] * gc[0] + row[1][l] * gc[1] + row[2][l] * gc[2];
+                        }
+                        // SAFETY: `lanes` floats inside `u` (`points * oc * ic` of them);
+                        // this run alone writes the entries of its output channels `o`.
+                        unsafe {
+                            let at = dst.get().add(((r * alpha + c) * oc + o) * ic + i0);
+                            std::ptr::copy_nonoverlapping(v.as_ptr(), at, lanes);
+                        }
+                    }
                 }
             }
         }
-    }
-    Transformed { tile, gemm: GemmWeights::new(&u, points, oc, ic, ks.mr, ks.nc), zero_bias: vec![0.0; points * oc] }
+    });
+    let gemm = GemmWeights::packed_on(&u, points, oc, ic, ks.mr, ks.nc, channel_panels, threads);
+    Transformed { tile, gemm, zero_bias: vec![0.0; points * oc] }
 }
 
 /// The transformed weights, packed for the `a^2` GEMMs, and their (zero) bias: the conv's

@@ -1,0 +1,415 @@
+//! A conv's weight gradient on the CPU, f32: `dW = sum over images of dy * im2col(x)^T`.
+//!
+//! Per group, `dW[m][kk] = sum_n sum_p dy[n][m][p] * col_n[kk][p]`, with `kk = (c, i, j)` a
+//! tap of the group's input channel `c` and `p` an output pixel: a GEMM `[M x P] * [P x K]`
+//! whose reduction runs over every pixel of every image. It runs on the same micro-kernel
+//! as the forward convs (`kernels/tile.rs`), GotoBLAS style:
+//!
+//! ```text
+//! for each work item (group, chunk of M rows, chunk of K columns of dW):
+//!   for each image, for each block of KC pixels:
+//!     pack dy's rows into A panels [KC][mr] and im2col's columns into B panels [KC][nr]
+//!     for each A panel, for each B panel: tile, accumulating into dW (L2-resident)
+//! ```
+//!
+//! Both packs are transposes (dy and x both have the pixels contiguous, the kernel wants
+//! them as its K steps); they cost `P * (M + K)` moves against `2 * P * M * K` flops.
+//! Items split dW, never the reduction, so no partial sums are added up afterwards.
+//! Depthwise convs (one input channel per output channel: a 1-row GEMM) take a direct
+//! loop instead.
+
+use super::kernels::{kernel_set, Tile};
+use super::scratch::with_scratch;
+use super::threads::{SendPtr, Threads};
+use super::{ConvError, ConvSpec, Epilogue, Isa};
+
+/// Pixels per reduction block: an AVX-512 A panel of 12 x 256 floats (12 KiB) stays in
+/// L1 while the B panels stream past it.
+const KC: usize = 256;
+/// Most dW rows and columns an item covers (then it is split further for the threads).
+const MC_MAX: usize = 192;
+const NC_MAX: usize = 256;
+/// Items wanted per thread (load balance).
+const ITEMS_PER_THREAD: usize = 2;
+
+/// `dw` (`[out][in / groups][kh][kw]`, overwritten) from `n` input images `x` (NCHW,
+/// `h x w`) and the output gradient `dy` (NCHW, the conv's output shape).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_grad(
+    spec: &ConvSpec,
+    isa: Isa,
+    x: &[f32],
+    dy: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    dw: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    spec.validate()?;
+    let (oh, ow) = spec.output_hw(h, w)?;
+    let want = [(x.len(), n * spec.in_channels * h * w), (dy.len(), n * spec.out_channels * oh * ow)];
+    for ((got, need), what) in want.into_iter().zip(["input", "output gradient"]) {
+        if got != need {
+            return Err(ConvError::new(format!(
+                "weight gradient: the {what} has {got} floats, {n} images of this conv need {need}"
+            )));
+        }
+    }
+    if dw.len() != spec.weight_len() {
+        return Err(ConvError::new(format!(
+            "weight gradient: {} floats for the weights, the spec has {}",
+            dw.len(),
+            spec.weight_len()
+        )));
+    }
+    if !isa.is_available() {
+        return Err(ConvError::new(format!("this CPU cannot run the {isa} kernels")));
+    }
+    let g = Geometry::new(spec, n, h, w, oh, ow);
+    if spec.is_depthwise() {
+        depthwise(&g, x, dy, dw, threads);
+    } else {
+        gemm(&g, isa, x, dy, dw, threads);
+    }
+    Ok(())
+}
+
+/// Everything the loops need about the conv and its input.
+struct Geometry {
+    groups: usize,
+    /// Output channels per group (dW rows of a group).
+    m: usize,
+    /// Input channels per group.
+    c: usize,
+    /// `c * kh * kw` (dW columns).
+    k: usize,
+    n: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    pt: usize,
+    pl: usize,
+}
+
+impl Geometry {
+    fn new(spec: &ConvSpec, n: usize, h: usize, w: usize, oh: usize, ow: usize) -> Geometry {
+        let c = spec.in_channels / spec.groups;
+        let [kh, kw] = spec.kernel;
+        Geometry {
+            groups: spec.groups,
+            m: spec.out_channels / spec.groups,
+            c,
+            k: c * kh * kw,
+            n,
+            h,
+            w,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh: spec.stride[0],
+            sw: spec.stride[1],
+            dh: spec.dilation[0],
+            dw: spec.dilation[1],
+            pt: spec.padding.top,
+            pl: spec.padding.left,
+        }
+    }
+
+    fn pixels(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Input row read by output row `oy` at tap row `i`, if inside the image.
+    fn in_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.sh + i * self.dh).checked_sub(self.pt).filter(|&y| y < self.h)
+    }
+
+    /// The output columns `ox` whose tap column `j` reads inside the image: `lo..hi`, and
+    /// the input column of `ox` is `ox * sw + j * dw - pl`.
+    fn valid_cols(&self, j: usize) -> (usize, usize) {
+        let off = j * self.dw;
+        let lo = self.pl.saturating_sub(off).div_ceil(self.sw).min(self.ow);
+        // ox * sw + off - pl < w  <=>  ox * sw < w + pl - off
+        let hi = (self.w + self.pl).saturating_sub(off).div_ceil(self.sw).min(self.ow);
+        (lo, hi.max(lo))
+    }
+}
+
+/// Cut `len` into chunks of whole `unit`s, at most `max` long: `(chunk, count)`.
+fn chunks(len: usize, unit: usize, max: usize) -> (usize, usize) {
+    let chunk = len.min(max).div_ceil(unit) * unit;
+    (chunk, len.div_ceil(chunk))
+}
+
+fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: &Threads) {
+    let ks = kernel_set(isa);
+    let (mr, nr) = (ks.mr, ks.nr);
+    // Split dW into items, halving the larger side until every thread has enough.
+    let (mut mc, mut nc) = (chunks(g.m, mr, MC_MAX).0, chunks(g.k, nr, NC_MAX).0);
+    let items = |mc: usize, nc: usize| g.groups * g.m.div_ceil(mc) * g.k.div_ceil(nc);
+    while items(mc, nc) < ITEMS_PER_THREAD * threads.count() && (mc > mr || nc > nr) {
+        if nc > nr && (nc >= mc || mc <= mr) {
+            nc = (nc / 2).div_ceil(nr) * nr;
+        } else {
+            mc = (mc / 2).div_ceil(mr) * mr;
+        }
+    }
+    let (m_items, k_items) = (g.m.div_ceil(mc), g.k.div_ceil(nc));
+    let boff: Vec<u32> = (0..KC + super::kernels::simd::PREFETCH_STEPS).map(|k| (k * nr) as u32).collect();
+    let zeros = vec![0.0f32; mr];
+    let out = SendPtr(dw.as_mut_ptr());
+    threads.for_each(items(mc, nc), &|item| {
+        let (group, rest) = (item / (m_items * k_items), item % (m_items * k_items));
+        let (m0, k0) = (rest / k_items * mc, rest % k_items * nc);
+        let (m1, k1) = ((m0 + mc).min(g.m), (k0 + nc).min(g.k));
+        let (a_panels, b_panels) = ((m1 - m0).div_ceil(mr), (k1 - k0).div_ceil(nr));
+        let (a_len, b_len) = (a_panels * KC * mr, b_panels * KC * nr);
+        with_scratch(a_len + b_len, |scratch| {
+            let (a, b) = scratch.split_at_mut(a_len);
+            let mut first = true;
+            for img in 0..g.n {
+                let dy_rows = &dy[(img * g.groups + group) * g.m * g.pixels()..][..g.m * g.pixels()];
+                let x_planes = &x[(img * g.groups + group) * g.c * g.h * g.w..][..g.c * g.h * g.w];
+                for p0 in (0..g.pixels()).step_by(KC) {
+                    let kc = KC.min(g.pixels() - p0);
+                    pack_dy(dy_rows, g.pixels(), m0, m1, p0, kc, mr, a);
+                    pack_cols(g, x_planes, k0, k1, p0, kc, nr, b);
+                    for ap in 0..a_panels {
+                        for bp in 0..b_panels {
+                            let (row, col) = (m0 + ap * mr, k0 + bp * nr);
+                            let tile = Tile {
+                                kc,
+                                a: a[ap * KC * mr..].as_ptr(),
+                                b: b[bp * KC * nr..].as_ptr(),
+                                boff: boff.as_ptr(),
+                                // SAFETY (pointer arithmetic): inside dW, row `row` of the group.
+                                c: unsafe { out.get().add((group * g.m + row) * g.k + col) },
+                                ldc: g.k,
+                                m: mr.min(m1 - row),
+                                n: nr.min(k1 - col),
+                                accumulate: !first,
+                                finish: false,
+                                bias: zeros.as_ptr(),
+                                res: std::ptr::null(),
+                                act: Epilogue::None,
+                            };
+                            // SAFETY: A panel `ap` holds kc steps of mr floats and B panel
+                            // `bp` kc rows of nr floats (boff[k] = k * nr, the table long
+                            // enough for the prefetches past kc); the C tile lies in this
+                            // item's part of dW, which no other item writes; the ISA is
+                            // available (checked by the caller).
+                            unsafe { (ks.tile)(&tile) };
+                        }
+                    }
+                    first = false;
+                }
+            }
+        });
+    });
+}
+
+/// A panels from dy rows `m0..m1` (`pixels` apart), pixels `p0..p0 + kc`: panel `ap` is
+/// `[kc][mr]` at `ap * KC * mr`, rows past `m1` zero.
+#[allow(clippy::too_many_arguments)]
+fn pack_dy(dy: &[f32], pixels: usize, m0: usize, m1: usize, p0: usize, kc: usize, mr: usize, a: &mut [f32]) {
+    for (ap, panel) in a.chunks_exact_mut(KC * mr).enumerate().take((m1 - m0).div_ceil(mr)) {
+        for r in 0..mr {
+            let row = m0 + ap * mr + r;
+            if row < m1 {
+                let src = &dy[row * pixels + p0..][..kc];
+                for (kk, &v) in src.iter().enumerate() {
+                    panel[kk * mr + r] = v;
+                }
+            } else {
+                (0..kc).for_each(|kk| panel[kk * mr + r] = 0.0);
+            }
+        }
+    }
+}
+
+/// B panels: im2col columns `k0..k1` (tap `(c, i, j)` of the group's input planes `x`) at
+/// output pixels `p0..p0 + kc`; panel `bp` is `[kc][nr]` at `bp * KC * nr`, taps reading
+/// outside the image and columns past `k1` zero.
+#[allow(clippy::too_many_arguments)]
+fn pack_cols(g: &Geometry, x: &[f32], k0: usize, k1: usize, p0: usize, kc: usize, nr: usize, b: &mut [f32]) {
+    let taps = g.kh * g.kw;
+    for (bp, panel) in b.chunks_exact_mut(KC * nr).enumerate().take((k1 - k0).div_ceil(nr)) {
+        for col in 0..nr {
+            let kk = k0 + bp * nr + col;
+            if kk >= k1 {
+                (0..kc).for_each(|q| panel[q * nr + col] = 0.0);
+                continue;
+            }
+            let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
+            let plane = &x[c * g.h * g.w..][..g.h * g.w];
+            let (lo, hi) = g.valid_cols(j);
+            // Walk the block's pixels output row by output row.
+            let mut q = 0;
+            while q < kc {
+                let p = p0 + q;
+                let (oy, ox0) = (p / g.ow, p % g.ow);
+                let run = (g.ow - ox0).min(kc - q);
+                match g.in_row(oy, i) {
+                    None => (0..run).for_each(|t| panel[(q + t) * nr + col] = 0.0),
+                    Some(y) => {
+                        let row = &plane[y * g.w..][..g.w];
+                        for t in 0..run {
+                            let ox = ox0 + t;
+                            panel[(q + t) * nr + col] =
+                                if ox >= lo && ox < hi { row[ox * g.sw + j * g.dw - g.pl] } else { 0.0 };
+                        }
+                    }
+                }
+                q += run;
+            }
+        }
+    }
+}
+
+/// Depthwise: each channel's `kh * kw` taps are dot products of its dy plane with shifted
+/// views of its input plane, summed over the images. Channels are the work items.
+fn depthwise(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32], threads: &Threads) {
+    let taps = g.kh * g.kw;
+    let out = SendPtr(dw.as_mut_ptr());
+    threads.for_each(g.groups, &|ch| {
+        let mut sums = vec![0.0f64; taps];
+        for img in 0..g.n {
+            let plane = &x[(img * g.groups + ch) * g.h * g.w..][..g.h * g.w];
+            let grad = &dy[(img * g.groups + ch) * g.pixels()..][..g.pixels()];
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    let (lo, hi) = g.valid_cols(j);
+                    let mut s = 0.0f32;
+                    for oy in 0..g.oh {
+                        let Some(y) = g.in_row(oy, i) else { continue };
+                        let (row, d) = (&plane[y * g.w..][..g.w], &grad[oy * g.ow..][..g.ow]);
+                        for ox in lo..hi {
+                            s += d[ox] * row[ox * g.sw + j * g.dw - g.pl];
+                        }
+                    }
+                    sums[i * g.kw + j] += s as f64;
+                }
+            }
+        }
+        for (t, &s) in sums.iter().enumerate() {
+            // SAFETY: channel `ch`'s taps are written by this item only.
+            unsafe { *out.get().add(ch * taps + t) = s as f32 };
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Padding;
+
+    /// The weight gradient by its definition, in f64.
+    fn naive(spec: &ConvSpec, x: &[f32], dy: &[f32], n: usize, h: usize, w: usize) -> Vec<f64> {
+        let (oh, ow) = spec.output_hw(h, w).unwrap();
+        let (g, [kh, kw]) = (spec.groups, spec.kernel);
+        let (cg, mg) = (spec.in_channels / g, spec.out_channels / g);
+        let mut out = vec![0.0f64; spec.weight_len()];
+        for img in 0..n {
+            for o in 0..spec.out_channels {
+                let grp = o / mg;
+                for c in 0..cg {
+                    let ic = grp * cg + c;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let mut s = 0.0;
+                            for oy in 0..oh {
+                                for ox in 0..ow {
+                                    let y = (oy * spec.stride[0] + i * spec.dilation[0]) as isize
+                                        - spec.padding.top as isize;
+                                    let xx = (ox * spec.stride[1] + j * spec.dilation[1]) as isize
+                                        - spec.padding.left as isize;
+                                    if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((img * spec.in_channels + ic) * h + y as usize) * w + xx as usize];
+                                    let dv = dy[((img * spec.out_channels + o) * oh + oy) * ow + ox];
+                                    s += xv as f64 * dv as f64;
+                                }
+                            }
+                            out[((o * cg + c) * kh + i) * kw + j] += s;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    /// Every ISA the CPU has, every shape family: 1x1, padded 3x3, strided, dilated,
+    /// asymmetric padding, grouped, depthwise, a 7x7 stem, channel counts off the tile
+    /// sizes, reductions longer than one pixel block.
+    #[test]
+    fn matches_the_definition_on_every_isa() {
+        let cases = [
+            // (spec, n, h, w)
+            (ConvSpec::new(5, 7, [1, 1]), 2, 9, 11),
+            (ConvSpec::new(16, 24, [3, 3]).with_padding(1, 1, 1, 1), 2, 12, 10),
+            (ConvSpec::new(8, 13, [3, 3]).with_padding(1, 1, 1, 1).with_stride(2, 2), 3, 13, 9),
+            (ConvSpec::new(6, 40, [1, 1]).with_stride(2, 2), 2, 10, 10),
+            (ConvSpec::new(4, 9, [3, 3]).with_padding(2, 2, 2, 2).with_dilation(2, 2), 1, 11, 12),
+            (
+                ConvSpec { padding: Padding { top: 0, bottom: 2, left: 1, right: 0 }, ..ConvSpec::new(3, 5, [3, 2]) },
+                2,
+                8,
+                7,
+            ),
+            (ConvSpec::new(12, 18, [3, 3]).with_padding(1, 1, 1, 1).with_groups(3), 2, 9, 9),
+            (ConvSpec::new(10, 10, [3, 3]).with_padding(1, 1, 1, 1).with_groups(10), 2, 9, 8),
+            (ConvSpec::new(10, 10, [3, 3]).with_padding(1, 1, 1, 1).with_stride(2, 2).with_groups(10), 2, 9, 8),
+            (ConvSpec::new(3, 16, [7, 7]).with_padding(3, 3, 3, 3).with_stride(2, 2), 1, 30, 30),
+            (ConvSpec::new(33, 70, [1, 1]), 2, 19, 19),
+        ];
+        for isa in Isa::available() {
+            for threads in [Threads::single(), Threads::new(3).unwrap()] {
+                for (spec, n, h, w) in cases {
+                    let (oh, ow) = spec.output_hw(h, w).unwrap();
+                    let x = values(n * spec.in_channels * h * w, 1);
+                    let dy = values(n * spec.out_channels * oh * ow, 7);
+                    let mut got = vec![f32::NAN; spec.weight_len()];
+                    weight_grad(&spec, isa, &x, &dy, n, h, w, &mut got, &threads).unwrap();
+                    let want = naive(&spec, &x, &dy, n, h, w);
+                    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    for (k, (&a, &b)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            ((a as f64 - b) / scale).abs() < 1e-5,
+                            "{isa}, {spec:?}, {n}x{h}x{w}, weight {k}: {a} against {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_sizes_are_errors() {
+        let spec = ConvSpec::new(2, 3, [3, 3]);
+        let mut dw = vec![0.0; spec.weight_len()];
+        let t = Threads::single();
+        let isa = Isa::detect();
+        let e = weight_grad(&spec, isa, &[0.0; 2 * 5 * 5], &[0.0; 3 * 3 * 3 - 1], 1, 5, 5, &mut dw, &t).unwrap_err();
+        assert!(e.0.contains("output gradient has 26 floats"), "{e}");
+        let e = weight_grad(&spec, isa, &[0.0; 2 * 5 * 5], &[0.0; 27], 1, 5, 5, &mut dw[1..], &t).unwrap_err();
+        assert!(e.0.contains("weight"), "{e}");
+        assert!(weight_grad(&spec, isa, &[0.0; 2 * 2 * 2], &[0.0; 3], 1, 2, 2, &mut dw, &t).is_err());
+    }
+}
