@@ -79,6 +79,8 @@ impl<'de> serde::Deserialize<'de> for DeviceSpec {
 }
 
 static CPU_THREADS: OnceLock<usize> = OnceLock::new();
+/// Spins a candle CPU worker makes before it parks (candle's default: 25,000).
+const CANDLE_SPIN_LIMIT: u32 = 1000;
 
 /// Fix the CPU thread count for this process (candle reads it once, at its first CPU
 /// op). `None` means all available cores. Returns the count in effect.
@@ -88,6 +90,13 @@ pub fn set_cpu_threads(threads: Option<usize>) -> Result<usize, ExecError> {
         // SAFETY of intent: called before any candle CPU work starts its thread pools.
         std::env::set_var("RAYON_NUM_THREADS", wanted.to_string());
         std::env::set_var("CANDLE_NUM_THREADS", wanted.to_string());
+        // candle's CPU op pool spins 25,000 times after each op before it parks; between
+        // candle ops come the packed ops (convs, batch-norm), on their own pool, and a
+        // candle worker spinning beside them took a fifth of a training step's CPU time
+        // (benches/peers/RESULTS.md section 22). A user's own setting wins.
+        if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+            std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", CANDLE_SPIN_LIMIT.to_string());
+        }
         wanted
     });
     if threads.is_some() && fixed != wanted {

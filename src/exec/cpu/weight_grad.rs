@@ -18,7 +18,8 @@
 //! Depthwise convs (one input channel per output channel: a 1-row GEMM) take a direct
 //! loop instead.
 
-use super::kernels::{kernel_set, Tile};
+use super::kernels::simd::{load_n, store_n, Simd, MAX_LANES};
+use super::kernels::{kernel_set, KernelSet, Tile};
 use super::scratch::with_scratch;
 use super::threads::{SendPtr, Threads};
 use super::{ConvError, ConvSpec, Epilogue, Isa};
@@ -173,16 +174,17 @@ fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: 
         let (m1, k1) = ((m0 + mc).min(g.m), (k0 + nc).min(g.k));
         let (a_panels, b_panels) = ((m1 - m0).div_ceil(mr), (k1 - k0).div_ceil(nr));
         let (a_len, b_len) = (a_panels * KC * mr, b_panels * KC * nr);
-        with_scratch(a_len + b_len, |scratch| {
-            let (a, b) = scratch.split_at_mut(a_len);
+        with_scratch(a_len + b_len + nr * KC, |scratch| {
+            let (a, rest) = scratch.split_at_mut(a_len);
+            let (b, rows) = rest.split_at_mut(b_len);
             let mut first = true;
             for img in 0..g.n {
                 let dy_rows = &dy[(img * g.groups + group) * g.m * g.pixels()..][..g.m * g.pixels()];
                 let x_planes = &x[(img * g.groups + group) * g.c * g.h * g.w..][..g.c * g.h * g.w];
                 for p0 in (0..g.pixels()).step_by(KC) {
                     let kc = KC.min(g.pixels() - p0);
-                    pack_dy(dy_rows, g.pixels(), m0, m1, p0, kc, mr, a);
-                    pack_cols(g, x_planes, k0, k1, p0, kc, nr, b);
+                    pack_dy(&ks, dy_rows, g.pixels(), m0, m1, p0, kc, a);
+                    pack_cols(&ks, g, x_planes, k0, k1, p0, kc, b, rows);
                     for ap in 0..a_panels {
                         for bp in 0..b_panels {
                             let (row, col) = (m0 + ap * mr, k0 + bp * nr);
@@ -220,56 +222,122 @@ fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: 
 /// A panels from dy rows `m0..m1` (`pixels` apart), pixels `p0..p0 + kc`: panel `ap` is
 /// `[kc][mr]` at `ap * KC * mr`, rows past `m1` zero.
 #[allow(clippy::too_many_arguments)]
-fn pack_dy(dy: &[f32], pixels: usize, m0: usize, m1: usize, p0: usize, kc: usize, mr: usize, a: &mut [f32]) {
+fn pack_dy(ks: &KernelSet, dy: &[f32], pixels: usize, m0: usize, m1: usize, p0: usize, kc: usize, a: &mut [f32]) {
+    let mr = ks.mr;
     for (ap, panel) in a.chunks_exact_mut(KC * mr).enumerate().take((m1 - m0).div_ceil(mr)) {
-        for r in 0..mr {
-            let row = m0 + ap * mr + r;
-            if row < m1 {
-                let src = &dy[row * pixels + p0..][..kc];
-                for (kk, &v) in src.iter().enumerate() {
-                    panel[kk * mr + r] = v;
-                }
-            } else {
-                (0..kc).for_each(|kk| panel[kk * mr + r] = 0.0);
-            }
-        }
+        let row = m0 + ap * mr;
+        let job = TransposeJob {
+            src: dy[row * pixels + p0..].as_ptr(),
+            src_stride: pixels,
+            rows: mr.min(m1 - row),
+            cols: kc,
+            dst: panel.as_mut_ptr(),
+            width: mr,
+        };
+        // SAFETY: `rows` rows of `kc` floats from dy row `row` on, all inside dy (rows
+        // `< m1`, pixels `< p0 + kc <= pixels`); the panel holds kc * mr floats.
+        unsafe { (ks.transpose)(&job) };
     }
 }
 
 /// B panels: im2col columns `k0..k1` (tap `(c, i, j)` of the group's input planes `x`) at
 /// output pixels `p0..p0 + kc`; panel `bp` is `[kc][nr]` at `bp * KC * nr`, taps reading
-/// outside the image and columns past `k1` zero.
+/// outside the image and columns past `k1` zero. Each panel's columns are gathered as
+/// rows into `rows` (`nr * KC` floats), then transposed in.
 #[allow(clippy::too_many_arguments)]
-fn pack_cols(g: &Geometry, x: &[f32], k0: usize, k1: usize, p0: usize, kc: usize, nr: usize, b: &mut [f32]) {
-    let taps = g.kh * g.kw;
+fn pack_cols(
+    ks: &KernelSet,
+    g: &Geometry,
+    x: &[f32],
+    k0: usize,
+    k1: usize,
+    p0: usize,
+    kc: usize,
+    b: &mut [f32],
+    rows: &mut [f32],
+) {
+    let (nr, taps) = (ks.nr, g.kh * g.kw);
     for (bp, panel) in b.chunks_exact_mut(KC * nr).enumerate().take((k1 - k0).div_ceil(nr)) {
-        for col in 0..nr {
-            let kk = k0 + bp * nr + col;
-            if kk >= k1 {
-                (0..kc).for_each(|q| panel[q * nr + col] = 0.0);
-                continue;
-            }
+        let first = k0 + bp * nr;
+        let live = nr.min(k1 - first);
+        for (col, row) in rows.chunks_exact_mut(kc).take(live).enumerate() {
+            let kk = first + col;
             let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
-            let plane = &x[c * g.h * g.w..][..g.h * g.w];
-            let (lo, hi) = g.valid_cols(j);
-            // Walk the block's pixels output row by output row.
-            let mut q = 0;
-            while q < kc {
-                let p = p0 + q;
-                let (oy, ox0) = (p / g.ow, p % g.ow);
-                let run = (g.ow - ox0).min(kc - q);
-                match g.in_row(oy, i) {
-                    None => (0..run).for_each(|t| panel[(q + t) * nr + col] = 0.0),
-                    Some(y) => {
-                        let row = &plane[y * g.w..][..g.w];
-                        for t in 0..run {
-                            let ox = ox0 + t;
-                            panel[(q + t) * nr + col] =
-                                if ox >= lo && ox < hi { row[ox * g.sw + j * g.dw - g.pl] } else { 0.0 };
-                        }
+            gather_tap(g, &x[c * g.h * g.w..][..g.h * g.w], i, j, p0, row);
+        }
+        let job = TransposeJob {
+            src: rows.as_ptr(),
+            src_stride: kc,
+            rows: live,
+            cols: kc,
+            dst: panel.as_mut_ptr(),
+            width: nr,
+        };
+        // SAFETY: `live` rows of kc floats in `rows`; the panel holds kc * nr floats.
+        unsafe { (ks.transpose)(&job) };
+    }
+}
+
+/// What tap `(i, j)` of one input plane reads at output pixels `p0..p0 + out.len()`
+/// (zero where it falls outside the image): one im2col row.
+fn gather_tap(g: &Geometry, plane: &[f32], i: usize, j: usize, p0: usize, out: &mut [f32]) {
+    let (lo, hi) = g.valid_cols(j);
+    let shift = j * g.dw;
+    let mut q = 0;
+    while q < out.len() {
+        let p = p0 + q;
+        let (oy, ox0) = (p / g.ow, p % g.ow);
+        let run = (g.ow - ox0).min(out.len() - q);
+        let dst = &mut out[q..q + run];
+        match g.in_row(oy, i) {
+            None => dst.fill(0.0),
+            Some(y) => {
+                let row = &plane[y * g.w..][..g.w];
+                let (a, b) = (lo.clamp(ox0, ox0 + run), hi.clamp(ox0, ox0 + run));
+                dst[..a - ox0].fill(0.0);
+                dst[b - ox0..].fill(0.0);
+                if g.sw == 1 {
+                    dst[a - ox0..b - ox0].copy_from_slice(&row[a + shift - g.pl..b + shift - g.pl]);
+                } else {
+                    for ox in a..b {
+                        dst[ox - ox0] = row[ox * g.sw + shift - g.pl];
                     }
                 }
-                q += run;
+            }
+        }
+        q += run;
+    }
+}
+
+/// `dst[q][r] = src[r][q]` for `rows` rows of `cols` floats (`src_stride` apart) into
+/// `cols` rows of `width` floats (`width >= rows`; lanes `rows..width` zero).
+pub(crate) struct TransposeJob {
+    pub src: *const f32,
+    pub src_stride: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub dst: *mut f32,
+    pub width: usize,
+}
+
+/// [`TransposeJob`] in squares of `LANES x LANES` transposed in registers.
+///
+/// Safety: `src` has `rows` readable rows of `cols` floats, `dst` `cols * width` writable
+/// floats, and the CPU has `S`'s ISA.
+#[inline(always)]
+pub(crate) unsafe fn transpose<S: Simd>(job: &TransposeJob) {
+    let l = S::LANES;
+    for r0 in (0..job.width).step_by(l) {
+        let (band, live) = (l.min(job.width - r0), job.rows.saturating_sub(r0).min(l));
+        for q0 in (0..job.cols).step_by(l) {
+            let n = l.min(job.cols - q0);
+            let mut v = [S::zero(); MAX_LANES];
+            for (r, v) in v.iter_mut().enumerate().take(live) {
+                *v = load_n::<S>(job.src.add((r0 + r) * job.src_stride + q0), n);
+            }
+            let t = S::transpose(v);
+            for (q, &t) in t.iter().enumerate().take(n) {
+                store_n::<S>(job.dst.add((q0 + q) * job.width + r0), t, band);
             }
         }
     }

@@ -265,6 +265,11 @@ pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
 }
 
 #[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose(job: &crate::exec::cpu::weight_grad::TransposeJob) {
+    crate::exec::cpu::weight_grad::transpose::<Avx512>(job)
+}
+
+#[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {
     crate::exec::cpu::direct::pad_copy::<Avx512>(job)
 }

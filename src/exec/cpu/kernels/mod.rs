@@ -67,6 +67,8 @@ pub(crate) struct KernelSet {
     pub ctile_layouts: [[unsafe fn(&CTile); 2]; 2],
     /// Packs B panels (`pack.rs`) with the same ISA.
     pub pack: unsafe fn(&super::pack::PackJob),
+    /// Transposes a block into panel rows (`weight_grad.rs`: the weight gradient's packs).
+    pub transpose: unsafe fn(&super::weight_grad::TransposeJob),
     /// Copies input rows into a padded, phase-split grid (`direct.rs`).
     pub pad: unsafe fn(&super::direct::PadJob),
     /// Copies a tile computed on that grid to the output.
@@ -95,6 +97,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             ],
             pack: avx512::pack_b,
             pad: avx512::pad,
+            transpose: avx512::transpose,
             scatter: avx512::scatter,
             winograd_input: avx512::winograd_input,
             winograd_output: avx512::winograd_output,
@@ -112,6 +115,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             ctile_layouts: [[avx2::ctile, avx2::ctile_to_blocked], [avx2::ctile_from_blocked, avx2::ctile_blocked]],
             pack: avx2::pack_b,
             pad: avx2::pad,
+            transpose: avx2::transpose,
             scatter: avx2::scatter,
             winograd_input: avx2::winograd_input,
             winograd_output: avx2::winograd_output,
@@ -131,6 +135,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             ],
             pack: scalar::pack_b,
             pad: scalar::pad,
+            transpose: scalar::transpose,
             scatter: scalar::scatter,
             winograd_input: scalar::winograd_input,
             winograd_output: scalar::winograd_output,
