@@ -256,24 +256,26 @@ fn pack_cols(
     b: &mut [f32],
     rows: &mut [f32],
 ) {
-    let (nr, taps) = (ks.nr, g.kh * g.kw);
+    let (nr, taps, plane) = (ks.nr, g.kh * g.kw, g.h * g.w);
+    // A 1x1 stride-1 unpadded conv's im2col rows are its input planes as they lie.
+    let as_is = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
     for (bp, panel) in b.chunks_exact_mut(KC * nr).enumerate().take((k1 - k0).div_ceil(nr)) {
         let first = k0 + bp * nr;
         let live = nr.min(k1 - first);
-        for (col, row) in rows.chunks_exact_mut(kc).take(live).enumerate() {
-            let kk = first + col;
-            let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
-            gather_tap(g, &x[c * g.h * g.w..][..g.h * g.w], i, j, p0, row);
-        }
-        let job = TransposeJob {
-            src: rows.as_ptr(),
-            src_stride: kc,
-            rows: live,
-            cols: kc,
-            dst: panel.as_mut_ptr(),
-            width: nr,
+        let (src, src_stride) = if as_is {
+            (x[first * plane + p0..].as_ptr(), plane)
+        } else {
+            for (col, row) in rows.chunks_exact_mut(kc).take(live).enumerate() {
+                let kk = first + col;
+                let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
+                gather_tap(g, &x[c * plane..][..plane], i, j, p0, row);
+            }
+            (rows.as_ptr(), kc)
         };
-        // SAFETY: `live` rows of kc floats in `rows`; the panel holds kc * nr floats.
+        let job = TransposeJob { src, src_stride, rows: live, cols: kc, dst: panel.as_mut_ptr(), width: nr };
+        // SAFETY: `live` rows of kc floats at `src`, `src_stride` apart (the gathered rows,
+        // or input planes `first..` from pixel p0, all inside x); the panel holds kc * nr
+        // floats.
         unsafe { (ks.transpose)(&job) };
     }
 }
