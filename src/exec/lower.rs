@@ -157,8 +157,9 @@ impl NodeTimes {
     }
 }
 
-/// `act(a + b)` of two same-shaped f32 tensors as one candle op on the conv threads.
-#[derive(Debug)]
+/// `act(a + b)` of two same-shaped f32 tensors as one candle op on the conv threads; its
+/// backward (training) passes `dy` masked by the activation's gradient to both inputs.
+#[derive(Debug, Clone)]
 pub struct AddActOp {
     act: Epilogue,
     threads: &'static Threads,
@@ -182,6 +183,45 @@ impl candle_core::CustomOp2 for AddActOp {
         }
         let mut out = output_buffer(a.len());
         super::cpu::add_act(a, b, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = match self.act {
+            Epilogue::None => dy.clone(),
+            _ => y.apply_op2_no_bwd(&dy.contiguous()?, &ActGradOp { act: self.act, threads: self.threads })?,
+        };
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+/// `dy` masked where an activation (whose output `y` is the first input) did not pass.
+struct ActGradOp {
+    act: Epilogue,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp2 for ActGradOp {
+    fn name(&self) -> &'static str {
+        "activation-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let (y, dy) = two_f32_inputs(s1, l1, s2, l2, "activation gradient")?;
+        let mut out = output_buffer(y.len());
+        super::cpu::act_grad(y, dy, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -670,6 +710,8 @@ pub struct BatchNormTrain {
     pub gamma: Tensor,
     pub beta: Tensor,
     pub eps: f64,
+    /// The activation after it, fused (CPU f32 only; the activation's node passes through).
+    pub act: Epilogue,
 }
 
 #[derive(Debug, Clone)]
@@ -1034,7 +1076,7 @@ impl Lowered {
         // conv or two-input add node -> the activation fused into it; the fused activation nodes
         let mut epilogues: std::collections::HashMap<usize, Epilogue> = Default::default();
         let mut fused_acts = vec![false; n];
-        if packed {
+        if packed || packed_training {
             for (i, node) in net.nodes.iter().enumerate() {
                 let epilogue = match node.op {
                     Op::Relu => Epilogue::Relu,
@@ -1047,10 +1089,11 @@ impl Lowered {
                 }
                 // a folded batch-norm's conv has it as its only reader (see foldable_conv)
                 let producer = match net.nodes[p].op {
-                    Op::Conv2d(_) => p,
+                    Op::Conv2d(_) if packed => p,
                     Op::Add if net.nodes[p].inputs.len() == 2 => p,
                     _ if folded_bns[p] => net.nodes[p].inputs[0],
-                    // an unfolded inference batch-norm runs as AffineAct
+                    // an unfolded inference batch-norm runs as AffineAct, a training one as
+                    // the batch-norm op with its activation (`exec::cpu::batch_norm_train`)
                     Op::BatchNorm { .. } if net.nodes[p].shape.rank() == 3 => p,
                     _ => continue,
                 };
@@ -1104,9 +1147,12 @@ impl Lowered {
                 }
                 _ if fused_acts[i] => Layer::Identity,
                 Op::Add if add_passes.contains_key(&i) => Layer::PassInput(add_passes[&i]),
-                Op::Add if packed && node.inputs.len() == 2 => {
+                Op::Add if (packed || packed_training) && node.inputs.len() == 2 => {
                     let act = epilogues.get(&i).copied().unwrap_or_default();
-                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    let threads = match threads {
+                        Some(t) => t,
+                        None => conv_threads()?,
+                    };
                     Layer::AddAct(Arc::new(AddActOp { act, threads }))
                 }
                 Op::Conv2d(c) => {
@@ -1141,6 +1187,7 @@ impl Lowered {
                             gamma: per_channel(&gamma.data, device, dtype).map_err(|e| err(name, e))?,
                             beta: per_channel(&beta.data, device, dtype).map_err(|e| err(name, e))?,
                             eps: *eps,
+                            act: epilogues.get(&i).copied().unwrap_or_default(),
                         }),
                         Phase::Inference { .. } => {
                             let scale: Vec<f32> = (0..gamma.data.len())
@@ -1458,6 +1505,9 @@ impl Lowered {
             }
             Layer::PassInput(k) => Ok(inputs[*k].clone()),
             Layer::PackedPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::AddAct(op) if self.phase == Phase::Training => {
+                inputs[0].contiguous()?.apply_op2(&inputs[1].contiguous()?, AddActOp::clone(op))
+            }
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::AffineAct(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
@@ -1679,7 +1729,10 @@ fn pool_by_shifts(x: &Tensor, p: &PoolPlan, max: bool) -> candle_core::Result<Te
 fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 && x.rank() == 4 {
         let threads = conv_threads().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        return super::cpu::batch_norm_train(x, &bn.gamma, &bn.beta, bn.eps, threads);
+        return super::cpu::batch_norm_train(x, &bn.gamma, &bn.beta, bn.eps, bn.act, threads);
+    }
+    if bn.act != Epilogue::None {
+        candle_core::bail!("a fused activation after a batch-norm runs on the CPU at f32 only");
     }
     let mean = x.mean_keepdim((0, 2, 3))?;
     let centered = x.broadcast_sub(&mean)?;

@@ -11,7 +11,10 @@
 //! Backward, with `xhat = (x - mean) * inv` recomputed: `dbeta = sum(dy)`,
 //! `dgamma = sum(dy * xhat)`, `dx = gamma * inv * (dy - dbeta / m - xhat * dgamma / m)`.
 
+use super::eltwise::act_of;
+use super::scratch::with_scratch;
 use super::threads::{SendPtr, Threads};
+use super::Epilogue;
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -23,19 +26,25 @@ pub(crate) fn batch_norm_train(
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    act: Epilogue,
     threads: &'static Threads,
 ) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward { eps, threads })
+    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward { eps, act, threads })
 }
 
 struct Forward {
     eps: f64,
+    /// The activation after the batch-norm, fused (its gradient masks `dy` in the backward).
+    act: Epilogue,
     threads: &'static Threads,
 }
 
 /// The backward's three results in one buffer, `[dx (n c h w) | dgamma (c) | dbeta (c)]`.
 struct Backward {
     eps: f64,
+    act: Epilogue,
+    /// beta's values, to recompute the activation's input where `act` is not `None`.
+    beta: Vec<f32>,
     threads: &'static Threads,
 }
 
@@ -66,6 +75,28 @@ fn stats(x: &[f32], shape: (usize, usize, usize), ch: usize, eps: f64) -> (f64, 
     let mean = runs(x, shape, ch).map(|r| sum(r, r, |v, _| v)).sum::<f64>() / m;
     let var = runs(x, shape, ch).map(|r| sum(r, r, |v, _| (v - mean) * (v - mean))).sum::<f64>() / m;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// The per-channel `(scale, shift)` in f32 of `y = x * scale + shift`, from the channel's
+/// `(mean, 1 / sqrt(var + eps))`: the forward's arithmetic, which the backward repeats to
+/// find where a fused activation passed.
+fn affine((mean, inv): (f64, f64), gamma: f32, beta: f32) -> (f32, f32) {
+    let scale = inv * gamma as f64;
+    (scale as f32, (beta as f64 - mean * scale) as f32)
+}
+
+/// `out = dy` where `act` passed the pre-activation value `x * scale + shift`, else 0 (a
+/// loop per activation, so each vectorises).
+fn mask_gradient(x: &[f32], dy: &[f32], out: &mut [f32], scale: f32, shift: f32, act: Epilogue) {
+    let pairs = out.iter_mut().zip(x.iter().zip(dy));
+    match act {
+        Epilogue::None => pairs.for_each(|(o, (_, &g))| *o = g),
+        Epilogue::Relu => pairs.for_each(|(o, (&v, &g))| *o = if v * scale + shift > 0.0 { g } else { 0.0 }),
+        Epilogue::Relu6 => pairs.for_each(|(o, (&v, &g))| {
+            let y = v * scale + shift;
+            *o = if y > 0.0 && y < 6.0 { g } else { 0.0 }
+        }),
+    }
 }
 
 /// Independent partial sums in [`sum`]: one running sum is a chain of dependent adds
@@ -119,13 +150,11 @@ impl CustomOp3 for Forward {
         let mut y = vec![0.0f32; x.len()];
         let out = SendPtr(y.as_mut_ptr());
         self.threads.for_each(gamma.len(), &|ch| {
-            let (mean, inv) = stats(x, shape, ch, self.eps);
-            let scale = inv * gamma[ch] as f64;
-            let (scale, shift) = (scale as f32, (beta[ch] as f64 - mean * scale) as f32);
+            let (scale, shift) = affine(stats(x, shape, ch, self.eps), gamma[ch], beta[ch]);
             // SAFETY: `y` has the input's `n * c * hw` floats; this item alone writes channel `ch`.
             for (o, r) in unsafe { runs_mut(out, shape, ch) }.zip(runs(x, shape, ch)) {
                 for (o, &v) in o.iter_mut().zip(r) {
-                    *o = v * scale + shift;
+                    *o = act_of(v * scale + shift, self.act);
                 }
             }
         });
@@ -136,12 +165,16 @@ impl CustomOp3 for Forward {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
+        beta: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let packed =
-            x.apply_op3_no_bwd(&dy.contiguous()?, gamma, &Backward { eps: self.eps, threads: self.threads })?;
+        let beta = match self.act {
+            Epilogue::None => Vec::new(),
+            _ => beta.flatten_all()?.to_vec1::<f32>()?,
+        };
+        let backward = Backward { eps: self.eps, act: self.act, beta, threads: self.threads };
+        let packed = x.apply_op3_no_bwd(&dy.contiguous()?, gamma, &backward)?;
         let (len, c) = (x.elem_count(), gamma.elem_count());
         let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
         let dgamma = packed.narrow(0, len, c)?.reshape(gamma.shape())?;
@@ -173,26 +206,43 @@ impl CustomOp3 for Backward {
         let m = (shape.0 * shape.2) as f64;
         let mut out = vec![0.0f32; len + 2 * c];
         let dst = SendPtr(out.as_mut_ptr());
+        if self.act != Epilogue::None && self.beta.len() != c {
+            bail!("batch-norm (training): {} beta values for {c} channels", self.beta.len());
+        }
+        let (n, hw) = (shape.0, shape.2);
         self.threads.for_each(c, &|ch| {
             let (mean, inv) = stats(x, shape, ch, self.eps);
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-            for (r, d) in runs(x, shape, ch).zip(runs(dy, shape, ch)) {
-                sum_dy += sum(d, d, |g, _| g);
-                sum_dy_xhat += sum(r, d, |v, g| g * (v - mean)) * inv;
-            }
-            let k = gamma[ch] as f64 * inv;
-            let (a, b) = (sum_dy / m, sum_dy_xhat / m);
-            // SAFETY: `out` holds `dx` (`n * c * hw` floats) then `dgamma` and `dbeta`
-            // (`c` each); this item alone writes channel `ch`'s runs and entries.
-            unsafe {
-                for ((o, r), d) in runs_mut(dst, shape, ch).zip(runs(x, shape, ch)).zip(runs(dy, shape, ch)) {
-                    for ((o, &v), &g) in o.iter_mut().zip(r).zip(d) {
-                        *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
+            let fused = self.act != Epilogue::None;
+            with_scratch(if fused { n * hw } else { 0 }, |buf| {
+                // A fused activation's gradient first: dy where the forward's
+                // pre-activation value (the same f32 arithmetic) passed, else zero.
+                if fused {
+                    let (scale, shift) = affine((mean, inv), gamma[ch], self.beta[ch]);
+                    for ((r, d), b) in runs(x, shape, ch).zip(runs(dy, shape, ch)).zip(buf.chunks_exact_mut(hw)) {
+                        mask_gradient(r, d, b, scale, shift, self.act);
                     }
                 }
-                *dst.get().add(len + ch) = sum_dy_xhat as f32;
-                *dst.get().add(len + c + ch) = sum_dy as f32;
-            }
+                let buf: &[f32] = buf;
+                let grad = |i: usize| if fused { &buf[i * hw..][..hw] } else { &dy[(i * c + ch) * hw..][..hw] };
+                let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+                for (i, r) in runs(x, shape, ch).enumerate() {
+                    sum_dy += sum(grad(i), grad(i), |g, _| g);
+                    sum_dy_xhat += sum(r, grad(i), |v, g| g * (v - mean)) * inv;
+                }
+                let k = gamma[ch] as f64 * inv;
+                let (a, b) = (sum_dy / m, sum_dy_xhat / m);
+                // SAFETY: `out` holds `dx` (`n * c * hw` floats) then `dgamma` and `dbeta`
+                // (`c` each); this item alone writes channel `ch`'s runs and entries.
+                unsafe {
+                    for (i, (o, r)) in runs_mut(dst, shape, ch).zip(runs(x, shape, ch)).enumerate() {
+                        for ((o, &v), &g) in o.iter_mut().zip(r).zip(grad(i)) {
+                            *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
+                        }
+                    }
+                    *dst.get().add(len + ch) = sum_dy_xhat as f32;
+                    *dst.get().add(len + c + ch) = sum_dy as f32;
+                }
+            })
         });
         Ok((CpuStorage::F32(out), Shape::from(len + 2 * c)))
     }
@@ -226,32 +276,42 @@ mod tests {
     }
 
     /// Output and the three gradients (of a weighted sum of the output, so each element's
-    /// gradient differs) agree with the candle-ops form.
+    /// gradient differs) agree with the candle-ops form, alone and with a fused ReLU or
+    /// ReLU6 (gamma scaled up there so some values pass 6).
     #[test]
     fn forward_and_gradients_match_candle_ops() {
         let dev = Device::Cpu;
-        for &(n, c, h, w) in &[(2, 3, 5, 7), (1, 16, 4, 4), (4, 5, 1, 1), (3, 33, 6, 2)] {
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap().affine(3.0, 1.5).unwrap())
-                .unwrap();
-            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, (1, c, 1, 1), &dev).unwrap()).unwrap();
-            let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, (1, c, 1, 1), &dev).unwrap()).unwrap();
-            let weights = Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap();
-            let run = |op: bool| {
-                let y = if op {
-                    batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5, pool())
-                } else {
-                    reference(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)
+        for act in [Epilogue::None, Epilogue::Relu, Epilogue::Relu6] {
+            for &(n, c, h, w) in &[(2, 3, 5, 7), (1, 16, 4, 4), (4, 5, 1, 1), (3, 33, 6, 2)] {
+                let x = Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap().affine(3.0, 1.5).unwrap();
+                let x = Var::from_tensor(&x).unwrap();
+                let spread = if act == Epilogue::Relu6 { 4.0 } else { 1.0 };
+                let gamma = Tensor::randn(1f32, 0.5, (1, c, 1, 1), &dev).unwrap().affine(spread, 0.0).unwrap();
+                let gamma = Var::from_tensor(&gamma).unwrap();
+                let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, (1, c, 1, 1), &dev).unwrap()).unwrap();
+                let weights = Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap();
+                let run = |op: bool| {
+                    let (xt, gt, bt) = (x.as_tensor(), gamma.as_tensor(), beta.as_tensor());
+                    let y = if op {
+                        batch_norm_train(xt, gt, bt, 1e-5, act, pool()).unwrap()
+                    } else {
+                        let y = reference(xt, gt, bt, 1e-5).unwrap();
+                        match act {
+                            Epilogue::None => y,
+                            Epilogue::Relu => y.relu().unwrap(),
+                            Epilogue::Relu6 => y.clamp(0f32, 6f32).unwrap(),
+                        }
+                    };
+                    let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
+                    let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
+                    [y, g(&x), g(&gamma), g(&beta)]
+                };
+                let (got, want) = (run(true), run(false));
+                for (what, (a, b)) in ["y", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
+                    assert_eq!(a.dims(), b.dims(), "{what} shape, {n}x{c}x{h}x{w}");
+                    let err = max_rel(a, b);
+                    assert!(err < 1e-4, "{what} of {n}x{c}x{h}x{w}, {act:?}: relative error {err}");
                 }
-                .unwrap();
-                let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-                let g = |v: &Var| grads.get(v.as_tensor()).unwrap().clone();
-                [y, g(&x), g(&gamma), g(&beta)]
-            };
-            let (got, want) = (run(true), run(false));
-            for (what, (a, b)) in ["y", "dx", "dgamma", "dbeta"].iter().zip(got.iter().zip(&want)) {
-                assert_eq!(a.dims(), b.dims(), "{what} shape, {n}x{c}x{h}x{w}");
-                let err = max_rel(a, b);
-                assert!(err < 1e-4, "{what} of {n}x{c}x{h}x{w}: relative error {err}");
             }
         }
     }
@@ -262,12 +322,15 @@ mod tests {
         let x = Tensor::zeros((2, 3, 4, 4), DType::F32, &dev).unwrap();
         let three = Tensor::ones((1, 3, 1, 1), DType::F32, &dev).unwrap();
         let four = Tensor::ones((1, 4, 1, 1), DType::F32, &dev).unwrap();
-        let err = batch_norm_train(&x, &four, &four, 1e-5, pool()).unwrap_err().to_string();
+        let err = batch_norm_train(&x, &four, &four, 1e-5, Epilogue::None, pool()).unwrap_err().to_string();
         assert!(err.contains("3 channels against 4"), "{err}");
-        let err =
-            batch_norm_train(&x.to_dtype(DType::F64).unwrap(), &three, &three, 1e-5, pool()).unwrap_err().to_string();
+        let err = batch_norm_train(&x.to_dtype(DType::F64).unwrap(), &three, &three, 1e-5, Epilogue::None, pool())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not f32"), "{err}");
-        let err = batch_norm_train(&x.flatten_from(2).unwrap(), &three, &three, 1e-5, pool()).unwrap_err().to_string();
+        let err = batch_norm_train(&x.flatten_from(2).unwrap(), &three, &three, 1e-5, Epilogue::None, pool())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not 4-D"), "{err}");
     }
 }

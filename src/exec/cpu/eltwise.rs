@@ -28,6 +28,47 @@ widest_vectors! {
     }
 }
 
+widest_vectors! {
+    fn act_grad_serial(y: &[f32], dy: &[f32], out: &mut [f32], act: Epilogue) {
+        for (o, (&y, &g)) in out.iter_mut().zip(y.iter().zip(dy)) {
+            *o = if act_passes(y, act) { g } else { 0.0 };
+        }
+    }
+}
+
+/// `out = dy` where the activation's output `y` shows it passed its input, else 0: an
+/// [`Epilogue`]'s gradient, for training (ReLU: `y > 0`, PyTorch's convention at 0).
+pub fn act_grad(y: &[f32], dy: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
+    if y.len() != out.len() || dy.len() != out.len() {
+        return Err(ConvError::new(format!(
+            "activation gradient of {} outputs and {} gradients into {}: the lengths must agree",
+            y.len(),
+            dy.len(),
+            out.len()
+        )));
+    }
+    if out.len() < SERIAL || threads.count() == 1 {
+        act_grad_serial(y, dy, out, act);
+        return Ok(());
+    }
+    threads.for_each_chunk(out, CHUNK, &|i, o| {
+        let (start, end) = (i * CHUNK, i * CHUNK + o.len());
+        act_grad_serial(&y[start..end], &dy[start..end], o, act);
+    });
+    Ok(())
+}
+
+/// Whether an activation whose output is `y` passed its input through (its gradient is 1
+/// there, 0 elsewhere).
+#[inline(always)]
+fn act_passes(y: f32, act: Epilogue) -> bool {
+    match act {
+        Epilogue::None => true,
+        Epilogue::Relu => y > 0.0,
+        Epilogue::Relu6 => y > 0.0 && y < 6.0,
+    }
+}
+
 /// `out = act(a + b)`, all three of one length.
 pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
     if a.len() != out.len() || b.len() != out.len() {
@@ -125,6 +166,30 @@ mod tests {
             }
         }
         assert!(add_act(&a[..3], &b[..4], &mut [0.0; 3], Epilogue::None, &Threads::single()).is_err());
+    }
+
+    /// The gradient passes exactly where the activation's output shows its input passed:
+    /// not at 0 (PyTorch's convention), not at 6 for ReLU6.
+    #[test]
+    fn act_grad_masks_where_the_activation_cut() {
+        let n = 3 * SERIAL + 17;
+        let y: Vec<f32> = (0..n).map(|i| [0.0, 2.5, 6.0, 0.25, 7.0][i % 5]).collect();
+        let dy: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+        for threads in [Threads::single(), Threads::new(3).unwrap()] {
+            for act in [Epilogue::None, Epilogue::Relu, Epilogue::Relu6] {
+                let mut out = vec![f32::NAN; n];
+                act_grad(&y, &dy, &mut out, act, &threads).unwrap();
+                for i in 0..n {
+                    let pass = match act {
+                        Epilogue::None => true,
+                        Epilogue::Relu => y[i] > 0.0,
+                        Epilogue::Relu6 => y[i] > 0.0 && y[i] < 6.0,
+                    };
+                    assert_eq!(out[i], if pass { dy[i] } else { 0.0 }, "{act:?} at {i}, y = {}", y[i]);
+                }
+            }
+        }
+        assert!(act_grad(&y[..3], &dy[..4], &mut [0.0; 3], Epilogue::Relu, &Threads::single()).is_err());
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub(crate) use batch_norm::batch_norm_train;
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub(crate) use conv_train::conv2d_train;
 pub use conv_train::TrainConv;
-pub use eltwise::{add_act, affine_act};
+pub use eltwise::{act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, MaxPoolSpec};
