@@ -643,11 +643,40 @@ pub enum PackedPool {
     GlobalAvgBlocked,
 }
 
-/// A pool on the conv threads; NCHW f32, inference only.
-#[derive(Debug)]
+/// A pool on the conv threads; NCHW f32. Max pools also train (their backward routes each
+/// gradient to its window's maximum, `cpu::max_pool_grad`).
+#[derive(Debug, Clone)]
 pub struct PackedPoolOp {
     pool: PackedPool,
     threads: &'static Threads,
+}
+
+/// `(x, dy) -> dx` of a max pool.
+struct MaxPoolGradOp {
+    spec: super::cpu::MaxPoolSpec,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp2 for MaxPoolGradOp {
+    fn name(&self) -> &'static str {
+        "max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let x = f32_input(s1, l1, "max pool gradient's input")?;
+        let dy = f32_input(s2, l2, "max pool gradient")?;
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let mut dx = output_buffer(x.len());
+        super::cpu::max_pool_grad(x, dy, n * c, h, w, &self.spec, &mut dx, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
 }
 
 impl candle_core::CustomOp1 for PackedPoolOp {
@@ -674,6 +703,13 @@ impl candle_core::CustomOp1 for PackedPoolOp {
         }
         .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let PackedPool::Max(spec) = self.pool else {
+            candle_core::bail!("{} has no backward (inference only)", self.name())
+        };
+        Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &MaxPoolGradOp { spec, threads: self.threads })?))
     }
 }
 
@@ -1208,14 +1244,17 @@ impl Lowered {
                     }
                 }
                 op if op.is_activation() => Layer::Activation(op.clone()),
-                Op::MaxPool2d(p) if threads.is_some() && node.shape.hw().is_some() => {
+                Op::MaxPool2d(p) if (threads.is_some() || packed_training) && node.shape.hw().is_some() => {
                     let spec = super::cpu::MaxPoolSpec {
                         kernel: p.kernel,
                         stride: p.stride,
                         pad_before: [p.padding.top, p.padding.left],
                         out_hw: node.shape.hw().unwrap_or([1, 1]),
                     };
-                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    let threads = match threads {
+                        Some(t) => t,
+                        None => conv_threads()?,
+                    };
                     Layer::PackedPool(Arc::new(PackedPoolOp { pool: PackedPool::Max(spec), threads }))
                 }
                 Op::MaxPool2d(p) => Layer::MaxPool(
@@ -1504,6 +1543,9 @@ impl Lowered {
                 }
             }
             Layer::PassInput(k) => Ok(inputs[*k].clone()),
+            Layer::PackedPool(op) if self.phase == Phase::Training => {
+                x().contiguous()?.apply_op1(PackedPoolOp::clone(op))
+            }
             Layer::PackedPool(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::AddAct(op) if self.phase == Phase::Training => {
                 inputs[0].contiguous()?.apply_op2(&inputs[1].contiguous()?, AddActOp::clone(op))

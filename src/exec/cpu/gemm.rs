@@ -30,7 +30,7 @@
 //! block then read one grid copy, made before the items run (`Common::share_grids`).
 
 use super::direct::{Grid, PadJob, ScatterJob};
-use super::kernels::{CTile, KernelSet, Tile};
+use super::kernels::{CTile, KernelSet, Tile, TransposeJob};
 use super::pack::{Geom, PackJob};
 use super::scratch::{self, with_scratch, AlignedBuf};
 use super::threads::{share, SendPtr, Threads};
@@ -63,28 +63,30 @@ pub(crate) struct GemmWeights {
     /// channel-vectorized tile, packed on first use (most convs never need them).
     channel_panels: OnceLock<AlignedBuf>,
     nc: usize,
+    /// The ISA's transpose, which packs the panels.
+    transpose: unsafe fn(&TransposeJob),
 }
 
 impl GemmWeights {
-    /// `weight` is `[groups * m][k]`; `nc`: the channel tile's panel width. The panels are
-    /// packed on `threads`, and the channel tile's A^T panels now too where
-    /// `channel_panels` says (training re-packs every step what the last step used; other
-    /// convs pack them on first use).
+    /// `weight` is `[groups * m][k]`, packed for the kernels `ks` (A panels of `ks.mr`
+    /// rows, the channel tile's of `ks.nc`). The panels are packed on `threads`, and the
+    /// channel tile's A^T panels now too where `channel_panels` says (training re-packs
+    /// every step what the last step used; other convs pack them on first use).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn packed_on(
         weight: &[f32],
         groups: usize,
         m: usize,
         k: usize,
-        mr: usize,
-        nc: usize,
+        ks: &KernelSet,
         channel_panels: bool,
         threads: &Threads,
     ) -> GemmWeights {
-        let mut w = GemmWeights { a: AlignedBuf::default(), m, k, mr, channel_panels: OnceLock::new(), nc };
-        w.a = pack_panels(weight, groups, m, k, mr, threads);
+        let (mr, nc, transpose) = (ks.mr, ks.nc, ks.transpose);
+        let a = pack_panels(weight, groups, m, k, mr, transpose, threads);
+        let w = GemmWeights { a, m, k, mr, channel_panels: OnceLock::new(), nc, transpose };
         if channel_panels {
-            let _ = w.channel_panels.set(pack_panels(weight, groups, m, k, nc, threads));
+            let _ = w.channel_panels.set(pack_panels(weight, groups, m, k, nc, transpose, threads));
         }
         w
     }
@@ -108,7 +110,7 @@ impl GemmWeights {
             .get_or_init(|| {
                 let weight = self.unpacked();
                 let groups = weight.len() / (self.m * self.k).max(1);
-                pack_panels(&weight, groups, self.m, self.k, self.nc, &Threads::single())
+                pack_panels(&weight, groups, self.m, self.k, self.nc, self.transpose, &Threads::single())
             })
             .as_slice()
     }
@@ -138,22 +140,37 @@ impl GemmWeights {
 /// `[groups * m][k]` weights as panels of `width` rows, group after group, each panel
 /// `k` steps of `width` floats (rows past `m` zero): the micro-kernel's A panels
 /// (`width = mr`) and the channel tile's A^T panels (`width = nc`) share this layout. The
-/// panels are shared out on `threads`.
-fn pack_panels(weight: &[f32], groups: usize, m: usize, k: usize, width: usize, threads: &Threads) -> AlignedBuf {
+/// panels are shared out on `threads`, each a transpose of its rows (`transpose`, the
+/// ISA's: `kernels/transpose.rs`).
+fn pack_panels(
+    weight: &[f32],
+    groups: usize,
+    m: usize,
+    k: usize,
+    width: usize,
+    transpose: unsafe fn(&TransposeJob),
+    threads: &Threads,
+) -> AlignedBuf {
+    assert_eq!(weight.len(), groups * m * k, "weights of {groups} groups of {m} x {k}");
     let panels = m.div_ceil(width);
     let mut out = AlignedBuf::zeroed(groups * panels * k * width);
     let dst = SendPtr(out.as_mut_slice().as_mut_ptr());
     threads.for_each_run(groups * panels, &|run| {
         for item in run {
             let (g, p) = (item / panels, item % panels);
-            // SAFETY: panel `item` (k * width floats) is written by this item only.
-            let panel = unsafe { std::slice::from_raw_parts_mut(dst.get().add(item * k * width), k * width) };
-            for r in 0..width.min(m - p * width) {
-                let row = &weight[(g * m + p * width + r) * k..][..k];
-                for (kk, &v) in row.iter().enumerate() {
-                    panel[kk * width + r] = v;
-                }
-            }
+            let job = TransposeJob {
+                src: weight[(g * m + p * width) * k..].as_ptr(),
+                src_stride: k,
+                rows: width.min(m - p * width),
+                cols: k,
+                // SAFETY (pointer arithmetic): panel `item` lies inside `out`.
+                dst: unsafe { dst.get().add(item * k * width) },
+                width,
+            };
+            // SAFETY: `rows` rows of k floats from row `g * m + p * width` on, all inside
+            // `weight`; panel `item` (k * width floats) is written by this item only; the
+            // transpose is the ISA's the weights are packed for, which the CPU has.
+            unsafe { transpose(&job) };
         }
     });
     out

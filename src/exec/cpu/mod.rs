@@ -75,7 +75,7 @@ pub use conv_train::TrainConv;
 pub use eltwise::{act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
-pub use pool::{global_avg_pool, max_pool, MaxPoolSpec};
+pub use pool::{global_avg_pool, max_pool, max_pool_grad, MaxPoolSpec};
 pub use threads::Threads;
 use weight_grad::weight_grad;
 pub use winograd::WinogradTile;
@@ -253,7 +253,7 @@ impl Body {
             let m = spec.out_channels / spec.groups;
             let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
             let ks = kernels::kernel_set(isa);
-            Body::Gemm(gemm::GemmWeights::packed_on(weight, spec.groups, m, k, ks.mr, ks.nc, channel_panels, threads))
+            Body::Gemm(gemm::GemmWeights::packed_on(weight, spec.groups, m, k, &ks, channel_panels, threads))
         }
     }
 }

@@ -434,6 +434,58 @@ pub fn max_pool(
     Ok(())
 }
 
+/// Max pooling's input gradient (training): each output's gradient goes to the first
+/// largest element of its window in row-major order, a NaN taking it from any number, as
+/// PyTorch routes it (`dx` overwritten). Planes are the work items.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool_grad(
+    x: &[f32],
+    dy: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    s: &MaxPoolSpec,
+    dx: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    let [oh, ow] = s.out_hw;
+    if x.len() != planes * h * w || dx.len() != x.len() || dy.len() != planes * oh * ow || s.stride.contains(&0) {
+        return Err(ConvError::new(format!(
+            "max pool gradient of {} elements ({planes} planes of {h}x{w}) from {} gradients ({oh}x{ow} each) into \
+             {}: the sizes do not agree",
+            x.len(),
+            dy.len(),
+            dx.len()
+        )));
+    }
+    let (plane, out_plane) = (h * w, oh * ow);
+    threads.for_each_chunk(dx, plane.max(1), &|p, dx| {
+        dx.fill(0.0);
+        let (x, dy) = (&x[p * plane..][..plane], &dy[p * out_plane..][..out_plane]);
+        for oy in 0..oh {
+            let y0 = (oy * s.stride[0]) as isize - s.pad_before[0] as isize;
+            let rows = (y0.max(0) as usize)..((y0 + s.kernel[0] as isize).clamp(0, h as isize) as usize);
+            for ox in 0..ow {
+                let x0 = (ox * s.stride[1]) as isize - s.pad_before[1] as isize;
+                let cols = (x0.max(0) as usize)..((x0 + s.kernel[1] as isize).clamp(0, w as isize) as usize);
+                let mut best: Option<(usize, f32)> = None;
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
+                        let v = x[iy * w + ix];
+                        if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
+                            best = Some((iy * w + ix, v));
+                        }
+                    }
+                }
+                if let Some((at, _)) = best {
+                    dx[at] += dy[oy * ow + ox];
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +551,53 @@ mod tests {
                 max_pool(&x, planes, h, w, &s, &mut out, t).unwrap();
                 assert_eq!(out, want, "{planes}x{h}x{w} k{kernel:?} s{stride:?} p{pad:?}+{extra:?}");
             }
+        }
+    }
+
+    /// Each output's gradient lands on its window's first maximum (ties are common: the
+    /// input repeats values), summed where windows overlap; sizes that disagree are errors.
+    #[test]
+    fn gradients_go_to_the_first_maximum_of_each_window() {
+        for (planes, h, w, kernel, stride, pad, extra) in [
+            (3, 9, 8, [3, 3], [2, 2], [1, 1], [0, 0]),
+            (2, 7, 7, [2, 3], [1, 2], [0, 1], [1, 0]),
+            (40, 5, 6, [3, 3], [1, 1], [1, 1], [0, 0]),
+        ] {
+            let oh = (h + pad[0] + extra[0] - kernel[0]) / stride[0] + 1;
+            let ow = (w + pad[1] + extra[1] - kernel[1]) / stride[1] + 1;
+            let s = MaxPoolSpec { kernel, stride, pad_before: pad, out_hw: [oh, ow] };
+            let x: Vec<f32> = (0..planes * h * w).map(|i| ((i * 7919) % 13) as f32).collect();
+            let dy: Vec<f32> = (0..planes * oh * ow).map(|i| i as f32 * 0.25 + 1.0).collect();
+            let mut want = vec![0.0f32; x.len()];
+            for p in 0..planes {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best: Option<(usize, f32)> = None;
+                        for ky in 0..kernel[0] {
+                            for kx in 0..kernel[1] {
+                                let (iy, ix) = (
+                                    (oy * stride[0] + ky) as isize - pad[0] as isize,
+                                    (ox * stride[1] + kx) as isize - pad[1] as isize,
+                                );
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let at = p * h * w + iy as usize * w + ix as usize;
+                                if best.is_none() || x[at] > best.unwrap().1 {
+                                    best = Some((at, x[at]));
+                                }
+                            }
+                        }
+                        want[best.unwrap().0] += dy[(p * oh + oy) * ow + ox];
+                    }
+                }
+            }
+            for t in [Threads::single(), Threads::new(3).unwrap()] {
+                let mut dx = vec![f32::NAN; x.len()];
+                max_pool_grad(&x, &dy, planes, h, w, &s, &mut dx, &t).unwrap();
+                assert_eq!(dx, want, "{planes}x{h}x{w} k{kernel:?} s{stride:?} p{pad:?}");
+            }
+            assert!(max_pool_grad(&x, &dy[1..], planes, h, w, &s, &mut vec![0.0; x.len()], &Threads::single()).is_err());
         }
     }
 

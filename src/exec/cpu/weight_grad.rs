@@ -18,8 +18,7 @@
 //! Depthwise convs (one input channel per output channel: a 1-row GEMM) take a direct
 //! loop instead.
 
-use super::kernels::simd::{load_n, store_n, Simd, MAX_LANES};
-use super::kernels::{kernel_set, KernelSet, Tile};
+use super::kernels::{kernel_set, KernelSet, Tile, TransposeJob};
 use super::scratch::with_scratch;
 use super::threads::{SendPtr, Threads};
 use super::{ConvError, ConvSpec, Epilogue, Isa};
@@ -308,40 +307,6 @@ fn gather_tap(g: &Geometry, plane: &[f32], i: usize, j: usize, p0: usize, out: &
             }
         }
         q += run;
-    }
-}
-
-/// `dst[q][r] = src[r][q]` for `rows` rows of `cols` floats (`src_stride` apart) into
-/// `cols` rows of `width` floats (`width >= rows`; lanes `rows..width` zero).
-pub(crate) struct TransposeJob {
-    pub src: *const f32,
-    pub src_stride: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub dst: *mut f32,
-    pub width: usize,
-}
-
-/// [`TransposeJob`] in squares of `LANES x LANES` transposed in registers.
-///
-/// Safety: `src` has `rows` readable rows of `cols` floats, `dst` `cols * width` writable
-/// floats, and the CPU has `S`'s ISA.
-#[inline(always)]
-pub(crate) unsafe fn transpose<S: Simd>(job: &TransposeJob) {
-    let l = S::LANES;
-    for r0 in (0..job.width).step_by(l) {
-        let (band, live) = (l.min(job.width - r0), job.rows.saturating_sub(r0).min(l));
-        for q0 in (0..job.cols).step_by(l) {
-            let n = l.min(job.cols - q0);
-            let mut v = [S::zero(); MAX_LANES];
-            for (r, v) in v.iter_mut().enumerate().take(live) {
-                *v = load_n::<S>(job.src.add((r0 + r) * job.src_stride + q0), n);
-            }
-            let t = S::transpose(v);
-            for (q, &t) in t.iter().enumerate().take(n) {
-                store_n::<S>(job.dst.add((q0 + q) * job.width + r0), t, band);
-            }
-        }
     }
 }
 

@@ -213,8 +213,8 @@ pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
 }
 
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn transpose(job: &crate::exec::cpu::weight_grad::TransposeJob) {
-    crate::exec::cpu::weight_grad::transpose::<Avx2>(job)
+pub(crate) unsafe fn transpose(job: &super::TransposeJob) {
+    super::transpose::<Avx2>(job)
 }
 
 #[target_feature(enable = "avx2,fma")]

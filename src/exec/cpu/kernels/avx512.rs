@@ -265,8 +265,8 @@ pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
 }
 
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn transpose(job: &crate::exec::cpu::weight_grad::TransposeJob) {
-    crate::exec::cpu::weight_grad::transpose::<Avx512>(job)
+pub(crate) unsafe fn transpose(job: &super::TransposeJob) {
+    super::transpose::<Avx512>(job)
 }
 
 #[target_feature(enable = "avx512f")]

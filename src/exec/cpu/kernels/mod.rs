@@ -6,8 +6,10 @@
 mod ctile;
 pub(crate) mod simd;
 mod tile;
+mod transpose;
 
 pub(crate) use ctile::CTile;
+pub(crate) use transpose::{transpose, TransposeJob};
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
@@ -67,8 +69,8 @@ pub(crate) struct KernelSet {
     pub ctile_layouts: [[unsafe fn(&CTile); 2]; 2],
     /// Packs B panels (`pack.rs`) with the same ISA.
     pub pack: unsafe fn(&super::pack::PackJob),
-    /// Transposes a block into panel rows (`weight_grad.rs`: the weight gradient's packs).
-    pub transpose: unsafe fn(&super::weight_grad::TransposeJob),
+    /// Transposes a block into panel rows (`transpose.rs`).
+    pub transpose: unsafe fn(&TransposeJob),
     /// Copies input rows into a padded, phase-split grid (`direct.rs`).
     pub pad: unsafe fn(&super::direct::PadJob),
     /// Copies a tile computed on that grid to the output.

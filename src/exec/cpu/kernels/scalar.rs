@@ -129,8 +129,8 @@ pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
     dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4])
 }
 
-pub(crate) unsafe fn transpose(job: &crate::exec::cpu::weight_grad::TransposeJob) {
-    crate::exec::cpu::weight_grad::transpose::<Scalar>(job)
+pub(crate) unsafe fn transpose(job: &super::TransposeJob) {
+    super::transpose::<Scalar>(job)
 }
 
 pub(crate) unsafe fn pad(job: &crate::exec::cpu::direct::PadJob) {

@@ -224,7 +224,7 @@ pub(crate) fn transform_weights_on(
             }
         }
     });
-    let gemm = GemmWeights::packed_on(&u, points, oc, ic, ks.mr, ks.nc, channel_panels, threads);
+    let gemm = GemmWeights::packed_on(&u, points, oc, ic, ks, channel_panels, threads);
     Transformed { tile, gemm, zero_bias: vec![0.0; points * oc] }
 }
 
