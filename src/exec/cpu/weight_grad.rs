@@ -6,15 +6,19 @@
 //! as the forward convs (`kernels/tile.rs`), GotoBLAS style:
 //!
 //! ```text
-//! for each work item (group, chunk of M rows, chunk of K columns of dW):
-//!   for each image, for each block of KC pixels:
-//!     pack dy's rows into A panels [KC][mr] and im2col's columns into B panels [KC][nr]
-//!     for each A panel, for each B panel: tile, accumulating into dW (L2-resident)
+//! for each work item (group, M rows or K columns of dW: one item per thread):
+//!   for each image, for each block of kc pixels:
+//!     pack the item's dy rows into A panels [kc][mr]        (L2)
+//!     for each B panel: pack its im2col columns [kc][nr]    (L1)
+//!       for each A panel: tile, accumulating into dW
 //! ```
 //!
 //! Both packs are transposes (dy and x both have the pixels contiguous, the kernel wants
-//! them as its K steps); they cost `P * (M + K)` moves against `2 * P * M * K` flops.
-//! Items split dW, never the reduction, so no partial sums are added up afterwards.
+//! them as its K steps, `kernels/transpose.rs`): `P * (M + K)` moves against
+//! `2 * P * M * K` flops, which for ResNet's 64-channel layers is not small, so each item
+//! packs each of its rows and columns once (an item per thread, dW cut along the side whose
+//! re-packing is cheaper). Items split dW, never the reduction, so no partial sums are
+//! added up afterwards.
 //! Depthwise convs (one input channel per output channel: a 1-row GEMM) take a direct
 //! loop instead.
 
@@ -23,14 +27,13 @@ use super::scratch::with_scratch;
 use super::threads::{SendPtr, Threads};
 use super::{ConvError, ConvSpec, Epilogue, Isa};
 
-/// Pixels per reduction block: an AVX-512 A panel of 12 x 256 floats (12 KiB) stays in
-/// L1 while the B panels stream past it.
+/// Most pixels per reduction block: an AVX-512 A panel of 12 x 256 floats (12 KiB) and a
+/// B panel of 256 x 32 (32 KiB) share L1.
 const KC: usize = 256;
-/// Most dW rows and columns an item covers (then it is split further for the threads).
-const MC_MAX: usize = 192;
-const NC_MAX: usize = 256;
-/// Items wanted per thread (load balance).
-const ITEMS_PER_THREAD: usize = 2;
+/// Fewest pixels per block, however many dy rows an item has.
+const KC_MIN: usize = 64;
+/// Floats of an item's A block (its dy rows, packed), kept in L2 while the B panels pass.
+const A_FLOATS: usize = 128 * 1024;
 
 /// `dw` (`[out][in / groups][kh][kw]`, overwritten) from `n` input images `x` (NCHW,
 /// `h x w`) and the output gradient `dy` (NCHW, the conv's output shape).
@@ -144,53 +147,48 @@ impl Geometry {
     }
 }
 
-/// Cut `len` into chunks of whole `unit`s, at most `max` long: `(chunk, count)`.
-fn chunks(len: usize, unit: usize, max: usize) -> (usize, usize) {
-    let chunk = len.min(max).div_ceil(unit) * unit;
-    (chunk, len.div_ceil(chunk))
-}
-
 fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: &Threads) {
     let ks = kernel_set(isa);
     let (mr, nr) = (ks.mr, ks.nr);
-    // Split dW into items, halving the larger side until every thread has enough.
-    let (mut mc, mut nc) = (chunks(g.m, mr, MC_MAX).0, chunks(g.k, nr, NC_MAX).0);
-    let items = |mc: usize, nc: usize| g.groups * g.m.div_ceil(mc) * g.k.div_ceil(nc);
-    while items(mc, nc) < ITEMS_PER_THREAD * threads.count() && (mc > mr || nc > nr) {
-        if nc > nr && (nc >= mc || mc <= mr) {
-            nc = (nc / 2).div_ceil(nr) * nr;
-        } else {
-            mc = (mc / 2).div_ceil(mr) * mr;
-        }
-    }
+    // One item per thread: the groups, else dW cut along the side whose re-packing costs
+    // less (each item packs its own rows of dy and its own im2col columns, so cutting the
+    // rows packs every column once per item, and the other way round).
+    let parts = if g.groups >= threads.count() { 1 } else { threads.count().div_ceil(g.groups) };
+    let (m_units, k_units) = (g.m.div_ceil(mr), g.k.div_ceil(nr));
+    let (m_parts, k_parts) = if g.k < g.m { (parts.min(m_units), 1) } else { (1, parts.min(k_units)) };
+    let (mc, nc) = (m_units.div_ceil(m_parts) * mr, k_units.div_ceil(k_parts) * nr);
     let (m_items, k_items) = (g.m.div_ceil(mc), g.k.div_ceil(nc));
-    let boff: Vec<u32> = (0..KC + super::kernels::simd::PREFETCH_STEPS).map(|k| (k * nr) as u32).collect();
+    // Pixels per block: the item's A block (its dy rows) stays within A_FLOATS.
+    let kc_max = (A_FLOATS / mc).clamp(KC_MIN, KC) / 16 * 16;
+    let boff: Vec<u32> = (0..kc_max + super::kernels::simd::PREFETCH_STEPS).map(|k| (k * nr) as u32).collect();
     let zeros = vec![0.0f32; mr];
     let out = SendPtr(dw.as_mut_ptr());
-    threads.for_each(items(mc, nc), &|item| {
+    threads.for_each(g.groups * m_items * k_items, &|item| {
         let (group, rest) = (item / (m_items * k_items), item % (m_items * k_items));
         let (m0, k0) = (rest / k_items * mc, rest % k_items * nc);
         let (m1, k1) = ((m0 + mc).min(g.m), (k0 + nc).min(g.k));
         let (a_panels, b_panels) = ((m1 - m0).div_ceil(mr), (k1 - k0).div_ceil(nr));
-        let (a_len, b_len) = (a_panels * KC * mr, b_panels * KC * nr);
-        with_scratch(a_len + b_len + nr * KC, |scratch| {
+        let a_len = a_panels * kc_max * mr;
+        with_scratch(a_len + 2 * nr * kc_max, |scratch| {
             let (a, rest) = scratch.split_at_mut(a_len);
-            let (b, rows) = rest.split_at_mut(b_len);
+            let (b, rows) = rest.split_at_mut(nr * kc_max);
             let mut first = true;
             for img in 0..g.n {
                 let dy_rows = &dy[(img * g.groups + group) * g.m * g.pixels()..][..g.m * g.pixels()];
                 let x_planes = &x[(img * g.groups + group) * g.c * g.h * g.w..][..g.c * g.h * g.w];
-                for p0 in (0..g.pixels()).step_by(KC) {
-                    let kc = KC.min(g.pixels() - p0);
-                    pack_dy(&ks, dy_rows, g.pixels(), m0, m1, p0, kc, a);
-                    pack_cols(&ks, g, x_planes, k0, k1, p0, kc, b, rows);
-                    for ap in 0..a_panels {
-                        for bp in 0..b_panels {
-                            let (row, col) = (m0 + ap * mr, k0 + bp * nr);
+                for p0 in (0..g.pixels()).step_by(kc_max) {
+                    let kc = kc_max.min(g.pixels() - p0);
+                    pack_dy(&ks, dy_rows, g.pixels(), m0, m1, p0, kc, kc_max, a);
+                    for bp in 0..b_panels {
+                        // One B panel at a time (it stays in L1), swept by every A panel.
+                        let col = k0 + bp * nr;
+                        pack_cols(&ks, g, x_planes, col, nr.min(k1 - col), p0, kc, b, rows);
+                        for ap in 0..a_panels {
+                            let row = m0 + ap * mr;
                             let tile = Tile {
                                 kc,
-                                a: a[ap * KC * mr..].as_ptr(),
-                                b: b[bp * KC * nr..].as_ptr(),
+                                a: a[ap * kc_max * mr..].as_ptr(),
+                                b: b.as_ptr(),
                                 boff: boff.as_ptr(),
                                 // SAFETY (pointer arithmetic): inside dW, row `row` of the group.
                                 c: unsafe { out.get().add((group * g.m + row) * g.k + col) },
@@ -203,8 +201,8 @@ fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: 
                                 res: std::ptr::null(),
                                 act: Epilogue::None,
                             };
-                            // SAFETY: A panel `ap` holds kc steps of mr floats and B panel
-                            // `bp` kc rows of nr floats (boff[k] = k * nr, the table long
+                            // SAFETY: A panel `ap` holds kc steps of mr floats and the B
+                            // panel kc rows of nr floats (boff[k] = k * nr, the table long
                             // enough for the prefetches past kc); the C tile lies in this
                             // item's part of dW, which no other item writes; the ISA is
                             // available (checked by the caller).
@@ -219,11 +217,21 @@ fn gemm(g: &Geometry, isa: Isa, x: &[f32], dy: &[f32], dw: &mut [f32], threads: 
 }
 
 /// A panels from dy rows `m0..m1` (`pixels` apart), pixels `p0..p0 + kc`: panel `ap` is
-/// `[kc][mr]` at `ap * KC * mr`, rows past `m1` zero.
+/// `[kc][mr]` at `ap * stride * mr`, rows past `m1` zero.
 #[allow(clippy::too_many_arguments)]
-fn pack_dy(ks: &KernelSet, dy: &[f32], pixels: usize, m0: usize, m1: usize, p0: usize, kc: usize, a: &mut [f32]) {
+fn pack_dy(
+    ks: &KernelSet,
+    dy: &[f32],
+    pixels: usize,
+    m0: usize,
+    m1: usize,
+    p0: usize,
+    kc: usize,
+    stride: usize,
+    a: &mut [f32],
+) {
     let mr = ks.mr;
-    for (ap, panel) in a.chunks_exact_mut(KC * mr).enumerate().take((m1 - m0).div_ceil(mr)) {
+    for (ap, panel) in a.chunks_exact_mut(stride * mr).enumerate().take((m1 - m0).div_ceil(mr)) {
         let row = m0 + ap * mr;
         let job = TransposeJob {
             src: dy[row * pixels + p0..].as_ptr(),
@@ -234,49 +242,43 @@ fn pack_dy(ks: &KernelSet, dy: &[f32], pixels: usize, m0: usize, m1: usize, p0: 
             width: mr,
         };
         // SAFETY: `rows` rows of `kc` floats from dy row `row` on, all inside dy (rows
-        // `< m1`, pixels `< p0 + kc <= pixels`); the panel holds kc * mr floats.
+        // `< m1`, pixels `< p0 + kc <= pixels`); the panel holds at least kc * mr floats.
         unsafe { (ks.transpose)(&job) };
     }
 }
 
-/// B panels: im2col columns `k0..k1` (tap `(c, i, j)` of the group's input planes `x`) at
-/// output pixels `p0..p0 + kc`; panel `bp` is `[kc][nr]` at `bp * KC * nr`, taps reading
-/// outside the image and columns past `k1` zero. Each panel's columns are gathered as
-/// rows into `rows` (`nr * KC` floats), then transposed in.
+/// One B panel: im2col columns `first..first + live` (tap `(c, i, j)` of the group's
+/// input planes `x`) at output pixels `p0..p0 + kc`, as `[kc][nr]` (taps reading outside
+/// the image and columns past `live` zero). The columns are gathered as rows into `rows`
+/// (`nr * kc` floats), then transposed in; a 1x1 stride-1 conv's are the input planes.
 #[allow(clippy::too_many_arguments)]
 fn pack_cols(
     ks: &KernelSet,
     g: &Geometry,
     x: &[f32],
-    k0: usize,
-    k1: usize,
+    first: usize,
+    live: usize,
     p0: usize,
     kc: usize,
-    b: &mut [f32],
+    panel: &mut [f32],
     rows: &mut [f32],
 ) {
     let (nr, taps, plane) = (ks.nr, g.kh * g.kw, g.h * g.w);
-    // A 1x1 stride-1 unpadded conv's im2col rows are its input planes as they lie.
     let as_is = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h && g.ow == g.w;
-    for (bp, panel) in b.chunks_exact_mut(KC * nr).enumerate().take((k1 - k0).div_ceil(nr)) {
-        let first = k0 + bp * nr;
-        let live = nr.min(k1 - first);
-        let (src, src_stride) = if as_is {
-            (x[first * plane + p0..].as_ptr(), plane)
-        } else {
-            for (col, row) in rows.chunks_exact_mut(kc).take(live).enumerate() {
-                let kk = first + col;
-                let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
-                gather_tap(g, &x[c * plane..][..plane], i, j, p0, row);
-            }
-            (rows.as_ptr(), kc)
-        };
-        let job = TransposeJob { src, src_stride, rows: live, cols: kc, dst: panel.as_mut_ptr(), width: nr };
-        // SAFETY: `live` rows of kc floats at `src`, `src_stride` apart (the gathered rows,
-        // or input planes `first..` from pixel p0, all inside x); the panel holds kc * nr
-        // floats.
-        unsafe { (ks.transpose)(&job) };
-    }
+    let (src, src_stride) = if as_is {
+        (x[first * plane + p0..].as_ptr(), plane)
+    } else {
+        for (col, row) in rows.chunks_exact_mut(kc).take(live).enumerate() {
+            let kk = first + col;
+            let (c, i, j) = (kk / taps, kk % taps / g.kw, kk % g.kw);
+            gather_tap(g, &x[c * plane..][..plane], i, j, p0, row);
+        }
+        (rows.as_ptr(), kc)
+    };
+    let job = TransposeJob { src, src_stride, rows: live, cols: kc, dst: panel.as_mut_ptr(), width: nr };
+    // SAFETY: `live` rows of kc floats at `src`, `src_stride` apart (the gathered rows, or
+    // input planes `first..` from pixel p0, all inside x); the panel holds kc * nr floats.
+    unsafe { (ks.transpose)(&job) };
 }
 
 /// What tap `(i, j)` of one input plane reads at output pixels `p0..p0 + out.len()`
