@@ -739,3 +739,46 @@ fn blocked_layouts_match_the_definition() {
     assert!(e.to_string().contains("whole blocks"), "{e}");
     assert_eq!(from_blocked(&to_blocked(&x, n, c, hw), n, c, hw), x);
 }
+
+/// Training gives a conv new weights every step (`set_weights`): after a run in each form
+/// that keeps weights of its own (A panels; the channel tile's panels; both Winograd
+/// tiles' transforms), the new weights give what a conv made from them gives, bit for bit,
+/// and again after a second change; a wrong length is an error.
+#[test]
+fn new_weights_replace_every_packed_form() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let threads = Threads::new(2).unwrap();
+    let c3 = ConvSpec::new(24, 20, [3, 3]).with_padding(1, 1, 1, 1);
+    let forms: [(ConvSpec, Option<GemmMethod>, Option<Winograd>, usize); 5] = [
+        (ConvSpec::new(24, 20, [1, 1]), Some(GemmMethod::Pointwise), None, 9),
+        (ConvSpec::new(24, 20, [1, 1]), Some(GemmMethod::Channels), None, 7),
+        (c3, None, Some(Winograd::On(WinogradTile::F4x4)), 12),
+        (c3, None, Some(Winograd::On(WinogradTile::F2x2)), 10),
+        (ConvSpec::new(12, 12, [3, 3]).with_padding(1, 1, 1, 1).with_groups(12), None, None, 9),
+    ];
+    for (spec, method, winograd, hw) in forms {
+        let x = random(2 * spec.in_channels * hw * hw);
+        let (oh, ow) = spec.output_hw(hw, hw).unwrap();
+        let configure = |conv: &mut PackedConv| {
+            conv.force_gemm_method(method);
+            conv.force_winograd(winograd);
+        };
+        let mut kept = PackedConv::new(&random(spec.weight_len()), None, spec, Epilogue::None).unwrap();
+        configure(&mut kept);
+        let mut out = vec![0.0f32; 2 * spec.out_channels * oh * ow];
+        kept.run(&x, 2, hw, hw, &mut out, &threads).unwrap();
+        for _ in 0..2 {
+            let weight = random(spec.weight_len());
+            kept.set_weights(&weight, &threads).unwrap();
+            let mut fresh = PackedConv::new(&weight, None, spec, Epilogue::None).unwrap();
+            configure(&mut fresh);
+            let (mut got, mut want) = (vec![f32::NAN; out.len()], vec![f32::NAN; out.len()]);
+            kept.run(&x, 2, hw, hw, &mut got, &threads).unwrap();
+            fresh.run(&x, 2, hw, hw, &mut want, &threads).unwrap();
+            let method = kept.method_for(2, hw, hw);
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{spec:?}, {method}");
+        }
+        assert!(kept.set_weights(&random(spec.weight_len() + 1), &threads).is_err());
+    }
+}

@@ -20,7 +20,7 @@
 //! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
 //! other dtypes and other devices always use it.
 
-use super::cpu::{ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
+use super::cpu::{output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
@@ -70,21 +70,6 @@ impl std::fmt::Display for ConvAlgorithm {
             ConvAlgorithm::Packed => "packed",
         })
     }
-}
-
-/// An output buffer for a packed op that writes every element before anything reads it
-/// (the kernels' tests poison outputs with NaN and check each is overwritten), left
-/// unzeroed: zeroing first doubled the write traffic of memory-bound layers (MobileNetV2's
-/// expansions and depthwise convs), as candle's own CPU ops avoid with `alloc_uninit`.
-fn output_buffer(len: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(len);
-    // SAFETY: f32 has no invalid bit patterns and the buffer is only handed to kernels that
-    // overwrite all `len` elements (see above) before it is read.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        out.set_len(len)
-    };
-    out
 }
 
 /// Whether two-input add node `add` can run inside the conv on one side of it:

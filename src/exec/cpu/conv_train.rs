@@ -17,6 +17,7 @@
 //!   - a strided depthwise conv: that sum directly, per channel.
 //! * **weight gradient**: `weight_grad.rs` (`dy * im2col(x)^T` on the GEMM micro-kernel).
 
+use super::scratch::output_buffer;
 use super::threads::{SendPtr, Threads};
 use super::{weight_grad, ConvSpec, Epilogue, PackedConv};
 use crate::graph::Padding;
@@ -131,7 +132,7 @@ impl CustomOp2 for Forward {
         }
         check_weight(&st.spec, wl)?;
         let (oh, ow) = st.spec.output_hw(h, wd).map_err(candle_core::Error::wrap)?;
-        let mut y = vec![0.0f32; n * st.spec.out_channels * oh * ow];
+        let mut y = output_buffer(n * st.spec.out_channels * oh * ow);
         with_conv(&st.forward, w, st.spec, st.threads, |conv| {
             conv.run(x, n, h, wd, &mut y, st.threads).map_err(candle_core::Error::wrap)
         })?;
@@ -165,8 +166,11 @@ impl CustomOp2 for InputGrad {
         if o != s.out_channels || s.output_hw(h, w).ok() != Some((oh, ow)) {
             bail!("conv (training): an output gradient of {:?} for an input of {h}x{w}", dl.dims());
         }
-        let mut dx = vec![0.0f32; n * s.in_channels * h * w];
-        match input_grad_form(&s) {
+        let len = n * s.in_channels * h * w;
+        // The flipped conv writes every element; col2im and the depthwise sum add into zeros.
+        let form = input_grad_form(&s);
+        let mut dx = if form == InputGradForm::Flipped { output_buffer(len) } else { vec![0.0f32; len] };
+        match form {
             InputGradForm::Flipped => {
                 let spec = flipped_spec(&s);
                 with_conv(&st.input_grad, &flipped_weights(&s, weight, st.threads), spec, st.threads, |conv| {
@@ -175,7 +179,7 @@ impl CustomOp2 for InputGrad {
             }
             InputGradForm::Col2im => {
                 let spec = col_spec(&s);
-                let mut dcol = vec![0.0f32; n * spec.out_channels * oh * ow];
+                let mut dcol = output_buffer(n * spec.out_channels * oh * ow);
                 with_conv(&st.input_grad, &col_weights(&s, weight, st.threads), spec, st.threads, |conv| {
                     conv.run(dy, n, oh, ow, &mut dcol, st.threads).map_err(candle_core::Error::wrap)
                 })?;
@@ -197,7 +201,8 @@ impl CustomOp2 for WeightGrad {
         let s = st.spec;
         let (x, dy) = (f32s(xs, xl, "the input")?, f32s(ds, dl, "the output gradient")?);
         let [n, _, h, w] = dims4(xl, "the input")?;
-        let mut dw = vec![0.0f32; s.weight_len()];
+        // The first pixel block overwrites every weight (`weight_grad.rs`).
+        let mut dw = output_buffer(s.weight_len());
         weight_grad(&s, super::Isa::detect(), x, dy, n, h, w, &mut dw, st.threads).map_err(candle_core::Error::wrap)?;
         let shape = (s.out_channels, s.in_channels / s.groups, s.kernel[0], s.kernel[1]);
         Ok((CpuStorage::F32(dw), shape.into()))
@@ -221,7 +226,7 @@ fn flipped_spec(s: &ConvSpec) -> ConvSpec {
 fn flipped_weights(s: &ConvSpec, w: &[f32], threads: &Threads) -> Vec<f32> {
     let (g, [kh, kw]) = (s.groups, s.kernel);
     let (cg, mg, taps) = (s.in_channels / g, s.out_channels / g, kh * kw);
-    let mut out = vec![0.0f32; w.len()];
+    let mut out = output_buffer(w.len()); // every entry written below
     let dst = SendPtr(out.as_mut_ptr());
     threads.for_each_run(g * cg, &|rows| {
         for row in rows {
@@ -250,7 +255,7 @@ fn col_spec(s: &ConvSpec) -> ConvSpec {
 fn col_weights(s: &ConvSpec, w: &[f32], threads: &Threads) -> Vec<f32> {
     let g = s.groups;
     let (k, mg) = (s.in_channels / g * s.kernel[0] * s.kernel[1], s.out_channels / g);
-    let mut out = vec![0.0f32; w.len()];
+    let mut out = output_buffer(w.len()); // every entry written below
     let dst = SendPtr(out.as_mut_ptr());
     threads.for_each_run(g * k, &|rows| {
         for row in rows {

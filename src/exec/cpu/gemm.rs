@@ -69,31 +69,24 @@ pub(crate) struct GemmWeights {
 
 impl GemmWeights {
     /// `weight` is `[groups * m][k]`, packed for the kernels `ks` (A panels of `ks.mr`
-    /// rows, the channel tile's of `ks.nc`). The panels are packed on `threads`, and the
-    /// channel tile's A^T panels now too where `channel_panels` says (training re-packs
-    /// every step what the last step used; other convs pack them on first use).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn packed_on(
-        weight: &[f32],
-        groups: usize,
-        m: usize,
-        k: usize,
-        ks: &KernelSet,
-        channel_panels: bool,
-        threads: &Threads,
-    ) -> GemmWeights {
+    /// rows; the channel tile's, of `ks.nc`, on first use: most convs never need them).
+    pub(crate) fn new(weight: &[f32], groups: usize, m: usize, k: usize, ks: &KernelSet) -> GemmWeights {
         let (mr, nc, transpose) = (ks.mr, ks.nc, ks.transpose);
-        let a = pack_panels(weight, groups, m, k, mr, transpose, threads);
-        let w = GemmWeights { a, m, k, mr, channel_panels: OnceLock::new(), nc, transpose };
-        if channel_panels {
-            let _ = w.channel_panels.set(pack_panels(weight, groups, m, k, nc, transpose, threads));
-        }
-        w
+        let mut a = AlignedBuf::default();
+        pack_panels(&mut a, weight, groups, m, k, mr, transpose, &Threads::single());
+        GemmWeights { a, m, k, mr, channel_panels: OnceLock::new(), nc, transpose }
     }
 
-    /// Whether the channel tile's panels have been packed.
-    pub(crate) fn has_channel_panels(&self) -> bool {
-        self.channel_panels.get().is_some()
+    /// New weights of the same shape, packed into the buffers these had (the channel
+    /// tile's panels too, where they were packed).
+    pub(crate) fn repack(&mut self, weight: &[f32], threads: &Threads) {
+        let groups = self.a.len() / self.group_len().max(1);
+        let (m, k) = (self.m, self.k);
+        pack_panels(&mut self.a, weight, groups, m, k, self.mr, self.transpose, threads);
+        if let Some(mut at) = self.channel_panels.take() {
+            pack_panels(&mut at, weight, groups, m, k, self.nc, self.transpose, threads);
+            let _ = self.channel_panels.set(at);
+        }
     }
 
     fn group_len(&self) -> usize {
@@ -110,7 +103,9 @@ impl GemmWeights {
             .get_or_init(|| {
                 let weight = self.unpacked();
                 let groups = weight.len() / (self.m * self.k).max(1);
-                pack_panels(&weight, groups, self.m, self.k, self.nc, self.transpose, &Threads::single())
+                let mut at = AlignedBuf::default();
+                pack_panels(&mut at, &weight, groups, self.m, self.k, self.nc, self.transpose, &Threads::single());
+                at
             })
             .as_slice()
     }
@@ -137,12 +132,14 @@ impl GemmWeights {
     }
 }
 
-/// `[groups * m][k]` weights as panels of `width` rows, group after group, each panel
-/// `k` steps of `width` floats (rows past `m` zero): the micro-kernel's A panels
+/// `[groups * m][k]` weights into `out` as panels of `width` rows, group after group, each
+/// panel `k` steps of `width` floats (rows past `m` zero): the micro-kernel's A panels
 /// (`width = mr`) and the channel tile's A^T panels (`width = nc`) share this layout. The
 /// panels are shared out on `threads`, each a transpose of its rows (`transpose`, the
 /// ISA's: `kernels/transpose.rs`).
+#[allow(clippy::too_many_arguments)]
 fn pack_panels(
+    out: &mut AlignedBuf,
     weight: &[f32],
     groups: usize,
     m: usize,
@@ -150,10 +147,13 @@ fn pack_panels(
     width: usize,
     transpose: unsafe fn(&TransposeJob),
     threads: &Threads,
-) -> AlignedBuf {
+) {
     assert_eq!(weight.len(), groups * m * k, "weights of {groups} groups of {m} x {k}");
     let panels = m.div_ceil(width);
-    let mut out = AlignedBuf::zeroed(groups * panels * k * width);
+    // Every float of every panel is written below; a buffer of the right size is reused.
+    if out.len() != groups * panels * k * width {
+        *out = AlignedBuf::zeroed(groups * panels * k * width);
+    }
     let dst = SendPtr(out.as_mut_slice().as_mut_ptr());
     threads.for_each_run(groups * panels, &|run| {
         for item in run {
@@ -173,7 +173,6 @@ fn pack_panels(
             unsafe { transpose(&job) };
         }
     });
-    out
 }
 
 /// How a GEMM conv forms B and orients its tiles (see the module doc of `gemm.rs`).

@@ -76,6 +76,7 @@ pub use eltwise::{act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, max_pool_grad, MaxPoolSpec};
+pub(crate) use scratch::output_buffer;
 pub use threads::Threads;
 use weight_grad::weight_grad;
 pub use winograd::WinogradTile;
@@ -245,15 +246,13 @@ enum Body {
 }
 
 impl Body {
-    /// `channel_panels`: pack the channel tile's panels now, not on first use.
-    fn pack(weight: &[f32], spec: &ConvSpec, isa: Isa, channel_panels: bool, threads: &Threads) -> Body {
+    fn pack(weight: &[f32], spec: &ConvSpec, isa: Isa) -> Body {
         if spec.is_depthwise() {
             Body::Depthwise(weight.to_vec())
         } else {
             let m = spec.out_channels / spec.groups;
             let k = spec.in_channels / spec.groups * spec.kernel[0] * spec.kernel[1];
-            let ks = kernels::kernel_set(isa);
-            Body::Gemm(gemm::GemmWeights::packed_on(weight, spec.groups, m, k, &ks, channel_panels, threads))
+            Body::Gemm(gemm::GemmWeights::new(weight, spec.groups, m, k, &kernels::kernel_set(isa)))
         }
     }
 }
@@ -328,7 +327,7 @@ impl PackedConv {
             epilogue,
             isa,
             bias,
-            body: Body::pack(weight, &spec, isa, false, &Threads::single()),
+            body: Body::pack(weight, &spec, isa),
             force: None,
             force_winograd: None,
             winograd: Default::default(),
@@ -341,7 +340,8 @@ impl PackedConv {
     /// Replace the weights (same spec), keeping what was learnt about input shapes (the
     /// timed B form per shape, `tune.rs`): training changes the weights every step. The
     /// weight forms the last weights were used in (channel tile panels, Winograd
-    /// transforms) are made now, on `threads`, from `weight` as given.
+    /// transforms) are made now, on `threads`, from `weight` as given, into the buffers
+    /// the last weights had.
     pub fn set_weights(&mut self, weight: &[f32], threads: &Threads) -> Result<(), ConvError> {
         if weight.len() != self.spec.weight_len() {
             return Err(ConvError::new(format!(
@@ -350,15 +350,12 @@ impl PackedConv {
                 self.spec.weight_len()
             )));
         }
-        let channel_panels = matches!(&self.body, Body::Gemm(g) if g.has_channel_panels());
-        self.body = Body::pack(weight, &self.spec, self.isa, channel_panels, threads);
-        let ks = kernels::kernel_set(self.isa);
-        for slot in &mut self.winograd {
-            if let Some(old) = slot.take() {
-                let panels = old.gemm.has_channel_panels();
-                let new = winograd::transform_weights_on(weight, &self.spec, old.tile, &ks, panels, threads);
-                let _ = slot.set(new);
-            }
+        match &mut self.body {
+            Body::Gemm(g) => g.repack(weight, threads),
+            Body::Depthwise(taps) => taps.copy_from_slice(weight),
+        }
+        for transformed in self.winograd.iter_mut().filter_map(|slot| slot.get_mut()) {
+            transformed.retransform(weight, &self.spec, threads);
         }
         self.blocked_taps = std::sync::OnceLock::new();
         Ok(())

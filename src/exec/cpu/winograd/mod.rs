@@ -162,19 +162,21 @@ const G4: [[f64; 3]; 6] = [
 /// The `a^2` GEMMs' A: `U[e] = (G g G^T)[e]` for every (out, in) channel pair, packed as
 /// an `a^2`-group 1x1 conv's weights.
 pub(crate) fn transform_weights(weight: &[f32], spec: &ConvSpec, tile: WinogradTile, ks: &KernelSet) -> Transformed {
-    transform_weights_on(weight, spec, tile, ks, false, &Threads::single())
+    let (oc, ic, points) = (spec.out_channels, spec.in_channels, tile.points());
+    let u = transformed_taps(weight, spec, tile, &Threads::single());
+    Transformed { tile, gemm: GemmWeights::new(&u, points, oc, ic, ks), zero_bias: vec![0.0; points * oc] }
 }
 
-/// As [`transform_weights`], the output channels shared out on `threads`, and the channel
-/// tile's panels of the transformed weights packed now where `channel_panels` says.
-pub(crate) fn transform_weights_on(
-    weight: &[f32],
-    spec: &ConvSpec,
-    tile: WinogradTile,
-    ks: &KernelSet,
-    channel_panels: bool,
-    threads: &Threads,
-) -> Transformed {
+impl Transformed {
+    /// New weights of the same conv, transformed into the buffers these had.
+    pub(crate) fn retransform(&mut self, weight: &[f32], spec: &ConvSpec, threads: &Threads) {
+        let u = transformed_taps(weight, spec, self.tile, threads);
+        self.gemm.repack(&u, threads);
+    }
+}
+
+/// `U[e][o][i]`, the transformed taps of every (out, in) channel pair, on `threads`.
+fn transformed_taps(weight: &[f32], spec: &ConvSpec, tile: WinogradTile, threads: &Threads) -> Vec<f32> {
     let (oc, ic) = (spec.out_channels, spec.in_channels);
     let g_rows: &[[f64; 3]] = match tile {
         WinogradTile::F2x2 => &G2,
@@ -185,7 +187,8 @@ pub(crate) fn transform_weights_on(
     // point's store is one cache line): training transforms every step's weights.
     const LANES: usize = 16;
     let g32: Vec<[f32; 3]> = g_rows.iter().map(|r| r.map(|v| v as f32)).collect();
-    let mut u = vec![0.0f32; points * oc * ic];
+    // Every entry is written below.
+    let mut u = super::scratch::output_buffer(points * oc * ic);
     let dst = SendPtr(u.as_mut_ptr());
     threads.for_each_run(oc, &|outs| {
         for o in outs {
@@ -224,8 +227,7 @@ pub(crate) fn transform_weights_on(
             }
         }
     });
-    let gemm = GemmWeights::packed_on(&u, points, oc, ic, ks, channel_panels, threads);
-    Transformed { tile, gemm, zero_bias: vec![0.0; points * oc] }
+    u
 }
 
 /// The transformed weights, packed for the `a^2` GEMMs, and their (zero) bias: the conv's
