@@ -17,8 +17,13 @@
 //! likewise) is one pass on the same threads; a fully connected layer runs as a 1x1 conv
 //! whose pixels are the batch (its weights stream once, on all the threads, where
 //! candle's matmul used one). `SYNPROF_CPU_CONV=candle` (or
-//! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; training,
-//! other dtypes and other devices always use it.
+//! [`RunOptions::cpu_conv`](super::run::RunOptions)) keeps candle's `conv2d`; other dtypes
+//! and other devices always use it.
+//!
+//! Training at f32 on the CPU runs on the same kernels and threads, each as a custom op
+//! with its backward: convs (`cpu::conv2d_train`: the weights re-packed each step, the
+//! gradients packed convs and a GEMM), batch-norm with the ReLU or ReLU6 that is its only
+//! reader, two-input adds with theirs, and max pools.
 
 use super::cpu::{output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
 use super::ExecError;
@@ -162,13 +167,7 @@ impl candle_core::CustomOp2 for AddActOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (a, b) = two_f32_inputs(s1, l1, s2, l2, "fused add")?;
-        if l1.shape() != l2.shape() {
-            candle_core::bail!("add of shapes {:?} and {:?}", l1.shape(), l2.shape())
-        }
-        let mut out = output_buffer(a.len());
-        super::cpu::add_act(a, b, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        elementwise2(s1, l1, s2, l2, "fused add", |a, b, out| super::cpu::add_act(a, b, out, self.act, self.threads))
     }
 
     fn bwd(
@@ -204,11 +203,28 @@ impl candle_core::CustomOp2 for ActGradOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let (y, dy) = two_f32_inputs(s1, l1, s2, l2, "activation gradient")?;
-        let mut out = output_buffer(y.len());
-        super::cpu::act_grad(y, dy, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        elementwise2(s1, l1, s2, l2, "activation gradient", |y, dy, out| {
+            super::cpu::act_grad(y, dy, out, self.act, self.threads)
+        })
     }
+}
+
+/// `f(a, b, out)` on two f32 tensors of one shape into a new one of that shape.
+fn elementwise2(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    what: &str,
+    f: impl FnOnce(&[f32], &[f32], &mut [f32]) -> Result<(), super::cpu::ConvError>,
+) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+    let (a, b) = two_f32_inputs(s1, l1, s2, l2, what)?;
+    if l1.shape() != l2.shape() {
+        candle_core::bail!("{what} of shapes {:?} and {:?}", l1.shape(), l2.shape())
+    }
+    let mut out = output_buffer(a.len());
+    f(a, b, &mut out).map_err(candle_core::Error::msg)?;
+    Ok((CpuStorage::F32(out), l1.shape().clone()))
 }
 
 /// A batch-norm that could not fold, maybe with the ReLU after it, in one threaded pass

@@ -10,6 +10,9 @@
 //! in f64), `inv = 1 / sqrt(var + eps)`, `y = (x - mean) * inv * gamma + beta`.
 //! Backward, with `xhat = (x - mean) * inv` recomputed: `dbeta = sum(dy)`,
 //! `dgamma = sum(dy * xhat)`, `dx = gamma * inv * (dy - dbeta / m - xhat * dgamma / m)`.
+//! A ReLU or ReLU6 after the batch-norm can run inside it: the forward applies it, the
+//! backward first zeroes `dy` where it cut (the pre-activation value recomputed with the
+//! forward's own f32 arithmetic, so the mask is the forward's exactly).
 
 use super::eltwise::act_of;
 use super::scratch::with_scratch;

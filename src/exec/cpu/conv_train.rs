@@ -277,38 +277,14 @@ fn tap_source(s: &ConvSpec, [h, w]: [usize; 2], [oy, ox]: [usize; 2], [i, j]: [u
     Some([y, x])
 }
 
-/// `dx[n][c][tap source] += dcol[n][(c, i, j)][oy][ox]`, one input plane per work item.
-fn col2im(
-    s: &ConvSpec,
-    dcol: &[f32],
-    n: usize,
-    hw: [usize; 2],
-    [oh, ow]: [usize; 2],
-    dx: &mut [f32],
-    threads: &Threads,
-) {
+/// `dx[n][c][tap source] += dcol[n][(c, i, j)][oy][ox]`.
+fn col2im(s: &ConvSpec, dcol: &[f32], n: usize, hw: [usize; 2], ohw: [usize; 2], dx: &mut [f32], threads: &Threads) {
     let [kh, kw] = s.kernel;
-    let plane = hw[0] * hw[1];
-    let out = SendPtr(dx.as_mut_ptr());
-    threads.for_each(n * s.in_channels, &|item| {
-        // SAFETY: plane `item` of dx is written by this item only.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(item * plane), plane) };
-        for i in 0..kh {
-            for j in 0..kw {
-                let src = &dcol[((item * kh + i) * kw + j) * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        if let Some([y, x]) = tap_source(s, hw, [oy, ox], [i, j]) {
-                            dst[y * hw[1] + x] += src[oy * ow + ox];
-                        }
-                    }
-                }
-            }
-        }
-    });
+    let out_plane = ohw[0] * ohw[1];
+    scatter_taps(s, n, hw, ohw, dx, threads, |item, i, j, o| dcol[((item * kh + i) * kw + j) * out_plane + o]);
 }
 
-/// A depthwise conv's input gradient summed directly: `dx[c][src] += w[c][i][j] * dy[c][o]`.
+/// A depthwise conv's input gradient: `dx[n][c][tap source] += w[c][i][j] * dy[n][c][o]`.
 #[allow(clippy::too_many_arguments)]
 fn depthwise_input_grad(
     s: &ConvSpec,
@@ -316,25 +292,41 @@ fn depthwise_input_grad(
     weight: &[f32],
     n: usize,
     hw: [usize; 2],
+    ohw: [usize; 2],
+    dx: &mut [f32],
+    threads: &Threads,
+) {
+    let [kh, kw] = s.kernel;
+    let out_plane = ohw[0] * ohw[1];
+    scatter_taps(s, n, hw, ohw, dx, threads, |item, i, j, o| {
+        weight[((item % s.in_channels) * kh + i) * kw + j] * dy[item * out_plane + o]
+    });
+}
+
+/// `dx[plane][tap source] += value(plane, i, j, output pixel)` for every tap `(i, j)` and
+/// output pixel whose tap reads inside the input: one input plane (image, channel) per work
+/// item.
+fn scatter_taps(
+    s: &ConvSpec,
+    n: usize,
+    hw: [usize; 2],
     [oh, ow]: [usize; 2],
     dx: &mut [f32],
     threads: &Threads,
+    value: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
 ) {
     let [kh, kw] = s.kernel;
     let plane = hw[0] * hw[1];
     let out = SendPtr(dx.as_mut_ptr());
     threads.for_each(n * s.in_channels, &|item| {
-        let ch = item % s.in_channels;
         // SAFETY: plane `item` of dx is written by this item only.
         let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(item * plane), plane) };
-        let grad = &dy[item * oh * ow..][..oh * ow];
         for i in 0..kh {
             for j in 0..kw {
-                let tap = weight[(ch * kh + i) * kw + j];
                 for oy in 0..oh {
                     for ox in 0..ow {
                         if let Some([y, x]) = tap_source(s, hw, [oy, ox], [i, j]) {
-                            dst[y * hw[1] + x] += tap * grad[oy * ow + ox];
+                            dst[y * hw[1] + x] += value(item, i, j, oy * ow + ox);
                         }
                     }
                 }
