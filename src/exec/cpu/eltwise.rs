@@ -39,21 +39,35 @@ widest_vectors! {
 /// `out = dy` where the activation's output `y` shows it passed its input, else 0: an
 /// [`Epilogue`]'s gradient, for training (ReLU: `y > 0`, PyTorch's convention at 0).
 pub fn act_grad(y: &[f32], dy: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
-    if y.len() != out.len() || dy.len() != out.len() {
+    binary(y, dy, out, "activation gradient of", act, threads, act_grad_serial)
+}
+
+/// `serial(a, b, out, act)` over `CHUNK`-element pieces on `threads` (one thread below
+/// `SERIAL` elements), all three of one length (else an error naming `what`).
+fn binary(
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    what: &str,
+    act: Epilogue,
+    threads: &Threads,
+    serial: fn(&[f32], &[f32], &mut [f32], Epilogue),
+) -> Result<(), ConvError> {
+    if a.len() != out.len() || b.len() != out.len() {
         return Err(ConvError::new(format!(
-            "activation gradient of {} outputs and {} gradients into {}: the lengths must agree",
-            y.len(),
-            dy.len(),
+            "{what} {} and {} elements into {}: the lengths must agree",
+            a.len(),
+            b.len(),
             out.len()
         )));
     }
     if out.len() < SERIAL || threads.count() == 1 {
-        act_grad_serial(y, dy, out, act);
+        serial(a, b, out, act);
         return Ok(());
     }
     threads.for_each_chunk(out, CHUNK, &|i, o| {
         let (start, end) = (i * CHUNK, i * CHUNK + o.len());
-        act_grad_serial(&y[start..end], &dy[start..end], o, act);
+        serial(&a[start..end], &b[start..end], o, act);
     });
     Ok(())
 }
@@ -71,23 +85,7 @@ fn act_passes(y: f32, act: Epilogue) -> bool {
 
 /// `out = act(a + b)`, all three of one length.
 pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
-    if a.len() != out.len() || b.len() != out.len() {
-        return Err(ConvError::new(format!(
-            "add of {} and {} elements into {}: the lengths must agree",
-            a.len(),
-            b.len(),
-            out.len()
-        )));
-    }
-    if out.len() < SERIAL || threads.count() == 1 {
-        add_act_serial(a, b, out, act);
-        return Ok(());
-    }
-    threads.for_each_chunk(out, CHUNK, &|i, o| {
-        let (start, end) = (i * CHUNK, i * CHUNK + o.len());
-        add_act_serial(&a[start..end], &b[start..end], o, act);
-    });
-    Ok(())
+    binary(a, b, out, "add of", act, threads, add_act_serial)
 }
 
 #[inline(always)]
