@@ -25,7 +25,7 @@
 //! gradients packed convs and a GEMM), batch-norm with the ReLU or ReLU6 that is its only
 //! reader, two-input adds with theirs, and max pools.
 
-use super::cpu::{output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
+use super::cpu::{contiguous_f32, output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
@@ -243,7 +243,7 @@ impl candle_core::CustomOp1 for AffineActOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(storage, layout, "fused batch-norm")?;
+        let x = contiguous_f32(storage, layout, "fused batch-norm's input")?;
         let dims = layout.shape().dims();
         let plane: usize = dims.iter().skip(2).product();
         let mut out = output_buffer(x.len());
@@ -313,7 +313,7 @@ impl candle_core::CustomOp1 for PackedConvOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        self.forward(f32_input(storage, layout, "packed conv")?, layout, None)
+        self.forward(contiguous_f32(storage, layout, "packed conv's input")?, layout, None)
     }
 }
 
@@ -342,7 +342,7 @@ impl candle_core::InplaceOp2 for PackedConvOp {
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let x = f32_input(s2, l2, "packed conv with a residual in place")?;
+        let x = contiguous_f32(s2, l2, "packed conv's input (residual in place)")?;
         let (n, _, h, w) = l2.shape().dims4()?;
         self.output_shape(l2, Some(l1))?;
         let CpuStorage::F32(acc) = s1 else { candle_core::bail!("packed conv with a residual in place takes f32") };
@@ -369,7 +369,7 @@ impl candle_core::CustomOp1 for ExpandDepthwiseOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(storage, layout, "fused expansion and depthwise conv")?;
+        let x = contiguous_f32(storage, layout, "fused expansion and depthwise conv's input")?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let (e, d) = (self.expand.conv(), self.depthwise.conv());
         if c != e.spec().in_channels {
@@ -612,17 +612,7 @@ fn layers_in_place(layers: &[Layer]) -> usize {
     layers.iter().filter(|l| matches!(l, Layer::PackedConvAdd { in_place: true, .. })).count()
 }
 
-/// The data of a custom op's input, which must be contiguous f32 (`what` names the op in
-/// the error).
-fn f32_input<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(x) = storage else {
-        candle_core::bail!("{what} takes f32, got {:?}", candle_core::backend::BackendStorage::dtype(storage))
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{what} takes a contiguous input") };
-    Ok(&x[start..end])
-}
-
-/// `f32_input` of a custom op's two inputs.
+/// `contiguous_f32` of a custom op's two inputs.
 fn two_f32_inputs<'a>(
     s1: &'a CpuStorage,
     l1: &Layout,
@@ -630,7 +620,10 @@ fn two_f32_inputs<'a>(
     l2: &Layout,
     what: &str,
 ) -> candle_core::Result<(&'a [f32], &'a [f32])> {
-    Ok((f32_input(s1, l1, what)?, f32_input(s2, l2, what)?))
+    Ok((
+        contiguous_f32(s1, l1, &format!("{what}'s first input"))?,
+        contiguous_f32(s2, l2, &format!("{what}'s second input"))?,
+    ))
 }
 
 /// Which pool a [`PackedPoolOp`] runs.
@@ -670,8 +663,8 @@ impl candle_core::CustomOp2 for MaxPoolGradOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(s1, l1, "max pool gradient's input")?;
-        let dy = f32_input(s2, l2, "max pool gradient")?;
+        let x = contiguous_f32(s1, l1, "max pool gradient's input")?;
+        let dy = contiguous_f32(s2, l2, "max pool gradient")?;
         let (n, c, h, w) = l1.shape().dims4()?;
         let mut dx = output_buffer(x.len());
         super::cpu::max_pool_grad(x, dy, n * c, h, w, &self.spec, &mut dx, self.threads)
@@ -690,7 +683,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = f32_input(storage, layout, self.name())?;
+        let x = contiguous_f32(storage, layout, &format!("{}'s input", self.name()))?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let [oh, ow] = match &self.pool {
             PackedPool::Max(spec) => spec.out_hw,

@@ -15,10 +15,10 @@
 //! forward's own f32 arithmetic, so the mask is the forward's exactly).
 
 use super::eltwise::act_of;
-use super::scratch::with_scratch;
+use super::scratch::{output_buffer, with_scratch};
+use super::storage::contiguous_f32;
 use super::threads::{SendPtr, Threads};
 use super::Epilogue;
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// `y = batch_norm(x; gamma, beta)` with the batch's statistics; `x` is `(n, c, h, w)`,
@@ -53,9 +53,7 @@ struct Backward {
 
 /// Contiguous f32 data of a storage, or an error naming `what`.
 fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { bail!("batch-norm (training): {what} is {:?}, not f32", s.dtype()) };
-    let Some((a, b)) = l.contiguous_offsets() else { bail!("batch-norm (training): {what} is not contiguous") };
-    Ok(&v[a..b])
+    contiguous_f32(s, l, &format!("batch-norm (training): {what}"))
 }
 
 /// `(n, c, h * w)` of a 4-D layout whose channel count matches `channels` values.
@@ -150,7 +148,7 @@ impl CustomOp3 for Forward {
             bail!("batch-norm (training): {} gamma against {} beta values", gamma.len(), beta.len());
         }
         let shape = dims(xl, gamma.len())?;
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = output_buffer(x.len()); // every channel's runs written below
         let out = SendPtr(y.as_mut_ptr());
         self.threads.for_each(gamma.len(), &|ch| {
             let (scale, shift) = affine(stats(x, shape, ch, self.eps), gamma[ch], beta[ch]);
@@ -207,7 +205,7 @@ impl CustomOp3 for Backward {
         let shape = dims(xl, gamma.len())?;
         let (len, c) = (x.len(), gamma.len());
         let m = (shape.0 * shape.2) as f64;
-        let mut out = vec![0.0f32; len + 2 * c];
+        let mut out = output_buffer(len + 2 * c); // dx, dgamma, dbeta of every channel written below
         let dst = SendPtr(out.as_mut_ptr());
         if self.act != Epilogue::None && self.beta.len() != c {
             bail!("batch-norm (training): {} beta values for {c} channels", self.beta.len());

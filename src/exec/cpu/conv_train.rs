@@ -21,7 +21,6 @@ use super::scratch::output_buffer;
 use super::threads::{SendPtr, Threads};
 use super::{weight_grad, ConvSpec, Epilogue, PackedConv};
 use crate::graph::Padding;
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -81,9 +80,7 @@ fn input_grad_form(s: &ConvSpec) -> InputGradForm {
 
 /// Contiguous f32 data of a storage, or an error naming `what`.
 fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { bail!("conv (training): {what} is {:?}, not f32", s.dtype()) };
-    let Some((a, b)) = l.contiguous_offsets() else { bail!("conv (training): {what} is not contiguous") };
-    Ok(&v[a..b])
+    super::contiguous_f32(s, l, &format!("conv (training): {what}"))
 }
 
 fn dims4(l: &Layout, what: &str) -> Result<[usize; 4]> {
