@@ -11,9 +11,10 @@ use super::{CTile, Tile};
 pub(crate) const MR: usize = 12;
 pub(crate) const NR: usize = 32;
 pub(crate) const LANES: usize = 16;
-/// Channel tile: up to 12 pixels by 32 channels (24 accumulators + 2 A vectors).
+/// Channel tile: up to 14 pixels by 32 channels (28 accumulators + 2 A vectors + the
+/// broadcast: 31 of the 32 registers).
 pub(crate) const NC: usize = 32;
-pub(crate) const MAX_PIXELS: usize = 12;
+pub(crate) const MAX_PIXELS: usize = 14;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Avx512;
@@ -246,22 +247,22 @@ unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKE
 
 /// Safety: see [`super::KernelSet::ctile`]; needs AVX-512F.
 pub(crate) unsafe fn ctile(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 }
 
 /// NCHW in, blocked out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_to_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 }
 
 /// Blocked in and out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 }
 
 /// Blocked in, NCHW out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 }
 
 #[target_feature(enable = "avx512f")]

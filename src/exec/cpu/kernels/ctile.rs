@@ -60,8 +60,8 @@ pub(crate) struct CTile {
     pub lane0: usize,
 }
 
-/// Largest `P * NC` of any ISA (AVX-512: 12 pixels x 32 channels).
-const TRANSPOSE_FLOATS: usize = 12 * 32;
+/// Largest `P * NC` of any ISA (AVX-512: 14 pixels x 32 channels).
+const TRANSPOSE_FLOATS: usize = 14 * 32;
 
 /// `P` pixels by `V` channel vectors; `NC` is the A panel's width (`>= V * LANES`).
 /// B's pixels lie `PS` floats apart: 1 in an NCHW input, [`BLOCK`] in a blocked one.
