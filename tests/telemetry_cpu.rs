@@ -75,6 +75,17 @@ fn rapl_and_frequency_are_read_or_say_why_not() {
         Figure::Value(_) => assert!(s1.cpu_freq_mhz.unwrap() > 100.0, "{:?}", s1.cpu_freq_mhz),
         Figure::NotAvailable { .. } => assert!(s1.cpu_freq_mhz.is_none()),
     }
+    // A guest's /proc/cpuinfo clock is the host's nominal one: not offered as the clock.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let guest = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    if guest && !std::path::Path::new("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").exists() {
+        let why = facts.frequency_mhz.reason().expect("no nominal clock passed off as the running one");
+        assert!(why.contains("nominal"), "{why}");
+    }
+    // The measured clock is a clock, and the source says how it was measured.
+    let mhz = *facts.measured_clock_mhz.value().expect("x86-64 or AArch64");
+    assert!((400.0..7000.0).contains(&mhz), "{mhz} MHz");
+    assert!(facts.measured_clock_method.contains("dependent"), "{}", facts.measured_clock_method);
     assert!(facts.threads >= 1);
     assert!(facts.model_name.value().is_some_and(|m| !m.is_empty()), "{:?}", facts.model_name);
 }

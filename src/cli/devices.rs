@@ -74,6 +74,11 @@ pub fn render(r: &DevicesReport) -> String {
     line(&mut out, "threads (usable)", c.threads.to_string());
     line(&mut out, "frequency now", c.frequency_mhz.show(|v| format!("{v:.0} MHz")));
     line(&mut out, "frequency max", c.max_frequency_mhz.show(|v| format!("{v:.0} MHz")));
+    line(
+        &mut out,
+        "clock measured",
+        c.measured_clock_mhz.show(|v| format!("{v:.0} MHz ({})", c.measured_clock_method)),
+    );
     line(&mut out, "utilisation from", c.utilization_source.show(|s| s.clone()));
     line(&mut out, "RSS from", c.rss_source.show(|s| s.clone()));
     line(&mut out, "frequency from", c.frequency_source.show(|s| s.clone()));

@@ -94,6 +94,8 @@ impl CpuSampler {
             physical_cores: number(from_info(&|i| i.physical_cores.map(|s| s.to_string()), "core id")),
             threads: crate::exec::device::available_cores(),
             frequency_mhz: self.current_mhz_uncached(),
+            measured_clock_mhz: super::clock::measure_mhz(),
+            measured_clock_method: super::clock::METHOD.to_string(),
             max_frequency_mhz,
             utilization_source: match (&self.proc_stat, &self.self_stat) {
                 (Ok(_), Ok(_)) => Figure::Value("/proc/stat and /proc/self/stat".into()),
@@ -166,9 +168,15 @@ impl Frequency {
         cpus.sort();
         // offline CPUs have no cpufreq directory: skip them
         let files: Vec<PolledFile> = cpus.iter().filter_map(|(_, path)| PolledFile::open(path).ok()).collect();
+        let info = std::fs::read_to_string("/proc/cpuinfo").ok().map(|t| procfs::parse_cpuinfo(&t));
         if !files.is_empty() {
             Frequency::Sysfs(files)
-        } else if cpuinfo_mhz().is_some() {
+        } else if let Some(procfs::CpuInfo { mean_mhz: Some(mhz), hypervisor: true, .. }) = info {
+            Frequency::None(format!(
+                "no cpufreq in sysfs, and in a virtual machine /proc/cpuinfo's cpu MHz ({mhz:.0}) is the host's \
+                 nominal clock, not the running one (see the measured clock)"
+            ))
+        } else if info.is_some_and(|i| i.mean_mhz.is_some()) {
             Frequency::Cpuinfo { last: None }
         } else {
             Frequency::None(

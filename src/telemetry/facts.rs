@@ -25,6 +25,11 @@ impl DeviceFacts {
     }
 }
 
+/// A figure that records from before it existed lack.
+fn not_recorded() -> Figure<f64> {
+    Figure::na("not recorded (a record from an older synprof)")
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpuFacts {
     pub model_name: Figure<String>,
@@ -32,8 +37,15 @@ pub struct CpuFacts {
     pub physical_cores: Figure<usize>,
     /// Logical CPUs this process may run on.
     pub threads: usize,
+    /// The kernel's figure for the clock now (cpufreq, or /proc/cpuinfo on bare metal).
     pub frequency_mhz: Figure<f64>,
     pub max_frequency_mhz: Figure<f64>,
+    /// The clock a dependent-add loop runs at (`telemetry::clock`), measured when these
+    /// facts were read: the only clock figure a virtual machine gives honestly.
+    #[serde(default = "not_recorded")]
+    pub measured_clock_mhz: Figure<f64>,
+    #[serde(default)]
+    pub measured_clock_method: String,
     /// Where each sampled figure comes from, or why it is missing.
     pub utilization_source: Figure<String>,
     pub rss_source: Figure<String>,

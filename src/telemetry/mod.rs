@@ -6,6 +6,7 @@
 //! -> `mark(Phase::Cooldown)` -> [`Telemetry::finish`] (energy, efficiency, steady state).
 
 pub mod buffer;
+pub mod clock;
 pub mod cpu;
 pub mod datasheet;
 pub mod energy;

@@ -79,6 +79,8 @@ pub struct CpuInfo {
     pub sockets: Option<usize>,
     pub physical_cores: Option<usize>,
     pub mean_mhz: Option<f64>,
+    /// The `hypervisor` flag: a virtual machine, whose `cpu MHz` is the host's nominal clock.
+    pub hypervisor: bool,
 }
 
 pub fn parse_cpuinfo(text: &str) -> CpuInfo {
@@ -98,6 +100,9 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
                     mhz_sum += mhz;
                     mhz_n += 1;
                 }
+            }
+            "flags" | "Features" => {
+                info.hypervisor |= value(line).is_some_and(|v| v.split_whitespace().any(|f| f == "hypervisor"))
             }
             "physical id" => socket = value(line),
             "core id" => core = value(line),
@@ -167,6 +172,16 @@ mod tests {
         assert_eq!(info.sockets, Some(2));
         assert_eq!(info.physical_cores, Some(4));
         assert_eq!(info.mean_mhz, Some(1350.0));
+        assert!(!info.hypervisor);
+    }
+
+    /// A guest's `flags` name `hypervisor` (x86); a word that merely contains it does not count.
+    #[test]
+    fn cpuinfo_tells_a_virtual_machine() {
+        let cpu = |flags: &str| format!("processor\t: 0\ncpu MHz\t\t: 2596.0\nflags\t\t: {flags}\n\n");
+        assert!(parse_cpuinfo(&cpu("fpu vme sse2 hypervisor avx512f")).hypervisor);
+        assert!(!parse_cpuinfo(&cpu("fpu vme sse2 avx512f")).hypervisor);
+        assert!(!parse_cpuinfo(&cpu("fpu not_a_hypervisor_flag")).hypervisor);
     }
 
     #[test]

@@ -97,6 +97,13 @@ impl CaseTelemetry {
                 host.push(format!("{label} {:.0} {unit} (mean)", f.mean));
             }
         }
+        // Without a sampled clock (a VM's /proc/cpuinfo gives only the nominal one), the
+        // clock a dependent-add loop ran at as the case began.
+        if field("cpu_freq_mhz").is_none() {
+            if let Some(mhz) = self.report.facts.cpu.as_ref().and_then(|c| c.measured_clock_mhz.value()) {
+                host.push(format!("core clock {mhz:.0} MHz (measured as the case began)"));
+            }
+        }
         if !host.is_empty() {
             lines.push(host.join(", "));
         }
