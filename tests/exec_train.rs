@@ -44,3 +44,45 @@ fn every_zoo_model_takes_a_training_step() {
         assert!(loss.is_finite() && loss > 0.0, "{}: loss {loss}", model.name);
     }
 }
+
+/// synprof's reverse pass (`exec::backward`) gives every parameter the gradient candle's
+/// autograd gives through the same layers: residual adds (a gradient summed from two
+/// readers), concats, depthwise and strided convs, batch-norms with fused activations,
+/// max and global average pools, dropout (the same seeded masks) and linear layers, and
+/// (candle's autograd on the layer alone) DenseNet's average pools and GoogLeNet's LRNs.
+#[test]
+fn the_reverse_pass_matches_candles_autograd() {
+    let small = |name: &str, s: usize| zoo::build(name, Some(&Shape::chw(3, s, s))).unwrap();
+    let nets = [
+        small("resnet18", 32),
+        small("mobilenet_v2", 32),
+        small("densenet121", 32),
+        small("vgg11", 32),
+        small("googlenet_bvlc", 224),
+        zoo::build("keras_cifar10_cnn", None).unwrap(),
+    ];
+    for net in &nets {
+        let weights = Weights::init(net, 3);
+        let trainer = || Trainer::new(net, &weights, &Device::Cpu, DType::F32, 3, 5, Sgd::default()).unwrap();
+        let mut reverse = trainer();
+        assert_eq!(reverse.autograd_because, None, "{}: {}", net.name, reverse.backward_name());
+        let mut autograd = trainer();
+        autograd.autograd_because = Some("the test's reference".into());
+        let (ours, want) = (reverse.gradients().unwrap(), autograd.gradients().unwrap());
+        assert_eq!(ours.len(), want.len(), "{}: every parameter has a gradient", net.name);
+        for ((name, g), (want_name, w)) in ours.iter().zip(&want) {
+            assert_eq!(name, want_name);
+            let g: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+            let w: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(g.len(), w.len(), "{}: {name}", net.name);
+            let scale = w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+            let worst = g.iter().zip(&w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-5 * scale, "{}: {name}: {worst} apart (largest gradient {scale})", net.name);
+        }
+        // Two steps each: the updates (SGD with momentum) agree too.
+        let (a, b) =
+            ((reverse.step().unwrap(), reverse.step().unwrap()), (autograd.step().unwrap(), autograd.step().unwrap()));
+        assert_eq!(a.0, b.0, "{}: first-step loss", net.name);
+        assert!((a.1 - b.1).abs() <= 1e-5 * b.1.abs(), "{}: second-step loss {} vs {}", net.name, a.1, b.1);
+    }
+}

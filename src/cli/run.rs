@@ -91,6 +91,9 @@ pub fn render(outcomes: &[Outcome]) -> String {
             out.push_str(&format!("{} batch-norms folded into their convs.\n", r.folded_batch_norms));
         }
         match r.conv_algorithm {
+            Some(crate::exec::lower::ConvAlgorithm::Packed) if r.mode == crate::exec::Mode::Train => out.push_str(
+                "convs: packed CPU kernels, forward and both gradients (batch-norms with their ReLU fused; --cpu-conv candle for candle's conv2d).\n",
+            ),
             Some(crate::exec::lower::ConvAlgorithm::Packed) => {
                 out.push_str(&format!(
                     "convs: packed CPU kernels (bias fused, {} activations and {} residual adds fused; --cpu-conv candle for candle's conv2d).\n",
@@ -120,6 +123,9 @@ pub fn render(outcomes: &[Outcome]) -> String {
         }
         if let (Some(a), Some(b)) = (r.loss_first, r.loss_last) {
             out.push_str(&format!("training loss {a:.4} -> {b:.4} over the measured steps (fixed batch).\n"));
+        }
+        if let Some(backward) = &r.backward {
+            out.push_str(&format!("backward: {backward}.\n"));
         }
         if let Some(runtime) = &r.runtime {
             out.push_str(&format!("backend {}: {runtime}.\n", r.backend));

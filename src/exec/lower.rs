@@ -835,7 +835,8 @@ pub struct Lowered {
     /// Index of the last node that reads each node's output (outputs: `nodes.len()`).
     last_use: Vec<usize>,
     pub folded_batch_norms: usize,
-    /// How the convs run: `Packed` only where it applies (CPU, f32, inference).
+    /// How the convs run: `Packed` only where it applies (CPU, f32; in training the
+    /// `TrainConv` ops, forward and both gradients).
     pub conv_algorithm: ConvAlgorithm,
     /// Activations fused into the conv or two-input add before them (packed path only).
     pub fused_activations: usize,
@@ -1315,7 +1316,7 @@ impl Lowered {
             layers,
             last_use,
             folded_batch_norms,
-            conv_algorithm: if packed { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
+            conv_algorithm: if packed || packed_training { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
             fused_residual_adds: add_passes.len(),
             fused_expansions,
@@ -1775,6 +1776,13 @@ fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tens
     let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
     let inv = (var + bn.eps)?.sqrt()?.recip()?;
     centered.broadcast_mul(&inv)?.broadcast_mul(&bn.gamma)?.broadcast_add(&bn.beta)
+}
+
+/// The gradients `[dx, dgamma, dbeta]` of a [`batch_norm_train`] on the CPU at f32 from
+/// its output's, `dy` (the reverse pass, `exec::backward`).
+pub(crate) fn batch_norm_train_grads(x: &Tensor, bn: &BatchNormTrain, dy: &Tensor) -> candle_core::Result<[Tensor; 3]> {
+    let threads = conv_threads().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+    super::cpu::batch_norm_train_grads(x, &bn.gamma, &bn.beta, bn.eps, bn.act, threads, dy)
 }
 
 /// The flat last dimension of the first output, as class logits for the training loss.

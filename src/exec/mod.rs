@@ -2,6 +2,7 @@
 //! training steps, and the timing loop; external runtimes (onnxruntime, PyTorch) in a
 //! Python subprocess with the same windows. Knows the IR and the analysis; knows no plots.
 
+pub mod backward;
 pub mod cpu;
 pub mod device;
 pub mod external;

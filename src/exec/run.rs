@@ -175,6 +175,9 @@ pub struct CaseResult {
     /// nodes ran in sub-batches of how many images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_split: Option<String>,
+    /// Training: which backward the steps ran (`Trainer::backward_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backward: Option<String>,
     /// Training: the loss at the first and last measured step.
     pub loss_first: Option<f32>,
     pub loss_last: Option<f32>,
@@ -274,6 +277,7 @@ pub struct Measured {
     pub blocked_convs: usize,
     pub winograd_convs: usize,
     pub batch_split: Option<String>,
+    pub backward: Option<String>,
 }
 
 /// Run one case of `net` as `opts` says.
@@ -349,6 +353,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         blocked_convs: measured.blocked_convs,
         winograd_convs: measured.winograd_convs,
         batch_split: measured.batch_split,
+        backward: measured.backward,
         loss_first: measured.losses.and_then(|l| l.0),
         loss_last: measured.losses.and_then(|l| l.1),
         layers: measured.layers,
@@ -396,6 +401,7 @@ fn measure_candle(
                 batch_split: lowered.batch_split(opts.batch).map(|s| {
                     format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
                 }),
+                backward: None,
             })
         }
         Mode::Train => {
@@ -417,6 +423,7 @@ fn measure_candle(
                 blocked_convs: 0,
                 winograd_convs: 0,
                 batch_split: None,
+                backward: Some(trainer.backward_name()),
             })
         }
     }

@@ -4,10 +4,12 @@
 //! A final softmax is folded into the loss. Batch-norm running statistics are not updated: they do not enter the step's loss or
 //! gradients, and their update is a few elementwise ops per layer.
 
+use super::backward::{self, ParamGrads};
 use super::lower::{cross_entropy, logits, Layer, Lowered, Phase};
 use super::ExecError;
 use crate::graph::{Net, Op};
 use crate::weights::{synthetic_input, synthetic_labels, Weights};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +37,32 @@ pub struct Trainer {
     dropout_rng: ChaCha8Rng,
     /// Apply dropout masks (on by default; off to compare gradients with a reference).
     pub dropout: bool,
+    /// Why the step's backward is candle's autograd, or `None` where it is synprof's
+    /// reverse pass over the lowered layers (`exec::backward`).
+    pub autograd_because: Option<String>,
+}
+
+/// A step's parameter gradients, from either backward.
+enum Grads {
+    Autograd(GradStore),
+    Reverse(ParamGrads),
+}
+
+impl Grads {
+    fn get(&self, param: &Tensor) -> Option<&Tensor> {
+        match self {
+            Grads::Autograd(g) => g.get(param),
+            Grads::Reverse(g) => g.get(param),
+        }
+    }
+}
+
+/// A dropout mask for `x` from the seeded stream on the host (candle's CPU RNG cannot be
+/// seeded): 0 with probability `p`, else `1 / (1 - p)`.
+fn dropout_mask(rng: &mut ChaCha8Rng, x: &Tensor, p: f64) -> candle_core::Result<Tensor> {
+    let keep: Vec<f32> =
+        (0..x.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { (1.0 / (1.0 - p)) as f32 }).collect();
+    Tensor::from_vec(keep, x.shape(), x.device())?.to_dtype(x.dtype())
 }
 
 fn make_var(t: &mut Tensor, params: &mut Vec<(String, Var)>, name: String) -> candle_core::Result<()> {
@@ -101,7 +129,9 @@ impl Trainer {
         }
         let one_hot = Tensor::from_vec(one_hot, (batch, classes), device)?.to_dtype(dtype)?;
         let velocity = vec![None; params.len()];
+        let autograd_because = backward::unsupported(&lowered);
         Ok(Trainer {
+            autograd_because,
             lowered,
             params,
             velocity,
@@ -113,6 +143,14 @@ impl Trainer {
         })
     }
 
+    /// Which backward the steps run, for the record.
+    pub fn backward_name(&self) -> String {
+        match &self.autograd_because {
+            None => "synprof's reverse pass over the lowered layers".into(),
+            Some(why) => format!("candle's autograd ({why})"),
+        }
+    }
+
     /// The loss on the fixed batch (forward only, dropout on).
     pub fn loss(&mut self) -> Result<Tensor, ExecError> {
         let rng = &mut self.dropout_rng;
@@ -121,21 +159,38 @@ impl Trainer {
             if !enabled {
                 return Ok(x.clone());
             }
-            // Masks come from the seeded stream on the host: candle's CPU RNG cannot be seeded.
-            let keep: Vec<f32> = (0..x.elem_count())
-                .map(|_| if rng.random::<f64>() < p { 0.0 } else { (1.0 / (1.0 - p)) as f32 })
-                .collect();
-            let mask = Tensor::from_vec(keep, x.shape(), x.device())?.to_dtype(x.dtype())?;
-            x.mul(&mask)
+            x.mul(&dropout_mask(rng, x, p)?)
         };
         let outputs = self.lowered.forward(&self.input, &mut dropout)?;
         Ok(cross_entropy(&logits(&outputs)?, &self.one_hot)?)
     }
 
+    /// The loss and every parameter's gradient, by the reverse pass where the net has one,
+    /// else by candle's autograd.
+    fn loss_and_grads(&mut self) -> Result<(Tensor, Grads), ExecError> {
+        if self.autograd_because.is_some() {
+            let loss = self.loss()?;
+            let grads = loss.backward()?;
+            return Ok((loss, Grads::Autograd(grads)));
+        }
+        let (rng, enabled) = (&mut self.dropout_rng, self.dropout);
+        let mut mask = |x: &Tensor, p: f64| enabled.then(|| dropout_mask(rng, x, p)).transpose();
+        let tape = backward::forward(&self.lowered, &self.input, &mut mask)?;
+        let output = tape.outputs(&self.lowered).swap_remove(0);
+        // The loss head (batch x classes floats) on candle's autograd: its gradient,
+        // (softmax - one_hot) / N, comes out bit for bit as on the autograd path.
+        let logits = Var::from_tensor(&logits(std::slice::from_ref(&output))?.detach())?;
+        let loss = cross_entropy(logits.as_tensor(), &self.one_hot)?;
+        let dlogits =
+            loss.backward()?.remove(logits.as_tensor()).ok_or_else(|| ExecError::new("no logits gradient"))?;
+        let dlogits = dlogits.reshape(output.shape())?;
+        let grads = backward::backward(&self.lowered, tape, vec![(self.lowered.net.outputs[0], dlogits)])?;
+        Ok((loss, Grads::Reverse(grads)))
+    }
+
     /// One step; returns the loss before the update.
     pub fn step(&mut self) -> Result<f32, ExecError> {
-        let loss = self.loss()?;
-        let grads = loss.backward()?;
+        let (loss, grads) = self.loss_and_grads()?;
         for (i, (name, var)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
             let v = match &self.velocity[i] {
@@ -152,8 +207,7 @@ impl Trainer {
 
     /// Gradients of the loss at the current parameters, by parameter name (for checks).
     pub fn gradients(&mut self) -> Result<Vec<(String, Tensor)>, ExecError> {
-        let loss = self.loss()?;
-        let grads = loss.backward()?;
+        let (_, grads) = self.loss_and_grads()?;
         Ok(self.params.iter().filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n.clone(), g.clone()))).collect())
     }
 }

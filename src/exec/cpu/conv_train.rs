@@ -51,6 +51,27 @@ pub(crate) fn conv2d_train(x: &Tensor, w: &Tensor, conv: &Arc<TrainConv>) -> Res
     x.contiguous()?.apply_op2(&w.contiguous()?, Forward(conv.clone()))
 }
 
+/// The gradients of [`conv2d_train`]'s input (`dx`, where `want_dx`) and weight (where
+/// `want_dw`) from its output's, `dy`.
+pub(crate) fn conv2d_train_grads(
+    x: &Tensor,
+    w: &Tensor,
+    conv: &Arc<TrainConv>,
+    dy: &Tensor,
+    want_dx: bool,
+    want_dw: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dy = dy.contiguous()?;
+    let dx = if want_dx {
+        let (_, _, h, wd) = x.dims4()?;
+        Some(dy.apply_op2_no_bwd(&w.contiguous()?, &InputGrad(conv.clone(), [h, wd]))?)
+    } else {
+        None
+    };
+    let dw = if want_dw { Some(x.contiguous()?.apply_op2_no_bwd(&dy, &WeightGrad(conv.clone()))?) } else { None };
+    Ok((dx, dw))
+}
+
 struct Forward(Arc<TrainConv>);
 /// `(dy, w) -> dx` for an input of `[height, width]`.
 struct InputGrad(Arc<TrainConv>, [usize; 2]);
@@ -137,15 +158,7 @@ impl CustomOp2 for Forward {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        let dx = if x.track_op() {
-            let (_, _, h, wd) = x.dims4()?;
-            Some(dy.apply_op2_no_bwd(w, &InputGrad(self.0.clone(), [h, wd]))?)
-        } else {
-            None
-        };
-        let dw = if w.track_op() { Some(x.apply_op2_no_bwd(&dy, &WeightGrad(self.0.clone()))?) } else { None };
-        Ok((dx, dw))
+        conv2d_train_grads(x, w, &self.0, dy, x.track_op(), w.track_op())
     }
 }
 

@@ -69,10 +69,10 @@ mod tune;
 mod weight_grad;
 mod winograd;
 
-pub(crate) use batch_norm::batch_norm_train;
+pub(crate) use batch_norm::{batch_norm_train, batch_norm_train_grads};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
-pub(crate) use conv_train::conv2d_train;
 pub use conv_train::TrainConv;
+pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
 pub use eltwise::{act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;

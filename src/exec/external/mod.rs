@@ -148,6 +148,7 @@ pub fn measure(
         blocked_convs: 0,
         winograd_convs: 0,
         batch_split: None,
+        backward: None,
     };
     Ok((measured, result.runtime, result.peak_rss_bytes))
 }
