@@ -107,7 +107,7 @@ fn residual_fusion(net: &Net, readers: &[usize], folded_bns: &[bool], add: usize
 /// The packed convs' worker pool, shared by every model in the process. Sized, on first
 /// use, to the executor's CPU thread count ([`super::device::set_cpu_threads`], else all
 /// cores), the same count candle's pool gets.
-fn conv_threads() -> Result<&'static Threads, ExecError> {
+pub(crate) fn conv_threads() -> Result<&'static Threads, ExecError> {
     if let Some(t) = CONV_THREADS.get() {
         return Ok(t);
     }

@@ -30,7 +30,7 @@ pub struct Trainer {
     pub lowered: Lowered,
     /// Trainable parameters, in node order.
     pub params: Vec<(String, Var)>,
-    velocity: Vec<Option<Tensor>>,
+    velocity: Velocity,
     sgd: Sgd,
     input: Tensor,
     one_hot: Tensor,
@@ -40,6 +40,13 @@ pub struct Trainer {
     /// Why the step's backward is candle's autograd, or `None` where it is synprof's
     /// reverse pass over the lowered layers (`exec::backward`).
     pub autograd_because: Option<String>,
+}
+
+/// The optimiser's momentum buffers: on the CPU at f32 its own (each step one in-place
+/// pass, `cpu::SgdStep`), else candle tensors.
+enum Velocity {
+    InPlace { buffers: Vec<Vec<f32>>, threads: &'static crate::exec::cpu::Threads },
+    Tensors(Vec<Option<Tensor>>),
 }
 
 /// A step's parameter gradients, from either backward.
@@ -128,7 +135,12 @@ impl Trainer {
             one_hot[i * classes + l as usize] = 1.0;
         }
         let one_hot = Tensor::from_vec(one_hot, (batch, classes), device)?.to_dtype(dtype)?;
-        let velocity = vec![None; params.len()];
+        let velocity = if device.is_cpu() && dtype == DType::F32 {
+            let buffers = params.iter().map(|(_, v)| vec![0f32; v.elem_count()]).collect();
+            Velocity::InPlace { buffers, threads: super::lower::conv_threads()? }
+        } else {
+            Velocity::Tensors(vec![None; params.len()])
+        };
         let autograd_because = backward::unsupported(&lowered);
         Ok(Trainer {
             autograd_because,
@@ -191,16 +203,30 @@ impl Trainer {
     /// One step; returns the loss before the update.
     pub fn step(&mut self) -> Result<f32, ExecError> {
         let (loss, grads) = self.loss_and_grads()?;
+        let Sgd { learning_rate: lr, momentum: mu } = self.sgd;
         for (i, (name, var)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let v = match &self.velocity[i] {
-                Some(v) => (v.affine(self.sgd.momentum, 0.0)? + g)?,
-                None => g.clone(),
-            };
-            let updated = (var.as_tensor() - v.affine(self.sgd.learning_rate, 0.0)?)
-                .map_err(|e| ExecError::at(name, e.to_string()))?;
-            var.set(&updated.detach()).map_err(|e| ExecError::at(name, e.to_string()))?;
-            self.velocity[i] = Some(v.detach());
+            let at = |e: candle_core::Error| ExecError::at(name, e.to_string());
+            match &mut self.velocity {
+                Velocity::InPlace { buffers, threads } => {
+                    let step = crate::exec::cpu::SgdStep {
+                        velocity: std::sync::Mutex::new(&mut buffers[i]),
+                        learning_rate: lr as f32,
+                        momentum: mu as f32,
+                        threads,
+                    };
+                    var.as_tensor().inplace_op2(&g.contiguous().map_err(at)?, &step).map_err(at)?;
+                }
+                Velocity::Tensors(velocity) => {
+                    let v = match &velocity[i] {
+                        Some(v) => (v.affine(mu, 0.0)? + g)?,
+                        None => g.clone(),
+                    };
+                    let updated = (var.as_tensor() - v.affine(lr, 0.0)?).map_err(at)?;
+                    var.set(&updated.detach()).map_err(at)?;
+                    velocity[i] = Some(v.detach());
+                }
+            }
         }
         Ok(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?)
     }
