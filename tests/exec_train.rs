@@ -63,12 +63,14 @@ fn the_reverse_pass_matches_candles_autograd() {
     ];
     for net in &nets {
         let weights = Weights::init(net, 3);
-        let trainer = || Trainer::new(net, &weights, &Device::Cpu, DType::F32, 3, 5, Sgd::default()).unwrap();
-        let mut reverse = trainer();
-        assert_eq!(reverse.autograd_because, None, "{}: {}", net.name, reverse.backward_name());
-        let mut autograd = trainer();
-        autograd.autograd_because = Some("the test's reference".into());
-        let (ours, want) = (reverse.gradients().unwrap(), autograd.gradients().unwrap());
+        let mut trainer = Trainer::new(net, &weights, &Device::Cpu, DType::F32, 3, 5, Sgd::default()).unwrap();
+        assert_eq!(trainer.autograd_because, None, "{}: {}", net.name, trainer.backward_name());
+        let ours = trainer.gradients().unwrap();
+        // The same trainer (its convs keep the B forms their first call timed, which two
+        // trainers could pick differently on a busy machine) and the same dropout masks.
+        trainer.autograd_because = Some("the test's reference".into());
+        trainer.restart_dropout();
+        let want = trainer.gradients().unwrap();
         assert_eq!(ours.len(), want.len(), "{}: every parameter has a gradient", net.name);
         for ((name, g), (want_name, w)) in ours.iter().zip(&want) {
             assert_eq!(name, want_name);
@@ -77,12 +79,7 @@ fn the_reverse_pass_matches_candles_autograd() {
             assert_eq!(g.len(), w.len(), "{}: {name}", net.name);
             let scale = w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
             let worst = g.iter().zip(&w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst <= 1e-5 * scale, "{}: {name}: {worst} apart (largest gradient {scale})", net.name);
+            assert!(worst <= 1e-6 * scale, "{}: {name}: {worst} apart (largest gradient {scale})", net.name);
         }
-        // Two steps each: the updates (SGD with momentum) agree too.
-        let (a, b) =
-            ((reverse.step().unwrap(), reverse.step().unwrap()), (autograd.step().unwrap(), autograd.step().unwrap()));
-        assert_eq!(a.0, b.0, "{}: first-step loss", net.name);
-        assert!((a.1 - b.1).abs() <= 1e-5 * b.1.abs(), "{}: second-step loss {} vs {}", net.name, a.1, b.1);
     }
 }

@@ -35,6 +35,7 @@ pub struct Trainer {
     input: Tensor,
     one_hot: Tensor,
     dropout_rng: ChaCha8Rng,
+    seed: u64,
     /// Apply dropout masks (on by default; off to compare gradients with a reference).
     pub dropout: bool,
     /// Why the step's backward is candle's autograd, or `None` where it is synprof's
@@ -151,8 +152,15 @@ impl Trainer {
             input,
             one_hot,
             dropout_rng: ChaCha8Rng::seed_from_u64(seed ^ 0xd50),
+            seed,
             dropout: true,
         })
+    }
+
+    /// Restart the dropout masks' stream from the trainer's seed: the next step draws the
+    /// masks the first one did.
+    pub fn restart_dropout(&mut self) {
+        self.dropout_rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xd50);
     }
 
     /// Which backward the steps run, for the record.
