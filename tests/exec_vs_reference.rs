@@ -249,7 +249,7 @@ fn packed_and_candle_convs_with_fused_activations() {
             assert!(err < 1e-4, "{} ({conv}): {err}", net.name);
         }
     }
-    // packed applies to f32 inference on the CPU only
+    // packed applies to f32 on the CPU only: inference, and training on the training convs
     let f64_lowered = Lowered::with_conv(
         &net,
         &weights,
@@ -262,7 +262,15 @@ fn packed_and_candle_convs_with_fused_activations() {
     assert_eq!(f64_lowered.conv_algorithm, ConvAlgorithm::Candle);
     let training =
         Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, Phase::Training, ConvAlgorithm::Packed).unwrap();
-    assert_eq!(training.conv_algorithm, ConvAlgorithm::Candle);
+    assert_eq!(training.conv_algorithm, ConvAlgorithm::Packed);
+    let train_convs = |l: &Lowered| {
+        l.layers.iter().filter(|l| matches!(l, synprof::exec::lower::Layer::Conv { train: Some(_), .. })).count()
+    };
+    assert_eq!(train_convs(&training), 4, "every conv on the packed training op");
+    let f64_training =
+        Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F64, Phase::Training, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(f64_training.conv_algorithm, ConvAlgorithm::Candle);
+    assert_eq!(train_convs(&f64_training), 0);
 }
 
 /// A residual add runs inside the conv on one side of it (its ReLU too) where that conv's
