@@ -23,7 +23,8 @@
 //! Training at f32 on the CPU runs on the same kernels and threads, each as a custom op
 //! with its backward: convs (`cpu::conv2d_train`: the weights re-packed each step, the
 //! gradients packed convs and a GEMM), batch-norm with the ReLU or ReLU6 that is its only
-//! reader, two-input adds with theirs, and max pools.
+//! reader, two-input adds with theirs, and max pools. The step's reverse pass over these
+//! layers is `exec::backward` (their backwards without candle's autograd between them).
 
 use super::cpu::{contiguous_f32, output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
 use super::ExecError;

@@ -1,6 +1,11 @@
 //! A real training step: forward with batch statistics, softmax cross-entropy against
 //! random labels, backward, SGD with momentum (PyTorch's form: `v = mu v + g; p -= lr v`).
 //!
+//! * The backward is synprof's reverse pass over the lowered layers (`exec::backward`) on
+//!   the CPU at f32, candle's autograd elsewhere ([`Trainer::backward_name`] says which).
+//! * On the CPU at f32 the update is one in-place pass per parameter (`cpu::SgdStep`), its
+//!   velocity the optimiser's own buffer; elsewhere candle ops.
+//!
 //! A final softmax is folded into the loss. Batch-norm running statistics are not updated: they do not enter the step's loss or
 //! gradients, and their update is a few elementwise ops per layer.
 
