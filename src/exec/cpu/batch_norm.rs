@@ -15,6 +15,7 @@
 //! forward's own f32 arithmetic, so the mask is the forward's exactly).
 
 use super::eltwise::act_of;
+use super::isa::widest_vectors;
 use super::scratch::{output_buffer, with_scratch};
 use super::storage::contiguous_f32;
 use super::threads::{SendPtr, Threads};
@@ -90,21 +91,33 @@ fn dims(l: &Layout, channels: usize) -> Result<(usize, usize, usize)> {
 }
 
 /// Channel `ch`'s `n` runs of `hw` values in an `(n, c, hw)` buffer.
+#[inline(always)]
 fn runs(x: &[f32], (n, c, hw): (usize, usize, usize), ch: usize) -> impl Iterator<Item = &[f32]> {
     (0..n).map(move |i| &x[(i * c + ch) * hw..][..hw])
 }
 
 /// Mean and `1 / sqrt(var + eps)` of channel `ch`.
+#[inline(always)]
 fn stats(x: &[f32], shape: (usize, usize, usize), ch: usize, eps: f64) -> (f64, f64) {
     let m = (shape.0 * shape.2) as f64;
-    let mean = runs(x, shape, ch).map(|r| sum(r, r, |v, _| v)).sum::<f64>() / m;
-    let var = runs(x, shape, ch).map(|r| sum(r, r, |v, _| (v - mean) * (v - mean))).sum::<f64>() / m;
+    // Plain loops, no iterator adapters: core's `fold` would not inline into the caller's
+    // `widest_vectors` instance and would run at the baseline ISA.
+    let (mut total, mut squares) = (0.0, 0.0);
+    for r in runs(x, shape, ch) {
+        total += sum(r, r, |v, _| v);
+    }
+    let mean = total / m;
+    for r in runs(x, shape, ch) {
+        squares += sum(r, r, |v, _| (v - mean) * (v - mean));
+    }
+    let var = squares / m;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
 /// The per-channel `(scale, shift)` in f32 of `y = x * scale + shift`, from the channel's
 /// `(mean, 1 / sqrt(var + eps))`: the forward's arithmetic, which the backward repeats to
 /// find where a fused activation passed.
+#[inline(always)]
 fn affine((mean, inv): (f64, f64), gamma: f32, beta: f32) -> (f32, f32) {
     let scale = inv * gamma as f64;
     (scale as f32, (beta as f64 - mean * scale) as f32)
@@ -112,6 +125,7 @@ fn affine((mean, inv): (f64, f64), gamma: f32, beta: f32) -> (f32, f32) {
 
 /// `out = dy` where `act` passed the pre-activation value `x * scale + shift`, else 0 (a
 /// loop per activation, so each vectorises).
+#[inline(always)]
 fn mask_gradient(x: &[f32], dy: &[f32], out: &mut [f32], scale: f32, shift: f32, act: Epilogue) {
     let pairs = out.iter_mut().zip(x.iter().zip(dy));
     match act {
@@ -129,10 +143,14 @@ fn mask_gradient(x: &[f32], dy: &[f32], out: &mut [f32], scale: f32, shift: f32,
 const PARTIALS: usize = 8;
 
 /// `sum of f(a[i], b[i])` in f64, over `PARTIALS` partial sums.
+#[inline(always)]
 fn sum(a: &[f32], b: &[f32], f: impl Fn(f64, f64) -> f64) -> f64 {
     let mut acc = [0.0f64; PARTIALS];
     let (ca, cb) = (a.chunks_exact(PARTIALS), b.chunks_exact(PARTIALS));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x as f64, y as f64)).sum();
+    let mut tail = 0.0;
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += f(x as f64, y as f64);
+    }
     for (x, y) in ca.zip(cb) {
         for (l, acc) in acc.iter_mut().enumerate() {
             *acc += f(x[l] as f64, y[l] as f64);
@@ -145,6 +163,7 @@ fn sum(a: &[f32], b: &[f32], f: impl Fn(f64, f64) -> f64) -> f64 {
 ///
 /// Safety: `out` holds `n * c * hw` floats and no one else touches channel `ch`'s runs
 /// while these slices live.
+#[inline(always)]
 unsafe fn runs_mut<'a>(
     out: SendPtr,
     (n, c, hw): (usize, usize, usize),
@@ -174,14 +193,9 @@ impl CustomOp3 for Forward {
         let shape = dims(xl, gamma.len())?;
         let mut y = output_buffer(x.len()); // every channel's runs written below
         let out = SendPtr(y.as_mut_ptr());
-        self.threads.for_each(gamma.len(), &|ch| {
-            let (scale, shift) = affine(stats(x, shape, ch, self.eps), gamma[ch], beta[ch]);
-            // SAFETY: `y` has the input's `n * c * hw` floats; this item alone writes channel `ch`.
-            for (o, r) in unsafe { runs_mut(out, shape, ch) }.zip(runs(x, shape, ch)) {
-                for (o, &v) in o.iter_mut().zip(r) {
-                    *o = act_of(v * scale + shift, self.act);
-                }
-            }
+        // SAFETY: `y` has the input's `n * c * hw` floats; each item writes its channel only.
+        self.threads.for_each(gamma.len(), &|ch| unsafe {
+            forward_channel(x, shape, ch, self.eps, gamma[ch], beta[ch], self.act, out)
         });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -219,48 +233,98 @@ impl CustomOp3 for Backward {
         }
         let shape = dims(xl, gamma.len())?;
         let (len, c) = (x.len(), gamma.len());
-        let m = (shape.0 * shape.2) as f64;
         let mut out = output_buffer(len + 2 * c); // dx, dgamma, dbeta of every channel written below
         let dst = SendPtr(out.as_mut_ptr());
         if self.act != Epilogue::None && self.beta.len() != c {
             bail!("batch-norm (training): {} beta values for {c} channels", self.beta.len());
         }
-        let (n, hw) = (shape.0, shape.2);
-        self.threads.for_each(c, &|ch| {
-            let (mean, inv) = stats(x, shape, ch, self.eps);
-            let fused = self.act != Epilogue::None;
-            with_scratch(if fused { n * hw } else { 0 }, |buf| {
-                // A fused activation's gradient first: dy where the forward's
-                // pre-activation value (the same f32 arithmetic) passed, else zero.
-                if fused {
-                    let (scale, shift) = affine((mean, inv), gamma[ch], self.beta[ch]);
-                    for ((r, d), b) in runs(x, shape, ch).zip(runs(dy, shape, ch)).zip(buf.chunks_exact_mut(hw)) {
-                        mask_gradient(r, d, b, scale, shift, self.act);
-                    }
-                }
-                let buf: &[f32] = buf;
-                let grad = |i: usize| if fused { &buf[i * hw..][..hw] } else { &dy[(i * c + ch) * hw..][..hw] };
-                let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-                for (i, r) in runs(x, shape, ch).enumerate() {
-                    sum_dy += sum(grad(i), grad(i), |g, _| g);
-                    sum_dy_xhat += sum(r, grad(i), |v, g| g * (v - mean)) * inv;
-                }
-                let k = gamma[ch] as f64 * inv;
-                let (a, b) = (sum_dy / m, sum_dy_xhat / m);
-                // SAFETY: `out` holds `dx` (`n * c * hw` floats) then `dgamma` and `dbeta`
-                // (`c` each); this item alone writes channel `ch`'s runs and entries.
-                unsafe {
-                    for (i, (o, r)) in runs_mut(dst, shape, ch).zip(runs(x, shape, ch)).enumerate() {
-                        for ((o, &v), &g) in o.iter_mut().zip(r).zip(grad(i)) {
-                            *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
-                        }
-                    }
-                    *dst.get().add(len + ch) = sum_dy_xhat as f32;
-                    *dst.get().add(len + c + ch) = sum_dy as f32;
-                }
-            })
-        });
+        let job = BackwardJob { x, dy, gamma, beta: &self.beta, shape, eps: self.eps, act: self.act, out: dst };
+        // SAFETY: `out` holds `dx` then `dgamma` and `dbeta`; each item writes its channel only.
+        self.threads.for_each(c, &|ch| unsafe { backward_channel(&job, ch) });
         Ok((CpuStorage::F32(out), Shape::from(len + 2 * c)))
+    }
+}
+
+widest_vectors! {
+    /// Channel `ch` of the forward: its batch statistics, then `act(x * scale + shift)`.
+    ///
+    /// Safety: `out` holds the input's `n * c * hw` floats, and no one else writes channel
+    /// `ch`'s runs meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_channel(
+        x: &[f32],
+        shape: (usize, usize, usize),
+        ch: usize,
+        eps: f64,
+        gamma: f32,
+        beta: f32,
+        act: Epilogue,
+        out: SendPtr,
+    ) {
+        let (scale, shift) = affine(stats(x, shape, ch, eps), gamma, beta);
+        // SAFETY: the caller's.
+        for (o, r) in unsafe { runs_mut(out, shape, ch) }.zip(runs(x, shape, ch)) {
+            for (o, &v) in o.iter_mut().zip(r) {
+                *o = act_of(v * scale + shift, act);
+            }
+        }
+    }
+}
+
+/// What every channel of one backward reads, and where it writes.
+struct BackwardJob<'a> {
+    x: &'a [f32],
+    dy: &'a [f32],
+    gamma: &'a [f32],
+    /// beta, where a fused activation's input is recomputed (else empty).
+    beta: &'a [f32],
+    shape: (usize, usize, usize),
+    eps: f64,
+    act: Epilogue,
+    /// `[dx (n c h w) | dgamma (c) | dbeta (c)]`.
+    out: SendPtr,
+}
+
+widest_vectors! {
+    /// Channel `ch` of the backward: `dx`'s runs, `dgamma` and `dbeta` of the channel.
+    ///
+    /// Safety: `job.out` holds `n * c * hw + 2 * c` floats, and no one else writes channel
+    /// `ch`'s runs or entries meanwhile.
+    unsafe fn backward_channel(job: &BackwardJob, ch: usize) {
+        let BackwardJob { x, dy, gamma, beta, shape, eps, act, out } = *job;
+        let ((n, c, hw), len) = (shape, x.len());
+        let m = (n * hw) as f64;
+        let (mean, inv) = stats(x, shape, ch, eps);
+        let fused = act != Epilogue::None;
+        with_scratch(if fused { n * hw } else { 0 }, |buf| {
+            // A fused activation's gradient first: dy where the forward's pre-activation
+            // value (the same f32 arithmetic) passed, else zero.
+            if fused {
+                let (scale, shift) = affine((mean, inv), gamma[ch], beta[ch]);
+                for ((r, d), b) in runs(x, shape, ch).zip(runs(dy, shape, ch)).zip(buf.chunks_exact_mut(hw)) {
+                    mask_gradient(r, d, b, scale, shift, act);
+                }
+            }
+            let buf: &[f32] = buf;
+            let grad = |i: usize| if fused { &buf[i * hw..][..hw] } else { &dy[(i * c + ch) * hw..][..hw] };
+            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            for (i, r) in runs(x, shape, ch).enumerate() {
+                sum_dy += sum(grad(i), grad(i), |g, _| g);
+                sum_dy_xhat += sum(r, grad(i), |v, g| g * (v - mean)) * inv;
+            }
+            let k = gamma[ch] as f64 * inv;
+            let (a, b) = (sum_dy / m, sum_dy_xhat / m);
+            // SAFETY: the caller's.
+            unsafe {
+                for (i, (o, r)) in runs_mut(out, shape, ch).zip(runs(x, shape, ch)).enumerate() {
+                    for ((o, &v), &g) in o.iter_mut().zip(r).zip(grad(i)) {
+                        *o = (k * (g as f64 - a - (v as f64 - mean) * inv * b)) as f32;
+                    }
+                }
+                *out.get().add(len + ch) = sum_dy_xhat as f32;
+                *out.get().add(len + c + ch) = sum_dy as f32;
+            }
+        })
     }
 }
 

@@ -54,16 +54,26 @@ impl std::fmt::Display for Isa {
     }
 }
 
-/// Define `fn $name(args)` that runs `$body` compiled for the widest vectors this CPU has:
+/// Define `fn $name(args)` (or `unsafe fn`) that runs `$body` compiled for the widest vectors this CPU has:
 /// the body is compiled three times, in `#[target_feature]` functions for AVX-512 and
 /// AVX2+FMA and as is, and the fastest available one is called. For plain-Rust loops
 /// (pooling, element-wise passes) that the compiler vectorizes itself: without it they
 /// get the baseline x86-64 SSE2 (4 lanes). The body must be safe code; calling it inside
 /// a target-feature function is sound once the CPU was checked to have the feature.
 macro_rules! widest_vectors {
+    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        $vis unsafe fn $name($($arg: $ty),*) {
+            $crate::exec::cpu::isa::widest_vectors!(@dispatch ($($arg: $ty),*) $body)
+        }
+    };
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {
+            $crate::exec::cpu::isa::widest_vectors!(@dispatch ($($arg: $ty),*) $body)
+        }
+    };
+    (@dispatch ($($arg:ident: $ty:ty),*) $body:block) => {{
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
@@ -71,14 +81,14 @@ macro_rules! widest_vectors {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) $body
                 match $crate::exec::cpu::Isa::detect() {
-                    // SAFETY: `detect` found the features these functions are compiled for.
+                    // SAFETY: `detect` found the features these functions are compiled for
+                    // (and an `unsafe fn`'s caller keeps its contract for all three).
                     $crate::exec::cpu::Isa::Avx512 => return unsafe { avx512($($arg),*) },
                     $crate::exec::cpu::Isa::Avx2 => return unsafe { avx2($($arg),*) },
                     $crate::exec::cpu::Isa::Scalar => {}
                 }
             }
             $body
-        }
-    };
+    }};
 }
 pub(crate) use widest_vectors;
