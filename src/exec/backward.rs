@@ -7,7 +7,7 @@
 //! it), and each node's output is dropped as soon as its own backward has run.
 //!
 //! * The packed layers' backwards are the kernels candle's autograd calls through their
-//!   custom ops (`cpu::conv2d_train_grads`, `cpu::batch_norm_train_grads`, the fused add's
+//!   custom ops (`cpu::conv2d_train_grads`, `cpu::BatchNormTrainOp::grads`, the fused add's
 //!   and the max pool's `bwd`).
 //! * Linear, global average pool, concat, add, flatten, dropout, ReLU and ReLU6 are written
 //!   out below.

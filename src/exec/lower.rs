@@ -1783,7 +1783,7 @@ fn batch_norm_train(x: &Tensor, bn: &BatchNormTrain) -> candle_core::Result<Tens
 /// its output's, `dy` (the reverse pass, `exec::backward`).
 pub(crate) fn batch_norm_train_grads(x: &Tensor, bn: &BatchNormTrain, dy: &Tensor) -> candle_core::Result<[Tensor; 3]> {
     let threads = conv_threads().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    super::cpu::batch_norm_train_grads(x, &bn.gamma, &bn.beta, bn.eps, bn.act, threads, dy)
+    super::cpu::BatchNormTrainOp { eps: bn.eps, act: bn.act, threads }.grads(x, &bn.gamma, &bn.beta, dy)
 }
 
 /// The flat last dimension of the first output, as class logits for the training loss.

@@ -36,35 +36,31 @@ pub(crate) fn batch_norm_train(
     x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Forward { eps, act, threads })
 }
 
-/// The gradients `[dx, dgamma, dbeta]` of [`batch_norm_train`]'s inputs from its
-/// output's, `dy` (`x` the forward's input).
-pub(crate) fn batch_norm_train_grads(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f64,
-    act: Epilogue,
-    threads: &'static Threads,
-    dy: &Tensor,
-) -> Result<[Tensor; 3]> {
-    let beta = match act {
-        Epilogue::None => Vec::new(),
-        _ => beta.flatten_all()?.to_vec1::<f32>()?,
-    };
-    let backward = Backward { eps, act, beta, threads };
-    let packed = x.contiguous()?.apply_op3_no_bwd(&dy.contiguous()?, &gamma.contiguous()?, &backward)?;
-    let (len, c) = (x.elem_count(), gamma.elem_count());
-    let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
-    let dgamma = packed.narrow(0, len, c)?.reshape(gamma.shape())?;
-    let dbeta = packed.narrow(0, len + c, c)?.reshape(gamma.shape())?;
-    Ok([dx, dgamma, dbeta])
+/// A training batch-norm as a candle op (its `bwd` is [`Forward::grads`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Forward {
+    pub eps: f64,
+    /// The activation after the batch-norm, fused (its gradient masks `dy` in the backward).
+    pub act: Epilogue,
+    pub threads: &'static Threads,
 }
 
-struct Forward {
-    eps: f64,
-    /// The activation after the batch-norm, fused (its gradient masks `dy` in the backward).
-    act: Epilogue,
-    threads: &'static Threads,
+impl Forward {
+    /// The gradients `[dx, dgamma, dbeta]` of this batch-norm's inputs from its output's,
+    /// `dy` (`x`, `gamma` and `beta` the forward's).
+    pub(crate) fn grads(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, dy: &Tensor) -> Result<[Tensor; 3]> {
+        let beta = match self.act {
+            Epilogue::None => Vec::new(),
+            _ => beta.flatten_all()?.to_vec1::<f32>()?,
+        };
+        let backward = Backward { eps: self.eps, act: self.act, beta, threads: self.threads };
+        let packed = x.contiguous()?.apply_op3_no_bwd(&dy.contiguous()?, &gamma.contiguous()?, &backward)?;
+        let (len, c) = (x.elem_count(), gamma.elem_count());
+        let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
+        let dgamma = packed.narrow(0, len, c)?.reshape(gamma.shape())?;
+        let dbeta = packed.narrow(0, len + c, c)?.reshape(gamma.shape())?;
+        Ok([dx, dgamma, dbeta])
+    }
 }
 
 /// The backward's three results in one buffer, `[dx (n c h w) | dgamma (c) | dbeta (c)]`.
@@ -208,7 +204,7 @@ impl CustomOp3 for Forward {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [dx, dgamma, dbeta] = batch_norm_train_grads(x, gamma, beta, self.eps, self.act, self.threads, dy)?;
+        let [dx, dgamma, dbeta] = self.grads(x, gamma, beta, dy)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }

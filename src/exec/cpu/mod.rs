@@ -70,7 +70,7 @@ mod tune;
 mod weight_grad;
 mod winograd;
 
-pub(crate) use batch_norm::{batch_norm_train, batch_norm_train_grads};
+pub(crate) use batch_norm::{batch_norm_train, Forward as BatchNormTrainOp};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use conv_train::TrainConv;
 pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
