@@ -93,8 +93,14 @@ impl ParamGrads {
         self.0.get(&param.id())
     }
 
-    fn insert(&mut self, param: &Tensor, grad: Tensor) {
-        self.0.insert(param.id(), grad);
+    /// Add `grad` to `param`'s gradient (a parameter that two layers share gets both).
+    fn insert(&mut self, param: &Tensor, grad: Tensor) -> candle_core::Result<()> {
+        let sum = match self.0.remove(&param.id()) {
+            Some(earlier) => earlier.add(&grad)?,
+            None => grad,
+        };
+        self.0.insert(param.id(), sum);
+        Ok(())
     }
 }
 
@@ -138,19 +144,19 @@ pub fn backward(lowered: &Lowered, mut tape: Tape, seeds: Vec<(usize, Tensor)>) 
             Layer::PassInput(k) => to(&mut grads, ins[*k], g)?,
             Layer::Conv { weight, bias, train: Some(op), .. } => {
                 if let Some(b) = bias {
-                    params.insert(b, g.sum((0, 2, 3)).map_err(at)?.reshape(b.shape()).map_err(at)?);
+                    params.insert(b, g.sum((0, 2, 3)).map_err(at)?.reshape(b.shape()).map_err(at)?).map_err(at)?;
                 }
                 let (dx, dw) =
                     super::cpu::conv2d_train_grads(value(ins[0]), weight, op, &g, needs[ins[0]], true).map_err(at)?;
-                params.insert(weight, dw.expect("asked for"));
+                params.insert(weight, dw.expect("asked for")).map_err(at)?;
                 if let Some(dx) = dx {
                     to(&mut grads, ins[0], dx)?;
                 }
             }
             Layer::BatchNormTrain(bn) => {
                 let [dx, dgamma, dbeta] = super::lower::batch_norm_train_grads(value(ins[0]), bn, &g).map_err(at)?;
-                params.insert(&bn.gamma, dgamma);
-                params.insert(&bn.beta, dbeta);
+                params.insert(&bn.gamma, dgamma).map_err(at)?;
+                params.insert(&bn.beta, dbeta).map_err(at)?;
                 to(&mut grads, ins[0], dx)?;
             }
             Layer::AddAct(op) => {
@@ -195,9 +201,9 @@ pub fn backward(lowered: &Lowered, mut tape: Tape, seeds: Vec<(usize, Tensor)>) 
                 let x = value(ins[0]);
                 let x2 = x.flatten_from(1).map_err(at)?;
                 if let Some(b) = bias {
-                    params.insert(b, g.sum(0).map_err(at)?.reshape(b.shape()).map_err(at)?);
+                    params.insert(b, g.sum(0).map_err(at)?.reshape(b.shape()).map_err(at)?).map_err(at)?;
                 }
-                params.insert(weight_t, x2.t().and_then(|xt| xt.matmul(&g)).map_err(at)?);
+                params.insert(weight_t, x2.t().and_then(|xt| xt.matmul(&g)).map_err(at)?).map_err(at)?;
                 let dx = g.matmul(&weight_t.t().map_err(at)?).and_then(|d| d.reshape(x.shape())).map_err(at)?;
                 to(&mut grads, ins[0], dx)?;
             }
@@ -218,7 +224,7 @@ pub fn backward(lowered: &Lowered, mut tape: Tape, seeds: Vec<(usize, Tensor)>) 
                 }
                 for param in layer_params(&lowered.layers[i]) {
                     if let Some(dp) = store.get(param) {
-                        params.insert(param, dp.clone());
+                        params.insert(param, dp.clone()).map_err(at)?;
                     }
                 }
             }
