@@ -8,9 +8,9 @@
 //!
 //! * The packed layers' backwards are the kernels candle's autograd calls through their
 //!   custom ops (`cpu::conv2d_train_grads`, `cpu::BatchNormTrainOp::grads`, the fused add's
-//!   and the max pool's `bwd`).
-//! * Linear, global average pool, concat, add, flatten, dropout, ReLU and ReLU6 are written
-//!   out below.
+//!   and the max pool's `bwd`); a lone ReLU or ReLU6 takes the fused add's activation
+//!   gradient (`lower::activation_grad`).
+//! * Linear, global average pool, concat, add, flatten and dropout are written out below.
 //! * Any other layer (average pools, LRN, channel shuffles, SE's multiply, other
 //!   activations) runs its backward on candle's autograd, that layer alone
 //!   ([`local_autograd`]).
@@ -19,9 +19,8 @@
 //! does every net where `SYNPROF_TRAIN_BACKWARD=candle`. Both give the same gradients
 //! (`tests/exec_train.rs`).
 
-use super::lower::{Layer, Lowered};
+use super::lower::{activation_grad, conv_threads, epilogue_of, Layer, Lowered};
 use super::ExecError;
-use crate::graph::Op;
 use candle_core::{CustomOp1, CustomOp2, DType, Tensor, TensorId, Var};
 use std::collections::HashMap;
 
@@ -169,8 +168,9 @@ pub fn backward(lowered: &Lowered, mut tape: Tape, seeds: Vec<(usize, Tensor)>) 
                 let dx = op.bwd(value(ins[0]), value(i), &g).map_err(at)?.expect("max pools pass a gradient");
                 to(&mut grads, ins[0], dx)?;
             }
-            Layer::Activation(op @ (Op::Relu | Op::Relu6)) => {
-                let dx = activation_grad(op, value(i), &g).map_err(at)?;
+            Layer::Activation(op) if let Some(act) = epilogue_of(op) => {
+                let threads = conv_threads()?;
+                let dx = activation_grad(value(i), &g, act, threads).map_err(at)?;
                 to(&mut grads, ins[0], dx)?;
             }
             Layer::GlobalAvgPool => {
@@ -262,14 +262,5 @@ fn layer_params(layer: &Layer) -> Vec<&Tensor> {
         }
         Layer::BatchNormTrain(bn) => vec![&bn.gamma, &bn.beta],
         _ => Vec::new(),
-    }
-}
-
-/// `dy` through an activation, from its output `y`.
-fn activation_grad(op: &Op, y: &Tensor, dy: &Tensor) -> candle_core::Result<Tensor> {
-    match op {
-        Op::Relu => dy.mul(&y.gt(0f32)?.to_dtype(dy.dtype())?),
-        Op::Relu6 => dy.mul(&y.gt(0f32)?.mul(&y.lt(6f32)?)?.to_dtype(dy.dtype())?),
-        other => candle_core::bail!("no reverse pass for the activation {}", other.type_name()),
     }
 }

@@ -180,9 +180,29 @@ impl candle_core::CustomOp2 for AddActOp {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let g = match self.act {
             Epilogue::None => dy.clone(),
-            _ => y.apply_op2_no_bwd(&dy.contiguous()?, &ActGradOp { act: self.act, threads: self.threads })?,
+            _ => activation_grad(y, dy, self.act, self.threads)?,
         };
         Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+/// `dy` masked where the activation `act`, whose output is `y`, did not pass its input: one
+/// threaded pass (`cpu::act_grad`), f32 on the CPU.
+pub(crate) fn activation_grad(
+    y: &Tensor,
+    dy: &Tensor,
+    act: Epilogue,
+    threads: &'static Threads,
+) -> candle_core::Result<Tensor> {
+    y.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &ActGradOp { act, threads })
+}
+
+/// The [`Epilogue`] a ReLU or ReLU6 node's op is, for the ops the packed kernels fuse.
+pub(crate) fn epilogue_of(op: &Op) -> Option<Epilogue> {
+    match op {
+        Op::Relu => Some(Epilogue::Relu),
+        Op::Relu6 => Some(Epilogue::Relu6),
+        _ => None,
     }
 }
 
@@ -1110,11 +1130,7 @@ impl Lowered {
         let mut fused_acts = vec![false; n];
         if packed || packed_training {
             for (i, node) in net.nodes.iter().enumerate() {
-                let epilogue = match node.op {
-                    Op::Relu => Epilogue::Relu,
-                    Op::Relu6 => Epilogue::Relu6,
-                    _ => continue,
-                };
+                let Some(epilogue) = epilogue_of(&node.op) else { continue };
                 let Some(&p) = node.inputs.first() else { continue };
                 if readers[p] != 1 || net.outputs.contains(&p) {
                     continue;
