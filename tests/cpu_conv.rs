@@ -340,6 +340,12 @@ fn model_like_and_block_boundary_shapes() {
         case(ConvSpec::new(300, 40, [1, 1]), 1, 12, 12, Epilogue::Relu6),
         case(ConvSpec::new(96, 17, [3, 3]).with_padding(1, 1, 1, 1), 2, 7, 7, Epilogue::Relu),
         case(ConvSpec::new(64, 48, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1), 1, 14, 14, Epilogue::None),
+        // Output rows 7 wide, two to a channel tile on AVX-512 (`two_row_run`): an odd
+        // row count (the last tile one row) under one vector of channels, and dilated.
+        case(ConvSpec::new(24, 12, [3, 3]).with_padding(1, 1, 1, 1), 2, 5, 7, Epilogue::Relu),
+        case(ConvSpec::new(16, 40, [3, 3]).with_dilation(2, 2).with_padding(2, 2, 2, 2), 1, 7, 7, Epilogue::Relu6),
+        // Weights of megabytes at batch 1 (4.5 MiB): the B budget doubles for one pixel block.
+        case(ConvSpec::new(512, 256, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1), 1, 14, 14, Epilogue::Relu),
         // MobileNet: depthwise 3x3 stride 1 and 2, Relu6; wide planes.
         case(ConvSpec::new(19, 19, [3, 3]).with_padding(1, 1, 1, 1).with_groups(19), 2, 37, 38, Epilogue::Relu6),
         case(

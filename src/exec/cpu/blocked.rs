@@ -219,6 +219,8 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
                         pf: panels[next * panel + (t - ta) * panel / (tb - ta)..].as_ptr(),
                         pf_step: if next == mp { 0 } else { pf_step },
                         lane0: ch % BLOCK,
+                        seg: 0,
+                        row_step: 0,
                     };
                     // SAFETY: the A^T panel has k * nc floats; B rows `b + offsets[kk]` hold
                     // the tile's pixels `pixel_stride` apart inside the image; the C tile is

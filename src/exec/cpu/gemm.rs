@@ -219,8 +219,8 @@ pub(crate) fn method(g: &Geom, m: usize, ks: &KernelSet) -> Method {
     // The channel tile (B in place or on the grid, as above) wastes lanes only on a
     // channel count off the vector width, pays for its transposed store, and loses speed
     // on tiles too small to hide FMA latency.
-    let run = pixel_runs(g).1;
-    let p = run / run.div_ceil(ks.max_pixels);
+    let (runs, run) = pixel_runs(g);
+    let p = ChannelTiles::new(runs, run, !g.is_pointwise() && grid.is_some(), ks).tile(0).n;
     let v = m.min(ks.nc).div_ceil(ks.lanes);
     let latency = (FMA_CHAINS as f64 / (p * v) as f64).max(1.0);
     let channel_cost = m.next_multiple_of(ks.lanes) as f64 / m as f64 * (1.0 + TRANSPOSE_K / g.k() as f64) * latency;
@@ -285,8 +285,15 @@ fn plan(
     panel_cost: impl Fn(usize) -> usize,
 ) -> Plan {
     let k_blocks = k.div_ceil(kc).max(1);
+    // One image cut for the threads under weights many times the B budget (ResNet-50's
+    // layer4 at batch 1: 9 MiB of a 3x3 conv's weights, from memory): a second pixel block,
+    // streaming them all again, costs more than a B twice the budget read from L2 or L3.
+    // 512 -> 512 3x3 stride 2 at 14x14, 2 threads, cold weights: 1.35-1.38 -> 1.10-1.18 ms
+    // (its 4-phase grid of all 7 output rows is 590 KB). Batches keep the budget.
+    let weight_bound = a_floats >= 8 * B_FLOATS && images_groups < threads;
+    let b_budget = if weight_bound { 2 * B_FLOATS } else { B_FLOATS };
     let mut max_panels = 1;
-    while max_panels < panels && panel_cost(max_panels + 1) <= B_FLOATS {
+    while max_panels < panels && panel_cost(max_panels + 1) <= b_budget {
         max_panels += 1;
     }
     let mut pixel_blocks = panels.div_ceil(max_panels).max(1);
@@ -890,6 +897,55 @@ fn run_im2col(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     threads.for_each(common.items(), &item);
 }
 
+/// One channel tile: `n` pixels from pixel `a` of run `run` on, over `runs` whole runs
+/// when more than one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChannelTile {
+    run: usize,
+    a: usize,
+    n: usize,
+    runs: usize,
+}
+
+/// How a conv's runs of pixels are cut into channel tiles: each run into near-equal tiles
+/// of at most `max_pixels` (a 7x7 map in place: 10, 10, 10, 10, 9), or, on the direct grid
+/// where the ISA has the kernel (`KernelSet::two_row_run`), two whole runs to a tile.
+#[derive(Debug, Clone, Copy)]
+struct ChannelTiles {
+    run_len: usize,
+    per_run: usize,
+    two_rows: bool,
+    runs: usize,
+    tiles: usize,
+}
+
+impl ChannelTiles {
+    fn new(runs: usize, run_len: usize, on_grid: bool, ks: &KernelSet) -> ChannelTiles {
+        let two_rows = on_grid && runs > 1 && run_len == ks.two_row_run;
+        let per_run = run_len.div_ceil(ks.max_pixels);
+        let tiles = if two_rows { runs.div_ceil(2) } else { runs * per_run };
+        ChannelTiles { run_len, per_run, two_rows, runs, tiles }
+    }
+
+    fn tile(&self, t: usize) -> ChannelTile {
+        if self.two_rows {
+            let runs = (self.runs - 2 * t).min(2);
+            return ChannelTile { run: 2 * t, a: 0, n: runs * self.run_len, runs };
+        }
+        let (a, b) = share(self.run_len, self.per_run, t % self.per_run);
+        ChannelTile { run: t / self.per_run, a, n: b - a, runs: 1 }
+    }
+
+    /// Runs (output rows) that `p` tiles cover at most.
+    fn runs_of(&self, p: usize) -> usize {
+        if self.two_rows {
+            2 * p
+        } else {
+            p.div_ceil(self.per_run)
+        }
+    }
+}
+
 /// The channel-vectorized orientation (`Method::Channels`): a work item is (image, group,
 /// run of pixel tiles, chunk of A^T panels); B is the input in place (1x1 stride 1) or
 /// the item's rows of the direct grid, as in `run_direct`.
@@ -899,18 +955,14 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
     let g = call.geom;
     let at = call.weights.channel_panels();
     let (runs, run_len) = pixel_runs(&g);
-    let per_run = run_len.div_ceil(ks.max_pixels);
-    let tiles = runs * per_run;
-    // Tile `t`: run `t / per_run`, pixels `a..b` of it.
-    let tile = |t: usize| {
-        let (a, b) = share(run_len, per_run, t % per_run);
-        (t / per_run, a, b - a)
-    };
     let grid = if g.is_pointwise() { None } else { Grid::new(g) };
+    let rows = ChannelTiles::new(runs, run_len, grid.is_some(), &ks);
+    let tiles = rows.tiles;
+    let tile = |t: usize| rows.tile(t);
     let common = match &grid {
         None => Common::for_channels(call, out, tiles, threads, |p| p * ks.max_pixels * k),
         Some(grid) => {
-            Common::for_channels(call, out, tiles, threads, |p| grid.local_len(p.div_ceil(per_run) + 1 + grid.halo, 0))
+            Common::for_channels(call, out, tiles, threads, |p| grid.local_len(rows.runs_of(p) + 1 + grid.halo, 0))
         }
     };
     // Output rows of pixel block `j`: from its first tile's run to its last's (none for an
@@ -918,7 +970,8 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
     let block_rows = |j: usize| {
         let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
         if ta < tb {
-            (tile(ta).0, tile(tb - 1).0 + 1)
+            let last = tile(tb - 1);
+            (tile(ta).run, last.run + last.runs)
         } else {
             (0, 0)
         }
@@ -945,12 +998,12 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                 // most likely runs next (its items follow each other, chunks slowest).
                 let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
                 for t in it.pa..it.pb {
-                    let (run, a, n) = tile(t);
+                    let ChannelTile { run, a, n, runs } = tile(t);
                     // Output pixel q; B column: in place q itself, on the grid the local
-                    // copy's virtual pixel.
-                    let (q, v) = match &grid {
-                        None => (a, a),
-                        Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a),
+                    // copy's virtual pixel (a tile of two rows: the second `wq` on).
+                    let (q, v, row_step) = match &grid {
+                        None => (a, a, 0),
+                        Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a, grid.wq),
                     };
                     let ct = CTile {
                         kc: k,
@@ -968,6 +1021,8 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                         pf: a_group[next * panel + (t - it.pa) * panel / tiles..].as_ptr(),
                         pf_step: if next == mp { 0 } else { pf_step },
                         lane0: 0,
+                        seg: if runs > 1 { run_len } else { 0 },
+                        row_step,
                     };
                     // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
                     // has the tile's n pixels (a run never crosses a row of the grid or the
@@ -987,5 +1042,72 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         Some(grid) => common.share_grids(input, grid, block_rows, r_loc, threads, |shared| {
             threads.for_each(common.items(), &|i| item(i, shared))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::cpu::kernels::kernel_set;
+    use crate::exec::cpu::Isa;
+
+    /// Every pixel of every run in exactly one tile, each tile within the ISA's pixels.
+    fn covers_once(runs: usize, run_len: usize, on_grid: bool, ks: &KernelSet) -> Vec<ChannelTile> {
+        let tiles = ChannelTiles::new(runs, run_len, on_grid, ks);
+        let mut seen = vec![0u8; runs * run_len];
+        let all: Vec<ChannelTile> = (0..tiles.tiles).map(|t| tiles.tile(t)).collect();
+        for t in &all {
+            assert!(t.n >= 1 && t.n <= ks.max_pixels, "{t:?}");
+            assert!(t.runs == 1 || (t.a == 0 && t.n == t.runs * run_len), "{t:?}");
+            for p in t.run * run_len + t.a..t.run * run_len + t.a + t.n {
+                seen[p] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&s| s == 1), "{runs} x {run_len}: {seen:?}");
+        for p in 1..=tiles.tiles {
+            let covered = all[..p].iter().map(|t| t.run + t.runs).max().unwrap();
+            assert!(tiles.runs_of(p) >= covered, "{p} tiles cover {covered} runs");
+        }
+        all
+    }
+
+    #[test]
+    fn channel_tiles_cover_each_pixel_once() {
+        for isa in [Isa::Scalar, Isa::detect()] {
+            let ks = kernel_set(isa);
+            for (runs, run_len) in [(7, 7), (5, 7), (1, 7), (14, 14), (3, 29), (1, 49), (2, 6)] {
+                for on_grid in [false, true] {
+                    covers_once(runs, run_len, on_grid, &ks);
+                }
+            }
+        }
+    }
+
+    /// On AVX-512 a 7-wide map's rows go two to a tile on the grid (the last alone when
+    /// their count is odd), never in place, where the whole map is one run.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn seven_wide_rows_pair_up_on_avx512() {
+        let ks = kernel_set(Isa::Avx512);
+        let tiles = covers_once(7, 7, true, &ks);
+        let shapes: Vec<(usize, usize)> = tiles.iter().map(|t| (t.run, t.runs)).collect();
+        assert_eq!(shapes, [(0, 2), (2, 2), (4, 2), (6, 1)]);
+        assert!(covers_once(7, 7, false, &ks).iter().all(|t| t.runs == 1));
+        assert!(covers_once(7, 8, true, &ks).iter().all(|t| t.runs == 1));
+        assert!(covers_once(7, 7, true, &kernel_set(Isa::Avx2)).iter().all(|t| t.runs == 1));
+    }
+
+    /// At batch 1 under megabytes of weights one pixel block takes a B up to twice the
+    /// budget (the weights streamed once); with a batch, or lighter weights, it does not.
+    #[test]
+    fn heavy_weights_at_batch_1_stream_once() {
+        // B floats of p panels: 48 k each, so two fit B_FLOATS (128 k) and five twice it.
+        let cost = |p: usize| p * 48 * 1024;
+        let heavy = 8 * B_FLOATS;
+        assert_eq!(plan(1, 4608, 4608, 3, 16, 2, heavy, cost).pixel_blocks, 1);
+        assert_eq!(plan(1, 4608, 4608, 3, 16, 2, heavy - 1, cost).pixel_blocks, 2);
+        assert_eq!(plan(16, 4608, 4608, 3, 16, 2, heavy, cost).pixel_blocks, 2);
+        assert_eq!(plan(1, 4608, 4608, 7, 16, 2, heavy, cost).pixel_blocks, 2);
+        assert_eq!(plan(1, 4608, 4608, 7, 16, 2, heavy - 1, cost).pixel_blocks, 4);
     }
 }

@@ -189,7 +189,7 @@ pub(crate) unsafe fn tile(t: &Tile) {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
-    super::ctile::ctile::<Avx2, P, V, NC, PS, BLOCKED>(t)
+    super::ctile::ctile::<Avx2, P, V, NC, PS, BLOCKED, 0>(t)
 }
 
 /// Safety: see [`super::KernelSet::ctile`]; needs AVX2 and FMA.

@@ -58,13 +58,31 @@ pub(crate) struct CTile {
     /// [`BLOCK`]; `c` then points at that block's lane 0 of the tile's first pixel, and
     /// `ldc` is the floats between blocks. Unused for NCHW output.
     pub lane0: usize,
+    /// Pixels per B row segment for a tile over several output rows (`ctile`'s `SEG`;
+    /// 0: the tile's pixels are one run of B).
+    pub seg: usize,
+    /// With `seg`: floats from one segment's first B pixel to the next's (the grid's row).
+    pub row_step: usize,
 }
 
 /// Largest `P * NC` of any ISA (AVX-512: 14 pixels x 32 channels).
 const TRANSPOSE_FLOATS: usize = 14 * 32;
 
+/// Where pixel `i` of a tile lies in B row `b`: `PS` floats apart, and with `SEG` > 0 in
+/// segments of `SEG` pixels, `row_step` floats apart (a tile over whole output rows of a
+/// small map on the direct grid, whose rows hold gap columns).
+#[inline(always)]
+fn pixel_at<const PS: usize, const SEG: usize>(b: *const f32, i: usize, row_step: usize) -> *const f32 {
+    if SEG == 0 {
+        b.wrapping_add(i * PS)
+    } else {
+        b.wrapping_add(i % SEG * PS + i / SEG * row_step)
+    }
+}
+
 /// `P` pixels by `V` channel vectors; `NC` is the A panel's width (`>= V * LANES`).
-/// B's pixels lie `PS` floats apart: 1 in an NCHW input, [`BLOCK`] in a blocked one.
+/// B's pixels lie `PS` floats apart: 1 in an NCHW input, [`BLOCK`] in a blocked one;
+/// `SEG` > 0: in segments of `SEG` pixels (`CTile::seg`), the output's pixels contiguous.
 /// `BLOCKED`: the output is blocked (each vector stored as it is, no transpose), and the
 /// tile's channels fill its vectors.
 #[inline(always)]
@@ -75,20 +93,26 @@ pub(crate) unsafe fn ctile<
     const NC: usize,
     const PS: usize,
     const BLOCKED: bool,
+    const SEG: usize,
 >(
     t: &CTile,
 ) {
     debug_assert!(t.n == P && t.m <= V * S::LANES && P * NC <= TRANSPOSE_FLOATS);
     debug_assert!(!BLOCKED || (t.m == V * S::LANES && BLOCK.is_multiple_of(S::LANES)));
+    debug_assert!(t.seg == SEG && (SEG == 0 || P.is_multiple_of(SEG)));
     let mut acc = [[S::zero(); V]; P];
     let mut a = t.a;
     let mut pf = 0usize;
     let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
+    let segments = if SEG == 0 { 1 } else { P / SEG };
+    let seg_len = if SEG == 0 { P } else { SEG };
     for k in 0..t.kc {
         if k < ahead {
             let row = t.b.wrapping_add(*t.boff.add(k + PREFETCH_STEPS) as usize);
-            prefetch_l1(row);
-            prefetch_l1(row.wrapping_add((P - 1) * PS));
+            for s in 0..segments {
+                prefetch_l1(pixel_at::<PS, SEG>(row, s * seg_len, t.row_step));
+                prefetch_l1(pixel_at::<PS, SEG>(row, s * seg_len + seg_len - 1, t.row_step));
+            }
         }
         prefetch_l2(t.pf.wrapping_add(pf >> 16));
         pf += t.pf_step as usize;
@@ -98,7 +122,7 @@ pub(crate) unsafe fn ctile<
             *v = S::load(a.add(j * S::LANES));
         }
         for (i, row) in acc.iter_mut().enumerate() {
-            let bi = S::splat(*b.add(i * PS));
+            let bi = S::splat(*pixel_at::<PS, SEG>(b, i, t.row_step));
             for (j, x) in row.iter_mut().enumerate() {
                 *x = S::fmadd(av[j], bi, *x);
             }

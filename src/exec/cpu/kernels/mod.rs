@@ -58,6 +58,9 @@ pub(crate) struct KernelSet {
     /// `max_pixels` pixels a tile.
     pub nc: usize,
     pub max_pixels: usize,
+    /// Output rows of this many pixels go two to a `ctile` tile on the direct grid
+    /// (`CTile::seg`, `[0][0]` only); 0: never.
+    pub two_row_run: usize,
     /// Computes one tile. Safety: the tile's pointers cover what `Tile` describes, and the
     /// CPU has the ISA.
     pub tile: unsafe fn(&Tile),
@@ -91,6 +94,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             lanes: avx512::LANES,
             nc: avx512::NC,
             max_pixels: avx512::MAX_PIXELS,
+            two_row_run: avx512::TWO_ROW_RUN,
             tile: avx512::tile,
             ctile: avx512::ctile,
             ctile_layouts: [
@@ -112,6 +116,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             lanes: avx2::LANES,
             nc: avx2::NC,
             max_pixels: avx2::MAX_PIXELS,
+            two_row_run: 0,
             tile: avx2::tile,
             ctile: avx2::ctile,
             ctile_layouts: [[avx2::ctile, avx2::ctile_to_blocked], [avx2::ctile_from_blocked, avx2::ctile_blocked]],
@@ -129,6 +134,7 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             lanes: scalar::LANES,
             nc: scalar::NC,
             max_pixels: scalar::MAX_PIXELS,
+            two_row_run: 0,
             tile: scalar::tile,
             ctile: scalar::ctile,
             ctile_layouts: [

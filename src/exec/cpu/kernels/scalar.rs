@@ -106,7 +106,7 @@ pub(crate) unsafe fn tile(t: &Tile) {
 }
 
 unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
-    super::ctile::ctile::<Scalar, P, V, NC, PS, BLOCKED>(t)
+    super::ctile::ctile::<Scalar, P, V, NC, PS, BLOCKED, 0>(t)
 }
 
 /// Safety: see [`super::KernelSet::ctile`].
