@@ -1059,8 +1059,9 @@ mod tests {
         for t in &all {
             assert!(t.n >= 1 && t.n <= ks.max_pixels, "{t:?}");
             assert!(t.runs == 1 || (t.a == 0 && t.n == t.runs * run_len), "{t:?}");
-            for p in t.run * run_len + t.a..t.run * run_len + t.a + t.n {
-                seen[p] += 1;
+            let first = t.run * run_len + t.a;
+            for s in &mut seen[first..first + t.n] {
+                *s += 1;
             }
         }
         assert!(seen.iter().all(|&s| s == 1), "{runs} x {run_len}: {seen:?}");

@@ -104,7 +104,7 @@ pub(crate) unsafe fn ctile<
     let mut a = t.a;
     let mut pf = 0usize;
     let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
-    let segments = if SEG == 0 { 1 } else { P / SEG };
+    let segments = P.checked_div(SEG).unwrap_or(1);
     let seg_len = if SEG == 0 { P } else { SEG };
     for k in 0..t.kc {
         if k < ahead {
