@@ -1026,8 +1026,9 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                     };
                     // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
                     // has the tile's n pixels (a run never crosses a row of the grid or the
-                    // end of an input plane); the C tile (m channels, n pixels) is this
-                    // item's own.
+                    // end of an input plane; a two-row tile's second run starts `wq` on, in
+                    // the item's grid rows `block_rows`); the C tile (m channels, n pixels,
+                    // contiguous across a two-row tile's runs in NCHW) is this item's own.
                     unsafe { (ks.ctile)(&ct) };
                 }
             }
