@@ -15,19 +15,23 @@
 static double now(){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
 #define KC 256
 float A[KC*32] __attribute__((aligned(64)));
-float B[KC*16] __attribute__((aligned(64)));
+float B[KC*48] __attribute__((aligned(64))); /* the widest tile (8x3) reads 48 floats a K step */
 float C[64*32] __attribute__((aligned(64)));
-// variant 1: M=12 broadcast rows, V=2 vectors: separate broadcast (as compiled)
-__attribute__((noinline)) void k12x2(const float*a,const float*b,float*c,int kc){
-  __m512 acc[12][2];
-  for(int i=0;i<12;i++){acc[i][0]=_mm512_setzero_ps();acc[i][1]=_mm512_setzero_ps();}
-  for(int k=0;k<kc;k++){
-    __m512 b0=_mm512_load_ps(b+k*32),b1=_mm512_load_ps(b+k*32+16);
-    #pragma GCC unroll 12
-    for(int i=0;i<12;i++){__m512 x=_mm512_set1_ps(a[k*12+i]);acc[i][0]=_mm512_fmadd_ps(x,b0,acc[i][0]);acc[i][1]=_mm512_fmadd_ps(x,b1,acc[i][1]);}
-  }
-  for(int i=0;i<12;i++){_mm512_store_ps(c+i*32,acc[i][0]);_mm512_store_ps(c+i*32+16,acc[i][1]);}
+// variants 1 and 4: M broadcast rows by 2 vectors, separate broadcasts (as compiled):
+// 12x2 (24 accumulators) and 14x2 (28)
+#define TILE_MX2(M) \
+__attribute__((noinline)) void k##M##x2(const float*a,const float*b,float*c,int kc){ \
+  __m512 acc[M][2]; \
+  for(int i=0;i<M;i++){acc[i][0]=_mm512_setzero_ps();acc[i][1]=_mm512_setzero_ps();} \
+  for(int k=0;k<kc;k++){ \
+    __m512 b0=_mm512_load_ps(b+k*32),b1=_mm512_load_ps(b+k*32+16); \
+    _Pragma("GCC unroll 16") \
+    for(int i=0;i<M;i++){__m512 x=_mm512_set1_ps(a[k*M+i]);acc[i][0]=_mm512_fmadd_ps(x,b0,acc[i][0]);acc[i][1]=_mm512_fmadd_ps(x,b1,acc[i][1]);} \
+  } \
+  for(int i=0;i<M;i++){_mm512_store_ps(c+i*32,acc[i][0]);_mm512_store_ps(c+i*32+16,acc[i][1]);} \
 }
+TILE_MX2(12)
+TILE_MX2(14)
 // variant 2: embedded broadcast via inline asm
 __attribute__((noinline)) void k12x2e(const float*a,const float*b,float*c,int kc){
   register __m512 c0 asm("zmm0"),c1 asm("zmm1"),c2 asm("zmm2"),c3 asm("zmm3"),c4 asm("zmm4"),c5 asm("zmm5"),c6 asm("zmm6"),c7 asm("zmm7"),c8 asm("zmm8"),c9 asm("zmm9"),c10 asm("zmm10"),c11 asm("zmm11"),c12 asm("zmm12"),c13 asm("zmm13"),c14 asm("zmm14"),c15 asm("zmm15"),c16 asm("zmm16"),c17 asm("zmm17"),c18 asm("zmm18"),c19 asm("zmm19"),c20 asm("zmm20"),c21 asm("zmm21"),c22 asm("zmm22"),c23 asm("zmm23");
@@ -52,18 +56,7 @@ __attribute__((noinline)) void k8x3(const float*a,const float*b,float*c,int kc){
   }
   for(int i=0;i<8;i++)for(int j=0;j<3;j++)_mm512_store_ps(c+i*48+j*16,acc[i][j]);
 }
-// variant 4: 14x2 tile (28 acc)
-__attribute__((noinline)) void k14x2(const float*a,const float*b,float*c,int kc){
-  __m512 acc[14][2];
-  for(int i=0;i<14;i++){acc[i][0]=_mm512_setzero_ps();acc[i][1]=_mm512_setzero_ps();}
-  for(int k=0;k<kc;k++){
-    __m512 b0=_mm512_load_ps(b+k*32),b1=_mm512_load_ps(b+k*32+16);
-    #pragma GCC unroll 14
-    for(int i=0;i<14;i++){__m512 x=_mm512_set1_ps(a[k*14+i]);acc[i][0]=_mm512_fmadd_ps(x,b0,acc[i][0]);acc[i][1]=_mm512_fmadd_ps(x,b1,acc[i][1]);}
-  }
-  for(int i=0;i<14;i++){_mm512_store_ps(c+i*32,acc[i][0]);_mm512_store_ps(c+i*32+16,acc[i][1]);}
-}
 typedef void (*F)(const float*,const float*,float*,int);
 void run(const char*n,F f,int fl){ for(int r=0;r<3;r++){int it=200000; double t=now(); for(int i=0;i<it;i++) f(A,B,C,KC); t=now()-t; printf("%s %.1f GFLOP/s\n",n,(double)it*KC*fl*2/t/1e9);} }
-int main(){ for(int i=0;i<KC*32;i++)A[i]=1e-3f*(i%7); for(int i=0;i<KC*16;i++)B[i]=1e-3f*(i%5);
+int main(){ for(int i=0;i<KC*32;i++)A[i]=1e-3f*(i%7); for(int i=0;i<KC*48;i++)B[i]=1e-3f*(i%5);
  run("12x2 bcast",k12x2,24*16); run("12x2 embedded",k12x2e,24*16); run("8x3",k8x3,24*16); run("14x2",k14x2,28*16); }

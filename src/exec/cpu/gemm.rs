@@ -958,7 +958,6 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
     let grid = if g.is_pointwise() { None } else { Grid::new(g) };
     let rows = ChannelTiles::new(runs, run_len, grid.is_some(), &ks);
     let tiles = rows.tiles;
-    let tile = |t: usize| rows.tile(t);
     let common = match &grid {
         None => Common::for_channels(call, out, tiles, threads, |p| p * ks.max_pixels * k),
         Some(grid) => {
@@ -970,8 +969,8 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
     let block_rows = |j: usize| {
         let (ta, tb) = share(tiles, common.plan.pixel_blocks, j);
         if ta < tb {
-            let last = tile(tb - 1);
-            (tile(ta).run, last.run + last.runs)
+            let last = rows.tile(tb - 1);
+            (rows.tile(ta).run, last.run + last.runs)
         } else {
             (0, 0)
         }
@@ -998,7 +997,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                 // most likely runs next (its items follow each other, chunks slowest).
                 let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
                 for t in it.pa..it.pb {
-                    let ChannelTile { run, a, n, runs } = tile(t);
+                    let ChannelTile { run, a, n, runs } = rows.tile(t);
                     // Output pixel q; B column: in place q itself, on the grid the local
                     // copy's virtual pixel (a tile of two rows: the second `wq` on).
                     let (q, v, row_step) = match &grid {
