@@ -746,6 +746,47 @@ fn blocked_layouts_match_the_definition() {
     assert_eq!(from_blocked(&to_blocked(&x, n, c, hw), n, c, hw), x);
 }
 
+/// The blocked depthwise kernels with their taps in registers (3x3 and 5x5), stride 1 and 2
+/// without dilation (their steps constant) and with it: every padding from none to past the
+/// half kernel, rows 1 to 21 pixels wide (the pixels inside run 8, 4, 2 and 1 at a time;
+/// the edges one by one), cut into pixel ranges that split rows, on every ISA.
+#[test]
+fn blocked_depthwise_rows_match_the_definition() {
+    let pools = pools();
+    let mut rng = ChaCha8Rng::seed_from_u64(1717);
+    let mut ran = 0;
+    for k in [3, 5] {
+        for (s, d) in [(1, 1), (2, 1), (1, 2)] {
+            for w in (1..=21).step_by(2).chain([8, 16]) {
+                let h = rng.random_range(1..=9);
+                let pads = [rng.random_range(0..=k / 2 + 1), rng.random_range(0..=k / 2 + 1)];
+                let spec = ConvSpec::new(BLOCK, BLOCK, [k, k])
+                    .with_stride(s, s)
+                    .with_dilation(d, d)
+                    .with_padding(pads[0], pads[1], k / 2, pads[1])
+                    .with_groups(BLOCK);
+                let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
+                let mut random =
+                    |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+                let (weight, bias, x) = (random(spec.weight_len()), random(BLOCK), random(2 * BLOCK * h * w));
+                let want = reference(&spec, &weight, Some(&bias), None, Epilogue::Relu6, &x, 2, h, w);
+                for isa in Isa::available() {
+                    let conv = PackedConv::with_isa(&weight, Some(&bias), spec, Epilogue::Relu6, isa).unwrap();
+                    for threads in &pools {
+                        let mut got = vec![f32::NAN; 2 * BLOCK * oh * ow];
+                        let input = to_blocked(&x, 2, BLOCK, h * w);
+                        conv.run_in_layouts(&input, 2, h, w, None, false, &mut got, Layouts::BLOCKED, threads).unwrap();
+                        let got = from_blocked(&got, 2, BLOCK, oh * ow);
+                        compare(&got, &want, TOLERANCE, || format!("{isa}, {threads:?}, {spec:?}, 2x{h}x{w}"));
+                        ran += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(ran >= 100, "only {ran} runs");
+}
+
 /// Training gives a conv new weights every step (`set_weights`): after a run in each form
 /// that keeps weights of its own (A panels; the channel tile's panels; both Winograd
 /// tiles' transforms), the new weights give what a conv made from them gives, bit for bit,
