@@ -507,6 +507,78 @@ fn small_maps_take_the_channel_tile() {
     assert_eq!(method(ConvSpec::new(16, 64, [1, 1]), 14), "pointwise");
 }
 
+/// Convs over a few input channels with a window of at most 9 taps run on the first-conv
+/// kernel (`stem.rs`: output columns in vectors, NCHW as it is stored), on every vector ISA
+/// and thread pool: every stride, dilation and padding, rows a vector wide and wider (the
+/// ragged last vector, the masked edges), output channels in groups of 16, 8 and single
+/// ones; against the definition. Wider windows, narrow rows, a residual and a forced method
+/// keep the GEMM.
+#[test]
+fn few_input_channels_run_on_the_stem_kernel() {
+    let pools = pools();
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let mut ran = 0;
+    for case in 0..40 {
+        let c = rng.random_range(1..=4);
+        let m = pick(&mut rng, &[1, 5, 8, 13, 16, 24, 32, 37]);
+        let kernel = pick(&mut rng, &[[3, 3], [3, 3], [1, 3], [3, 1], [2, 2], [3, 2]]);
+        let stride = pick(&mut rng, &[1, 2, 2, 3]);
+        let pad = |rng: &mut ChaCha8Rng, k: usize| rng.random_range(0..=k / 2 + 1);
+        let spec = ConvSpec::new(c, m, kernel)
+            .with_stride(stride, pick(&mut rng, &[stride, 1, 2]))
+            .with_dilation(pick(&mut rng, &[1, 1, 2]), pick(&mut rng, &[1, 1, 2]))
+            .with_padding(
+                pad(&mut rng, kernel[0]),
+                pad(&mut rng, kernel[1]),
+                pad(&mut rng, kernel[0]),
+                pad(&mut rng, kernel[1]),
+            );
+        let (n, h, w) = (rng.random_range(1..=2), rng.random_range(1..=12), rng.random_range(16..=80));
+        let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
+        let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let (weight, bias, x) = (random(spec.weight_len()), random(m), random(n * c * h * w));
+        let epi = epilogue(&mut rng);
+        let want = reference(&spec, &weight, Some(&bias), None, epi, &x, n, h, w);
+        for isa in Isa::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+            let conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
+            let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
+            assert_eq!(conv.method_for(n, h, w) == "stem", ow >= lanes, "{isa}, {spec:?} on {h}x{w}");
+            for threads in &pools {
+                let mut got = vec![f32::NAN; n * m * oh * ow];
+                conv.run(&x, n, h, w, &mut got, threads).unwrap();
+                compare(&got, &want, TOLERANCE, || format!("case {case}: {isa}, {threads:?}, {spec:?}, {n}x{h}x{w}"));
+                ran += 1;
+            }
+        }
+    }
+    assert!(Isa::detect() == Isa::Scalar || ran >= 60, "only {ran} runs");
+
+    // MobileNetV2's stem runs here; ResNet-50's 7x7 one, a 1x1 conv, a residual or a
+    // forced method keep the GEMM.
+    let method = |spec: ConvSpec, force: Option<GemmMethod>| {
+        let mut conv = PackedConv::new(&vec![0.5; spec.weight_len()], None, spec, Epilogue::Relu).unwrap();
+        conv.force_gemm_method(force);
+        conv.method(224, 224)
+    };
+    let mobile = ConvSpec::new(3, 32, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1);
+    let resnet = ConvSpec::new(3, 64, [7, 7]).with_stride(2, 2).with_padding(3, 3, 3, 3);
+    if Isa::detect() != Isa::Scalar {
+        assert_eq!(method(mobile, None), "stem");
+    }
+    assert_ne!(method(mobile, Some(GemmMethod::Direct)), "stem");
+    assert_ne!(method(resnet, None), "stem");
+    assert_ne!(method(ConvSpec::new(3, 32, [1, 1]), None), "stem");
+    // With a residual: the GEMM, the same sums.
+    let spec = ConvSpec::new(3, 24, [3, 3]).with_padding(1, 1, 1, 1);
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (weight, bias, x, res) = (random(spec.weight_len()), random(24), random(3 * 20 * 40), random(24 * 20 * 40));
+    let want = reference(&spec, &weight, Some(&bias), Some(&res), Epilogue::Relu, &x, 1, 20, 40);
+    let conv = PackedConv::new(&weight, Some(&bias), spec, Epilogue::Relu).unwrap();
+    let mut got = vec![f32::NAN; 24 * 20 * 40];
+    conv.run_with_residual(&x, 1, 20, 40, Some(&res), &mut got, &Threads::new(2).unwrap()).unwrap();
+    compare(&got, &want, TOLERANCE, || "few channels with a residual".into());
+}
+
 /// Winograd where it pays (`winograd::worth_it`): F(4x4, 3x3) on ResNet-50's stride-1 3x3
 /// convs over 14x14, 28x28 and 56x56 maps (at 56x56 with 64 channels in blocks of tile
 /// rows: whole, its buffers would evict the next convs' inputs); F(2x2, 3x3), for a batch
@@ -789,7 +861,7 @@ fn blocked_depthwise_rows_match_the_definition() {
 
 /// Training gives a conv new weights every step (`set_weights`): after a run in each form
 /// that keeps weights of its own (A panels; the channel tile's panels; both Winograd
-/// tiles' transforms), the new weights give what a conv made from them gives, bit for bit,
+/// tiles' transforms; the first-conv kernel's chunks), the new weights give what a conv made from them gives, bit for bit,
 /// and again after a second change; a wrong length is an error.
 #[test]
 fn new_weights_replace_every_packed_form() {
@@ -797,12 +869,14 @@ fn new_weights_replace_every_packed_form() {
     let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
     let threads = Threads::new(2).unwrap();
     let c3 = ConvSpec::new(24, 20, [3, 3]).with_padding(1, 1, 1, 1);
-    let forms: [(ConvSpec, Option<GemmMethod>, Option<Winograd>, usize); 5] = [
+    let forms: [(ConvSpec, Option<GemmMethod>, Option<Winograd>, usize); 6] = [
         (ConvSpec::new(24, 20, [1, 1]), Some(GemmMethod::Pointwise), None, 9),
         (ConvSpec::new(24, 20, [1, 1]), Some(GemmMethod::Channels), None, 7),
         (c3, None, Some(Winograd::On(WinogradTile::F4x4)), 12),
         (c3, None, Some(Winograd::On(WinogradTile::F2x2)), 10),
         (ConvSpec::new(12, 12, [3, 3]).with_padding(1, 1, 1, 1).with_groups(12), None, None, 9),
+        // The first-conv kernel's chunked weights (where the ISA has vectors).
+        (ConvSpec::new(3, 20, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1), None, None, 40),
     ];
     for (spec, method, winograd, hw) in forms {
         let x = random(2 * spec.in_channels * hw * hw);

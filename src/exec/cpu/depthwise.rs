@@ -32,7 +32,7 @@ pub(crate) use super::pack::Geom as DwGeom;
 
 impl DwGeom {
     /// Output rows whose every tap row lies inside the input: `lo .. hi`.
-    fn inner_rows(&self) -> (usize, usize) {
+    pub(crate) fn inner_rows(&self) -> (usize, usize) {
         let lo = self.pt.div_ceil(self.sh).min(self.oh);
         // oy * sh + (kh - 1) * dh - pt <= h - 1
         let top = (self.h + self.pt) as isize - 1 - ((self.kh - 1) * self.dh) as isize;
@@ -62,6 +62,52 @@ impl Cols {
             whole.push(all);
         }
         Cols { lanes: v, whole }
+    }
+}
+
+impl Cols {
+    /// Whether every tap column of output column vector `c` loads whole.
+    pub(crate) fn whole(&self, c: usize) -> bool {
+        self.whole[c]
+    }
+}
+
+/// The `LANES` input columns of a whole output column vector at `src` (its lane 0's), at
+/// the conv's column stride.
+///
+/// Safety: those columns are inside the input row.
+#[inline(always)]
+pub(crate) unsafe fn load_whole<S: Simd>(g: &DwGeom, src: *const f32) -> S::V {
+    match g.sw {
+        1 => S::load(src),
+        2 => S::load_lanes_stride2(src, 0, S::LANES),
+        s => strided::<S>(src, s, 0, S::LANES),
+    }
+}
+
+/// Output column vector `c` (first column `ox`) of tap column `kx` from input row `row`:
+/// the lanes inside the image, zeros elsewhere, at the conv's column stride.
+///
+/// Safety: `row` is an input row of `g`; `cols` was made for `g` and `S::LANES`.
+#[inline(always)]
+pub(crate) unsafe fn load_cols<S: Simd>(
+    g: &DwGeom,
+    cols: &Cols,
+    row: *const f32,
+    c: usize,
+    ox: usize,
+    kx: usize,
+) -> S::V {
+    let (a, b) = cols.lanes[c * g.kw + kx];
+    let (a, b) = (a as usize, b as usize);
+    // Input column of lane 0 (wrapping: masked-off lanes are never read).
+    let src = row.wrapping_offset((ox * g.sw + kx * g.dw) as isize - g.pl as isize);
+    match g.sw {
+        _ if a >= b => S::zero(),
+        1 if a == 0 && b == S::LANES => S::load(src),
+        1 => S::load_lanes(src, a, b),
+        2 => S::load_lanes_stride2(src, a, b),
+        s => strided::<S>(src, s, a, b),
     }
 }
 

@@ -63,6 +63,7 @@ mod pack;
 mod pool;
 mod scratch;
 mod sgd;
+mod stem;
 mod storage;
 mod subsample;
 mod threads;
@@ -280,6 +281,8 @@ pub struct PackedConv {
     tuned: tune::Choices,
     /// A depthwise conv's taps for blocked tensors (`blocked.rs`), made on first use.
     blocked_taps: std::sync::OnceLock<Vec<f32>>,
+    /// A first conv's weights in the chunks of its kernel (`stem.rs`), made on first use.
+    stem: std::sync::OnceLock<stem::Weights>,
     /// A depthwise conv's input writer on blocked tensors ([`PackedConv::follow_writer`]).
     input_writer: Option<(usize, usize)>,
 }
@@ -337,6 +340,7 @@ impl PackedConv {
             winograd: Default::default(),
             tuned: tune::Choices::default(),
             blocked_taps: std::sync::OnceLock::new(),
+            stem: std::sync::OnceLock::new(),
             input_writer: None,
         })
     }
@@ -362,6 +366,7 @@ impl PackedConv {
             transformed.retransform(weight, &self.spec, threads);
         }
         self.blocked_taps = std::sync::OnceLock::new();
+        self.stem = std::sync::OnceLock::new();
         Ok(())
     }
 
@@ -402,6 +407,9 @@ impl PackedConv {
                 gemm::Method::Direct => "subsampled/direct",
                 gemm::Method::Pointwise => "subsampled/pointwise",
             };
+        }
+        if self.stem_geom(h, w).is_some() {
+            return "stem";
         }
         match (&self.body, self.geom(h, w)) {
             (Body::Depthwise(_), _) => "depthwise",
@@ -510,7 +518,9 @@ impl PackedConv {
     /// Bytes of packed weights held.
     pub fn packed_bytes(&self) -> usize {
         let winograd: usize = self.winograd.iter().filter_map(|t| t.get()).map(|t| t.gemm.bytes()).sum();
+        let stem = self.stem.get().map_or(0, |s| s.w.len() * 4);
         winograd
+            + stem
             + match &self.body {
                 Body::Gemm(g) => g.bytes(),
                 Body::Depthwise(w) => w.len() * 4,
@@ -652,6 +662,16 @@ impl PackedConv {
 
     /// Whether the next call of this input shape times the GEMM forms (`tune.rs`): none is
     /// forced, timing is on and the shape has not been timed yet.
+    /// The geometry of an `h x w` input where the conv runs on the first-conv kernel
+    /// (`stem.rs`): not forced onto a GEMM method nor Winograd, a few input channels and a
+    /// window wider than a pixel (a 1x1 conv keeps its in-place GEMM).
+    fn stem_geom(&self, h: usize, w: usize) -> Option<pack::Geom> {
+        let s = &self.spec;
+        let g = self.geom(h, w).ok()?;
+        let plain = self.force.is_none() && !matches!(self.force_winograd, Some(Winograd::On(_)));
+        (plain && !s.is_depthwise() && s.kernel != [1, 1] && stem::applies(s, &g, self.isa)).then_some(g)
+    }
+
     fn times_forms(&self, shape: [usize; 3]) -> bool {
         self.force.is_none() && tune::enabled() && self.tuned.get(shape).is_none()
     }
@@ -821,6 +841,16 @@ impl PackedConv {
                     force: self.force,
                 };
                 winograd::run(&call, input, output, threads);
+            }
+            (Body::Gemm(weights), None)
+                if residual.is_none() && !residual_in_output && self.stem_geom(h, w).is_some() =>
+            {
+                let g = self.geom(h, w)?;
+                let (m, k) = (s.out_channels, g.k());
+                let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k));
+                let call =
+                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
+                stem::run(&call, input, output, threads);
             }
             (Body::Gemm(weights), None) => {
                 // (`subsamples` implies no forced method: `self.force` is None there.)

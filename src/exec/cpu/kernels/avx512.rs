@@ -325,3 +325,9 @@ pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
 pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
     crate::exec::cpu::pool::pool3s2_plane::<Avx512>(job)
 }
+
+/// First-conv kernel instance; see `super::super::stem`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn stem_rows(job: &crate::exec::cpu::stem::Job) {
+    crate::exec::cpu::stem::rows::<Avx512>(job)
+}

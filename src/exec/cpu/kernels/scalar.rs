@@ -166,3 +166,8 @@ pub(crate) unsafe fn blocked_depthwise(j: &crate::exec::cpu::blocked::DwJob) {
 pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
     crate::exec::cpu::pool::pool3s2_plane::<Scalar>(job)
 }
+
+/// First-conv kernel instance; see `super::super::stem`.
+pub(crate) unsafe fn stem_rows(job: &crate::exec::cpu::stem::Job) {
+    crate::exec::cpu::stem::rows::<Scalar>(job)
+}
