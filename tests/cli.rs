@@ -193,6 +193,39 @@ fn run_layers_measures_how_busy_the_threads_were() {
     }
 }
 
+/// `--layers` names the packed kernel each conv ran on, and only for convs: the stem on the
+/// first-conv kernel (3 channels, 3x3, rows of 111), the 1x1 squeezes in place, the rest on
+/// a GEMM form or Winograd.
+#[test]
+fn run_layers_names_each_convs_kernel() {
+    let out = json(&run_args(&["squeezenet1_1", "--layers", "--json"]));
+    let layers = out[0]["layers"].as_array().unwrap();
+    let kernel = |name: &str| {
+        let l = layers.iter().find(|l| l["name"] == name).unwrap_or_else(|| panic!("no layer {name}"));
+        l["kernel"].as_str().map(str::to_string)
+    };
+    let forms = ["stem", "pointwise", "direct", "im2col", "winograd/", "subsampled/", "depthwise"];
+    for l in layers {
+        let k = l["kernel"].as_str();
+        if l["op"] == "conv2d" {
+            let k = k.unwrap_or_else(|| panic!("{}: no kernel", l["name"]));
+            assert!(forms.iter().any(|f| k.starts_with(f)), "{}: {k}", l["name"]);
+        } else {
+            assert!(k.is_none(), "{l}");
+        }
+    }
+    if synprof::exec::cpu::Isa::detect() != synprof::exec::cpu::Isa::Scalar {
+        assert_eq!(kernel("conv1").as_deref(), Some("stem"));
+    }
+    assert!(kernel("fire2.conv1").is_some_and(|k| k.starts_with("pointwise")), "{:?}", kernel("fire2.conv1"));
+    let text = stdout(&synprof(&run_args(&["squeezenet1_1", "--layers"])));
+    assert!(
+        text.contains("kernel") && text.contains("stem")
+            || synprof::exec::cpu::Isa::detect() == synprof::exec::cpu::Isa::Scalar,
+        "{text}"
+    );
+}
+
 #[test]
 fn a_failing_batch_is_reported_and_the_others_still_run() {
     let out = synprof(&run_args(&["resnet50", "--batch", "1,1000000", "--input", "3x32x32"]));

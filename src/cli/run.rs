@@ -164,7 +164,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
 fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
     let mut sorted: Vec<_> = layers.iter().filter(|l| l.mean_ms > 0.0).collect();
     sorted.sort_by(|a, b| b.mean_ms.total_cmp(&a.mean_ms));
-    let mut t = Table::new(&["layer", "op", "ms", "share", "GFLOP/s", "FLOP/byte", "threads busy"]);
+    let mut t = Table::new(&["layer", "op", "ms", "share", "GFLOP/s", "FLOP/byte", "threads busy", "kernel"]);
     let shown = sorted.len().min(25);
     for l in &sorted[..shown] {
         t.row(vec![
@@ -175,6 +175,7 @@ fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
             format!("{:.1}", l.achieved_gflops_per_s),
             format!("{:.1}", l.arithmetic_intensity),
             l.thread_use.map_or_else(|| "-".into(), percent),
+            l.kernel.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
     let mut by_op: std::collections::BTreeMap<&str, f64> = Default::default();
@@ -186,7 +187,7 @@ fn render_layers(layers: &[crate::exec::run::LayerTime]) -> String {
     let summary: Vec<String> = ops.iter().map(|(op, s)| format!("{op} {}", percent(*s))).collect();
     format!(
         "{}(top {shown} of {} layers)\ntime by op: {}\nthreads busy: the share of the conv threads' time in the layer spent in its work; \
-         below 100% they waited for each other or had none (- : not on the conv threads)\n",
+         below 100% they waited for each other or had none (- : not on the conv threads); kernel: the packed CPU kernel a conv ran on\n",
         t.render(),
         layers.len(),
         summary.join(", ")

@@ -1348,19 +1348,28 @@ impl Lowered {
     /// given the per-image shapes of `analysis` (nodes before a batch split's cut run at
     /// its sub-batch).
     pub fn winograd_convs(&self, batch: usize, analysis: &crate::analysis::Analysis) -> usize {
+        self.conv_kernels(batch, analysis).iter().flatten().filter(|k| k.starts_with("winograd")).count()
+    }
+
+    /// Per node, the packed CPU kernel its conv runs on at `batch` (`PackedConv::method_for`,
+    /// "+ blocked" where it reads or writes blocked tensors; "expansion + depthwise" for a
+    /// fused pair), given the per-image shapes of `analysis`; `None` for the other nodes.
+    pub fn conv_kernels(&self, batch: usize, analysis: &crate::analysis::Analysis) -> Vec<Option<String>> {
         let split = self.batch_split(batch);
         (0..self.layers.len())
-            .filter(|&i| {
+            .map(|i| {
                 let op = match &self.layers[i] {
                     Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => op,
-                    _ => return false,
+                    Layer::PackedExpandDepthwise(_) => return Some("expansion + depthwise".to_string()),
+                    _ => return None,
                 };
-                let Some(&input) = self.net.nodes[i].inputs.first() else { return false };
-                let Some([h, w]) = analysis.layers[input].output_shape.hw() else { return false };
+                let &input = self.net.nodes[i].inputs.first()?;
+                let [h, w] = analysis.layers[input].output_shape.hw()?;
                 let n = split.filter(|s| i <= s.cut).map_or(batch, |s| s.sub_batch);
-                op.conv().method_for(n, h, w).starts_with("winograd")
+                let method = op.conv().method_for(n, h, w);
+                Some(if op.layouts().any_blocked() { format!("{method} + blocked") } else { method.to_string() })
             })
-            .count()
+            .collect()
     }
 
     /// The conv threads a split batch's sub-batches are sized for ([`Lowered::batch_split`]).

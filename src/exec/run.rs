@@ -122,6 +122,11 @@ pub struct LayerTime {
     /// (candle's own ops, CUDA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_use: Option<f64>,
+    /// The packed CPU kernel the layer's conv ran on (`Lowered::conv_kernels`): "direct",
+    /// "winograd/4x4", "stem", "pointwise/channels + blocked", ...; None for other layers
+    /// and on candle's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -446,6 +451,8 @@ fn time_layers(
     }
     let threads = crate::exec::lower::conv_thread_count().unwrap_or(1) as f64;
     let sum: f64 = times.wall_ms.iter().sum();
+    let batch = input.dims().first().copied().unwrap_or(1);
+    let kernels = lowered.conv_kernels(batch, analysis);
     Ok(lowered
         .net
         .nodes
@@ -453,7 +460,8 @@ fn time_layers(
         .zip(&analysis.layers)
         .zip(times.wall_ms.iter().zip(&times.busy_ms))
         .zip(&lowered.layers)
-        .map(|(((node, row), (&t, &busy)), layer)| {
+        .zip(kernels)
+        .map(|((((node, row), (&t, &busy)), layer), kernel)| {
             let mean_ms = t / iterations as f64;
             let fused = matches!(layer, crate::exec::lower::Layer::Identity | crate::exec::lower::Layer::PassInput(_));
             LayerTime {
@@ -470,6 +478,7 @@ fn time_layers(
                 arithmetic_intensity: row.arithmetic_intensity,
                 fused,
                 thread_use: (busy > 0.0 && t > 0.0).then(|| busy / (t * threads)),
+                kernel,
             }
         })
         .collect())

@@ -403,6 +403,7 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
         col("achieved", "GFLOP/s", "achieved_gflops_per_s", true),
         col("intensity", "FLOP/byte", "arithmetic_intensity_flop_per_byte", true),
         col("threads busy", "%", "thread_use_pct", true),
+        col("kernel", "", "kernel", false),
         csv_col("flops", true),
     ];
     let groups: Vec<Group> = run
@@ -422,6 +423,7 @@ pub fn layers(run: &Run, shown_per_case: usize) -> Option<Table> {
                         Cell::num(Some(l.achieved_gflops_per_s)),
                         Cell::num(Some(l.arithmetic_intensity)),
                         Cell::num(l.thread_use.map(|u| u * 100.0)),
+                        Cell::text(l.kernel.as_deref().unwrap_or("")),
                         Cell::count(l.flops),
                     ]
                 })
