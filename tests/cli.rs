@@ -226,6 +226,28 @@ fn run_layers_names_each_convs_kernel() {
     );
 }
 
+/// A fused expansion's work is done in the depthwise layer after it: `--layers` counts both
+/// convs' FLOPs there (and its GFLOP/s from them), the expansion's own layer passing its
+/// input through.
+#[test]
+fn run_layers_counts_a_fused_expansion_where_it_runs() {
+    let out = json(&run_args(&["mobilenet_v2", "--input", "3x112x112", "--layers", "--json"]));
+    let layers = out[0]["layers"].as_array().unwrap();
+    let layer = |name: &str| layers.iter().find(|l| l["name"] == name).unwrap_or_else(|| panic!("no layer {name}"));
+    let analysis = json(&["inspect", "mobilenet_v2", "--input", "3x112x112", "--json"]);
+    let rows = analysis["layers"].as_array().unwrap();
+    let flops = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap()["flops"].as_u64().unwrap();
+    let (expand, dw) = (layer("blocks.2.conv1"), layer("blocks.2.conv2"));
+    assert_eq!(dw["kernel"], "expansion + depthwise");
+    assert_eq!(expand["fused"], true);
+    assert_eq!(dw["flops"].as_u64().unwrap(), flops("blocks.2.conv1") + flops("blocks.2.conv2"));
+    let achieved = dw["flops"].as_f64().unwrap() / (dw["mean_ms"].as_f64().unwrap() / 1e3) / 1e9;
+    assert!((dw["achieved_gflops_per_s"].as_f64().unwrap() - achieved).abs() < 1e-6 * achieved);
+    // An unfused depthwise conv counts its own.
+    let plain = layers.iter().find(|l| l["kernel"] == "depthwise").expect("a depthwise conv runs unfused");
+    assert_eq!(plain["flops"].as_u64().unwrap(), flops(plain["name"].as_str().unwrap()));
+}
+
 #[test]
 fn a_failing_batch_is_reported_and_the_others_still_run() {
     let out = synprof(&run_args(&["resnet50", "--batch", "1,1000000", "--input", "3x32x32"]));

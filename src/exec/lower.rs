@@ -382,6 +382,8 @@ impl candle_core::InplaceOp2 for PackedConvOp {
 pub struct ExpandDepthwiseOp {
     expand: Arc<PackedConvOp>,
     depthwise: Arc<PackedConvOp>,
+    /// The expansion's node (its own layer passes its input through).
+    expand_node: usize,
 }
 
 impl candle_core::CustomOp1 for ExpandDepthwiseOp {
@@ -441,7 +443,7 @@ fn fuse_expansions(net: &Net, readers: &[usize], layers: &mut [Layer]) -> usize 
         if h * w < FUSE_MIN_PIXELS || !expand.conv().fuses_with(dw.conv(), h, w) {
             continue;
         }
-        let op = ExpandDepthwiseOp { expand, depthwise: dw.clone() };
+        let op = ExpandDepthwiseOp { expand, depthwise: dw.clone(), expand_node: e };
         layers[d] = Layer::PackedExpandDepthwise(Arc::new(op));
         layers[e] = Layer::Identity;
         fused += 1;
@@ -1370,6 +1372,15 @@ impl Lowered {
                 Some(if op.layouts().any_blocked() { format!("{method} + blocked") } else { method.to_string() })
             })
             .collect()
+    }
+
+    /// The expansion conv node whose work node `node` does (a fused expansion and depthwise
+    /// conv), if any.
+    pub fn fused_expansion(&self, node: usize) -> Option<usize> {
+        match self.layers.get(node)? {
+            Layer::PackedExpandDepthwise(op) => Some(op.expand_node),
+            _ => None,
+        }
     }
 
     /// The conv threads a split batch's sub-batches are sized for ([`Lowered::batch_split`]).

@@ -461,21 +461,28 @@ fn time_layers(
         .zip(times.wall_ms.iter().zip(&times.busy_ms))
         .zip(&lowered.layers)
         .zip(kernels)
-        .map(|((((node, row), (&t, &busy)), layer), kernel)| {
+        .enumerate()
+        .map(|(i, ((((node, row), (&t, &busy)), layer), kernel))| {
             let mean_ms = t / iterations as f64;
             let fused = matches!(layer, crate::exec::lower::Layer::Identity | crate::exec::lower::Layer::PassInput(_));
+            // A fused expansion's work is done here: its FLOPs count here, and the expanded
+            // tensor it would write and this conv read is never moved.
+            let (flops, intensity) = match lowered.fused_expansion(i).map(|e| &analysis.layers[e]) {
+                Some(e) => {
+                    let flops = row.flops + e.flops;
+                    let bytes = (row.bytes_moved + e.bytes_moved).saturating_sub(2 * e.output_bytes);
+                    (flops, if bytes > 0 { flops as f64 / bytes as f64 } else { 0.0 })
+                }
+                None => (row.flops, row.arithmetic_intensity),
+            };
             LayerTime {
                 name: node.name.clone(),
                 op: node.op.type_name().to_string(),
                 mean_ms,
                 share: if sum > 0.0 { t / sum } else { 0.0 },
-                flops: row.flops,
-                achieved_gflops_per_s: if mean_ms > 0.0 && !fused {
-                    row.flops as f64 / (mean_ms / 1e3) / 1e9
-                } else {
-                    0.0
-                },
-                arithmetic_intensity: row.arithmetic_intensity,
+                flops,
+                achieved_gflops_per_s: if mean_ms > 0.0 && !fused { flops as f64 / (mean_ms / 1e3) / 1e9 } else { 0.0 },
+                arithmetic_intensity: intensity,
                 fused,
                 thread_use: (busy > 0.0 && t > 0.0).then(|| busy / (t * threads)),
                 kernel,
