@@ -382,7 +382,8 @@ impl PackedConv {
         self.isa
     }
 
-    /// Which kernel runs it on an `h x w` input: "depthwise"; or GEMM with B as
+    /// Which kernel runs it on an `h x w` input: "depthwise"; "stem" (a few input channels,
+    /// a small window: `stem.rs`; a GEMM form where a residual is added); or GEMM with B as
     /// "pointwise" (1x1 stride 1: the input as is), "direct" (shifted rows of a padded
     /// input copy) or "im2col" (packed patches).
     pub fn method(&self, h: usize, w: usize) -> &'static str {
@@ -847,7 +848,7 @@ impl PackedConv {
             {
                 let g = self.geom(h, w)?;
                 let (m, k) = (s.out_channels, g.k());
-                let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k));
+                let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
                 let call =
                     stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
                 stem::run(&call, input, output, threads);
