@@ -63,9 +63,7 @@ impl Cols {
         }
         Cols { lanes: v, whole }
     }
-}
 
-impl Cols {
     /// Whether every tap column of output column vector `c` loads whole.
     pub(crate) fn whole(&self, c: usize) -> bool {
         self.whole[c]

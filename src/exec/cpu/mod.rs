@@ -661,8 +661,6 @@ impl PackedConv {
         self.execute(input, n, h, w, None, true, acc, threads)
     }
 
-    /// Whether the next call of this input shape times the GEMM forms (`tune.rs`): none is
-    /// forced, timing is on and the shape has not been timed yet.
     /// The geometry of an `h x w` input where the conv runs on the first-conv kernel
     /// (`stem.rs`): not forced onto a GEMM method nor Winograd, a few input channels and a
     /// window wider than a pixel (a 1x1 conv keeps its in-place GEMM).
@@ -673,6 +671,8 @@ impl PackedConv {
         (plain && !s.is_depthwise() && s.kernel != [1, 1] && stem::applies(s, &g, self.isa)).then_some(g)
     }
 
+    /// Whether the next call of this input shape times the GEMM forms (`tune.rs`): none is
+    /// forced, timing is on and the shape has not been timed yet.
     fn times_forms(&self, shape: [usize; 3]) -> bool {
         self.force.is_none() && tune::enabled() && self.tuned.get(shape).is_none()
     }
