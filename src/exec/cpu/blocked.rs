@@ -323,20 +323,20 @@ unsafe fn depthwise_fixed<S: Simd, const KH: usize, const KW: usize, const S1: u
             let mut ox = a;
             let wide = if S::LANES >= 16 { 8 } else { 4 };
             while ox < b {
-                let n = (b - ox).min(wide);
                 let (at, out) = (base(ox), out.add(ox * BLOCK));
-                match n {
-                    8.. => dw_pixels::<S, KH, KW, 8>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
-                    4..=7 => dw_pixels::<S, KH, KW, 4>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
-                    2..=3 => dw_pixels::<S, KH, KW, 2>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
-                    _ => dw_pixels::<S, KH, KW, 1>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
-                }
-                ox += match n {
+                let n = match (b - ox).min(wide) {
                     8.. => 8,
                     4..=7 => 4,
                     2..=3 => 2,
                     _ => 1,
                 };
+                match n {
+                    8 => dw_pixels::<S, KH, KW, 8>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
+                    4 => dw_pixels::<S, KH, KW, 4>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
+                    2 => dw_pixels::<S, KH, KW, 2>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
+                    _ => dw_pixels::<S, KH, KW, 1>(&taps, bias, at, rows, (0, KW), &g, out, j.act),
+                }
+                ox += n;
             }
             p += ox1 - ox0;
         }

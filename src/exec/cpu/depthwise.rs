@@ -102,7 +102,7 @@ pub(crate) unsafe fn load_cols<S: Simd>(
     let src = row.wrapping_offset((ox * g.sw + kx * g.dw) as isize - g.pl as isize);
     match g.sw {
         _ if a >= b => S::zero(),
-        1 if a == 0 && b == S::LANES => S::load(src),
+        _ if a == 0 && b == S::LANES => load_whole::<S>(g, src),
         1 => S::load_lanes(src, a, b),
         2 => S::load_lanes_stride2(src, a, b),
         s => strided::<S>(src, s, a, b),

@@ -823,8 +823,10 @@ impl PackedConv {
         let s = &self.spec;
         let (oh, ow) = s.output_hw(h, w)?;
         let threads = self.threads_for(n, h, w, threads);
-        match (&self.body, self.winograd_tile(n, h, w)) {
-            (Body::Gemm(weights), Some(tile)) => {
+        // The first-conv kernel takes no residual.
+        let stem = if residual.is_none() && !residual_in_output { self.stem_geom(h, w) } else { None };
+        match (&self.body, self.winograd_tile(n, h, w), stem) {
+            (Body::Gemm(weights), Some(tile), _) => {
                 assert!(!residual_in_output, "run_add_in_place copies the residual aside for Winograd");
                 let ks = kernels::kernel_set(self.isa);
                 let transformed = self.winograd[tile.index()]
@@ -843,17 +845,14 @@ impl PackedConv {
                 };
                 winograd::run(&call, input, output, threads);
             }
-            (Body::Gemm(weights), None)
-                if residual.is_none() && !residual_in_output && self.stem_geom(h, w).is_some() =>
-            {
-                let g = self.geom(h, w)?;
+            (Body::Gemm(weights), None, Some(g)) => {
                 let (m, k) = (s.out_channels, g.k());
                 let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
                 let call =
                     stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
                 stem::run(&call, input, output, threads);
             }
-            (Body::Gemm(weights), None) => {
+            (Body::Gemm(weights), None, None) => {
                 // (`subsamples` implies no forced method: `self.force` is None there.)
                 let subsampled = self.subsamples();
                 let geom = if subsampled { self.subsampled_geom(oh, ow) } else { self.geom(h, w)? };
@@ -892,7 +891,7 @@ impl PackedConv {
                 };
                 run(force, output);
             }
-            (Body::Depthwise(taps), _) => {
+            (Body::Depthwise(taps), _, _) => {
                 let g = self.geom(h, w)?;
                 let call = depthwise::Call {
                     isa: self.isa,

@@ -24,14 +24,14 @@ use super::threads::{share, SendPtr, Threads};
 use super::{ConvSpec, Epilogue, Isa};
 
 /// Most input channels a conv has to run here.
-pub(crate) const MAX_CHANNELS: usize = 4;
+const MAX_CHANNELS: usize = 4;
 /// Work items per thread (load balance).
 const ITEMS_PER_THREAD: usize = 4;
 
 /// Largest window (taps per input channel) run here. Over it the GEMM's K is long enough
 /// for its tiles: ResNet-50's 7x7 stem (147 taps) took 1.7 ms on one core on the direct
 /// grid and 2.5 ms here.
-pub(crate) const MAX_WINDOW: usize = 9;
+const MAX_WINDOW: usize = 9;
 
 /// Whether a conv of `spec` on geometry `g` runs here with `isa`: one group of at most
 /// [`MAX_CHANNELS`] input channels, a window of at most [`MAX_WINDOW`] taps, output rows at
