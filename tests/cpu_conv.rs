@@ -446,6 +446,30 @@ fn detected_isa_is_available_and_methods_are_named() {
     assert_eq!((pw.method(5, 5), dw.method(5, 5), ic.method(5, 5)), ("pointwise", "depthwise", "direct"));
 }
 
+/// A conv on blocked tensors is named for the blocked kernel it runs, whatever its NCHW
+/// method: a 1x1 conv on the channel tile (strided ones on gathered pixels), a depthwise
+/// conv on blocked rows; on NCHW tensors, its method.
+#[test]
+fn blocked_convs_are_named_for_the_kernel_they_run() {
+    let (c, m) = (32, 64);
+    let pw = PackedConv::new(&vec![0.0; c * m], None, ConvSpec::new(c, m, [1, 1]), Epilogue::None).unwrap();
+    let strided = ConvSpec::new(c, m, [1, 1]).with_stride(2, 2);
+    let strided = PackedConv::new(&vec![0.0; c * m], None, strided, Epilogue::None).unwrap();
+    let dw = ConvSpec::new(c, c, [3, 3]).with_groups(c).with_padding(1, 1, 1, 1);
+    let dw = PackedConv::new(&vec![0.0; c * 9], None, dw, Epilogue::None).unwrap();
+    let entry = Layouts { input: false, output: true };
+    let exit = Layouts { input: true, output: false };
+    for (h, w) in [(56, 56), (7, 7)] {
+        assert_eq!(pw.kernel_in(Layouts::NCHW, 1, h, w), pw.method_for(1, h, w));
+        for layouts in [entry, exit, Layouts::BLOCKED] {
+            assert_eq!(pw.kernel_in(layouts, 1, h, w), "pointwise/channels + blocked", "{h}x{w} {layouts:?}");
+            assert_eq!(strided.kernel_in(layouts, 1, h, w), "subsampled/pointwise/channels + blocked");
+        }
+        assert_eq!(dw.kernel_in(Layouts::BLOCKED, 1, h, w), "depthwise + blocked");
+        assert_eq!(dw.kernel_in(Layouts::NCHW, 1, h, w), "depthwise");
+    }
+}
+
 /// The first call of an input shape times every form of B the conv can take and keeps
 /// the fastest for that shape (`tune.rs`): right on that first call (each form's run
 /// overwrote the output; the kept form's ran last), bit for bit the same on later calls,

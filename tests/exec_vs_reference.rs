@@ -388,11 +388,12 @@ fn conv_layouts(lowered: &Lowered, keep: impl Fn(&PackedConvOp) -> bool) -> Vec<
         .collect()
 }
 
-/// Small maps run on blocked tensors (a pixel's 16 channels together, `exec::cpu::blocked`)
-/// where every reader can: MobileNetV2 from block 7's projection to the head, and a net
+/// Tensors run blocked (a pixel's 16 channels together, `exec::cpu::blocked`) where every
+/// reader can: MobileNetV2 from block 7's projection to the head (before it, each block's
+/// expansion runs fused with its depthwise conv and reads NCHW), ResNet-50, and a net
 /// with each kind of boundary, against the reference.
 #[test]
-fn small_maps_run_on_blocked_tensors() {
+fn tensors_run_blocked_where_every_reader_can() {
     use synprof::graph::Shape;
     let net = zoo::build("mobilenet_v2", Some(&Shape::chw(3, 224, 224))).unwrap();
     let weights = Weights::init(&net, 0);
@@ -404,7 +405,7 @@ fn small_maps_run_on_blocked_tensors() {
         assert_eq!(lowered.blocked_convs, blocked, "{conv}");
     }
     let err = compare_with(&net, true, 8, 1, ConvAlgorithm::Packed);
-    assert!(err < 1e-4, "mobilenet_v2 with blocked small maps: {err}");
+    assert!(err < 1e-4, "mobilenet_v2 with blocked tensors: {err}");
 
     // Every boundary: entering (1x1, NCHW in), residuals fused beside and in place, a
     // strided depthwise conv, leaving for a dense 3x3 conv (1x1, NCHW out), a tensor also
@@ -447,13 +448,22 @@ fn small_maps_run_on_blocked_tensors() {
         assert!(err < TOLERANCE, "batch {batch}: {err}");
     }
 
-    // ResNet's downsampling shortcuts (strided 1x1 convs) gather blocked pixels: ResNet-50's
-    // stages on 14x14 and 7x7 maps run blocked, from layer3.0's shortcut (NCHW in) to the
-    // pool, less layer3.0.conv1 (NCHW both sides, reading the 28x28 stage).
+    // ResNet's downsampling shortcuts (strided 1x1 convs) gather blocked pixels: every
+    // ResNet-50 1x1 conv runs blocked on some side, maps of every size, but layer1.0.conv1,
+    // which reads the max pool and feeds a 3x3 conv (NCHW both); the 3x3 convs and the stem
+    // stay NCHW. The 1x1 convs before a 3x3 read blocked and write NCHW, those after it
+    // read NCHW and write blocked, the residual stream blocked throughout.
     let net = zoo::build("resnet50", Some(&Shape::chw(3, 224, 224))).unwrap();
     let weights = Weights::init(&net, 0);
     let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
-    assert_eq!(lowered.blocked_convs, 19);
+    let pointwise = |op: &PackedConvOp| op.conv().spec().kernel == [1, 1];
+    let wide = |op: &PackedConvOp| op.conv().spec().kernel != [1, 1];
+    assert!(conv_layouts(&lowered, wide).iter().all(|&l| l == (false, false)));
+    let layouts = conv_layouts(&lowered, pointwise);
+    assert_eq!(layouts.len(), 36);
+    assert_eq!(layouts[0], (false, false), "layer1.0.conv1");
+    assert!(layouts[1..].iter().all(|&(i, o)| i || o), "{layouts:?}");
+    assert_eq!(lowered.blocked_convs, 35);
     let mut g = NetBuilder::new("blocked_shortcuts", &[8, 13, 13]);
     let x = g.input();
     let a = g.conv(x, conv(32, 1).stride(2));

@@ -107,7 +107,7 @@ pub fn render(outcomes: &[Outcome]) -> String {
                 }
                 if r.blocked_convs > 0 {
                     out.push_str(&format!(
-                        "{} convs ran on blocked tensors (16 channels of a pixel together, maps of 14x14 and smaller; SYNPROF_CPU_BLOCKED=off for NCHW).\n",
+                        "{} convs ran on blocked tensors (16 channels of a pixel together; SYNPROF_CPU_BLOCKED=off for NCHW).\n",
                         r.blocked_convs
                     ));
                 }

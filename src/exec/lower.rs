@@ -289,7 +289,7 @@ impl PackedConvOp {
         &self.conv
     }
 
-    /// How its input and output lie: NCHW or blocked (`block_small_maps`).
+    /// How its input and output lie: NCHW or blocked (`block_tensors`).
     pub fn layouts(&self) -> Layouts {
         self.layouts
     }
@@ -523,17 +523,17 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
     }
 }
 
-/// Output maps of at most this many pixels may be blocked (`block_small_maps`).
-const BLOCKED_MAX_PIXELS: usize = 14 * 14;
-
-/// Keep the tensors of small maps blocked (`cpu::to_blocked`: a pixel's 16 channels
-/// together) where every layer that reads them can run so: packed 1x1 (strided too) and
+/// Keep tensors blocked (`cpu::to_blocked`: a pixel's 16 channels together, onnxruntime's
+/// NCHWc) where every layer that reads them can run so: packed 1x1 (strided too) and
 /// depthwise convs (a residual in the layout of the conv's output), the global average
 /// pool. A 1x1 conv may read NCHW and write blocked or the other way round, so a blocked
 /// stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
-/// the same pixel ranges (`cpu/blocked.rs`). Returns how many convs run on blocked tensors (none with
-/// `SYNPROF_CPU_BLOCKED=off`).
-fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
+/// the same pixel ranges, and a 1x1 conv writing blocked stores its channel vectors as they
+/// are, with no transpose (`cpu/blocked.rs`). Maps of every size: limited to 14x14 and
+/// smaller, ResNet-50 ran 4-5% slower at batch 1 and 3% at 16, MobileNetV2 3% at 16
+/// (benches/peers/RESULTS.md section 26). Returns how many convs run on blocked tensors
+/// (none with `SYNPROF_CPU_BLOCKED=off`).
+fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
     if super::switched_off("SYNPROF_CPU_BLOCKED") {
         return Ok(0);
     }
@@ -553,11 +553,10 @@ fn block_small_maps(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError>
     }
     let mut blocked: Vec<bool> = (0..n)
         .map(|i| {
-            let small = net.nodes[i].shape.hw().is_some_and(|[h, w]| h * w <= BLOCKED_MAX_PIXELS);
             let writes_blocked = |op: Arc<PackedConvOp>| {
                 op.conv().runs_in(Layouts { input: false, output: true }) || op.conv().runs_in(Layouts::BLOCKED)
             };
-            small && conv_op(&layers[i]).is_some_and(writes_blocked)
+            conv_op(&layers[i]).is_some_and(writes_blocked)
         })
         .collect();
     for &o in &net.outputs {
@@ -869,7 +868,7 @@ pub struct Lowered {
     pub residual_adds_in_place: usize,
     /// 1x1 expansions run fused with the depthwise conv after them (packed path only).
     pub fused_expansions: usize,
-    /// Packed convs that read or write blocked tensors (`block_small_maps`).
+    /// Packed convs that read or write blocked tensors (`block_tensors`).
     pub blocked_convs: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
@@ -1325,7 +1324,7 @@ impl Lowered {
         let fused_expansions = if packed { fuse_expansions(net, &readers, &mut layers) } else { 0 };
         residual_in_place(net, &mut layers);
         let residual_adds_in_place = layers_in_place(&layers);
-        let blocked_convs = if packed { block_small_maps(net, &mut layers)? } else { 0 };
+        let blocked_convs = if packed { block_tensors(net, &mut layers)? } else { 0 };
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
         Ok(Lowered {
             net: net.clone(),
@@ -1368,8 +1367,7 @@ impl Lowered {
                 let &input = self.net.nodes[i].inputs.first()?;
                 let [h, w] = analysis.layers[input].output_shape.hw()?;
                 let n = split.filter(|s| i <= s.cut).map_or(batch, |s| s.sub_batch);
-                let method = op.conv().method_for(n, h, w);
-                Some(if op.layouts().any_blocked() { format!("{method} + blocked") } else { method.to_string() })
+                Some(op.conv().kernel_in(op.layouts(), n, h, w))
             })
             .collect()
     }

@@ -167,8 +167,8 @@ pub struct CaseResult {
     /// time counts in the depthwise layer's in `--layers`.
     #[serde(default)]
     pub fused_expansions: usize,
-    /// Convs that ran on blocked tensors (packed path; a pixel's 16 channels together,
-    /// on maps of 14x14 and smaller: `exec::cpu::to_blocked`).
+    /// Convs that ran on blocked tensors (packed path; a pixel's 16 channels together:
+    /// `exec::cpu::to_blocked`).
     #[serde(default)]
     pub blocked_convs: usize,
     /// Convs run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (packed path): 2.25x or 4x fewer

@@ -1,5 +1,5 @@
 //! The blocked activation layout, `[n][c / 16][h][w][16]`: one pixel's 16 channels lie
-//! together (onnxruntime's NCHWc), for the small maps at the end of a mobile net.
+//! together (onnxruntime's NCHWc), wherever every layer reading a tensor can take it.
 //!
 //! Why: at batch 1 on two threads, NCHW makes the layers of an inverted residual block cut
 //! their work differently. A 1x1 conv and a depthwise conv on a 14x14 map cut by pixels

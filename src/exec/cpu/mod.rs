@@ -22,7 +22,7 @@
 //!   (`depthwise.rs`). After a 1x1 expansion they can run fused with it
 //!   ([`PackedConv::run_expand_depthwise`], `fused.rs`): strips of the expanded rows
 //!   computed into L2 and read there, never written out.
-//! * On maps of 14x14 and smaller, 1x1 and depthwise convs also run on blocked tensors,
+//! * 1x1 and depthwise convs also run on blocked tensors,
 //!   `[n][c / 16][h][w][16]` ([`PackedConv::run_in_layouts`], `blocked.rs`): a depthwise
 //!   conv then computes a pixel's 16 channels as one vector, and every layer of a stretch
 //!   cuts its work by the same pixels, so each thread reads what it wrote.
@@ -428,6 +428,22 @@ impl PackedConv {
                 gemm::Method::Channels => "direct/channels",
             },
         }
+    }
+
+    /// As [`PackedConv::method_for`], its tensors laid out as `layouts`: a conv reading or
+    /// writing a blocked tensor runs `blocked.rs`'s kernels whatever the NCHW choice, a 1x1
+    /// conv on the channel tile ("pointwise/channels + blocked", strided ones on gathered
+    /// pixels), a depthwise conv on blocked rows ("depthwise + blocked").
+    pub fn kernel_in(&self, layouts: Layouts, n: usize, h: usize, w: usize) -> String {
+        if !layouts.any_blocked() {
+            return self.method_for(n, h, w).to_string();
+        }
+        let kernel = match &self.body {
+            Body::Depthwise(_) => "depthwise",
+            Body::Gemm(_) if self.subsamples() => "subsampled/pointwise/channels",
+            Body::Gemm(_) => "pointwise/channels",
+        };
+        format!("{kernel} + blocked")
     }
 
     /// A strided, unpadded 1x1 conv, not forced onto a method: its pixels are gathered
