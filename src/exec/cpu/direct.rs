@@ -74,6 +74,14 @@ impl Grid {
         (v_a / self.wq, (v_b - 1) / self.wq + 1)
     }
 
+    /// Input rows `y0 .. y1` that grid rows `r_a .. r_a + rows` read, clamped to the input.
+    pub(crate) fn input_rows(&self, r_a: usize, rows: usize) -> (usize, usize) {
+        let g = &self.g;
+        let y0 = (r_a * g.sh).saturating_sub(g.pt).min(g.h);
+        let y1 = ((r_a + rows) * g.sh).saturating_sub(g.pt).min(g.h);
+        (y0, y1.max(y0))
+    }
+
     /// Floats of a local copy with room for `r_loc` grid rows per phase plane, plus the
     /// slack that the thrown-away lanes of the last tile may read.
     pub(crate) fn local_len(&self, r_loc: usize, nr: usize) -> usize {
