@@ -530,9 +530,8 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
 /// stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
 /// the same pixel ranges, and a 1x1 conv writing blocked stores its channel vectors as they
 /// are, with no transpose (`cpu/blocked.rs`). Maps of every size: limited to 14x14 and
-/// smaller, ResNet-50 ran 4-5% slower at batch 1 and 3% at 16, MobileNetV2 3% at 16
-/// (benches/peers/RESULTS.md section 26). Returns how many convs run on blocked tensors
-/// (none with `SYNPROF_CPU_BLOCKED=off`).
+/// smaller, ResNet-50 ran 3-5% slower at batch 1 and 16 (benches/peers/RESULTS.md section
+/// 26). Returns how many convs run on blocked tensors (none with `SYNPROF_CPU_BLOCKED=off`).
 fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
     if super::switched_off("SYNPROF_CPU_BLOCKED") {
         return Ok(0);

@@ -22,7 +22,7 @@
 //!   (`depthwise.rs`). After a 1x1 expansion they can run fused with it
 //!   ([`PackedConv::run_expand_depthwise`], `fused.rs`): strips of the expanded rows
 //!   computed into L2 and read there, never written out.
-//! * 1x1 and depthwise convs also run on blocked tensors,
+//! * 1x1 and depthwise convs also run on blocked tensors, on maps of any size,
 //!   `[n][c / 16][h][w][16]` ([`PackedConv::run_in_layouts`], `blocked.rs`): a depthwise
 //!   conv then computes a pixel's 16 channels as one vector, and every layer of a stretch
 //!   cuts its work by the same pixels, so each thread reads what it wrote.
