@@ -1351,9 +1351,9 @@ impl Lowered {
         self.conv_kernels(batch, analysis).iter().flatten().filter(|k| k.starts_with("winograd")).count()
     }
 
-    /// Per node, the packed CPU kernel its conv runs on at `batch` (`PackedConv::method_for`,
-    /// "+ blocked" where it reads or writes blocked tensors; "expansion + depthwise" for a
-    /// fused pair), given the per-image shapes of `analysis`; `None` for the other nodes.
+    /// Per node, the packed CPU kernel its conv runs on at `batch` in its layouts
+    /// (`PackedConv::kernel_in`; "expansion + depthwise" for a fused pair), given the
+    /// per-image shapes of `analysis`; `None` for the other nodes.
     pub fn conv_kernels(&self, batch: usize, analysis: &crate::analysis::Analysis) -> Vec<Option<String>> {
         let split = self.batch_split(batch);
         (0..self.layers.len())

@@ -677,9 +677,10 @@ impl<'a> Common<'a> {
         rows_of: impl Fn(usize) -> (usize, usize),
         shared: Option<SendPtr>,
     ) -> Option<PlaneLines> {
-        let next = self
-            .item(i + 1)
-            .filter(|n| shared.is_none() && (n.img_group, n.pixel_block) != (it.img_group, it.pixel_block))?;
+        if shared.is_some() {
+            return None;
+        }
+        let next = self.item(i + 1).filter(|n| (n.img_group, n.pixel_block) != (it.img_group, it.pixel_block))?;
         let (r_a, r_b) = rows_of(next.pixel_block);
         let (y0, y1) = grid.input_rows(r_a, r_b - r_a + grid.halo);
         let g = &grid.g;
