@@ -447,8 +447,9 @@ fn detected_isa_is_available_and_methods_are_named() {
 }
 
 /// A conv on blocked tensors is named for the blocked kernel it runs, whatever its NCHW
-/// method: a 1x1 conv on the channel tile (strided ones on gathered pixels), a depthwise
-/// conv on blocked rows; on NCHW tensors, its method.
+/// method: a 1x1 conv on the channel tile (strided ones on gathered pixels), a 3x3
+/// stride-2 conv on the direct grid's channel tile, a depthwise conv on blocked rows; on
+/// NCHW tensors, its method.
 #[test]
 fn blocked_convs_are_named_for_the_kernel_they_run() {
     let (c, m) = (32, 64);
@@ -457,6 +458,8 @@ fn blocked_convs_are_named_for_the_kernel_they_run() {
     let strided = PackedConv::new(&vec![0.0; c * m], None, strided, Epilogue::None).unwrap();
     let dw = ConvSpec::new(c, c, [3, 3]).with_groups(c).with_padding(1, 1, 1, 1);
     let dw = PackedConv::new(&vec![0.0; c * 9], None, dw, Epilogue::None).unwrap();
+    let s2 = ConvSpec::new(c, m, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1);
+    let s2 = PackedConv::new(&vec![0.0; c * m * 9], None, s2, Epilogue::None).unwrap();
     let entry = Layouts { input: false, output: true };
     let exit = Layouts { input: true, output: false };
     for (h, w) in [(56, 56), (7, 7)] {
@@ -467,6 +470,10 @@ fn blocked_convs_are_named_for_the_kernel_they_run() {
         }
         assert_eq!(dw.kernel_in(Layouts::BLOCKED, 1, h, w), "depthwise + blocked");
         assert_eq!(dw.kernel_in(Layouts::NCHW, 1, h, w), "depthwise");
+        for layouts in [entry, exit, Layouts::BLOCKED] {
+            assert_eq!(s2.kernel_in(layouts, 1, h, w), "direct/channels + blocked", "{h}x{w} {layouts:?}");
+        }
+        assert_ne!(s2.kernel_in(Layouts::NCHW, 1, h, w), "direct/channels + blocked");
     }
 }
 
@@ -818,12 +825,19 @@ fn blocked_layouts_match_the_definition() {
     assert!(odd.runs_in(Layouts { input: false, output: true }) && !odd.runs_in(Layouts::BLOCKED));
     let strided = ConvSpec::new(16, 16, [1, 1]).with_stride(2, 2);
     let padded = PackedConv::new(&[0.1; 256], None, strided.with_padding(1, 1, 1, 1), Epilogue::None).unwrap();
-    assert!(!padded.runs_in(Layouts::BLOCKED) && padded.runs_in(Layouts::NCHW));
+    assert!(
+        padded.runs_in(Layouts::BLOCKED) && padded.kernel_in(Layouts::BLOCKED, 1, 9, 9) == "direct/channels + blocked"
+    );
     let strided = PackedConv::new(&[0.1; 256], None, strided, Epilogue::None).unwrap();
     assert!(strided.runs_in(Layouts::BLOCKED) && strided.runs_in(Layouts { input: true, output: false }));
     let square = ConvSpec::new(16, 16, [3, 3]);
     let square = PackedConv::new(&[0.1; 16 * 16 * 9], None, square, Epilogue::None).unwrap();
+    // A 3x3 stride-1 conv may run on Winograd (NCHW only), a conv of 3 input channels on
+    // the stem kernel (NCHW only).
     assert!(!square.runs_in(Layouts { input: false, output: true }) && square.runs_in(Layouts::NCHW));
+    let stem = ConvSpec::new(3, 16, [3, 3]).with_stride(2, 2);
+    let stem = PackedConv::new(&[0.1; 16 * 27], None, stem, Epilogue::None).unwrap();
+    assert!(!stem.runs_in(Layouts { input: false, output: true }));
     let e =
         dw.run_in_layouts(&x, 1, 5, 5, Some(&x), false, &mut out, Layouts::BLOCKED, &Threads::single()).unwrap_err();
     assert!(e.to_string().contains("residual"), "{e}");
@@ -840,6 +854,82 @@ fn blocked_layouts_match_the_definition() {
     let e = global_avg_pool_blocked(&x[..24 * hw], 1, 24, hw, &mut [0.0; 24], &Threads::single()).unwrap_err();
     assert!(e.to_string().contains("whole blocks"), "{e}");
     assert_eq!(from_blocked(&to_blocked(&x, n, c, hw), n, c, hw), x);
+}
+
+/// Convs on the direct grid's channel tile with either side blocked (`Layouts`, a blocked
+/// input copied into a blocked grid): ResNet-50's stride-2 3x3 convs, and random kernels,
+/// strides, dilations and paddings (never a 3x3 stride-1 undilated conv, which Winograd may
+/// take, nor one of a few input channels, the stem's), with a residual beside the output
+/// or in it, on every ISA and pool, against the NCHW definition converted in and out. The
+/// fixed cases cover 7-pixel rows two to a tile (AVX-512), batch 1 on a 7x7 output whose
+/// channel chunks share one grid copy, and batches whose items prefetch the next's rows.
+#[test]
+fn blocked_grid_convs_match_the_definition() {
+    let pools = pools();
+    let mut rng = ChaCha8Rng::seed_from_u64(2323);
+    let entry = Layouts { input: false, output: true };
+    let exit = Layouts { input: true, output: false };
+    let s2 = |c: usize, m: usize| ConvSpec::new(c, m, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1);
+    // (spec, n, h, w, layouts)
+    let mut cases = vec![
+        (s2(128, 128), 1, 56, 56, Layouts::BLOCKED),
+        (s2(256, 128), 1, 14, 14, Layouts::BLOCKED),
+        (s2(64, 48), 3, 14, 14, exit),
+        (s2(32, 64), 2, 28, 28, entry),
+        (ConvSpec::new(32, 32, [3, 3]).with_dilation(2, 2).with_padding(2, 2, 2, 2), 2, 7, 7, Layouts::BLOCKED),
+    ];
+    let blocks = |rng: &mut ChaCha8Rng| BLOCK * rng.random_range(1..=4);
+    for _ in 0..36 {
+        let layouts = pick(&mut rng, &[Layouts::BLOCKED, entry, exit]);
+        let c = if layouts.input { blocks(&mut rng) } else { rng.random_range(5..=40) };
+        let m = if layouts.output { blocks(&mut rng) } else { rng.random_range(1..=40) };
+        let kernel = [pick(&mut rng, &[1, 2, 3, 5, 7]), pick(&mut rng, &[1, 2, 3, 5, 7])];
+        let mut stride = [rng.random_range(1..=3), rng.random_range(1..=3)];
+        let dilation = if rng.random_bool(0.25) { [2, rng.random_range(1..=2)] } else { [1, 1] };
+        if kernel == [3, 3] && stride == [1, 1] && dilation == [1, 1] {
+            stride[1] = 2;
+        }
+        let pad = |rng: &mut ChaCha8Rng, k: usize| rng.random_range(0..=k / 2 + 1);
+        let (top, bottom) = (pad(&mut rng, kernel[0]), pad(&mut rng, kernel[0]));
+        let (left, right) = (pad(&mut rng, kernel[1]), pad(&mut rng, kernel[1]));
+        // A 1x1 conv without padding runs on the pointwise path (tested above).
+        let left = if kernel == [1, 1] && top + bottom + left + right == 0 { 1 } else { left };
+        let spec = ConvSpec::new(c, m, kernel)
+            .with_stride(stride[0], stride[1])
+            .with_dilation(dilation[0], dilation[1])
+            .with_padding(top, bottom, left, right);
+        let (n, h, w) = (rng.random_range(1..=3), rng.random_range(1..=16), rng.random_range(1..=16));
+        cases.push((spec, n, h, w, layouts));
+    }
+    let mut ran = 0;
+    for (spec, n, h, w, layouts) in cases {
+        let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
+        let (c, m) = (spec.in_channels, spec.out_channels);
+        let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+        let (weight, bias, x, res) =
+            (random(spec.weight_len()), random(m), random(n * c * h * w), random(n * m * oh * ow));
+        // 0: no residual, 1: beside the output, 2: in the output's buffer.
+        let residual = rng.random_range(0..3);
+        let epi = epilogue(&mut rng);
+        let want = reference(&spec, &weight, Some(&bias), (residual > 0).then_some(&res[..]), epi, &x, n, h, w);
+        let input = if layouts.input { to_blocked(&x, n, c, h * w) } else { x.clone() };
+        let res_in = if layouts.output { to_blocked(&res, n, m, oh * ow) } else { res.clone() };
+        for isa in Isa::available() {
+            let conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
+            assert!(conv.runs_in(layouts), "{spec:?} {layouts:?}");
+            assert_eq!(conv.kernel_in(layouts, n, h, w), "direct/channels + blocked", "{spec:?}");
+            for threads in &pools {
+                let mut got = if residual == 2 { res_in.clone() } else { vec![f32::NAN; n * m * oh * ow] };
+                let beside = (residual == 1).then_some(&res_in[..]);
+                conv.run_in_layouts(&input, n, h, w, beside, residual == 2, &mut got, layouts, threads).unwrap();
+                let got = if layouts.output { from_blocked(&got, n, m, oh * ow) } else { got };
+                let what = || format!("{isa}, {threads:?}, {spec:?} {layouts:?} residual {residual}, {n}x{h}x{w}");
+                compare(&got, &want, TOLERANCE, what);
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran >= 150, "only {ran} blocked grid runs");
 }
 
 /// The blocked depthwise kernels with their taps in registers (3x3 and 5x5), stride 1 and 2

@@ -450,20 +450,27 @@ fn tensors_run_blocked_where_every_reader_can() {
 
     // ResNet's downsampling shortcuts (strided 1x1 convs) gather blocked pixels: every
     // ResNet-50 1x1 conv runs blocked on some side, maps of every size, but layer1.0.conv1,
-    // which reads the max pool and feeds a 3x3 conv (NCHW both); the 3x3 convs and the stem
-    // stay NCHW. The 1x1 convs before a 3x3 read blocked and write NCHW, those after it
-    // read NCHW and write blocked, the residual stream blocked throughout.
+    // which reads the max pool and feeds a 3x3 conv (NCHW both). The three 3x3 stride-2
+    // convs run blocked in and out on the direct grid's channel tile, as do the 1x1 convs
+    // around them; the 3x3 stride-1 convs (Winograd's on some shapes) and the stem stay
+    // NCHW, the 1x1 convs before them reading blocked and writing NCHW, those after them
+    // reading NCHW and writing blocked. The residual stream is blocked throughout.
     let net = zoo::build("resnet50", Some(&Shape::chw(3, 224, 224))).unwrap();
     let weights = Weights::init(&net, 0);
     let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
     let pointwise = |op: &PackedConvOp| op.conv().spec().kernel == [1, 1];
-    let wide = |op: &PackedConvOp| op.conv().spec().kernel != [1, 1];
-    assert!(conv_layouts(&lowered, wide).iter().all(|&l| l == (false, false)));
+    let strided_3x3 = |op: &PackedConvOp| op.conv().spec().kernel == [3, 3] && op.conv().spec().stride == [2, 2];
+    let other_wide = |op: &PackedConvOp| !pointwise(op) && !strided_3x3(op);
+    assert_eq!(conv_layouts(&lowered, strided_3x3), [blocked; 3]);
+    let others = conv_layouts(&lowered, other_wide);
+    assert!(others.len() == 14 && others.iter().all(|&l| l == nchw), "{others:?}");
     let layouts = conv_layouts(&lowered, pointwise);
     assert_eq!(layouts.len(), 36);
     assert_eq!(layouts[0], (false, false), "layer1.0.conv1");
     assert!(layouts[1..].iter().all(|&(i, o)| i || o), "{layouts:?}");
-    assert_eq!(lowered.blocked_convs, 35);
+    // layer2.0.conv1 .. layer4.0.conv1: before a stride-2 conv, blocked both sides.
+    assert_eq!([layouts[7], layouts[16], layouts[29]], [blocked; 3], "{layouts:?}");
+    assert_eq!(lowered.blocked_convs, 38);
     let mut g = NetBuilder::new("blocked_shortcuts", &[8, 13, 13]);
     let x = g.input();
     let a = g.conv(x, conv(32, 1).stride(2));
@@ -480,8 +487,9 @@ fn tensors_run_blocked_where_every_reader_can() {
     let weights = Weights::init(&net, 6);
     let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
     let strided = conv_layouts(&lowered, |op| op.conv().spec().stride == [2, 2]);
-    // a (NCHW in, blocked out), b (3x3), d (blocked in and out), e's 3x3.
-    assert_eq!(strided, [entry, nchw, blocked, nchw]);
+    // a (NCHW in, blocked out), b (3x3 on the 8-channel input: NCHW in, blocked out), d
+    // (blocked in and out), e's 3x3 (blocked in and out).
+    assert_eq!(strided, [entry, entry, blocked, blocked]);
     for batch in [1, 2] {
         let err = compare_with(&net, true, 7, batch, ConvAlgorithm::Packed);
         assert!(err < TOLERANCE, "blocked shortcuts, batch {batch}: {err}");

@@ -18,15 +18,20 @@
 //!   maps at batch 1: MobileNetV2's 960 -> 160 projection has 150 K weights for 49 pixels
 //!   of 1120 channels) a 1x1 conv cuts by output channels instead ([`cut_by_channels`]):
 //!   cut by pixels, each thread would read all of them.
+//! * Convs on the direct grid that neither Winograd nor the stem kernel may take (ResNet's
+//!   3x3 stride-2 convs) run on its channel tile (`gemm::run_channels`, `Call::layouts`):
+//!   a blocked input copied into a blocked grid a vector at a time, a blocked output
+//!   stored without the transpose.
 //! * Depthwise convs: blocked in and out, any kernel, stride, dilation and padding.
 //! * Global average pooling of a blocked input gives `[n][c]` as from NCHW.
 //!
 //! Which tensors of a net are blocked is the lowering's choice (`exec::lower`): those whose
 //! every reader runs blocked, channels a multiple of [`BLOCK`].
 
-use super::gemm::{gcd, plane_offsets, residual_ptr, B_FLOATS};
+use super::gemm::{gcd, plane_offsets, residual_ptr, KParts, B_FLOATS};
 use super::kernels::{simd::activate, simd::Simd, CTile, KernelSet};
 use super::pack::Geom;
+use super::scratch::with_sums;
 use super::threads::{share, SendPtr};
 use super::{Epilogue, Threads};
 
@@ -168,6 +173,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
     // Cut by output channels: an item per panel (per part of one, when the panels do not
     // share out evenly between the threads); else by pixels.
     let m_panels = m.div_ceil(nc);
+    let kparts = KParts::new(k, nc);
     let threads_n = threads.count();
     let (m_chunks, per_image) = if cut_by_channels(k, m, call.images * hw) {
         let parts = threads_n / gcd(threads_n, call.images * m_panels);
@@ -188,47 +194,56 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
         }
         let x = &input[img * k * hw..][..k * hw];
         let (c0, r0) = (img * m * hw, res_ptr.get());
-        // Runs of tiles whose B stays in L2 while every panel passes over them (an image of
-        // 1024 channels at 14x14 is 800 KB).
+        // Runs of tiles whose B stays in L2 while every panel (each part of its K in turn,
+        // `gemm::KParts`) passes over them (an image of 1024 channels at 14x14 is 800 KB).
         let runs = tiles.div_ceil((B_FLOATS / (ks.max_pixels * k)).max(1));
-        for run in 0..runs {
-            let (ta, tb) = share(tiles, runs, run);
-            let pf_step = ((panel.div_ceil(tb - ta) << 16) / k) as u32;
-            for mp in ma..mb {
-                let ch = mp * nc;
-                // The panel after this one: the item's first again for the next run.
-                let next = if mp + 1 == mb && run + 1 < runs { ma } else { (mp + 1).min(m_panels - 1) };
-                for t in ta..tb {
-                    let (a, b) = share(pb - pa, tiles, t);
-                    let q = pa + a;
-                    let o = c0 + out_at(ch, q, hw);
-                    let ct = CTile {
-                        kc: k,
-                        a: panels[mp * panel..].as_ptr(),
-                        b: x[q * pixel_stride..].as_ptr(),
-                        boff: offsets.as_ptr(),
-                        // SAFETY (of the offsets): `o` is inside `out`, as is every float of
-                        // the tile (its channels and pixels are this item's).
-                        c: unsafe { out_ptr.get().add(o) },
-                        ldc,
-                        m: nc.min(m - ch),
-                        n: b - a,
-                        bias: call.bias[ch..].as_ptr(),
-                        res: if r0.is_null() { r0 } else { r0.wrapping_add(o) },
-                        act: call.act,
-                        pf: panels[next * panel + (t - ta) * panel / (tb - ta)..].as_ptr(),
-                        pf_step: if next == mp { 0 } else { pf_step },
-                        lane0: ch % BLOCK,
-                        seg: 0,
-                        row_step: 0,
-                    };
-                    // SAFETY: the A^T panel has k * nc floats; B rows `b + offsets[kk]` hold
-                    // the tile's pixels `pixel_stride` apart inside the image; the C tile is
-                    // this item's own; a blocked side has whole blocks (asserted).
-                    unsafe { ctile(&ct) };
+        with_sums(kparts.sums_len(tiles.div_ceil(runs), ks.max_pixels), |sums| {
+            for run in 0..runs {
+                let (ta, tb) = share(tiles, runs, run);
+                for mp in ma..mb {
+                    let ch = mp * nc;
+                    // The panel after this one: the item's first again for the next run.
+                    let next = if mp + 1 == mb && run + 1 < runs { ma } else { (mp + 1).min(m_panels - 1) };
+                    for part in 0..kparts.parts {
+                        let (k0, k1) = kparts.rows(part);
+                        for t in ta..tb {
+                            let (a, b) = share(pb - pa, tiles, t);
+                            let q = pa + a;
+                            let o = c0 + out_at(ch, q, hw);
+                            let (pf, pf_step) = kparts.prefetch(panels, mp, part, next, t - ta, tb - ta);
+                            let ct = CTile {
+                                kc: k1 - k0,
+                                a: panels[mp * panel + k0 * nc..].as_ptr(),
+                                b: x[q * pixel_stride..].as_ptr(),
+                                boff: offsets[k0..].as_ptr(),
+                                // SAFETY (of the offsets): `o` is inside `out`, as is every
+                                // float of the tile (its channels and pixels are this item's).
+                                c: unsafe { out_ptr.get().add(o) },
+                                ldc,
+                                m: nc.min(m - ch),
+                                n: b - a,
+                                bias: call.bias[ch..].as_ptr(),
+                                res: if r0.is_null() { r0 } else { r0.wrapping_add(o) },
+                                act: call.act,
+                                pf,
+                                pf_step,
+                                lane0: ch % BLOCK,
+                                seg: 0,
+                                row_step: 0,
+                                sums: kparts.sums_of(sums, t - ta, ks.max_pixels),
+                                first_part: part == 0,
+                                last_part: part + 1 == kparts.parts,
+                            };
+                            // SAFETY: the A^T panel's part has (k1 - k0) * nc floats; B rows
+                            // `b + offsets[kk]` hold the tile's pixels `pixel_stride` apart
+                            // inside the image; the C tile and its sums are this item's own;
+                            // a blocked side has whole blocks (asserted).
+                            unsafe { ctile(&ct) };
+                        }
+                    }
                 }
             }
-        }
+        });
     });
 }
 

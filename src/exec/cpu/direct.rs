@@ -13,7 +13,13 @@
 //! padded rows `rh, rh + sh, ...` and columns `rw, rw + sw, ...`), after which every tap
 //! is again a constant shift inside one phase. Dilation folds into the same offsets.
 //! Each work item copies only the rows its pixels need, into its thread's scratch.
+//!
+//! A blocked input (`blocked.rs`, `[c / 16][h][w][16]`) gets a blocked grid
+//! ([`Grid::blocked`]): `[c / 16][phase][row][wq][16]`, each grid pixel a pixel's 16
+//! channels, copied a vector at a time (no transpose), and B row `(ic, ky, kx)` is the
+//! same shifted plane read 16 floats a pixel from lane `ic % 16`.
 
+use super::blocked::BLOCK;
 use super::kernels::simd::{activate, fill_run, load_n, store_n, zero_n, Simd};
 use super::pack::{valid_range, Geom};
 
@@ -30,6 +36,8 @@ pub(crate) struct Grid {
     pub phases: usize,
     /// Bit `rh * sw + rw` set for each phase kept.
     used: u64,
+    /// Floats per grid pixel: 1, or [`BLOCK`] on a blocked grid.
+    pub ps: usize,
 }
 
 impl Grid {
@@ -50,7 +58,15 @@ impl Grid {
             halo: (g.kh - 1) * g.dh / g.sh,
             phases: used.count_ones() as usize,
             used,
+            ps: 1,
         })
+    }
+
+    /// The grid of a blocked input (channels whole blocks of [`BLOCK`]): laid out
+    /// `[c / BLOCK][phase][row][wq][BLOCK]`.
+    pub(crate) fn blocked(self) -> Grid {
+        debug_assert!(self.g.c.is_multiple_of(BLOCK));
+        Grid { ps: BLOCK, ..self }
     }
 
     /// Plane index of phase `(rh, rw)` among the kept ones, if kept.
@@ -85,7 +101,14 @@ impl Grid {
     /// Floats of a local copy with room for `r_loc` grid rows per phase plane, plus the
     /// slack that the thrown-away lanes of the last tile may read.
     pub(crate) fn local_len(&self, r_loc: usize, nr: usize) -> usize {
-        self.g.c * self.phases * r_loc * self.wq + self.wq + nr + 16
+        self.g.c * self.phases * r_loc * self.wq + (self.wq + nr + 16) * self.ps
+    }
+
+    /// Floats of a local copy from channel 0 to channel `c0` (on a blocked grid a multiple
+    /// of [`BLOCK`]).
+    pub(crate) fn channel_offset(&self, c0: usize, r_loc: usize) -> usize {
+        debug_assert!(c0.is_multiple_of(self.ps));
+        c0 * self.phases * r_loc * self.wq
     }
 
     /// Offset of B row `k = (ic, ky, kx)` in a local copy with `r_loc` rows per plane.
@@ -98,7 +121,8 @@ impl Grid {
                 for kx in 0..g.kw {
                     let (y, x) = (ky * g.dh, kx * g.dw);
                     let phase = self.phase(y % g.sh, x % g.sw).expect("a tap's phase is kept");
-                    let off = (ic * self.phases + phase) * plane + (y / g.sh) * self.wq + x / g.sw;
+                    let (unit, lane) = (ic / self.ps, ic % self.ps);
+                    let off = ((unit * self.phases + phase) * plane + (y / g.sh) * self.wq + x / g.sw) * self.ps + lane;
                     offs.push(u32::try_from(off).expect("conv input block too large for 32-bit offsets"));
                 }
             }
@@ -118,10 +142,13 @@ pub(crate) struct PadJob {
     pub dst: *mut f32,
 }
 
-/// Safety: `x` holds the group's `c * h * w` floats, `dst` `grid.local_len(r_loc, _)`,
-/// `rows <= r_loc`.
+/// Safety: `x` holds the group's `c * h * w` floats (blocked for a blocked grid), `dst`
+/// `grid.local_len(r_loc, _)`, `rows <= r_loc`.
 #[inline(always)]
 pub(crate) unsafe fn pad_copy<S: Simd>(job: &PadJob) {
+    if job.grid.ps == BLOCK {
+        return pad_copy_blocked::<S>(job);
+    }
     let PadJob { grid, x, r_a, rows, r_loc, dst } = *job;
     let (g, wq) = (grid.g, grid.wq);
     for ic in 0..g.c {
@@ -140,6 +167,44 @@ pub(crate) unsafe fn pad_copy<S: Simd>(job: &PadJob) {
                     } else {
                         fill_run::<S>(row, wq, plane.add(iy as usize * g.w).wrapping_offset(off), g.sw, lo, hi);
                     }
+                }
+            }
+        }
+    }
+}
+
+/// [`pad_copy`] from a blocked input into a blocked grid: each grid pixel a vector copy of
+/// one input pixel's [`BLOCK`] channels, or zeros in the padding.
+#[inline(always)]
+unsafe fn pad_copy_blocked<S: Simd>(job: &PadJob) {
+    let PadJob { grid, x, r_a, rows, r_loc, dst } = *job;
+    let (g, wq) = (grid.g, grid.wq);
+    let row_floats = wq * BLOCK;
+    for unit in 0..g.c / BLOCK {
+        let plane = x.add(unit * g.h * g.w * BLOCK);
+        for rh in 0..g.sh {
+            for rw in 0..g.sw {
+                let Some(phase) = grid.phase(rh, rw) else { continue };
+                let off = rw as isize - g.pl as isize;
+                // Grid columns `lo .. hi` read input columns `j * sw + off` inside the row.
+                let (lo, hi) = valid_range(0, wq, g.sw, off, g.w);
+                let base = dst.add((unit * grid.phases + phase) * r_loc * row_floats);
+                for i in 0..rows {
+                    let row = base.add(i * row_floats);
+                    let iy = ((r_a + i) * g.sh + rh) as isize - g.pt as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        zero_n::<S>(row, row_floats);
+                        continue;
+                    }
+                    zero_n::<S>(row, lo * BLOCK);
+                    let src = plane.add(iy as usize * g.w * BLOCK);
+                    for j in lo..hi {
+                        let from = src.offset((j * g.sw) as isize * BLOCK as isize + off * BLOCK as isize);
+                        for l in (0..BLOCK).step_by(S::LANES) {
+                            S::store(row.add(j * BLOCK + l), S::load(from.add(l)));
+                        }
+                    }
+                    zero_n::<S>(row.add(hi * BLOCK), (wq - hi) * BLOCK);
                 }
             }
         }

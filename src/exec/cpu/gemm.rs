@@ -28,11 +28,16 @@
 //! images for every thread; at batch 1 the pixels are cut into blocks, and where that is
 //! still too few items (7x7 maps) the output channels are cut too; the chunks of one pixel
 //! block then read one grid copy, made before the items run (`Common::share_grids`).
+//!
+//! The channel tile on the direct grid also runs on blocked tensors (`Call::layouts`,
+//! `blocked.rs`): a blocked input gets a blocked grid (`Grid::blocked`), and a blocked
+//! output takes the tile's vectors as they are (no transpose).
 
+use super::blocked::{Layouts, BLOCK};
 use super::direct::{Grid, PadJob, ScatterJob};
 use super::kernels::{CTile, KernelSet, Tile, TransposeJob};
 use super::pack::{Geom, PackJob};
-use super::scratch::{self, with_scratch, AlignedBuf};
+use super::scratch::{self, with_scratch, with_sums, AlignedBuf};
 use super::threads::{share, SendPtr, Threads};
 use super::Epilogue;
 use std::sync::{Mutex, OnceLock};
@@ -424,6 +429,74 @@ pub(crate) fn packed_offsets(k: usize, nr: usize) -> Vec<u32> {
     (0..k).map(|i| u32::try_from(i * nr).expect("panel too large")).collect()
 }
 
+/// Floats of one part of a channel tile's A^T panel (`CTile::sums`): 16 KiB, a third of a
+/// 48 KiB L1, where the part stays while the tiles of an item (or run) pass over it; a
+/// panel over all of K (1024 rows of 32 channels, 128 KiB) streamed from L2 for every
+/// tile. ResNet-50 at batch 16, 2 threads: 3% faster with parts of 64, 128 or 256 rows
+/// alike (benches/peers/RESULTS.md section 27); one thread, 1024 -> 256 at 14x14: 4%.
+const A_PART_FLOATS: usize = 4 * 1024;
+
+/// How a channel tile's K is cut into parts whose A^T rows stay in L1 between tiles, and
+/// what each tile brings into L2 meanwhile (`CTile::pf`): a slice of the panel's next part,
+/// or of the next panel's first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KParts {
+    k: usize,
+    nc: usize,
+    pub parts: usize,
+}
+
+impl KParts {
+    pub(crate) fn new(k: usize, nc: usize) -> KParts {
+        KParts { k, nc, parts: (k * nc).div_ceil(A_PART_FLOATS).max(1) }
+    }
+
+    /// K rows `k0 .. k1` of part `p`.
+    pub(crate) fn rows(&self, p: usize) -> (usize, usize) {
+        share(self.k, self.parts, p)
+    }
+
+    /// Floats of the running sums of `tiles` tiles of up to `max_pixels` pixels (none
+    /// where K is one part).
+    pub(crate) fn sums_len(&self, tiles: usize, max_pixels: usize) -> usize {
+        if self.parts > 1 {
+            tiles * max_pixels * self.nc
+        } else {
+            0
+        }
+    }
+
+    /// The running sums of tile `i` in `sums` (`sums_len`), or null where K is one part.
+    pub(crate) fn sums_of(&self, sums: &mut [f32], i: usize, max_pixels: usize) -> *mut f32 {
+        if self.parts > 1 {
+            sums[i * max_pixels * self.nc..].as_mut_ptr()
+        } else {
+            std::ptr::null_mut()
+        }
+    }
+
+    /// `(pf, pf_step)` for tile `i` of `tiles` running part `p` of panel `mp` (panels of
+    /// `k * nc` floats from `panels`): `1 / tiles` of the panel's next part, or past its
+    /// last part of panel `next`'s first (nothing where `next == mp`).
+    pub(crate) fn prefetch(
+        &self,
+        panels: &[f32],
+        mp: usize,
+        p: usize,
+        next: usize,
+        i: usize,
+        tiles: usize,
+    ) -> (*const f32, u32) {
+        let (k0, k1) = self.rows(p);
+        let (panel, part) = if p + 1 < self.parts { (mp, p + 1) } else { (next, 0) };
+        let (n0, n1) = self.rows(part);
+        let len = (n1 - n0) * self.nc;
+        let at = panel * self.k * self.nc + n0 * self.nc + i * len / tiles;
+        let step = if panel == mp && part == 0 { 0 } else { ((len.div_ceil(tiles) << 16) / (k1 - k0)) as u32 };
+        (panels[at..].as_ptr(), step)
+    }
+}
+
 /// Everything `run` needs about one call.
 pub(crate) struct Call<'a> {
     pub weights: &'a GemmWeights,
@@ -442,6 +515,10 @@ pub(crate) struct Call<'a> {
     pub residual_in_output: bool,
     /// Set by tests to exercise each method on any shape.
     pub force: Option<Method>,
+    /// How the input and the output (and the residual) lie: a blocked side runs the
+    /// channel tile on the direct grid (one group, channels whole blocks; not 1x1 stride
+    /// 1, which `blocked::run_pointwise` takes).
+    pub layouts: Layouts,
 }
 
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
@@ -454,6 +531,15 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     assert_eq!(call.bias.len(), call.groups * m);
     assert!(call.residual.is_none_or(|r| r.len() == out.len()));
     assert!(!(call.residual_in_output && call.residual.is_some()), "one residual");
+    if call.layouts.any_blocked() {
+        assert!(
+            call.groups == 1 && !geom.is_pointwise() && Grid::new(geom).is_some(),
+            "blocked: the grid's channel tile"
+        );
+        assert!(!call.layouts.input || geom.c.is_multiple_of(BLOCK), "a blocked input has whole blocks");
+        assert!(!call.layouts.output || m.is_multiple_of(BLOCK), "a blocked output has whole blocks");
+        return run_channels(call, input, out, threads);
+    }
     match choose(&geom, m, &kernels, call.force) {
         Method::Pointwise => run_pointwise(call, input, out, threads),
         Method::Direct => run_direct(call, input, out, threads),
@@ -476,6 +562,8 @@ struct Common<'a> {
     out: SendPtr,
     /// The residual's start, or null.
     res: SendPtr,
+    /// The output (and residual) is blocked (`Call::layouts`).
+    blocked_out: bool,
 }
 
 /// One item's coordinates.
@@ -552,6 +640,7 @@ impl<'a> Common<'a> {
             in_group: g.c * g.h * g.w,
             out: SendPtr(out.as_mut_ptr()),
             res: residual_ptr(call.residual, call.residual_in_output, out),
+            blocked_out: call.layouts.output,
         }
     }
 
@@ -626,11 +715,31 @@ impl<'a> Common<'a> {
         self.c_at_channel(it, mp * self.call.weights.mr, q)
     }
 
-    /// Output element of (item's image and group, channel `ch` of the group, pixel `q`).
+    /// Output element of (item's image and group, channel `ch` of the group, pixel `q`);
+    /// on a blocked output, lane 0 of `ch`'s block there.
     fn c_at_channel(&self, it: &Item, ch: usize, q: usize) -> *mut f32 {
         // SAFETY (of the offset): channel `ch < m` and pixel `q < pixels` of this
         // (image, group)'s block of the output.
-        unsafe { self.out.get().add(it.img_group * self.out_group + ch * self.out_plane + q) }
+        unsafe { self.out.get().add(it.img_group * self.out_group + self.channel_offset(ch, q)) }
+    }
+
+    /// Floats from an output image's start to channel `ch` (its block's lane 0 on a blocked
+    /// output), pixel `q`.
+    fn channel_offset(&self, ch: usize, q: usize) -> usize {
+        if self.blocked_out {
+            (ch / BLOCK * self.out_plane + q) * BLOCK
+        } else {
+            ch * self.out_plane + q
+        }
+    }
+
+    /// Floats between output channels (blocks of them on a blocked output).
+    fn ldc(&self) -> usize {
+        if self.blocked_out {
+            BLOCK * self.out_plane
+        } else {
+            self.out_plane
+        }
     }
 
     /// Run `body` on the item's grid copy (grid rows `r_a .. r_b` plus the halo): the
@@ -683,9 +792,16 @@ impl<'a> Common<'a> {
         let next = self.item(i + 1).filter(|n| (n.img_group, n.pixel_block) != (it.img_group, it.pixel_block))?;
         let (r_a, r_b) = rows_of(next.pixel_block);
         let (y0, y1) = grid.input_rows(r_a, r_b - r_a + grid.halo);
-        let g = &grid.g;
+        let (g, ps) = (&grid.g, grid.ps);
         let x = self.input(input, &next);
-        Some(PlaneLines { planes: x.as_ptr(), count: g.c, len: g.h * g.w, a: y0 * g.w, b: y1 * g.w })
+        // A blocked input's planes hold `ps` channels.
+        Some(PlaneLines {
+            planes: x.as_ptr(),
+            count: g.c / ps,
+            len: g.h * g.w * ps,
+            a: y0 * g.w * ps,
+            b: y1 * g.w * ps,
+        })
     }
 
     /// Where several channel chunks share a pixel block (batch 1 on small maps), make each
@@ -707,13 +823,15 @@ impl<'a> Common<'a> {
         }
         let local_len = grid.local_len(r_loc, self.call.kernels.nr);
         let blocks = self.call.images * self.call.groups * self.plan.pixel_blocks;
-        let c = grid.g.c;
-        let slices = (ITEMS_PER_THREAD * threads.count()).div_ceil(blocks).clamp(1, c);
+        // Channels in units of the grid's pixel (a blocked grid copies whole blocks).
+        let units = grid.g.c / grid.ps;
+        let slices = (ITEMS_PER_THREAD * threads.count()).div_ceil(blocks).clamp(1, units);
         scratch::with_shared(&GRIDS, blocks * local_len, |copies| {
             let dst = SendPtr(copies.as_mut_ptr());
             threads.for_each(blocks * slices, &|i| {
                 let (block, slice) = (i / slices, i % slices);
-                let (c0, c1) = share(c, slices, slice);
+                let (u0, u1) = share(units, slices, slice);
+                let (c0, c1) = (u0 * grid.ps, u1 * grid.ps);
                 let (r_a, r_b) = rows_of(block % self.plan.pixel_blocks);
                 let img_group = block / self.plan.pixel_blocks;
                 let mut part = *grid;
@@ -725,11 +843,11 @@ impl<'a> Common<'a> {
                     rows: r_b - r_a + grid.halo,
                     r_loc,
                     // SAFETY (of the offset): channel c0's planes of this block's copy.
-                    dst: unsafe { dst.get().add(block * local_len + c0 * grid.phases * r_loc * grid.wq) },
+                    dst: unsafe { dst.get().add(block * local_len + grid.channel_offset(c0, r_loc)) },
                 };
-                // SAFETY: `x` is channels c0..c1 of the group's planes; the destination is
-                // their part of the block's copy (channels `phases * r_loc * wq` floats
-                // apart), written by this job alone.
+                // SAFETY: `x` is channels c0..c1 of the group's planes (blocked: whole
+                // blocks); the destination is their part of the block's copy, written by
+                // this job alone.
                 unsafe { (self.call.kernels.pad)(&job) };
             });
             run(Some(dst));
@@ -739,8 +857,8 @@ impl<'a> Common<'a> {
     /// The residual's element at `c_at_channel(it, ch, q)`, or null without one.
     fn res_at(&self, it: &Item, ch: usize, q: usize) -> *const f32 {
         let base = self.res.get().cast_const();
-        // The residual has the output's shape (checked by the caller): same offset.
-        base.wrapping_add(if base.is_null() { 0 } else { it.img_group * self.out_group + ch * self.out_plane + q })
+        // The residual has the output's shape and layout (checked by the caller): same offset.
+        base.wrapping_add(if base.is_null() { 0 } else { it.img_group * self.out_group + self.channel_offset(ch, q) })
     }
 }
 
@@ -1004,14 +1122,20 @@ impl ChannelTiles {
 
 /// The channel-vectorized orientation (`Method::Channels`): a work item is (image, group,
 /// run of pixel tiles, chunk of A^T panels); B is the input in place (1x1 stride 1) or
-/// the item's rows of the direct grid, as in `run_direct`.
+/// the item's rows of the direct grid, as in `run_direct` (a blocked grid for a blocked
+/// input, `Call::layouts`).
 fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let ks = call.kernels;
     let (k, m, nc) = (call.weights.k, call.weights.m, ks.nc);
     let g = call.geom;
     let at = call.weights.channel_panels();
     let (runs, run_len) = pixel_runs(&g);
+    let layouts = call.layouts;
     let grid = if g.is_pointwise() { None } else { Grid::new(g) };
+    let grid = grid.map(|grid| if layouts.input { grid.blocked() } else { grid });
+    // Floats per B pixel.
+    let ps = grid.map_or(1, |grid| grid.ps);
+    let ctile = ks.ctile_layouts[layouts.input as usize][layouts.output as usize];
     let rows = ChannelTiles::new(runs, run_len, grid.is_some(), &ks);
     let tiles = rows.tiles;
     let common = match &grid {
@@ -1036,64 +1160,75 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         None => plane_offsets(k, g.h * g.w),
         Some(grid) => grid.offsets(r_loc),
     };
+    let kparts = KParts::new(k, nc);
     let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
         let (r_a, r_b) = block_rows(it.pixel_block);
         let ahead = grid.as_ref().and_then(|grid| common.next_grid_rows(input, i, &it, grid, block_rows, shared));
-        let all_tiles = (it.mb - it.ma) * (it.pb - it.pa);
+        let all_tiles = (it.mb - it.ma) * kparts.parts * (it.pb - it.pa);
         // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
         let body = |b_at: *const f32| {
             let a_group = &at[it.group * call.weights.channel_group_len()..];
-            let panel = k * nc;
             let tiles = it.pb - it.pa;
             let mut done = 0;
-            // Each tile brings 1 / tiles of the next panel into L2 (`CTile::pf`).
-            let pf_step = ((panel.div_ceil(tiles) << 16) / k) as u32;
-            for mp in it.ma..it.mb {
-                let ch = mp * nc;
-                // Past the item's last panel: the next chunk's first, which this thread
-                // most likely runs next (its items follow each other, chunks slowest).
-                let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
-                for t in it.pa..it.pb {
-                    let ChannelTile { run, a, n, runs } = rows.tile(t);
-                    // Output pixel q; B column: in place q itself, on the grid the local
-                    // copy's virtual pixel (a tile of two rows: the second `wq` on).
-                    let (q, v, row_step) = match &grid {
-                        None => (a, a, 0),
-                        Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a, grid.wq),
-                    };
-                    let ct = CTile {
-                        kc: k,
-                        a: a_group[mp * k * nc..].as_ptr(),
-                        // SAFETY (of the offset): pixel v + n - 1 lies inside B row 0.
-                        b: unsafe { b_at.add(v) },
-                        boff: offsets.as_ptr(),
-                        c: common.c_at_channel(&it, ch, q),
-                        ldc: common.out_plane,
-                        m: nc.min(m - ch),
-                        n,
-                        bias: call.bias[it.group * m + ch..].as_ptr(),
-                        res: common.res_at(&it, ch, q),
-                        act: call.act,
-                        pf: a_group[next * panel + (t - it.pa) * panel / tiles..].as_ptr(),
-                        pf_step: if next == mp { 0 } else { pf_step },
-                        lane0: 0,
-                        seg: if runs > 1 { run_len } else { 0 },
-                        row_step,
-                    };
-                    // SAFETY: the A^T panel has k * nc floats; every B row `b + offsets[k]`
-                    // has the tile's n pixels (a run never crosses a row of the grid or the
-                    // end of an input plane; a two-row tile's second run starts `wq` on, in
-                    // the item's grid rows `block_rows`); the C tile (m channels, n pixels,
-                    // contiguous across a two-row tile's runs in NCHW) is this item's own.
-                    unsafe { (ks.ctile)(&ct) };
-                    if let Some(next) = &ahead {
-                        next.prefetch_l2(done, all_tiles);
+            with_sums(kparts.sums_len(tiles, ks.max_pixels), |sums| {
+                for mp in it.ma..it.mb {
+                    let ch = mp * nc;
+                    // Past the item's last panel: the next chunk's first, which this thread
+                    // most likely runs next (its items follow each other, chunks slowest).
+                    let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
+                    for part in 0..kparts.parts {
+                        let (k0, k1) = kparts.rows(part);
+                        for t in it.pa..it.pb {
+                            let ChannelTile { run, a, n, runs } = rows.tile(t);
+                            // Output pixel q; B column: in place q itself, on the grid the
+                            // local copy's virtual pixel (a tile of two rows: the second
+                            // `wq` on).
+                            let (q, v, row_step) = match &grid {
+                                None => (a, a, 0),
+                                Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a, grid.wq * ps),
+                            };
+                            let (pf, pf_step) = kparts.prefetch(a_group, mp, part, next, t - it.pa, tiles);
+                            let ct = CTile {
+                                kc: k1 - k0,
+                                a: a_group[(mp * k + k0) * nc..].as_ptr(),
+                                // SAFETY (of the offset): pixel v + n - 1 lies inside B row 0.
+                                b: unsafe { b_at.add(v * ps) },
+                                boff: offsets[k0..].as_ptr(),
+                                c: common.c_at_channel(&it, ch, q),
+                                ldc: common.ldc(),
+                                m: nc.min(m - ch),
+                                n,
+                                bias: call.bias[it.group * m + ch..].as_ptr(),
+                                res: common.res_at(&it, ch, q),
+                                act: call.act,
+                                pf,
+                                pf_step,
+                                lane0: ch % BLOCK,
+                                seg: if runs > 1 { run_len } else { 0 },
+                                row_step,
+                                sums: kparts.sums_of(sums, t - it.pa, ks.max_pixels),
+                                first_part: part == 0,
+                                last_part: part + 1 == kparts.parts,
+                            };
+                            // SAFETY: the A^T panel's part has (k1 - k0) * nc floats; every B
+                            // row `b + offsets[k]` has the tile's n pixels (a run never crosses
+                            // a row of the grid or the end of an input plane; a two-row tile's
+                            // second run starts `wq` on, in the item's grid rows
+                            // `block_rows`); the C tile (m channels, n pixels, contiguous
+                            // across a two-row tile's runs in NCHW and blocked alike) and its
+                            // sums are this item's own; a blocked side has whole blocks
+                            // (asserted in `run`).
+                            unsafe { ctile(&ct) };
+                            if let Some(next) = &ahead {
+                                next.prefetch_l2(done, all_tiles);
+                            }
+                            done += 1;
+                        }
                     }
-                    done += 1;
                 }
-            }
+            });
         };
         match &grid {
             None => body(x.as_ptr()),

@@ -25,7 +25,9 @@
 //! * 1x1 and depthwise convs also run on blocked tensors, on maps of any size,
 //!   `[n][c / 16][h][w][16]` ([`PackedConv::run_in_layouts`], `blocked.rs`): a depthwise
 //!   conv then computes a pixel's 16 channels as one vector, and every layer of a stretch
-//!   cuts its work by the same pixels, so each thread reads what it wrote.
+//!   cuts its work by the same pixels, so each thread reads what it wrote. So do the convs
+//!   on the direct grid that Winograd and the stem kernel never take (ResNet's 3x3 stride-2
+//!   convs), on the grid's channel tile.
 //! * The ISA is found at run time ([`Isa::detect`]) and can be forced
 //!   ([`PackedConv::with_isa`]), which the tests do for each one the CPU has.
 //! * Threads come from the caller ([`Threads`]): a small dedicated pool, not candle's
@@ -433,13 +435,15 @@ impl PackedConv {
     /// As [`PackedConv::method_for`], its tensors laid out as `layouts`: a conv reading or
     /// writing a blocked tensor runs `blocked.rs`'s kernels whatever the NCHW choice, a 1x1
     /// conv on the channel tile ("pointwise/channels + blocked", strided ones on gathered
-    /// pixels), a depthwise conv on blocked rows ("depthwise + blocked").
+    /// pixels), a wider one on the direct grid's channel tile ("direct/channels + blocked"),
+    /// a depthwise conv on blocked rows ("depthwise + blocked").
     pub fn kernel_in(&self, layouts: Layouts, n: usize, h: usize, w: usize) -> String {
         if !layouts.any_blocked() {
             return self.method_for(n, h, w).to_string();
         }
         let kernel = match &self.body {
             Body::Depthwise(_) => "depthwise",
+            Body::Gemm(_) if self.blocked_grid() => "direct/channels",
             Body::Gemm(_) if self.subsamples() => "subsampled/pointwise/channels",
             Body::Gemm(_) => "pointwise/channels",
         };
@@ -709,8 +713,11 @@ impl PackedConv {
     }
 
     /// Whether the conv runs with its input and output laid out as `layouts` says
-    /// (`blocked.rs`): NCHW always; blocked, a 1x1 stride-1 unpadded conv of one group
-    /// (either side blocked) or a depthwise conv (both), its blocked sides' channels whole
+    /// (`blocked.rs`): NCHW always; blocked, a depthwise conv (both sides), or a conv of
+    /// one group (either side) that runs on the channel tile whatever the input's shape: a
+    /// 1x1 stride-1 unpadded conv, one that [subsamples](Self::subsamples), or one on the
+    /// direct grid that neither Winograd (a 3x3 stride-1 conv, on some shapes) nor the stem
+    /// kernel (a few input channels) may take. Their blocked sides' channels are whole
     /// blocks of 16.
     pub fn runs_in(&self, layouts: Layouts) -> bool {
         let s = &self.spec;
@@ -720,13 +727,30 @@ impl PackedConv {
             Body::Depthwise(_) => layouts == Layouts::BLOCKED && whole(s.in_channels, true),
             Body::Gemm(_) => {
                 s.groups == 1
-                    && s.kernel == [1, 1]
-                    && (s.stride == [1, 1] || self.subsamples())
-                    && s.padding == Padding::ZERO
+                    && (self.is_pointwise() || self.subsamples() || self.blocked_grid())
                     && whole(s.in_channels, layouts.input)
                     && whole(s.out_channels, layouts.output)
             }
         }
+    }
+
+    /// Whether the conv runs blocked on the direct grid's channel tile (`gemm::Call::layouts`):
+    /// the grid exists (strides up to 8x8), and no shape of input may send it to Winograd
+    /// or the stem kernel.
+    fn blocked_grid(&self) -> bool {
+        let s = &self.spec;
+        !s.is_depthwise()
+            && s.stride[0] * s.stride[1] <= 64
+            && !winograd::applies(s)
+            && !stem::may_apply(s)
+            && !self.subsamples()
+            && !self.is_pointwise()
+    }
+
+    /// A 1x1 stride-1 unpadded conv: B is its input as it lies.
+    fn is_pointwise(&self) -> bool {
+        let s = &self.spec;
+        s.kernel == [1, 1] && s.padding == Padding::ZERO && s.stride == [1, 1]
     }
 
     /// A depthwise conv whose blocked input a 1x1 conv of `k -> m` channels writes: cut the
@@ -782,6 +806,22 @@ impl PackedConv {
         let threads = self.threads_for(n, h, w, threads);
         let s = &self.spec;
         match &self.body {
+            Body::Gemm(weights) if self.blocked_grid() => {
+                let call = gemm::Call {
+                    weights,
+                    kernels: kernels::kernel_set(self.isa),
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    groups: 1,
+                    geom: self.geom(h, w)?,
+                    images: n,
+                    residual: residual.filter(|_| !residual_in_output),
+                    residual_in_output,
+                    force: Some(GemmMethod::Channels),
+                    layouts,
+                };
+                gemm::run(&call, input, output, threads);
+            }
             Body::Gemm(weights) => {
                 let call = blocked::Pointwise {
                     kernels: kernels::kernel_set(self.isa),
@@ -885,6 +925,7 @@ impl PackedConv {
                         residual,
                         residual_in_output,
                         force,
+                        layouts: Layouts::NCHW,
                     };
                     if subsampled {
                         self.with_pointwise_input(input, [n, h, w], [oh, ow], false, threads, |x| {

@@ -51,12 +51,27 @@ impl AlignedBuf {
 
 thread_local! {
     static SCRATCH: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+    static SUMS: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
 /// Run `f` on this thread's scratch area, at least `len` floats long (contents unspecified).
 /// Not re-entrant: `f` must not call `with_scratch` again.
 pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
+    with_area(&SCRATCH, len, f)
+}
+
+/// As [`with_scratch`], on a second area of this thread's: the channel tile's running sums
+/// (`CTile::sums`), beside a grid copy in the first.
+pub(crate) fn with_sums<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_area(&SUMS, len, f)
+}
+
+fn with_area<R>(
+    area: &'static std::thread::LocalKey<RefCell<AlignedBuf>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    area.with(|cell| {
         let mut buf = cell.borrow_mut();
         buf.ensure(len);
         f(&mut buf.as_mut_slice()[..len])

@@ -37,8 +37,18 @@ const MAX_WINDOW: usize = 9;
 /// [`MAX_CHANNELS`] input channels, a window of at most [`MAX_WINDOW`] taps, output rows at
 /// least a vector wide, a vector ISA.
 pub(crate) fn applies(spec: &ConvSpec, g: &Geom, isa: Isa) -> bool {
+    may_apply(spec) && applies_to(g, isa)
+}
+
+/// Whether [`applies`] may hold for some input shape and ISA: the spec's side of it.
+pub(crate) fn may_apply(spec: &ConvSpec) -> bool {
+    spec.groups == 1 && spec.in_channels <= MAX_CHANNELS
+}
+
+/// The shape's side of [`applies`].
+fn applies_to(g: &Geom, isa: Isa) -> bool {
     let lanes = super::depthwise::lanes(isa);
-    spec.groups == 1 && spec.in_channels <= MAX_CHANNELS && g.kh * g.kw <= MAX_WINDOW && lanes > 1 && g.ow >= lanes
+    g.kh * g.kw <= MAX_WINDOW && lanes > 1 && g.ow >= lanes
 }
 
 /// Taps per chunk: a 3-wide window's row (its three columns share their loads at stride

@@ -250,32 +250,38 @@ unsafe fn ctile_pv<const P: usize, const V: usize, const PS: usize, const BLOCKE
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn ctile_rows<const V: usize>(t: &CTile) {
-    super::ctile::ctile::<Avx512, { 2 * TWO_ROW_RUN }, V, NC, 1, false, TWO_ROW_RUN>(t)
+unsafe fn ctile_rows<const V: usize, const PS: usize, const BLOCKED: bool>(t: &CTile) {
+    super::ctile::ctile::<Avx512, { 2 * TWO_ROW_RUN }, V, NC, PS, BLOCKED, TWO_ROW_RUN>(t)
+}
+
+/// The tile over two output rows (`CTile::seg`), or `P` pixels of one run.
+#[inline(always)]
+unsafe fn ctile_any<const PS: usize, const BLOCKED: bool>(t: &CTile) {
+    if t.seg != 0 {
+        debug_assert!(t.seg == TWO_ROW_RUN && t.n == 2 * TWO_ROW_RUN);
+        return if t.m > LANES { ctile_rows::<2, PS, BLOCKED>(t) } else { ctile_rows::<1, PS, BLOCKED>(t) };
+    }
+    dispatch_ctile!(ctile_pv, t, LANES, PS, BLOCKED, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 }
 
 /// Safety: see [`super::KernelSet::ctile`]; needs AVX-512F.
 pub(crate) unsafe fn ctile(t: &CTile) {
-    if t.seg != 0 {
-        debug_assert!(t.seg == TWO_ROW_RUN && t.n == 2 * TWO_ROW_RUN);
-        return if t.m > LANES { ctile_rows::<2>(t) } else { ctile_rows::<1>(t) };
-    }
-    dispatch_ctile!(ctile_pv, t, LANES, 1, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    ctile_any::<1, false>(t)
 }
 
 /// NCHW in, blocked out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_to_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 1, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    ctile_any::<1, true>(t)
 }
 
 /// Blocked in and out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 16, true, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    ctile_any::<16, true>(t)
 }
 
 /// Blocked in, NCHW out. Safety: see [`super::KernelSet::ctile_layouts`]; needs AVX-512F.
 pub(crate) unsafe fn ctile_from_blocked(t: &CTile) {
-    dispatch_ctile!(ctile_pv, t, LANES, 16, false, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    ctile_any::<16, false>(t)
 }
 
 #[target_feature(enable = "avx512f")]

@@ -63,6 +63,13 @@ pub(crate) struct CTile {
     pub seg: usize,
     /// With `seg`: floats from one segment's first B pixel to the next's (the grid's row).
     pub row_step: usize,
+    /// A tile whose K is cut into parts (A's part then stays in L1 across the tiles of a
+    /// run): its running sums, pixel-major, `NC` floats a pixel; null for a tile over all of
+    /// K. The tile starts from them unless `first_part`, and, unless `last_part`, stores
+    /// them there instead of finishing into `c`.
+    pub sums: *mut f32,
+    pub first_part: bool,
+    pub last_part: bool,
 }
 
 /// Largest `P * NC` of any ISA (AVX-512: 14 pixels x 32 channels).
@@ -101,6 +108,13 @@ pub(crate) unsafe fn ctile<
     debug_assert!(!BLOCKED || (t.m == V * S::LANES && BLOCK.is_multiple_of(S::LANES)));
     debug_assert!(t.seg == SEG && (SEG == 0 || P.is_multiple_of(SEG)));
     let mut acc = [[S::zero(); V]; P];
+    if !t.sums.is_null() && !t.first_part {
+        for (i, row) in acc.iter_mut().enumerate() {
+            for (j, x) in row.iter_mut().enumerate() {
+                *x = S::load(t.sums.add(i * NC + j * S::LANES));
+            }
+        }
+    }
     let mut a = t.a;
     let mut pf = 0usize;
     let ahead = t.kc.saturating_sub(PREFETCH_STEPS);
@@ -136,6 +150,14 @@ pub(crate) unsafe fn ctile<
     // memory, storing every accumulator on every K step.) The dispatcher picks `V` so
     // every vector has at least one channel.
     debug_assert!(t.m > (V - 1) * S::LANES);
+    if !t.sums.is_null() && !t.last_part {
+        for (i, row) in acc.iter().enumerate() {
+            for (j, &x) in row.iter().enumerate() {
+                S::store(t.sums.add(i * NC + j * S::LANES), x);
+            }
+        }
+        return;
+    }
     if BLOCKED {
         store_blocked::<S, P, V>(t, &acc);
         return;
@@ -222,7 +244,7 @@ unsafe fn store_blocked<S: Simd, const P: usize, const V: usize>(t: &CTile, acc:
 /// `V` = 1 or 2 channel vectors, so each shape gets its own fully unrolled instance; `$ps`
 /// and `$blocked` pick the layouts (`ctile`'s `PS` and `BLOCKED`).
 macro_rules! dispatch_ctile {
-    ($f:ident, $t:expr, $lanes:expr, $ps:literal, $blocked:literal, [$($p:literal),*]) => {{
+    ($f:ident, $t:expr, $lanes:expr, $ps:tt, $blocked:tt, [$($p:literal),*]) => {{
         let t: &$crate::exec::cpu::kernels::CTile = $t;
         let two = t.m > $lanes;
         match t.n {

@@ -59,16 +59,15 @@ pub(crate) struct KernelSet {
     pub nc: usize,
     pub max_pixels: usize,
     /// Output rows of this many pixels go two to a `ctile` tile on the direct grid
-    /// (`CTile::seg`, `[0][0]` only); 0: never.
+    /// (`CTile::seg`, every layout); 0: never.
     pub two_row_run: usize,
     /// Computes one tile. Safety: the tile's pointers cover what `Tile` describes, and the
     /// CPU has the ISA.
     pub tile: unsafe fn(&Tile),
-    /// Computes one channel-vectorized tile. Safety: as `tile`, for what `CTile` describes.
-    pub ctile: unsafe fn(&CTile),
-    /// `ctile` by layout, `[input blocked][output blocked]` (`blocked.rs`; `[0][0]` is
-    /// `ctile`). Safety: as `ctile`; a blocked input's pixels lie `BLOCK` floats apart, and
-    /// a blocked output's tile has whole vectors of channels.
+    /// Computes one channel-vectorized tile, by layout, `[input blocked][output blocked]`
+    /// (`blocked.rs`; `[0][0]` NCHW both sides). Safety: as `tile`, for what `CTile`
+    /// describes; a blocked input's pixels lie `BLOCK` floats apart, and a blocked output's
+    /// tile has whole vectors of channels.
     pub ctile_layouts: [[unsafe fn(&CTile); 2]; 2],
     /// Packs B panels (`pack.rs`) with the same ISA.
     pub pack: unsafe fn(&super::pack::PackJob),
@@ -96,7 +95,6 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: avx512::MAX_PIXELS,
             two_row_run: avx512::TWO_ROW_RUN,
             tile: avx512::tile,
-            ctile: avx512::ctile,
             ctile_layouts: [
                 [avx512::ctile, avx512::ctile_to_blocked],
                 [avx512::ctile_from_blocked, avx512::ctile_blocked],
@@ -118,7 +116,6 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: avx2::MAX_PIXELS,
             two_row_run: 0,
             tile: avx2::tile,
-            ctile: avx2::ctile,
             ctile_layouts: [[avx2::ctile, avx2::ctile_to_blocked], [avx2::ctile_from_blocked, avx2::ctile_blocked]],
             pack: avx2::pack_b,
             pad: avx2::pad,
@@ -136,7 +133,6 @@ pub(crate) fn kernel_set(isa: Isa) -> KernelSet {
             max_pixels: scalar::MAX_PIXELS,
             two_row_run: 0,
             tile: scalar::tile,
-            ctile: scalar::ctile,
             ctile_layouts: [
                 [scalar::ctile, scalar::ctile_to_blocked],
                 [scalar::ctile_from_blocked, scalar::ctile_blocked],

@@ -386,6 +386,7 @@ impl Call<'_> {
             residual: None,
             residual_in_output: false,
             force: self.force,
+            layouts: super::blocked::Layouts::NCHW,
         }
     }
 }
