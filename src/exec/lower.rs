@@ -26,7 +26,7 @@
 //! reader, two-input adds with theirs, and max pools. The step's reverse pass over these
 //! layers is `exec::backward` (their backwards without candle's autograd between them).
 
-use super::cpu::{contiguous_f32, output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv};
+use super::cpu::{contiguous_f32, output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv, BLOCK};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
@@ -550,12 +550,16 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             _ => i,
         };
     }
+    // A max pool keeps its input's layout: blocked where its channels are whole blocks and
+    // its input and every reader of its output run blocked.
+    let max_pool = |l: &Layer| matches!(l, Layer::PackedPool(op) if matches!(op.pool, PackedPool::Max(_)));
     let mut blocked: Vec<bool> = (0..n)
         .map(|i| {
             let writes_blocked = |op: Arc<PackedConvOp>| {
                 op.conv().runs_in(Layouts { input: false, output: true }) || op.conv().runs_in(Layouts::BLOCKED)
             };
-            conv_op(&layers[i]).is_some_and(writes_blocked)
+            let whole_blocks = net.nodes[i].shape.dims().first().is_some_and(|c| c.is_multiple_of(BLOCK));
+            conv_op(&layers[i]).is_some_and(writes_blocked) || (max_pool(&layers[i]) && whole_blocks)
         })
         .collect();
     for &o in &net.outputs {
@@ -589,6 +593,13 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                     }
                 }
                 Layer::PackedPool(op) if matches!(op.pool, PackedPool::GlobalAvg) => {}
+                l if max_pool(l) => {
+                    let x = src[inputs[0]];
+                    if blocked[x] != blocked[j] {
+                        unblock(x, &mut blocked);
+                        unblock(j, &mut blocked);
+                    }
+                }
                 _ => inputs.iter().for_each(|&p| unblock(src[p], &mut blocked)),
             }
         }
@@ -620,8 +631,11 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                 }
             }
             Layer::PackedPool(op) if input => {
-                let threads = op.threads;
-                *op = Arc::new(PackedPoolOp { pool: PackedPool::GlobalAvgBlocked, threads });
+                let pool = match op.pool {
+                    PackedPool::Max(spec) => PackedPool::MaxBlocked(spec),
+                    _ => PackedPool::GlobalAvgBlocked,
+                };
+                *op = Arc::new(PackedPoolOp { pool, threads: op.threads });
             }
             _ => {}
         }
@@ -656,6 +670,8 @@ pub enum PackedPool {
     GlobalAvg,
     /// Each channel's mean, of a blocked input (`cpu::to_blocked`).
     GlobalAvgBlocked,
+    /// `Max` on a blocked input, into a blocked output.
+    MaxBlocked(super::cpu::MaxPoolSpec),
 }
 
 /// A pool on the conv threads; NCHW f32. Max pools also train (their backward routes each
@@ -700,6 +716,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
             PackedPool::Max(_) => "packed-max-pool2d",
             PackedPool::GlobalAvg => "packed-global-avg-pool",
             PackedPool::GlobalAvgBlocked => "packed-global-avg-pool-blocked",
+            PackedPool::MaxBlocked(_) => "packed-max-pool2d-blocked",
         }
     }
 
@@ -707,7 +724,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
         let x = contiguous_f32(storage, layout, &format!("{}'s input", self.name()))?;
         let (n, c, h, w) = layout.shape().dims4()?;
         let [oh, ow] = match &self.pool {
-            PackedPool::Max(spec) => spec.out_hw,
+            PackedPool::Max(spec) | PackedPool::MaxBlocked(spec) => spec.out_hw,
             PackedPool::GlobalAvg | PackedPool::GlobalAvgBlocked => [1, 1],
         };
         let mut out = output_buffer(n * c * oh * ow);
@@ -715,6 +732,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
             PackedPool::Max(spec) => super::cpu::max_pool(x, n * c, h, w, spec, &mut out, self.threads),
             PackedPool::GlobalAvg => super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads),
             PackedPool::GlobalAvgBlocked => super::cpu::global_avg_pool_blocked(x, n, c, h * w, &mut out, self.threads),
+            PackedPool::MaxBlocked(spec) => super::cpu::max_pool_blocked(x, n, c, h, w, spec, &mut out, self.threads),
         }
         .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))

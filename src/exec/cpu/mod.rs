@@ -80,7 +80,7 @@ pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
 pub use eltwise::{act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
-pub use pool::{global_avg_pool, max_pool, max_pool_grad, MaxPoolSpec};
+pub use pool::{global_avg_pool, max_pool, max_pool_blocked, max_pool_grad, MaxPoolSpec};
 pub(crate) use scratch::output_buffer;
 pub use sgd::SgdStep;
 pub(crate) use storage::contiguous_f32;

@@ -434,6 +434,84 @@ pub fn max_pool(
     Ok(())
 }
 
+/// Max-pool `n` blocked images (`[n][c / 16][h][w][16]`, `blocked.rs`) of `c` channels
+/// into `out`, blocked the same way: each output pixel's 16 channels the vector maximum of
+/// its window's pixels inside the input (a NaN wins, as on NCHW planes). Work items are
+/// (image, pixel range) over every block, cut as the blocked convs beside it cut theirs
+/// (`blocked::chunks`), so each thread reads the pixels its core wrote.
+#[allow(clippy::too_many_arguments)]
+pub fn max_pool_blocked(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    s: &MaxPoolSpec,
+    out: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    use super::blocked::{chunks, BLOCK};
+    let [oh, ow] = s.out_hw;
+    let sizes_agree = x.len() == n * c * h * w && out.len() == n * c * oh * ow;
+    let window_fits = s.pad_before[0] < s.kernel[0] && s.pad_before[1] < s.kernel[1];
+    if !sizes_agree || !c.is_multiple_of(BLOCK) || s.stride.contains(&0) || !window_fits {
+        return Err(ConvError::new(format!(
+            "blocked max pool of {} elements ({n} images of {c} channels, {h}x{w}) into {} ({oh}x{ow} each), \
+             kernel {:?}, stride {:?}, padding {:?}: the sizes do not agree, the channels are not whole blocks \
+             of {BLOCK}, or a window lies in the padding",
+            x.len(),
+            out.len(),
+            s.kernel,
+            s.stride,
+            s.pad_before
+        )));
+    }
+    let (hw, ohw) = (h * w, oh * ow);
+    if ohw == 0 || n == 0 {
+        return Ok(());
+    }
+    let per_image = chunks(n, ohw, threads.count());
+    let out_ptr = super::threads::SendPtr(out.as_mut_ptr());
+    threads.for_each(n * per_image, &|i| {
+        let (img, (p0, p1)) = (i / per_image, super::threads::share(ohw, per_image, i % per_image));
+        for b in 0..c / BLOCK {
+            let plane = img * c / BLOCK + b;
+            let src = &x[plane * hw * BLOCK..][..hw * BLOCK];
+            // SAFETY: pixels p0..p1 of this plane are this item's alone, inside `out`.
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add((plane * ohw + p0) * BLOCK), (p1 - p0) * BLOCK)
+            };
+            max_pixels_blocked(src, dst, w, h, s, p0);
+        }
+    });
+    Ok(())
+}
+
+widest_vectors! {
+    /// Output pixels `p0 ..` (as many as `dst` holds, `BLOCK` floats each) of one blocked
+    /// plane `src` of `h x w` pixels.
+    fn max_pixels_blocked(src: &[f32], dst: &mut [f32], w: usize, h: usize, s: &MaxPoolSpec, p0: usize) {
+        const B: usize = super::blocked::BLOCK;
+        let ow = s.out_hw[1];
+        for (i, px) in dst.chunks_exact_mut(B).enumerate() {
+            let (oy, ox) = ((p0 + i) / ow, (p0 + i) % ow);
+            let (iy0, ix0) = (oy * s.stride[0], ox * s.stride[1]);
+            // Window rows and columns inside the input (the padding never wins).
+            let (y0, y1) = (iy0.saturating_sub(s.pad_before[0]), (iy0 + s.kernel[0] - s.pad_before[0]).min(h));
+            let (x0, x1) = (ix0.saturating_sub(s.pad_before[1]), (ix0 + s.kernel[1] - s.pad_before[1]).min(w));
+            let mut acc = [f32::NEG_INFINITY; B];
+            for y in y0..y1 {
+                for v in src[(y * w + x0) * B..(y * w + x1) * B].chunks_exact(B) {
+                    for (a, &v) in acc.iter_mut().zip(v) {
+                        *a = mx::<true>(*a, v);
+                    }
+                }
+            }
+            px.copy_from_slice(&acc);
+        }
+    }
+}
+
 /// Max pooling's input gradient (training): each output's gradient goes to the first
 /// largest element of its window in row-major order, a NaN taking it from any number, as
 /// PyTorch routes it (`dx` overwritten). Planes are the work items.
@@ -552,6 +630,61 @@ mod tests {
                 assert_eq!(out, want, "{planes}x{h}x{w} k{kernel:?} s{stride:?} p{pad:?}+{extra:?}");
             }
         }
+    }
+
+    /// Blocked images (`[n][c / 16][h][w][16]`) give what NCHW planes give, blocked: every
+    /// geometry of the test above, batches of 1-3 cut into pixel ranges that split rows, a
+    /// NaN winning its windows; channels off whole blocks are an error.
+    #[test]
+    fn blocked_images_pool_as_their_planes() {
+        use crate::exec::cpu::{from_blocked, to_blocked, BLOCK};
+        let threads = [Threads::single(), Threads::new(3).unwrap().always_parallel()];
+        for (i, (n, c, h, w, kernel, stride, pad, extra)) in [
+            (1, 64, 112, 112, [3, 3], [2, 2], [1, 1], [0, 0]),
+            (2, 16, 7, 6, [3, 3], [2, 2], [1, 1], [0, 0]),
+            (3, 32, 13, 11, [3, 2], [2, 1], [0, 1], [1, 0]),
+            (1, 48, 9, 9, [2, 2], [2, 2], [1, 0], [1, 1]),
+            (2, 16, 10, 11, [3, 3], [3, 3], [1, 1], [1, 0]),
+            (1, 16, 1, 5, [3, 3], [2, 2], [1, 1], [1, 0]),
+            (2, 32, 5, 6, [4, 5], [4, 5], [1, 2], [0, 0]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let oh = (h + pad[0] + extra[0] - kernel[0]) / stride[0] + 1;
+            let ow = (w + pad[1] + extra[1] - kernel[1]) / stride[1] + 1;
+            let s = MaxPoolSpec { kernel, stride, pad_before: pad, out_hw: [oh, ow] };
+            let mut x: Vec<f32> = (0..n * c * h * w).map(|j| ((j * 7919) % 101) as f32 - 50.0).collect();
+            let at = (i * 31) % x.len();
+            x[at] = f32::NAN;
+            let want = naive_nan(&x, n * c, h, w, &s);
+            for t in &threads {
+                let mut out = vec![0.5; n * c * oh * ow];
+                max_pool_blocked(&to_blocked(&x, n, c, h * w), n, c, h, w, &s, &mut out, t).unwrap();
+                let got = from_blocked(&out, n, c, oh * ow);
+                let same = got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+                assert!(same, "{n}x{c}x{h}x{w} k{kernel:?} s{stride:?} p{pad:?}+{extra:?}, {t:?}");
+            }
+        }
+        let s = MaxPoolSpec { kernel: [2, 2], stride: [2, 2], pad_before: [0, 0], out_hw: [2, 2] };
+        let e = max_pool_blocked(&[0.0; 24 * 16], 1, 24, 4, 4, &s, &mut [0.0; 24 * 4], &Threads::single()).unwrap_err();
+        assert!(e.to_string().contains(&format!("whole blocks of {BLOCK}")), "{e}");
+    }
+
+    /// [`naive`] with a NaN in a window winning it, as PyTorch's max pool does.
+    fn naive_nan(x: &[f32], planes: usize, h: usize, w: usize, s: &MaxPoolSpec) -> Vec<f32> {
+        let mut poisoned = vec![0.0f32; x.len()];
+        for (p, v) in poisoned.iter_mut().zip(x) {
+            *p = if v.is_nan() { f32::INFINITY } else { 0.0 };
+        }
+        let clean: Vec<f32> = x.iter().map(|v| if v.is_nan() { f32::NEG_INFINITY } else { *v }).collect();
+        let (mut out, nan) = (naive(&clean, planes, h, w, s), naive(&poisoned, planes, h, w, s));
+        for (o, n) in out.iter_mut().zip(nan) {
+            if n == f32::INFINITY {
+                *o = f32::NAN;
+            }
+        }
+        out
     }
 
     /// Each output's gradient lands on its window's first maximum (ties are common: the

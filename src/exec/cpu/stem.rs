@@ -42,13 +42,13 @@ pub(crate) fn applies(spec: &ConvSpec, g: &Geom, isa: Isa) -> bool {
 
 /// Whether [`applies`] may hold for some input shape and ISA: the spec's side of it.
 pub(crate) fn may_apply(spec: &ConvSpec) -> bool {
-    spec.groups == 1 && spec.in_channels <= MAX_CHANNELS
+    spec.groups == 1 && spec.in_channels <= MAX_CHANNELS && spec.kernel[0] * spec.kernel[1] <= MAX_WINDOW
 }
 
-/// The shape's side of [`applies`].
+/// The shape's and the ISA's side of [`applies`].
 fn applies_to(g: &Geom, isa: Isa) -> bool {
     let lanes = super::depthwise::lanes(isa);
-    g.kh * g.kw <= MAX_WINDOW && lanes > 1 && g.ow >= lanes
+    lanes > 1 && g.ow >= lanes
 }
 
 /// Taps per chunk: a 3-wide window's row (its three columns share their loads at stride
