@@ -206,11 +206,14 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
                     let next = if mp + 1 == mb && run + 1 < runs { ma } else { (mp + 1).min(m_panels - 1) };
                     for part in 0..kparts.parts {
                         let (k0, k1) = kparts.rows(part);
+                        let pf = kparts.prefetch(mp, part, next, tb - ta);
+                        // Tile t's pixels a .. b of the item's (`share`, one division a tile).
+                        let mut b = ta * (pb - pa) / tiles;
                         for t in ta..tb {
-                            let (a, b) = share(pb - pa, tiles, t);
+                            let a = b;
+                            b = (t + 1) * (pb - pa) / tiles;
                             let q = pa + a;
                             let o = c0 + out_at(ch, q, hw);
-                            let (pf, pf_step) = kparts.prefetch(panels, mp, part, next, t - ta, tb - ta);
                             let ct = CTile {
                                 kc: k1 - k0,
                                 a: panels[mp * panel + k0 * nc..].as_ptr(),
@@ -225,8 +228,8 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
                                 bias: call.bias[ch..].as_ptr(),
                                 res: if r0.is_null() { r0 } else { r0.wrapping_add(o) },
                                 act: call.act,
-                                pf,
-                                pf_step,
+                                pf: pf.pf(panels, t - ta),
+                                pf_step: pf.step,
                                 lane0: ch % BLOCK,
                                 seg: 0,
                                 row_step: 0,

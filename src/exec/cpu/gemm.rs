@@ -475,25 +475,33 @@ impl KParts {
         }
     }
 
-    /// `(pf, pf_step)` for tile `i` of `tiles` running part `p` of panel `mp` (panels of
-    /// `k * nc` floats from `panels`): `1 / tiles` of the panel's next part, or past its
-    /// last part of panel `next`'s first (nothing where `next == mp`).
-    pub(crate) fn prefetch(
-        &self,
-        panels: &[f32],
-        mp: usize,
-        p: usize,
-        next: usize,
-        i: usize,
-        tiles: usize,
-    ) -> (*const f32, u32) {
+    /// What the `tiles` tiles running part `p` of panel `mp` bring into L2: `1 / tiles` of
+    /// the panel's next part each, or past its last part of panel `next`'s first (nothing
+    /// where `next == mp`). Computed once a part, outside the tile loop.
+    pub(crate) fn prefetch(&self, mp: usize, p: usize, next: usize, tiles: usize) -> PartPrefetch {
         let (k0, k1) = self.rows(p);
         let (panel, part) = if p + 1 < self.parts { (mp, p + 1) } else { (next, 0) };
         let (n0, n1) = self.rows(part);
         let len = (n1 - n0) * self.nc;
-        let at = panel * self.k * self.nc + n0 * self.nc + i * len / tiles;
         let step = if panel == mp && part == 0 { 0 } else { ((len.div_ceil(tiles) << 16) / (k1 - k0)) as u32 };
-        (panels[at..].as_ptr(), step)
+        PartPrefetch { at: (panel * self.k + n0) * self.nc, len, tiles, step }
+    }
+}
+
+/// [`KParts::prefetch`]: tile `i`'s share of `len` floats from `at` in the panels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PartPrefetch {
+    at: usize,
+    len: usize,
+    tiles: usize,
+    /// `CTile::pf_step`.
+    pub step: u32,
+}
+
+impl PartPrefetch {
+    /// `CTile::pf` of tile `i`.
+    pub(crate) fn pf(&self, panels: &[f32], i: usize) -> *const f32 {
+        panels[self.at + i * self.len / self.tiles..].as_ptr()
     }
 }
 
@@ -795,13 +803,7 @@ impl<'a> Common<'a> {
         let (g, ps) = (&grid.g, grid.ps);
         let x = self.input(input, &next);
         // A blocked input's planes hold `ps` channels.
-        Some(PlaneLines {
-            planes: x.as_ptr(),
-            count: g.c / ps,
-            len: g.h * g.w * ps,
-            a: y0 * g.w * ps,
-            b: y1 * g.w * ps,
-        })
+        Some(PlaneLines::new(x.as_ptr(), g.c / ps, g.h * g.w * ps, y0 * g.w * ps, y1 * g.w * ps))
     }
 
     /// Where several channel chunks share a pixel block (batch 1 on small maps), make each
@@ -913,25 +915,38 @@ fn run_pointwise(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads)
 }
 
 /// Pixels `a .. b` of `count` planes `len` floats apart: an input range to bring into L2
-/// ahead of its use, in slices.
+/// ahead of its use, in slices, a cursor through its lines (no division per line: the
+/// stem's next item has thousands of them).
 struct PlaneLines {
     planes: *const f32,
-    count: usize,
     len: usize,
     a: usize,
-    b: usize,
+    per_plane: usize,
+    lines: usize,
+    /// The next line: its index, plane and line in the plane.
+    next: usize,
+    plane: usize,
+    line: usize,
 }
 
 impl PlaneLines {
-    /// Slice `part` of `parts` of the lines.
-    fn prefetch_l2(&self, part: usize, parts: usize) {
-        let per_plane = (self.b - self.a).div_ceil(16);
-        let lines = per_plane * self.count;
-        for line in part * lines / parts..(part + 1) * lines / parts {
-            let (plane, l) = (line / per_plane, line % per_plane);
-            let p = self.planes.wrapping_add(plane * self.len + self.a + 16 * l);
+    fn new(planes: *const f32, count: usize, len: usize, a: usize, b: usize) -> PlaneLines {
+        let per_plane = (b - a).div_ceil(16);
+        PlaneLines { planes, len, a, per_plane, lines: per_plane * count, next: 0, plane: 0, line: 0 }
+    }
+
+    /// The lines up to the end of slice `part` of `parts` not yet fetched.
+    fn prefetch_l2(&mut self, part: usize, parts: usize) {
+        let last = (part + 1) * self.lines / parts;
+        while self.next < last {
+            let p = self.planes.wrapping_add(self.plane * self.len + self.a + 16 * self.line);
             // SAFETY: a prefetch hint, never faults.
             unsafe { super::kernels::simd::prefetch_l2(p) };
+            self.next += 1;
+            self.line += 1;
+            if self.line == self.per_plane {
+                (self.plane, self.line) = (self.plane + 1, 0);
+            }
         }
     }
 }
@@ -961,14 +976,14 @@ fn run_direct(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
         let (r_a, r_b) = block_rows(it.pixel_block);
-        let ahead = common.next_grid_rows(input, i, &it, &grid, block_rows, shared);
+        let mut ahead = common.next_grid_rows(input, i, &it, &grid, block_rows, shared);
         let all_tiles = (it.mb - it.ma) * (it.pb - it.pa);
         common.with_grid(&it, x, &grid, (r_a, r_b), r_loc, shared, |buf| {
             let mut tile_buf = [0.0f32; TILE_FLOATS];
             let mut done = 0;
             for mp in it.ma..it.mb {
                 for pj in it.pa..it.pb {
-                    if let Some(next) = &ahead {
+                    if let Some(next) = &mut ahead {
                         next.prefetch_l2(done, all_tiles);
                     }
                     done += 1;
@@ -1161,14 +1176,16 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         Some(grid) => grid.offsets(r_loc),
     };
     let kparts = KParts::new(k, nc);
+    // Each tile's pixels, worked out once (`share` divides).
+    let tile_list: Vec<ChannelTile> = (0..tiles).map(|t| rows.tile(t)).collect();
     let item = |i: usize, shared: Option<SendPtr>| {
         let Some(it) = common.item(i) else { return };
         let x = common.input(input, &it);
         let (r_a, r_b) = block_rows(it.pixel_block);
-        let ahead = grid.as_ref().and_then(|grid| common.next_grid_rows(input, i, &it, grid, block_rows, shared));
+        let mut ahead = grid.as_ref().and_then(|grid| common.next_grid_rows(input, i, &it, grid, block_rows, shared));
         let all_tiles = (it.mb - it.ma) * kparts.parts * (it.pb - it.pa);
         // B of pixel (row r, column c) of the output: in place, or the item's grid rows.
-        let body = |b_at: *const f32| {
+        let mut body = |b_at: *const f32| {
             let a_group = &at[it.group * call.weights.channel_group_len()..];
             let tiles = it.pb - it.pa;
             let mut done = 0;
@@ -1180,8 +1197,8 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                     let next = if mp + 1 < common.m_panels { mp + 1 } else { mp };
                     for part in 0..kparts.parts {
                         let (k0, k1) = kparts.rows(part);
-                        for t in it.pa..it.pb {
-                            let ChannelTile { run, a, n, runs } = rows.tile(t);
+                        let pf = kparts.prefetch(mp, part, next, tiles);
+                        for (i, &ChannelTile { run, a, n, runs }) in tile_list[it.pa..it.pb].iter().enumerate() {
                             // Output pixel q; B column: in place q itself, on the grid the
                             // local copy's virtual pixel (a tile of two rows: the second
                             // `wq` on).
@@ -1189,7 +1206,6 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                                 None => (a, a, 0),
                                 Some(grid) => (run * g.ow + a, (run - r_a) * grid.wq + a, grid.wq * ps),
                             };
-                            let (pf, pf_step) = kparts.prefetch(a_group, mp, part, next, t - it.pa, tiles);
                             let ct = CTile {
                                 kc: k1 - k0,
                                 a: a_group[(mp * k + k0) * nc..].as_ptr(),
@@ -1203,12 +1219,12 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                                 bias: call.bias[it.group * m + ch..].as_ptr(),
                                 res: common.res_at(&it, ch, q),
                                 act: call.act,
-                                pf,
-                                pf_step,
+                                pf: pf.pf(a_group, i),
+                                pf_step: pf.step,
                                 lane0: ch % BLOCK,
                                 seg: if runs > 1 { run_len } else { 0 },
                                 row_step,
-                                sums: kparts.sums_of(sums, t - it.pa, ks.max_pixels),
+                                sums: kparts.sums_of(sums, i, ks.max_pixels),
                                 first_part: part == 0,
                                 last_part: part + 1 == kparts.parts,
                             };
@@ -1221,7 +1237,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                             // sums are this item's own; a blocked side has whole blocks
                             // (asserted in `run`).
                             unsafe { ctile(&ct) };
-                            if let Some(next) = &ahead {
+                            if let Some(next) = &mut ahead {
                                 next.prefetch_l2(done, all_tiles);
                             }
                             done += 1;
