@@ -715,10 +715,10 @@ impl PackedConv {
     /// Whether the conv runs with its input and output laid out as `layouts` says
     /// (`blocked.rs`): NCHW always; blocked, a depthwise conv (both sides), or a conv of
     /// one group (either side) that runs on the channel tile whatever the input's shape: a
-    /// 1x1 stride-1 unpadded conv, one that [subsamples](Self::subsamples), or one on the
-    /// direct grid that neither Winograd (a 3x3 stride-1 conv, on some shapes) nor the stem
-    /// kernel (a few input channels) may take. Their blocked sides' channels are whole
-    /// blocks of 16.
+    /// 1x1 unpadded conv (a strided one on its gathered pixels), or one on the direct grid
+    /// that neither Winograd (a 3x3 stride-1 conv, on some shapes) nor the stem kernel (a
+    /// few input channels, a small window) may take. Their blocked sides' channels are
+    /// whole blocks of 16.
     pub fn runs_in(&self, layouts: Layouts) -> bool {
         let s = &self.spec;
         let whole = |c: usize, blocked: bool| !blocked || c.is_multiple_of(blocked::BLOCK);
