@@ -525,9 +525,11 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
 
 /// Keep tensors blocked (`cpu::to_blocked`: a pixel's 16 channels together, onnxruntime's
 /// NCHWc) where every layer that reads them can run so: packed 1x1 (strided too) and
-/// depthwise convs (a residual in the layout of the conv's output), the global average
-/// pool. A 1x1 conv may read NCHW and write blocked or the other way round, so a blocked
-/// stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
+/// depthwise convs, convs on the direct grid that Winograd and the stem kernel never take
+/// (ResNet's 3x3 stride-2 convs and 7x7 stem; a residual in the layout of the conv's
+/// output), max pools (blocked on both sides or neither) and the global average pool. A
+/// conv other than a depthwise one may read NCHW and write blocked or the other way round,
+/// so a blocked stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
 /// the same pixel ranges, and a 1x1 conv writing blocked stores its channel vectors as they
 /// are, with no transpose (`cpu/blocked.rs`). Maps of every size: limited to 14x14 and
 /// smaller, ResNet-50 ran 3-5% slower at batch 1 and 16 (benches/peers/RESULTS.md section
