@@ -173,7 +173,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
     // Cut by output channels: an item per panel (per part of one, when the panels do not
     // share out evenly between the threads); else by pixels.
     let m_panels = m.div_ceil(nc);
-    let kparts = KParts::new(k, nc);
+    let kparts = KParts::new(k, &ks);
     let threads_n = threads.count();
     let (m_chunks, per_image) = if cut_by_channels(k, m, call.images * hw) {
         let parts = threads_n / gcd(threads_n, call.images * m_panels);
@@ -197,7 +197,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
         // Runs of tiles whose B stays in L2 while every panel (each part of its K in turn,
         // `gemm::KParts`) passes over them (an image of 1024 channels at 14x14 is 800 KB).
         let runs = tiles.div_ceil((B_FLOATS / (ks.max_pixels * k)).max(1));
-        with_sums(kparts.sums_len(tiles.div_ceil(runs), ks.max_pixels), |sums| {
+        with_sums(kparts.sums_len(tiles.div_ceil(runs)), |sums| {
             for run in 0..runs {
                 let (ta, tb) = share(tiles, runs, run);
                 for mp in ma..mb {
@@ -233,7 +233,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
                                 lane0: ch % BLOCK,
                                 seg: 0,
                                 row_step: 0,
-                                sums: kparts.sums_of(sums, t - ta, ks.max_pixels),
+                                sums: kparts.sums_of(sums, t - ta),
                                 first_part: part == 0,
                                 last_part: part + 1 == kparts.parts,
                             };

@@ -144,44 +144,16 @@ pub(crate) struct PadJob {
 
 /// Safety: `x` holds the group's `c * h * w` floats (blocked for a blocked grid), `dst`
 /// `grid.local_len(r_loc, _)`, `rows <= r_loc`.
+///
+/// A plane here is one channel, or on a blocked grid one block of [`BLOCK`] channels whose
+/// pixels are `ps` floats each: a grid row is then copied a pixel vector at a time.
 #[inline(always)]
 pub(crate) unsafe fn pad_copy<S: Simd>(job: &PadJob) {
-    if job.grid.ps == BLOCK {
-        return pad_copy_blocked::<S>(job);
-    }
     let PadJob { grid, x, r_a, rows, r_loc, dst } = *job;
-    let (g, wq) = (grid.g, grid.wq);
-    for ic in 0..g.c {
-        let plane = x.add(ic * g.h * g.w);
-        for rh in 0..g.sh {
-            for rw in 0..g.sw {
-                let Some(phase) = grid.phase(rh, rw) else { continue };
-                let off = rw as isize - g.pl as isize;
-                let (lo, hi) = valid_range(0, wq, g.sw, off, g.w);
-                let base = dst.add((ic * grid.phases + phase) * r_loc * wq);
-                for i in 0..rows {
-                    let row = base.add(i * wq);
-                    let iy = ((r_a + i) * g.sh + rh) as isize - g.pt as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        zero_n::<S>(row, wq);
-                    } else {
-                        fill_run::<S>(row, wq, plane.add(iy as usize * g.w).wrapping_offset(off), g.sw, lo, hi);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// [`pad_copy`] from a blocked input into a blocked grid: each grid pixel a vector copy of
-/// one input pixel's [`BLOCK`] channels, or zeros in the padding.
-#[inline(always)]
-unsafe fn pad_copy_blocked<S: Simd>(job: &PadJob) {
-    let PadJob { grid, x, r_a, rows, r_loc, dst } = *job;
-    let (g, wq) = (grid.g, grid.wq);
-    let row_floats = wq * BLOCK;
-    for unit in 0..g.c / BLOCK {
-        let plane = x.add(unit * g.h * g.w * BLOCK);
+    let (g, wq, ps) = (grid.g, grid.wq, grid.ps);
+    let row_floats = wq * ps;
+    for unit in 0..g.c / ps {
+        let plane = x.add(unit * g.h * g.w * ps);
         for rh in 0..g.sh {
             for rw in 0..g.sw {
                 let Some(phase) = grid.phase(rh, rw) else { continue };
@@ -196,15 +168,19 @@ unsafe fn pad_copy_blocked<S: Simd>(job: &PadJob) {
                         zero_n::<S>(row, row_floats);
                         continue;
                     }
-                    zero_n::<S>(row, lo * BLOCK);
-                    let src = plane.add(iy as usize * g.w * BLOCK);
+                    let src = plane.add(iy as usize * g.w * ps);
+                    if ps == 1 {
+                        fill_run::<S>(row, wq, src.wrapping_offset(off), g.sw, lo, hi);
+                        continue;
+                    }
+                    zero_n::<S>(row, lo * ps);
                     for j in lo..hi {
-                        let from = src.offset((j * g.sw) as isize * BLOCK as isize + off * BLOCK as isize);
-                        for l in (0..BLOCK).step_by(S::LANES) {
-                            S::store(row.add(j * BLOCK + l), S::load(from.add(l)));
+                        let from = src.offset(((j * g.sw) as isize + off) * ps as isize);
+                        for l in (0..ps).step_by(S::LANES) {
+                            S::store(row.add(j * ps + l), S::load(from.add(l)));
                         }
                     }
-                    zero_n::<S>(row.add(hi * BLOCK), (wq - hi) * BLOCK);
+                    zero_n::<S>(row.add(hi * ps), (wq - hi) * ps);
                 }
             }
         }

@@ -443,12 +443,14 @@ const A_PART_FLOATS: usize = 4 * 1024;
 pub(crate) struct KParts {
     k: usize,
     nc: usize,
+    /// Pixels of the largest tile (`KernelSet::max_pixels`): the room each tile's sums take.
+    max_pixels: usize,
     pub parts: usize,
 }
 
 impl KParts {
-    pub(crate) fn new(k: usize, nc: usize) -> KParts {
-        KParts { k, nc, parts: (k * nc).div_ceil(A_PART_FLOATS).max(1) }
+    pub(crate) fn new(k: usize, ks: &KernelSet) -> KParts {
+        KParts { k, nc: ks.nc, max_pixels: ks.max_pixels, parts: (k * ks.nc).div_ceil(A_PART_FLOATS).max(1) }
     }
 
     /// K rows `k0 .. k1` of part `p`.
@@ -456,20 +458,19 @@ impl KParts {
         share(self.k, self.parts, p)
     }
 
-    /// Floats of the running sums of `tiles` tiles of up to `max_pixels` pixels (none
-    /// where K is one part).
-    pub(crate) fn sums_len(&self, tiles: usize, max_pixels: usize) -> usize {
+    /// Floats of the running sums of `tiles` tiles (none where K is one part).
+    pub(crate) fn sums_len(&self, tiles: usize) -> usize {
         if self.parts > 1 {
-            tiles * max_pixels * self.nc
+            tiles * self.max_pixels * self.nc
         } else {
             0
         }
     }
 
     /// The running sums of tile `i` in `sums` (`sums_len`), or null where K is one part.
-    pub(crate) fn sums_of(&self, sums: &mut [f32], i: usize, max_pixels: usize) -> *mut f32 {
+    pub(crate) fn sums_of(&self, sums: &mut [f32], i: usize) -> *mut f32 {
         if self.parts > 1 {
-            sums[i * max_pixels * self.nc..].as_mut_ptr()
+            sums[i * self.max_pixels * self.nc..].as_mut_ptr()
         } else {
             std::ptr::null_mut()
         }
@@ -1175,7 +1176,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
         None => plane_offsets(k, g.h * g.w),
         Some(grid) => grid.offsets(r_loc),
     };
-    let kparts = KParts::new(k, nc);
+    let kparts = KParts::new(k, &ks);
     // Each tile's pixels, worked out once (`share` divides).
     let tile_list: Vec<ChannelTile> = (0..tiles).map(|t| rows.tile(t)).collect();
     let item = |i: usize, shared: Option<SendPtr>| {
@@ -1189,7 +1190,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
             let a_group = &at[it.group * call.weights.channel_group_len()..];
             let tiles = it.pb - it.pa;
             let mut done = 0;
-            with_sums(kparts.sums_len(tiles, ks.max_pixels), |sums| {
+            with_sums(kparts.sums_len(tiles), |sums| {
                 for mp in it.ma..it.mb {
                     let ch = mp * nc;
                     // Past the item's last panel: the next chunk's first, which this thread
@@ -1224,7 +1225,7 @@ fn run_channels(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) 
                                 lane0: ch % BLOCK,
                                 seg: if runs > 1 { run_len } else { 0 },
                                 row_step,
-                                sums: kparts.sums_of(sums, i, ks.max_pixels),
+                                sums: kparts.sums_of(sums, i),
                                 first_part: part == 0,
                                 last_part: part + 1 == kparts.parts,
                             };

@@ -739,7 +739,7 @@ impl PackedConv {
     /// or the stem kernel.
     fn blocked_grid(&self) -> bool {
         let s = &self.spec;
-        !s.is_depthwise()
+        s.groups == 1
             && s.stride[0] * s.stride[1] <= 64
             && !winograd::applies(s)
             && !stem::may_apply(s)

@@ -37,18 +37,13 @@ const MAX_WINDOW: usize = 9;
 /// [`MAX_CHANNELS`] input channels, a window of at most [`MAX_WINDOW`] taps, output rows at
 /// least a vector wide, a vector ISA.
 pub(crate) fn applies(spec: &ConvSpec, g: &Geom, isa: Isa) -> bool {
-    may_apply(spec) && applies_to(g, isa)
+    let lanes = super::depthwise::lanes(isa);
+    may_apply(spec) && lanes > 1 && g.ow >= lanes
 }
 
 /// Whether [`applies`] may hold for some input shape and ISA: the spec's side of it.
 pub(crate) fn may_apply(spec: &ConvSpec) -> bool {
     spec.groups == 1 && spec.in_channels <= MAX_CHANNELS && spec.kernel[0] * spec.kernel[1] <= MAX_WINDOW
-}
-
-/// The shape's and the ISA's side of [`applies`].
-fn applies_to(g: &Geom, isa: Isa) -> bool {
-    let lanes = super::depthwise::lanes(isa);
-    lanes > 1 && g.ow >= lanes
 }
 
 /// Taps per chunk: a 3-wide window's row (its three columns share their loads at stride
