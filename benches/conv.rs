@@ -11,7 +11,8 @@
 //!   summed per model into whole-model conv time and an images/s ceiling from convs
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
-//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise] [--layouts IN,OUT]` — one
+//!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise] [--layouts IN,OUT]
+//!   [--then-depthwise S [--unfused]]` — one
 //!   layer, median seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights
 //!   from memory, input warm, as inside a model at batch 1); `--after-depthwise` has a 3x3 depthwise conv on the same
 //!   threads write the input before each (untimed) run, each thread its share of the channels, as a MobileNet
@@ -600,6 +601,38 @@ fn one(args: &[String], spec_arg: &str) {
         PackedConv::new(&random(spec.weight_len(), 4), Some(&random(c, 5)), spec, Epilogue::None).unwrap()
     });
     let pre_input = input.clone();
+    // --then-depthwise S: the layer is a 1x1 expansion and a 3x3 depthwise conv of stride S
+    // (padding 1) follows it, as in MobileNetV2's inverted residual; both run fused
+    // (`run_expand_depthwise`), or one after the other with --unfused.
+    let then_dw = arg(args, "--then-depthwise").map(|s| {
+        let s: usize = s.parse().expect("--then-depthwise takes the stride");
+        let spec = ConvSpec::new(oc, oc, [3, 3]).with_stride(s, s).with_padding(1, 1, 1, 1).with_groups(oc);
+        let conv = PackedConv::new(&random(spec.weight_len(), 6), Some(&random(oc, 7)), spec, Epilogue::None);
+        (conv.unwrap(), spec.output_hw(oh, ow).unwrap())
+    });
+    if let Some((dw, (dh, dw_))) = &then_dw {
+        let (dw, dh, dw_) = (dw, *dh, *dw_);
+        let fused = !args.iter().any(|a| a == "--unfused");
+        eprintln!("method expansion + depthwise, {}", if fused { "fused" } else { "unfused" });
+        let threads = Threads::new(nthreads).unwrap();
+        let (mut mid, mut out) = (vec![0.0; n * oc * oh * ow], vec![0.0; n * oc * dh * dw_]);
+        let mut run = || {
+            secs(|| {
+                if fused {
+                    conv.run_expand_depthwise(dw, &input, n, h, w, &mut out, &threads).unwrap()
+                } else {
+                    conv.run(&input, n, h, w, &mut mid, &threads).unwrap();
+                    dw.run(&mid, n, oh, ow, &mut out, &threads).unwrap()
+                }
+            })
+        };
+        let est = run();
+        let reps = std::env::var("CONV_REPS").ok().and_then(|r| r.parse().ok());
+        let reps = reps.unwrap_or(((0.25 / est.max(1e-6)) as usize).clamp(3, 200));
+        let mut t: Vec<f64> = (0..reps).map(|_| run()).collect();
+        println!("{}", median(&mut t));
+        return;
+    }
     let mut out = vec![0.0; n * oc * oh * ow];
     let threads = Threads::new(nthreads).unwrap();
     // --cold: as inside a model at batch 1, the weights come from memory (the caches are
