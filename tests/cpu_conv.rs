@@ -71,17 +71,39 @@ fn reference(
                     }
                     let at = ((b * cout + o) * oh + oy) * ow + ox;
                     acc += residual.map_or(0.0, |r| r[at] as f64);
-                    out[at] = match epi {
-                        Epilogue::None => acc,
-                        Epilogue::Relu => acc.max(0.0),
-                        Epilogue::Relu6 => acc.clamp(0.0, 6.0),
-                    };
+                    out[at] = activation(acc, epi);
                 }
             }
         }
     }
     out
 }
+
+/// Each epilogue's definition, in f64.
+fn activation(x: f64, epi: Epilogue) -> f64 {
+    let sigmoid = 1.0 / (1.0 + (-x).exp());
+    let hard_sigmoid = (x + 3.0).clamp(0.0, 6.0) / 6.0;
+    match epi {
+        Epilogue::None => x,
+        Epilogue::Relu => x.max(0.0),
+        Epilogue::Relu6 => x.clamp(0.0, 6.0),
+        Epilogue::Silu => x * sigmoid,
+        Epilogue::Sigmoid => sigmoid,
+        Epilogue::HardSwish => x * hard_sigmoid,
+        Epilogue::HardSigmoid => hard_sigmoid,
+    }
+}
+
+/// Every epilogue.
+const EPILOGUES: [Epilogue; 7] = [
+    Epilogue::None,
+    Epilogue::Relu,
+    Epilogue::Relu6,
+    Epilogue::Silu,
+    Epilogue::Sigmoid,
+    Epilogue::HardSwish,
+    Epilogue::HardSigmoid,
+];
 
 struct Case {
     spec: ConvSpec,
@@ -218,7 +240,7 @@ fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
 }
 
 fn epilogue(rng: &mut ChaCha8Rng) -> Epilogue {
-    pick(rng, &[Epilogue::None, Epilogue::Relu, Epilogue::Relu6])
+    pick(rng, &EPILOGUES)
 }
 
 /// A random case of the given group structure, sized so the output is at least 1x1.

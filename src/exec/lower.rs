@@ -197,12 +197,26 @@ pub(crate) fn activation_grad(
     y.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &ActGradOp { act, threads })
 }
 
-/// The [`Epilogue`] a ReLU or ReLU6 node's op is, for the ops the packed kernels fuse.
+/// The [`Epilogue`] a ReLU or ReLU6 node's op is: the activations training fuses (their
+/// gradient is a mask their output gives).
 pub(crate) fn epilogue_of(op: &Op) -> Option<Epilogue> {
     match op {
         Op::Relu => Some(Epilogue::Relu),
         Op::Relu6 => Some(Epilogue::Relu6),
         _ => None,
+    }
+}
+
+/// The [`Epilogue`] an activation node's op is, for inference: also SiLU, sigmoid and the
+/// hard ones (EfficientNet's and MobileNetV3's), which the packed kernels compute in their
+/// output stores and [`ActOp`] alone.
+pub(crate) fn inference_epilogue_of(op: &Op) -> Option<Epilogue> {
+    match op {
+        Op::Silu => Some(Epilogue::Silu),
+        Op::Sigmoid => Some(Epilogue::Sigmoid),
+        Op::HardSwish => Some(Epilogue::HardSwish),
+        Op::HardSigmoid => Some(Epilogue::HardSigmoid),
+        op => epilogue_of(op),
     }
 }
 
@@ -270,6 +284,27 @@ impl candle_core::CustomOp1 for AffineActOp {
         let mut out = output_buffer(x.len());
         super::cpu::affine_act(x, &self.scale, &self.shift, plane.max(1), &mut out, self.act, self.threads)
             .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// An activation alone (not fused into the op before it), one threaded vector pass
+/// (packed path, inference).
+#[derive(Debug)]
+pub struct ActOp {
+    act: Epilogue,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp1 for ActOp {
+    fn name(&self) -> &'static str {
+        "activation"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let x = contiguous_f32(storage, layout, "activation's input")?;
+        let mut out = output_buffer(x.len());
+        super::cpu::act(x, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -485,6 +520,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
                 | Layer::AddAct(_)
                 | Layer::PackedPool(_)
                 | Layer::AffineAct(_)
+                | Layer::Act(_)
         )
     };
     // root[i]: the node whose fresh buffer node i's value is, where known.
@@ -821,6 +857,8 @@ pub enum Layer {
     AddAct(Arc<AddActOp>),
     /// Inference batch-norm not folded, maybe with its ReLU, in one threaded pass (packed path).
     AffineAct(Arc<AffineActOp>),
+    /// An activation alone, packed path (inference).
+    Act(Arc<ActOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -1150,7 +1188,8 @@ impl Lowered {
         let mut fused_acts = vec![false; n];
         if packed || packed_training {
             for (i, node) in net.nodes.iter().enumerate() {
-                let Some(epilogue) = epilogue_of(&node.op) else { continue };
+                let of = if packed { inference_epilogue_of } else { epilogue_of };
+                let Some(epilogue) = of(&node.op) else { continue };
                 let Some(&p) = node.inputs.first() else { continue };
                 if readers[p] != 1 || net.outputs.contains(&p) {
                     continue;
@@ -1275,7 +1314,10 @@ impl Lowered {
                         }
                     }
                 }
-                op if op.is_activation() => Layer::Activation(op.clone()),
+                op if op.is_activation() => match (threads, inference_epilogue_of(op)) {
+                    (Some(threads), Some(act)) => Layer::Act(Arc::new(ActOp { act, threads })),
+                    _ => Layer::Activation(op.clone()),
+                },
                 Op::MaxPool2d(p) if (threads.is_some() || packed_training) && node.shape.hw().is_some() => {
                     let spec = super::cpu::MaxPoolSpec {
                         kernel: p.kernel,
@@ -1601,6 +1643,7 @@ impl Lowered {
             }
             Layer::AddAct(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::AffineAct(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::Act(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::Affine { scale, shift } => x().broadcast_mul(scale)?.broadcast_add(shift),
             Layer::BatchNormTrain(bn) => batch_norm_train(x(), bn),
             Layer::Activation(op) => activation(x(), op),

@@ -131,6 +131,8 @@ fn mask_gradient(x: &[f32], dy: &[f32], out: &mut [f32], scale: f32, shift: f32,
             let y = v * scale + shift;
             *o = if y > 0.0 && y < 6.0 { g } else { 0.0 }
         }),
+        // No mask (the backward refuses activations `masks_from_output` does not admit).
+        _ => pairs.for_each(|(o, (_, &g))| *o = g),
     }
 }
 
@@ -231,6 +233,9 @@ impl CustomOp3 for Backward {
         let (len, c) = (x.len(), gamma.len());
         let mut out = output_buffer(len + 2 * c); // dx, dgamma, dbeta of every channel written below
         let dst = SendPtr(out.as_mut_ptr());
+        if !self.act.masks_from_output() {
+            bail!("batch-norm (training): no backward for a fused {:?} (its gradient needs its input)", self.act);
+        }
         if self.act != Epilogue::None && self.beta.len() != c {
             bail!("batch-norm (training): {} beta values for {c} channels", self.beta.len());
         }

@@ -4,6 +4,8 @@
 //! DenseNet's BN-ReLU after a concatenation) with its activation.
 
 use super::isa::widest_vectors;
+use super::kernels::scalar::Scalar;
+use super::kernels::simd::activate;
 use super::{ConvError, Epilogue, Threads};
 
 /// Elements per work item.
@@ -39,6 +41,9 @@ widest_vectors! {
 /// `out = dy` where the activation's output `y` shows it passed its input, else 0: an
 /// [`Epilogue`]'s gradient, for training (ReLU: `y > 0`, PyTorch's convention at 0).
 pub fn act_grad(y: &[f32], dy: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
+    if !act.masks_from_output() {
+        return Err(ConvError::new(format!("no gradient of {act:?} from its output alone (it needs its input)")));
+    }
     binary(y, dy, out, "activation gradient of", act, threads, act_grad_serial)
 }
 
@@ -77,10 +82,36 @@ fn binary(
 #[inline(always)]
 fn act_passes(y: f32, act: Epilogue) -> bool {
     match act {
-        Epilogue::None => true,
         Epilogue::Relu => y > 0.0,
         Epilogue::Relu6 => y > 0.0 && y < 6.0,
+        // None; the others `act_grad` refuses.
+        _ => true,
     }
+}
+
+widest_vectors! {
+    fn act_serial(x: &[f32], out: &mut [f32], act: Epilogue) {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = act_of(v, act);
+        }
+    }
+}
+
+/// `out = act(x)`, both of one length: an activation the lowering could not fuse.
+pub fn act(x: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
+    if x.len() != out.len() {
+        return Err(ConvError::new(format!(
+            "{act:?} of {} elements into {}: the lengths must agree",
+            x.len(),
+            out.len()
+        )));
+    }
+    if out.len() < SERIAL || threads.count() == 1 {
+        act_serial(x, out, act);
+        return Ok(());
+    }
+    threads.for_each_chunk(out, CHUNK, &|i, o| act_serial(&x[i * CHUNK..][..o.len()], o, act));
+    Ok(())
 }
 
 /// `out = act(a + b)`, all three of one length.
@@ -94,6 +125,9 @@ pub(crate) fn act_of(v: f32, act: Epilogue) -> f32 {
         Epilogue::None => v,
         Epilogue::Relu => v.max(0.0),
         Epilogue::Relu6 => v.clamp(0.0, 6.0),
+        // The kernels' own arithmetic (`kernels::simd::activate`), one lane wide.
+        // SAFETY: the scalar "vector" ops are plain f32 arithmetic.
+        _ => unsafe { activate::<Scalar>(v, act) },
     }
 }
 

@@ -77,7 +77,7 @@ pub(crate) use batch_norm::{batch_norm_train, Forward as BatchNormTrainOp};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use conv_train::TrainConv;
 pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
-pub use eltwise::{act_grad, add_act, affine_act};
+pub use eltwise::{act, act_grad, add_act, affine_act};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, max_pool_blocked, max_pool_grad, MaxPoolSpec};
@@ -108,6 +108,29 @@ pub enum Epilogue {
     Relu,
     /// `min(max(x, 0), 6)`, as MobileNet uses.
     Relu6,
+    /// `x * sigmoid(x)` (swish), as EfficientNet uses. This and the three below run at
+    /// inference only: their gradient needs the input, which a fused op does not keep.
+    Silu,
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `x * relu6(x + 3) / 6`, as MobileNetV3 uses.
+    HardSwish,
+    /// `relu6(x + 3) / 6`.
+    HardSigmoid,
+}
+
+impl Epilogue {
+    /// Whether the activation's output alone says where its input passed (gradient 1) and
+    /// where not (0): ReLU and ReLU6, which training fuses; the others need the input.
+    pub fn masks_from_output(self) -> bool {
+        matches!(self, Epilogue::None | Epilogue::Relu | Epilogue::Relu6)
+    }
+
+    /// Whether it maps 0 to 0 (ReLU, SiLU, hard swish), so a conv may take it into its
+    /// output store wherever zero padding is assumed to stay zero.
+    pub fn keeps_zero(self) -> bool {
+        !matches!(self, Epilogue::Sigmoid | Epilogue::HardSigmoid)
+    }
 }
 
 /// A 2-D convolution's shape, independent of the input size.

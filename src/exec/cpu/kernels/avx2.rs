@@ -172,6 +172,18 @@ impl Simd for Avx2 {
         _mm256_max_ps(a, b)
     }
     #[inline(always)]
+    unsafe fn div(a: __m256, b: __m256) -> __m256 {
+        _mm256_div_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn floor(v: __m256) -> __m256 {
+        _mm256_floor_ps(v)
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: __m256) -> __m256 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127))))
+    }
+    #[inline(always)]
     unsafe fn min(a: __m256, b: __m256) -> __m256 {
         _mm256_min_ps(a, b)
     }

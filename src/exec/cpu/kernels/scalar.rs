@@ -89,6 +89,18 @@ impl Simd for Scalar {
         a.max(b)
     }
     #[inline(always)]
+    unsafe fn div(a: f32, b: f32) -> f32 {
+        a / b
+    }
+    #[inline(always)]
+    unsafe fn floor(v: f32) -> f32 {
+        v.floor()
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: f32) -> f32 {
+        f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+    #[inline(always)]
     unsafe fn min(a: f32, b: f32) -> f32 {
         a.min(b)
     }

@@ -107,6 +107,12 @@ pub(crate) trait Simd {
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`, correctly rounded.
+    unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Each lane rounded down to an integer.
+    unsafe fn floor(v: Self::V) -> Self::V;
+    /// `2^n` for lanes holding integers `n` in `-126 ..= 127` (built in the exponent bits).
+    unsafe fn pow2i(n: Self::V) -> Self::V;
 }
 
 /// Ask for the cache line holding `p` in L1 (a hint: never faults, even outside any buffer).
@@ -149,11 +155,44 @@ pub(crate) unsafe fn prefetch_l2(p: *const f32) {
 /// Apply the epilogue's activation (bias is added by the caller).
 #[inline(always)]
 pub(crate) unsafe fn activate<S: Simd>(v: S::V, act: super::Epilogue) -> S::V {
+    use super::Epilogue;
     match act {
-        super::Epilogue::None => v,
-        super::Epilogue::Relu => S::max(v, S::zero()),
-        super::Epilogue::Relu6 => S::min(S::max(v, S::zero()), S::splat(6.0)),
+        Epilogue::None => v,
+        Epilogue::Relu => S::max(v, S::zero()),
+        Epilogue::Relu6 => S::min(S::max(v, S::zero()), S::splat(6.0)),
+        // x / (1 + e^-x), as candle and PyTorch write it (a NaN stays NaN: x is in both).
+        Epilogue::Silu => S::div(v, S::add(S::splat(1.0), exp::<S>(S::sub(S::zero(), v)))),
+        Epilogue::Sigmoid => S::div(S::splat(1.0), S::add(S::splat(1.0), exp::<S>(S::sub(S::zero(), v)))),
+        // x * relu6(x + 3) / 6 and relu6(x + 3) / 6.
+        Epilogue::HardSwish => S::mul(v, hard_sigmoid::<S>(v)),
+        Epilogue::HardSigmoid => hard_sigmoid::<S>(v),
     }
+}
+
+#[inline(always)]
+unsafe fn hard_sigmoid<S: Simd>(v: S::V) -> S::V {
+    let r6 = S::min(S::max(S::add(v, S::splat(3.0)), S::zero()), S::splat(6.0));
+    S::mul(r6, S::splat(1.0 / 6.0))
+}
+
+/// `e^x` to about 2 ulp over f32's range: `x = n ln2 + r` with `|r| <= ln2 / 2` (ln 2 in
+/// two parts, Cody and Waite), `e^r` by its degree-6 Taylor-like polynomial (Cephes'
+/// `expf` coefficients), times `2^n`. Inputs are clamped to `-87.3 ..= 88.3` first, where
+/// `2^n` stays a normal float: below, results are about 1e-38 instead of going denormal or
+/// zero; above, about 2e38 instead of infinity (sigmoid and SiLU saturate long before).
+/// A NaN lane gives an unspecified finite value: the callers keep NaN through `x` itself.
+#[inline(always)]
+pub(crate) unsafe fn exp<S: Simd>(x: S::V) -> S::V {
+    let x = S::min(S::max(x, S::splat(-87.3)), S::splat(88.3));
+    let n = S::floor(S::fmadd(x, S::splat(std::f32::consts::LOG2_E), S::splat(0.5)));
+    let r = S::fmadd(n, S::splat(-0.693_359_4), x);
+    let r = S::fmadd(n, S::splat(2.121_944_4e-4), r);
+    let mut p = S::splat(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        p = S::fmadd(p, r, S::splat(c));
+    }
+    let p = S::fmadd(S::mul(p, r), r, S::add(r, S::splat(1.0)));
+    S::mul(p, S::pow2i(n))
 }
 
 /// Load `n` floats (`1 <= n <= LANES`), zero-filled above.
