@@ -381,6 +381,7 @@ mod tests {
                             Epilogue::None => y,
                             Epilogue::Relu => y.relu().unwrap(),
                             Epilogue::Relu6 => y.clamp(0f32, 6f32).unwrap(),
+                            other => unreachable!("{other:?} is not a training activation"),
                         }
                     };
                     let grads = (&y * &weights).unwrap().sum_all().unwrap().backward().unwrap();

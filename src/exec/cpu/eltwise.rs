@@ -191,6 +191,7 @@ mod tests {
                             Epilogue::None => s,
                             Epilogue::Relu => s.max(0.0),
                             Epilogue::Relu6 => s.clamp(0.0, 6.0),
+                            other => unreachable!("{other:?} is not tested here"),
                         };
                         assert_eq!(out[i], want, "{act:?} at {i} of {len}");
                     }
@@ -216,12 +217,62 @@ mod tests {
                         Epilogue::None => true,
                         Epilogue::Relu => y[i] > 0.0,
                         Epilogue::Relu6 => y[i] > 0.0 && y[i] < 6.0,
+                        other => unreachable!("{other:?} is not tested here"),
                     };
                     assert_eq!(out[i], if pass { dy[i] } else { 0.0 }, "{act:?} at {i}, y = {}", y[i]);
                 }
             }
         }
         assert!(act_grad(&y[..3], &dy[..4], &mut [0.0; 3], Epilogue::Relu, &Threads::single()).is_err());
+        // SiLU's output does not say where its gradient is: refused, not a wrong mask.
+        let err = act_grad(&y, &dy, &mut vec![0.0; n], Epilogue::Silu, &Threads::single()).unwrap_err();
+        assert!(err.to_string().contains("needs its input"), "{err}");
+    }
+
+    /// Every activation against its definition in f64, over f32's range: the vector `exp`
+    /// within a few ulp, saturating far out, a NaN input giving NaN where the activation
+    /// multiplies by its input (SiLU, hard swish) as PyTorch's does.
+    #[test]
+    fn act_matches_the_definition() {
+        let n = 3 * SERIAL + 17;
+        let x: Vec<f32> =
+            (0..n).map(|i| (i as f32 / n as f32 - 0.5) * 200.0).chain([0.0, -0.0, 1e-30, -3.0, 3.0]).collect();
+        for threads in [Threads::single(), Threads::new(3).unwrap()] {
+            for epi in [
+                Epilogue::None,
+                Epilogue::Relu,
+                Epilogue::Relu6,
+                Epilogue::Silu,
+                Epilogue::Sigmoid,
+                Epilogue::HardSwish,
+                Epilogue::HardSigmoid,
+            ] {
+                let mut out = vec![f32::NAN; x.len()];
+                act(&x, &mut out, epi, &threads).unwrap();
+                for (&v, &got) in x.iter().zip(&out) {
+                    let v64 = v as f64;
+                    let sigmoid = 1.0 / (1.0 + (-v64).exp());
+                    let hard = (v64 + 3.0).clamp(0.0, 6.0) / 6.0;
+                    let want = match epi {
+                        Epilogue::None => v64,
+                        Epilogue::Relu => v64.max(0.0),
+                        Epilogue::Relu6 => v64.clamp(0.0, 6.0),
+                        Epilogue::Silu => v64 * sigmoid,
+                        Epilogue::Sigmoid => sigmoid,
+                        Epilogue::HardSwish => v64 * hard,
+                        Epilogue::HardSigmoid => hard,
+                    };
+                    let err = (got as f64 - want).abs();
+                    assert!(err <= 4e-7 * want.abs() + 1e-35, "{epi:?}({v}) = {got}, want {want}");
+                }
+                let mut nan = [0.0];
+                act(&[f32::NAN], &mut nan, epi, &threads).unwrap();
+                if matches!(epi, Epilogue::None | Epilogue::Silu | Epilogue::HardSwish) {
+                    assert!(nan[0].is_nan(), "{epi:?}(NaN) = {}", nan[0]);
+                }
+            }
+        }
+        assert!(act(&x[..3], &mut [0.0; 4], Epilogue::Silu, &Threads::single()).is_err());
     }
 
     #[test]
