@@ -12,7 +12,7 @@
 //!   alone, and GFLOP/s per layer class. Prints markdown (benches/conv_RESULTS.md).
 //! * `cargo bench --bench conv -- --one C,H,W,OC,KH,KW,SH,SW,DH,DW,TOP,LEFT,BOTTOM,RIGHT,GROUPS
 //!   [--batch N] [--threads T] [--cpu-time] [--method M] [--winograd 2x2|4x4|off] [--cold] [--after-depthwise] [--layouts IN,OUT]
-//!   [--then-depthwise S [--unfused]]` — one
+//!   [--then-depthwise S [--unfused]] [--epilogue none|relu|relu6|silu|sigmoid|hardswish|hardsigmoid]` — one
 //!   layer, median seconds on stdout (the method it ran on stderr); `--cold` flushes the caches before each run (weights
 //!   from memory, input warm, as inside a model at batch 1); `--after-depthwise` has a 3x3 depthwise conv on the same
 //!   threads write the input before each (untimed) run, each thread its share of the channels, as a MobileNet
@@ -568,7 +568,17 @@ fn one(args: &[String], spec_arg: &str) {
         .with_groups(groups);
     let (oh, ow) = spec.output_hw(h, w).unwrap();
     let (weight, bias) = (random(spec.weight_len(), 1), random(oc, 2));
-    let mut conv = PackedConv::with_isa(&weight, Some(&bias), spec, Epilogue::None, isa_arg(args)).unwrap();
+    let epilogue = match arg(args, "--epilogue").as_deref() {
+        None | Some("none") => Epilogue::None,
+        Some("relu") => Epilogue::Relu,
+        Some("relu6") => Epilogue::Relu6,
+        Some("silu") => Epilogue::Silu,
+        Some("sigmoid") => Epilogue::Sigmoid,
+        Some("hardswish") => Epilogue::HardSwish,
+        Some("hardsigmoid") => Epilogue::HardSigmoid,
+        Some(other) => panic!("--epilogue {other}: none, relu, relu6, silu, sigmoid, hardswish or hardsigmoid"),
+    };
+    let mut conv = PackedConv::with_isa(&weight, Some(&bias), spec, epilogue, isa_arg(args)).unwrap();
     conv.force_gemm_method(match arg(args, "--method").as_deref() {
         None => None,
         Some("pointwise") => Some(GemmMethod::Pointwise),

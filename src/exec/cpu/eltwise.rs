@@ -5,7 +5,9 @@
 
 use super::isa::widest_vectors;
 use super::kernels::scalar::Scalar;
-use super::kernels::simd::activate;
+use super::kernels::simd::activate_any;
+use super::kernels::{activate_in_place, activate_slice};
+use super::Isa;
 use super::{ConvError, Epilogue, Threads};
 
 /// Elements per work item.
@@ -89,16 +91,20 @@ fn act_passes(y: f32, act: Epilogue) -> bool {
     }
 }
 
-widest_vectors! {
-    fn act_serial(x: &[f32], out: &mut [f32], act: Epilogue) {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = act_of(v, act);
-        }
-    }
+/// `out = act(x)`, both of one length: an activation the lowering could not fuse, with the
+/// detected ISA's vectors.
+pub fn act(x: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
+    act_with(Isa::detect(), x, out, act, threads)
 }
 
-/// `out = act(x)`, both of one length: an activation the lowering could not fuse.
-pub fn act(x: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
+/// [`act`] with `isa`'s kernels (tests: each ISA against the definition).
+pub(crate) fn act_with(
+    isa: Isa,
+    x: &[f32],
+    out: &mut [f32],
+    act: Epilogue,
+    threads: &Threads,
+) -> Result<(), ConvError> {
     if x.len() != out.len() {
         return Err(ConvError::new(format!(
             "{act:?} of {} elements into {}: the lengths must agree",
@@ -107,11 +113,23 @@ pub fn act(x: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Resu
         )));
     }
     if out.len() < SERIAL || threads.count() == 1 {
-        act_serial(x, out, act);
+        activate_slice(isa, x, out, act);
         return Ok(());
     }
-    threads.for_each_chunk(out, CHUNK, &|i, o| act_serial(&x[i * CHUNK..][..o.len()], o, act));
+    threads.for_each_chunk(out, CHUNK, &|i, o| activate_slice(isa, &x[i * CHUNK..][..o.len()], o, act));
     Ok(())
+}
+
+/// `buf = act(buf)` on `threads`: the activation of a conv whose kernels leave it to a
+/// pass after them ([`Epilogue::in_kernel`]); nothing for the others.
+pub fn act_in_place(isa: Isa, buf: &mut [f32], act: Epilogue, threads: &Threads) {
+    if act.in_kernel() {
+        return;
+    }
+    if buf.len() < SERIAL || threads.count() == 1 {
+        return activate_in_place(isa, buf, act);
+    }
+    threads.for_each_chunk(buf, CHUNK, &|_, b| activate_in_place(isa, b, act));
 }
 
 /// `out = act(a + b)`, all three of one length.
@@ -127,7 +145,7 @@ pub(crate) fn act_of(v: f32, act: Epilogue) -> f32 {
         Epilogue::Relu6 => v.clamp(0.0, 6.0),
         // The kernels' own arithmetic (`kernels::simd::activate`), one lane wide.
         // SAFETY: the scalar "vector" ops are plain f32 arithmetic.
-        _ => unsafe { activate::<Scalar>(v, act) },
+        _ => unsafe { activate_any::<Scalar>(v, act) },
     }
 }
 
@@ -237,7 +255,9 @@ mod tests {
         let n = 3 * SERIAL + 17;
         let x: Vec<f32> =
             (0..n).map(|i| (i as f32 / n as f32 - 0.5) * 200.0).chain([0.0, -0.0, 1e-30, -3.0, 3.0]).collect();
-        for threads in [Threads::single(), Threads::new(3).unwrap()] {
+        for (isa, threads) in
+            Isa::available().into_iter().flat_map(|i| [(i, Threads::single()), (i, Threads::new(3).unwrap())])
+        {
             for epi in [
                 Epilogue::None,
                 Epilogue::Relu,
@@ -248,7 +268,7 @@ mod tests {
                 Epilogue::HardSigmoid,
             ] {
                 let mut out = vec![f32::NAN; x.len()];
-                act(&x, &mut out, epi, &threads).unwrap();
+                act_with(isa, &x, &mut out, epi, &threads).unwrap();
                 for (&v, &got) in x.iter().zip(&out) {
                     let v64 = v as f64;
                     let sigmoid = 1.0 / (1.0 + (-v64).exp());
@@ -263,12 +283,12 @@ mod tests {
                         Epilogue::HardSigmoid => hard,
                     };
                     let err = (got as f64 - want).abs();
-                    assert!(err <= 4e-7 * want.abs() + 1e-35, "{epi:?}({v}) = {got}, want {want}");
+                    assert!(err <= 4e-7 * want.abs() + 1e-35, "{isa:?} {epi:?}({v}) = {got}, want {want}");
                 }
                 let mut nan = [0.0];
-                act(&[f32::NAN], &mut nan, epi, &threads).unwrap();
+                act_with(isa, &[f32::NAN], &mut nan, epi, &threads).unwrap();
                 if matches!(epi, Epilogue::None | Epilogue::Silu | Epilogue::HardSwish) {
-                    assert!(nan[0].is_nan(), "{epi:?}(NaN) = {}", nan[0]);
+                    assert!(nan[0].is_nan(), "{isa:?} {epi:?}(NaN) = {}", nan[0]);
                 }
             }
         }

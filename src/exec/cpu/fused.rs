@@ -194,7 +194,7 @@ impl PackedConv {
                                 &ks,
                                 (c0, c1),
                                 &self.bias,
-                                self.epilogue,
+                                self.kernel_act(),
                                 x,
                                 (hw, held_hi * w, hi * w),
                                 (&offsets.0, &offsets.1),
@@ -202,6 +202,13 @@ impl PackedConv {
                                 (rows.as_mut_ptr().add((held_hi - lo) * w), ldc),
                             )
                         };
+                        if !self.epilogue.in_kernel() {
+                            // The activation the tile left out, on the rows it just wrote.
+                            for c in 0..c1 - c0 {
+                                let new = &mut rows[c * ldc + (held_hi - lo) * w..][..(hi - held_hi) * w];
+                                kernels::activate_in_place(self.isa, new, self.epilogue);
+                            }
+                        }
                         held_hi = hi;
                     }
                     // The strip's planes: buffer row 0 is input row lo; padding rows above it
@@ -215,7 +222,7 @@ impl PackedConv {
                             y: unsafe { y.get().add((image * channels + c) * out_plane + a * g.ow) },
                             taps: taps[c * ntaps..].as_ptr(),
                             bias: dw.bias[c],
-                            act: dw.epilogue,
+                            act: dw.kernel_act(),
                             cols: &cols,
                             flat: None,
                         };
@@ -223,6 +230,11 @@ impl PackedConv {
                         // rows a..b of the plane are written by this item only; `cols` is
                         // for this ISA and row width; the ISA was checked when packing.
                         unsafe { depthwise::plane_for(self.isa, &plane) };
+                        if !dw.epilogue.in_kernel() {
+                            // SAFETY: rows a..b of the plane, written by this item just now.
+                            let out = unsafe { std::slice::from_raw_parts_mut(plane.y, (b - a) * g.ow) };
+                            kernels::activate_in_place(self.isa, out, dw.epilogue);
+                        }
                     }
                 }
             })

@@ -126,6 +126,12 @@ impl Epilogue {
         matches!(self, Epilogue::None | Epilogue::Relu | Epilogue::Relu6)
     }
 
+    /// Whether the conv kernels compute it in their output stores (ReLU, ReLU6); the others
+    /// run as one vector pass over the output after the kernel, while it is in cache.
+    pub fn in_kernel(self) -> bool {
+        matches!(self, Epilogue::None | Epilogue::Relu | Epilogue::Relu6)
+    }
+
     /// Whether it maps 0 to 0 (ReLU, SiLU, hard swish), so a conv may take it into its
     /// output store wherever zero padding is assumed to stay zero.
     pub fn keeps_zero(self) -> bool {
@@ -401,6 +407,16 @@ impl PackedConv {
 
     pub fn epilogue(&self) -> Epilogue {
         self.epilogue
+    }
+
+    /// The activation the kernels compute in their stores: the epilogue where it is one
+    /// of theirs ([`Epilogue::in_kernel`]), else none (a pass after them computes it).
+    pub(crate) fn kernel_act(&self) -> Epilogue {
+        if self.epilogue.in_kernel() {
+            self.epilogue
+        } else {
+            Epilogue::None
+        }
     }
 
     pub fn isa(&self) -> Isa {
@@ -834,7 +850,7 @@ impl PackedConv {
                     weights,
                     kernels: kernels::kernel_set(self.isa),
                     bias: &self.bias,
-                    act: self.epilogue,
+                    act: self.kernel_act(),
                     groups: 1,
                     geom: self.geom(h, w)?,
                     images: n,
@@ -852,7 +868,7 @@ impl PackedConv {
                     k: s.in_channels,
                     m: s.out_channels,
                     bias: &self.bias,
-                    act: self.epilogue,
+                    act: self.kernel_act(),
                     images: n,
                     pixels: oh * ow,
                     layouts,
@@ -874,7 +890,7 @@ impl PackedConv {
                     n,
                     taps,
                     &self.bias,
-                    self.epilogue,
+                    self.kernel_act(),
                     input,
                     output,
                     threads,
@@ -882,6 +898,7 @@ impl PackedConv {
                 );
             }
         }
+        eltwise::act_in_place(self.isa, output, self.epilogue, threads);
         Ok(())
     }
 
@@ -915,7 +932,7 @@ impl PackedConv {
                     weights: transformed,
                     kernels: ks,
                     bias: &self.bias,
-                    act: self.epilogue,
+                    act: self.kernel_act(),
                     images: n,
                     h,
                     w,
@@ -928,7 +945,7 @@ impl PackedConv {
                 let (m, k) = (s.out_channels, g.k());
                 let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
                 let call =
-                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
+                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.kernel_act() };
                 stem::run(&call, input, output, threads);
             }
             (Body::Gemm(weights), None, None) => {
@@ -941,7 +958,7 @@ impl PackedConv {
                         weights,
                         kernels: ks,
                         bias: &self.bias,
-                        act: self.epilogue,
+                        act: self.kernel_act(),
                         groups: s.groups,
                         geom,
                         images: n,
@@ -980,11 +997,12 @@ impl PackedConv {
                     images: n,
                     taps,
                     bias: &self.bias,
-                    act: self.epilogue,
+                    act: self.kernel_act(),
                 };
                 depthwise::run(&call, input, output, threads);
             }
         }
+        eltwise::act_in_place(self.isa, output, self.epilogue, threads);
         Ok(())
     }
 }

@@ -229,8 +229,10 @@ impl Simd for Avx512 {
         _mm512_max_ps(a, b)
     }
     #[inline(always)]
-    unsafe fn div(a: __m512, b: __m512) -> __m512 {
-        _mm512_div_ps(a, b)
+    unsafe fn recip(v: __m512) -> __m512 {
+        // 14 bits, then r (2 - v r): about 23.
+        let r = _mm512_rcp14_ps(v);
+        _mm512_mul_ps(r, _mm512_fnmadd_ps(v, r, _mm512_set1_ps(2.0)))
     }
     #[inline(always)]
     unsafe fn floor(v: __m512) -> __m512 {
@@ -348,4 +350,10 @@ pub(crate) unsafe fn pool3s2(job: &crate::exec::cpu::pool::Pool3s2Job) -> bool {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn stem_rows(job: &crate::exec::cpu::stem::Job) {
     crate::exec::cpu::stem::rows::<Avx512>(job)
+}
+
+/// Activation of `n` floats, maybe in place; see [`super::activate_slice`].
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn activate_slice(src: *const f32, dst: *mut f32, n: usize, act: super::Epilogue) {
+    super::simd::activate_slice::<Avx512>(src, dst, n, act)
 }

@@ -19,6 +19,35 @@ pub(crate) mod scalar;
 
 use super::{Epilogue, Isa};
 
+/// `out[i] = act(x[i])` over `min(x.len(), out.len())` floats with `isa`'s vectors; plain
+/// f32 where the CPU lacks `isa`.
+pub(crate) fn activate_slice(isa: Isa, x: &[f32], out: &mut [f32], act: Epilogue) {
+    let n = x.len().min(out.len());
+    // SAFETY: both slices hold `n` floats.
+    unsafe { activate_raw(isa, x.as_ptr(), out.as_mut_ptr(), n, act) }
+}
+
+/// `buf[i] = act(buf[i])`: the activations the kernels leave to a pass after them
+/// ([`Epilogue::in_kernel`]), on data the kernel just wrote (in L1 or L2).
+pub(crate) fn activate_in_place(isa: Isa, buf: &mut [f32], act: Epilogue) {
+    let (p, n) = (buf.as_mut_ptr(), buf.len());
+    // SAFETY: `buf` holds `n` floats; reading and writing the same vector is allowed.
+    unsafe { activate_raw(isa, p, p, n, act) }
+}
+
+/// Safety: `src` and `dst` hold `n` floats (maybe the same ones).
+unsafe fn activate_raw(isa: Isa, src: *const f32, dst: *mut f32, n: usize, act: Epilogue) {
+    match isa {
+        // SAFETY: the CPU has the ISA (checked).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if isa.is_available() => avx512::activate_slice(src, dst, n, act),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if isa.is_available() => avx2::activate_slice(src, dst, n, act),
+        // The scalar "vector" ops are plain f32 arithmetic.
+        _ => simd::activate_slice::<scalar::Scalar>(src, dst, n, act),
+    }
+}
+
 /// One micro-kernel call: `C[m x n] (+)= A[m x kc] * B[kc x n]`, then, on the last K block,
 /// `+ bias` and the activation.
 ///

@@ -89,8 +89,8 @@ impl Simd for Scalar {
         a.max(b)
     }
     #[inline(always)]
-    unsafe fn div(a: f32, b: f32) -> f32 {
-        a / b
+    unsafe fn recip(v: f32) -> f32 {
+        1.0 / v
     }
     #[inline(always)]
     unsafe fn floor(v: f32) -> f32 {

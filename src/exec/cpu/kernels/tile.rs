@@ -76,7 +76,8 @@ pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usi
             Epilogue::None => store_rows::<S, M, V, 0>(t, &acc),
             Epilogue::Relu => store_rows::<S, M, V, 1>(t, &acc),
             Epilogue::Relu6 => store_rows::<S, M, V, 2>(t, &acc),
-            _ => store_rows::<S, M, V, 3>(t, &acc),
+            // The others run after the kernel (`Epilogue::in_kernel`).
+            _ => store_rows::<S, M, V, 0>(t, &acc),
         }
         return;
     }
@@ -107,8 +108,7 @@ pub(crate) unsafe fn tile<S: Simd, const M: usize, const V: usize, const MR: usi
 }
 
 /// Row `i` of `acc` plus its bias, through activation `ACT` (0 none, 1 ReLU, 2 ReLU6: a
-/// constant, so the loops stay free of branches; 3 the tile's other activation), stored
-/// whole at row `i` of the tile.
+/// constant, so the loops stay free of branches), stored whole at row `i` of the tile.
 /// (No closure for the activation: a closure would not inherit the caller's target features.)
 #[inline(always)]
 unsafe fn store_rows<S: Simd, const M: usize, const V: usize, const ACT: u8>(t: &Tile, acc: &[[S::V; V]; M]) {
@@ -122,9 +122,6 @@ unsafe fn store_rows<S: Simd, const M: usize, const V: usize, const ACT: u8>(t: 
             }
             if ACT == 2 {
                 v = S::min(v, S::splat(6.0));
-            }
-            if ACT == 3 {
-                v = activate::<S>(v, t.act);
             }
             S::store(c.add(j * S::LANES), v);
         }
