@@ -4,8 +4,6 @@
 //! DenseNet's BN-ReLU after a concatenation) with its activation.
 
 use super::isa::widest_vectors;
-use super::kernels::scalar::Scalar;
-use super::kernels::simd::activate_any;
 use super::kernels::{activate_in_place, activate_slice};
 use super::Isa;
 use super::{ConvError, Epilogue, Threads};
@@ -134,18 +132,23 @@ pub fn act_in_place(isa: Isa, buf: &mut [f32], act: Epilogue, threads: &Threads)
 
 /// `out = act(a + b)`, all three of one length.
 pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
-    binary(a, b, out, "add of", act, threads, add_act_serial)
+    binary(a, b, out, "add of", act, threads, add_act_serial)?;
+    act_in_place(Isa::detect(), out, act, threads);
+    Ok(())
 }
 
+/// The activations the kernels compute in their stores ([`Epilogue::in_kernel`]); identity
+/// for the others, which the callers apply after their loop ([`act_in_place`]).
 #[inline(always)]
 pub(crate) fn act_of(v: f32, act: Epilogue) -> f32 {
     match act {
         Epilogue::None => v,
         Epilogue::Relu => v.max(0.0),
         Epilogue::Relu6 => v.clamp(0.0, 6.0),
-        // The kernels' own arithmetic (`kernels::simd::activate`), one lane wide.
-        // SAFETY: the scalar "vector" ops are plain f32 arithmetic.
-        _ => unsafe { activate_any::<Scalar>(v, act) },
+        // The others as a pass after the loop that calls this ([`act_in_place`]): their
+        // `exp` here kept the loops (Winograd's output rows among them) from vectorising,
+        // and those convs ran 50% slower.
+        _ => v,
     }
 }
 
@@ -183,9 +186,10 @@ pub fn affine_act(
     };
     if out.len() < SERIAL || threads.count() == 1 {
         run(0, out);
-        return Ok(());
+    } else {
+        threads.for_each_chunk(out, per_item * plane, &|i, o| run(i * per_item, o));
     }
-    threads.for_each_chunk(out, per_item * plane, &|i, o| run(i * per_item, o));
+    act_in_place(Isa::detect(), out, act, threads);
     Ok(())
 }
 
@@ -217,6 +221,14 @@ mod tests {
             }
         }
         assert!(add_act(&a[..3], &b[..4], &mut [0.0; 3], Epilogue::None, &Threads::single()).is_err());
+        // The activations with exp: a pass after the sum, as `act` computes them.
+        for epi in [Epilogue::Silu, Epilogue::HardSigmoid] {
+            let (mut got, mut want, mut sum) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            add_act(&a, &b, &mut got, epi, &Threads::new(2).unwrap()).unwrap();
+            add_act(&a, &b, &mut sum, Epilogue::None, &Threads::single()).unwrap();
+            act(&sum, &mut want, epi, &Threads::single()).unwrap();
+            assert_eq!(got, want, "{epi:?}");
+        }
     }
 
     /// The gradient passes exactly where the activation's output shows its input passed:
@@ -314,5 +326,10 @@ mod tests {
         }
         let mut out = vec![0.0; 10];
         assert!(affine_act(&x[..10], &scale, &shift, 3, &mut out, Epilogue::None, &Threads::single()).is_err());
+        let (mut got, mut want, mut plain) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; x.len()]);
+        affine_act(&x, &scale, &shift, plane, &mut got, Epilogue::Silu, &Threads::new(2).unwrap()).unwrap();
+        affine_act(&x, &scale, &shift, plane, &mut plain, Epilogue::None, &Threads::single()).unwrap();
+        act(&plain, &mut want, Epilogue::Silu, &Threads::single()).unwrap();
+        assert_eq!(got, want, "SiLU after the affine");
     }
 }
