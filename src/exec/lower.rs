@@ -288,6 +288,50 @@ impl candle_core::CustomOp1 for AffineActOp {
     }
 }
 
+/// `x * s` where `s` holds one value per image and channel (a squeeze-and-excitation
+/// block's scale, `[n, c, 1, 1]`), one threaded pass (packed path, inference): candle's
+/// broadcast multiply took 3-4x onnxruntime's time in EfficientNet. `scale_first`: the
+/// scale is the op's first input.
+#[derive(Debug)]
+pub struct ChannelScaleOp {
+    scale_first: bool,
+    threads: &'static Threads,
+}
+
+impl candle_core::CustomOp2 for ChannelScaleOp {
+    fn name(&self) -> &'static str {
+        "channel-scale"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+        let ((sx, lx), (ss, ls)) = if self.scale_first { ((s2, l2), (s1, l1)) } else { ((s1, l1), (s2, l2)) };
+        let x = contiguous_f32(sx, lx, "scaled tensor")?;
+        let scale = contiguous_f32(ss, ls, "per-channel scale")?;
+        let dims = lx.shape().dims();
+        let images_channels: usize = dims.iter().take(2).product();
+        let plane: usize = dims.iter().skip(2).product();
+        if dims.len() != 4 || scale.len() != images_channels {
+            candle_core::bail!(
+                "channel scale: {} scales for a {:?} tensor ({images_channels} planes)",
+                scale.len(),
+                dims
+            );
+        }
+        let mut out = output_buffer(x.len());
+        let zeros = vec![0.0; images_channels];
+        // x * s + 0 per plane: `affine_act` with one "channel" per (image, channel).
+        super::cpu::affine_act(x, scale, &zeros, plane.max(1), &mut out, Epilogue::None, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        Ok((CpuStorage::F32(out), lx.shape().clone()))
+    }
+}
+
 /// An activation alone (not fused into the op before it), one threaded vector pass
 /// (packed path, inference).
 #[derive(Debug)]
@@ -521,6 +565,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
                 | Layer::PackedPool(_)
                 | Layer::AffineAct(_)
                 | Layer::Act(_)
+                | Layer::ChannelScale(_)
         )
     };
     // root[i]: the node whose fresh buffer node i's value is, where known.
@@ -859,6 +904,8 @@ pub enum Layer {
     AffineAct(Arc<AffineActOp>),
     /// An activation alone, packed path (inference).
     Act(Arc<ActOp>),
+    /// A multiply by one value per image and channel, packed path (inference).
+    ChannelScale(Arc<ChannelScaleOp>),
     /// Inference batch-norm not folded: `x * scale + shift`, each `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -1346,6 +1393,23 @@ impl Lowered {
                 Op::GlobalAvgPool => Layer::GlobalAvgPool,
                 Op::Lrn { size, alpha, beta, k } => Layer::Lrn { size: *size, alpha: *alpha, beta: *beta, k: *k },
                 Op::Add => Layer::Add,
+                Op::Mul if threads.is_some() => {
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    let shape = |k: usize| &net.nodes[node.inputs[k]].shape;
+                    // One input [c, h, w], the other [c, 1, 1]: a per-channel scale.
+                    let per_channel = |x: &crate::graph::Shape, s: &crate::graph::Shape| {
+                        x.rank() == 3 && s.rank() == 3 && s.dims()[0] == x.dims()[0] && s.dims()[1..] == [1, 1]
+                    };
+                    match node.inputs.len() {
+                        2 if per_channel(shape(0), shape(1)) => {
+                            Layer::ChannelScale(Arc::new(ChannelScaleOp { scale_first: false, threads }))
+                        }
+                        2 if per_channel(shape(1), shape(0)) => {
+                            Layer::ChannelScale(Arc::new(ChannelScaleOp { scale_first: true, threads }))
+                        }
+                        _ => Layer::Mul,
+                    }
+                }
                 Op::Mul => Layer::Mul,
                 Op::Scale { factor } => Layer::Scale(*factor),
                 Op::Concat { axis } => Layer::Concat(*axis),
@@ -1679,6 +1743,7 @@ impl Lowered {
                 Ok(acc)
             }
             Layer::Mul => inputs[0].broadcast_mul(inputs[1]),
+            Layer::ChannelScale(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::Scale(f) => x().affine(*f, 0.0),
             Layer::Concat(axis) => Tensor::cat(inputs, *axis),
             Layer::ChannelShuffle(g) => {
