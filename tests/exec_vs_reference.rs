@@ -407,6 +407,17 @@ fn tensors_run_blocked_where_every_reader_can() {
     let err = compare_with(&net, true, 8, 1, ConvAlgorithm::Packed);
     assert!(err < 1e-4, "mobilenet_v2 with blocked tensors: {err}");
 
+    // EfficientNet's squeeze-and-excitation: the channel scale keeps its input's layout and
+    // the average pool reads blocked, so the depthwise convs before them run blocked (52
+    // blocked convs; 30 while the scale read NCHW only).
+    let net = zoo::build("efficientnet_b0", None).unwrap();
+    let weights = Weights::init(&net, 0);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(lowered.blocked_convs, 52);
+    let net = zoo::build("efficientnet_b0", Some(&Shape::chw(3, 64, 64))).unwrap();
+    let err = compare_with(&net, true, 9, 2, ConvAlgorithm::Packed);
+    assert!(err < 1e-4, "efficientnet_b0 with blocked tensors: {err}");
+
     // Every boundary: entering (1x1, NCHW in), residuals fused beside and in place, a
     // strided depthwise conv, leaving for a dense 3x3 conv (1x1, NCHW out), a tensor also
     // read by a concat (stays NCHW, so the depthwise conv reading it does too), channels

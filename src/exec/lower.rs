@@ -295,6 +295,9 @@ impl candle_core::CustomOp1 for AffineActOp {
 #[derive(Debug)]
 pub struct ChannelScaleOp {
     scale_first: bool,
+    /// The scaled tensor and the output are blocked (`cpu::to_blocked`); the scale, one
+    /// value per image and channel, lies the same either way.
+    blocked: bool,
     threads: &'static Threads,
 }
 
@@ -324,6 +327,11 @@ impl candle_core::CustomOp2 for ChannelScaleOp {
             );
         }
         let mut out = output_buffer(x.len());
+        if self.blocked {
+            super::cpu::channel_scale_blocked(x, scale, dims[1], plane, &mut out, self.threads)
+                .map_err(candle_core::Error::msg)?;
+            return Ok((CpuStorage::F32(out), lx.shape().clone()));
+        }
         let zeros = vec![0.0; images_channels];
         // x * s + 0 per plane: `affine_act` with one "channel" per (image, channel).
         super::cpu::affine_act(x, scale, &zeros, plane.max(1), &mut out, Epilogue::None, self.threads)
@@ -642,7 +650,8 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                 op.conv().runs_in(Layouts { input: false, output: true }) || op.conv().runs_in(Layouts::BLOCKED)
             };
             let whole_blocks = net.nodes[i].shape.dims().first().is_some_and(|c| c.is_multiple_of(BLOCK));
-            conv_op(&layers[i]).is_some_and(writes_blocked) || (max_pool(&layers[i]) && whole_blocks)
+            let keeps_layout = max_pool(&layers[i]) || matches!(layers[i], Layer::ChannelScale(_));
+            conv_op(&layers[i]).is_some_and(writes_blocked) || (keeps_layout && whole_blocks)
         })
         .collect();
     for &o in &net.outputs {
@@ -683,6 +692,15 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                         unblock(j, &mut blocked);
                     }
                 }
+                // A channel scale keeps its scaled input's layout, as a max pool does; its
+                // scale ([c, 1, 1]) lies the same blocked or not.
+                Layer::ChannelScale(op) => {
+                    let x = src[inputs[usize::from(op.scale_first)]];
+                    if blocked[x] != blocked[j] {
+                        unblock(x, &mut blocked);
+                        unblock(j, &mut blocked);
+                    }
+                }
                 _ => inputs.iter().for_each(|&p| unblock(src[p], &mut blocked)),
             }
         }
@@ -693,6 +711,10 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
     let mut convs = 0;
     for j in 0..n {
         let Some(&x) = net.nodes[j].inputs.first() else { continue };
+        let x = match &layers[j] {
+            Layer::ChannelScale(op) => net.nodes[j].inputs[usize::from(op.scale_first)],
+            _ => x,
+        };
         let input = blocked[src[x]];
         // The 1x1 conv that wrote a blocked input, as (in, out) channels: a depthwise conv
         // reading it cuts its work the same way.
@@ -712,6 +734,9 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                     }
                     convs += 1;
                 }
+            }
+            Layer::ChannelScale(op) if input => {
+                *op = Arc::new(ChannelScaleOp { scale_first: op.scale_first, blocked: true, threads: op.threads });
             }
             Layer::PackedPool(op) if input => {
                 let pool = match op.pool {
@@ -1401,11 +1426,13 @@ impl Lowered {
                         x.rank() == 3 && s.rank() == 3 && s.dims()[0] == x.dims()[0] && s.dims()[1..] == [1, 1]
                     };
                     match node.inputs.len() {
-                        2 if per_channel(shape(0), shape(1)) => {
-                            Layer::ChannelScale(Arc::new(ChannelScaleOp { scale_first: false, threads }))
-                        }
+                        2 if per_channel(shape(0), shape(1)) => Layer::ChannelScale(Arc::new(ChannelScaleOp {
+                            scale_first: false,
+                            blocked: false,
+                            threads,
+                        })),
                         2 if per_channel(shape(1), shape(0)) => {
-                            Layer::ChannelScale(Arc::new(ChannelScaleOp { scale_first: true, threads }))
+                            Layer::ChannelScale(Arc::new(ChannelScaleOp { scale_first: true, blocked: false, threads }))
                         }
                         _ => Layer::Mul,
                     }

@@ -130,6 +130,48 @@ pub fn act_in_place(isa: Isa, buf: &mut [f32], act: Epilogue, threads: &Threads)
     threads.for_each_chunk(buf, CHUNK, &|_, b| activate_in_place(isa, b, act));
 }
 
+/// `out = x * scale[image][channel]` over a blocked `x` (`[n][c / 16][pixels][16]`,
+/// `to_blocked`) of `c` channels (whole blocks) and `pixels` pixels per plane.
+pub fn channel_scale_blocked(
+    x: &[f32],
+    scale: &[f32],
+    c: usize,
+    pixels: usize,
+    out: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    let block = super::BLOCK;
+    if !c.is_multiple_of(block) || x.len() != out.len() || x.len() != scale.len() * pixels || c == 0 {
+        return Err(ConvError::new(format!(
+            "blocked channel scale of {} elements ({c} channels of {pixels} pixels) by {} scales into {}: the \
+             sizes must agree and the channels be whole blocks of {block}",
+            x.len(),
+            scale.len(),
+            out.len()
+        )));
+    }
+    let run = |first: usize, o: &mut [f32]| {
+        // One block of 16 channels of one image per `block * pixels` floats.
+        for (k, dst) in o.chunks_mut(block * pixels).enumerate() {
+            let b = first + k;
+            let s = &scale[b * block..][..block];
+            let src = &x[b * block * pixels..][..block * pixels];
+            for (d, v) in dst.chunks_exact_mut(block).zip(src.chunks_exact(block)) {
+                for l in 0..block {
+                    d[l] = v[l] * s[l];
+                }
+            }
+        }
+    };
+    let per_item = CHUNK.div_ceil(block * pixels).max(1);
+    if out.len() < SERIAL || threads.count() == 1 {
+        run(0, out);
+    } else {
+        threads.for_each_chunk(out, per_item * block * pixels, &|i, o| run(i * per_item, o));
+    }
+    Ok(())
+}
+
 /// `out = act(a + b)`, all three of one length.
 pub fn add_act(a: &[f32], b: &[f32], out: &mut [f32], act: Epilogue, threads: &Threads) -> Result<(), ConvError> {
     binary(a, b, out, "add of", act, threads, add_act_serial)?;
