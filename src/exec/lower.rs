@@ -262,6 +262,19 @@ fn elementwise2(
     Ok((CpuStorage::F32(out), l1.shape().clone()))
 }
 
+/// `f(x, out)` on an f32 tensor (`what` names it in errors) into a new one of its shape.
+fn elementwise1(
+    storage: &CpuStorage,
+    layout: &Layout,
+    what: &str,
+    f: impl FnOnce(&[f32], &mut [f32]) -> Result<(), super::cpu::ConvError>,
+) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
+    let x = contiguous_f32(storage, layout, what)?;
+    let mut out = output_buffer(x.len());
+    f(x, &mut out).map_err(candle_core::Error::msg)?;
+    Ok((CpuStorage::F32(out), layout.shape().clone()))
+}
+
 /// A batch-norm that could not fold, maybe with the ReLU after it, in one threaded pass
 /// (packed path): `act(x * scale[c] + shift[c])`.
 #[derive(Debug)]
@@ -278,13 +291,10 @@ impl candle_core::CustomOp1 for AffineActOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = contiguous_f32(storage, layout, "fused batch-norm's input")?;
-        let dims = layout.shape().dims();
-        let plane: usize = dims.iter().skip(2).product();
-        let mut out = output_buffer(x.len());
-        super::cpu::affine_act(x, &self.scale, &self.shift, plane.max(1), &mut out, self.act, self.threads)
-            .map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        let plane: usize = layout.shape().dims().iter().skip(2).product();
+        elementwise1(storage, layout, "fused batch-norm's input", |x, out| {
+            super::cpu::affine_act(x, &self.scale, &self.shift, plane.max(1), out, self.act, self.threads)
+        })
     }
 }
 
@@ -354,10 +364,7 @@ impl candle_core::CustomOp1 for ActOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, candle_core::Shape)> {
-        let x = contiguous_f32(storage, layout, "activation's input")?;
-        let mut out = output_buffer(x.len());
-        super::cpu::act(x, &mut out, self.act, self.threads).map_err(candle_core::Error::msg)?;
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        elementwise1(storage, layout, "activation's input", |x, out| super::cpu::act(x, out, self.act, self.threads))
     }
 }
 

@@ -131,12 +131,6 @@ impl Epilogue {
     pub fn in_kernel(self) -> bool {
         matches!(self, Epilogue::None | Epilogue::Relu | Epilogue::Relu6)
     }
-
-    /// Whether it maps 0 to 0 (ReLU, SiLU, hard swish), so a conv may take it into its
-    /// output store wherever zero padding is assumed to stay zero.
-    pub fn keeps_zero(self) -> bool {
-        !matches!(self, Epilogue::Sigmoid | Epilogue::HardSigmoid)
-    }
 }
 
 /// A 2-D convolution's shape, independent of the input size.

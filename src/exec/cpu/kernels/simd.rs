@@ -107,9 +107,10 @@ pub(crate) trait Simd {
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
-    /// `1 / v` to within 2 ulp (an estimate refined by a Newton step: a division takes 16
-    /// cycles a vector on AVX-512, which made a SiLU epilogue cost more than its conv); 0
-    /// where the result would be denormal (`|v| >= 2^126`).
+    /// `1 / v` to within 2 ulp: an estimate refined by a Newton step, instead of a division
+    /// (about 16 cycles a vector on AVX-512; in EfficientNet the two ran alike, the
+    /// activation pass bound by its memory). 0 where the result would be denormal
+    /// (`|v| >= 2^126`).
     unsafe fn recip(v: Self::V) -> Self::V;
     /// Each lane rounded down to an integer.
     unsafe fn floor(v: Self::V) -> Self::V;
@@ -174,15 +175,13 @@ pub(crate) unsafe fn activate<S: Simd>(v: S::V, act: super::Epilogue) -> S::V {
 pub(crate) unsafe fn activate_any<S: Simd>(v: S::V, act: super::Epilogue) -> S::V {
     use super::Epilogue;
     match act {
-        Epilogue::None => v,
-        Epilogue::Relu => S::max(v, S::zero()),
-        Epilogue::Relu6 => S::min(S::max(v, S::zero()), S::splat(6.0)),
         // x * sigmoid(x) (a NaN stays NaN: x is a factor).
         Epilogue::Silu => S::mul(v, sigmoid::<S>(v)),
         Epilogue::Sigmoid => sigmoid::<S>(v),
         // x * relu6(x + 3) / 6 and relu6(x + 3) / 6.
         Epilogue::HardSwish => S::mul(v, hard_sigmoid::<S>(v)),
         Epilogue::HardSigmoid => hard_sigmoid::<S>(v),
+        cheap => activate::<S>(v, cheap),
     }
 }
 
