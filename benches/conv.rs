@@ -620,35 +620,21 @@ fn one(args: &[String], spec_arg: &str) {
         let conv = PackedConv::new(&random(spec.weight_len(), 6), Some(&random(oc, 7)), spec, Epilogue::None);
         (conv.unwrap(), spec.output_hw(oh, ow).unwrap())
     });
-    if let Some((dw, (dh, dw_))) = &then_dw {
-        let (dw, dh, dw_) = (dw, *dh, *dw_);
-        let fused = !args.iter().any(|a| a == "--unfused");
+    let fused = !args.iter().any(|a| a == "--unfused");
+    if then_dw.is_some() {
         eprintln!("method expansion + depthwise, {}", if fused { "fused" } else { "unfused" });
-        let threads = Threads::new(nthreads).unwrap();
-        let (mut mid, mut out) = (vec![0.0; n * oc * oh * ow], vec![0.0; n * oc * dh * dw_]);
-        let mut run = || {
-            secs(|| {
-                if fused {
-                    conv.run_expand_depthwise(dw, &input, n, h, w, &mut out, &threads).unwrap()
-                } else {
-                    conv.run(&input, n, h, w, &mut mid, &threads).unwrap();
-                    dw.run(&mid, n, oh, ow, &mut out, &threads).unwrap()
-                }
-            })
-        };
-        let est = run();
-        let reps = std::env::var("CONV_REPS").ok().and_then(|r| r.parse().ok());
-        let reps = reps.unwrap_or(((0.25 / est.max(1e-6)) as usize).clamp(3, 200));
-        let mut t: Vec<f64> = (0..reps).map(|_| run()).collect();
-        println!("{}", median(&mut t));
-        return;
     }
-    let mut out = vec![0.0; n * oc * oh * ow];
+    // With --then-depthwise the output is the depthwise conv's, `mid` the expansion's.
+    let (out_h, out_w) = then_dw.as_ref().map_or((oh, ow), |(_, hw)| *hw);
+    let mut out = vec![0.0; n * oc * out_h * out_w];
+    let mut mid = vec![0.0; if then_dw.is_some() { n * oc * oh * ow } else { 0 }];
     let threads = Threads::new(nthreads).unwrap();
     // --cold: as inside a model at batch 1, the weights come from memory (the caches are
     // flushed before each run) while the input is warm (the previous layer just wrote it).
     let cold = args.iter().any(|a| a == "--cold").then(|| vec![1.0f32; 128 << 20 >> 2]);
-    eprintln!("method {}", conv.method_for(n, h, w));
+    if then_dw.is_none() {
+        eprintln!("method {}", conv.method_for(n, h, w));
+    }
     let mut run = || {
         if let Some(flush) = &cold {
             std::hint::black_box(flush.iter().sum::<f32>());
@@ -657,7 +643,14 @@ fn one(args: &[String], spec_arg: &str) {
         if let Some(dw) = &depthwise {
             dw.run(&pre_input, n, h, w, &mut input, &threads).unwrap();
         }
-        secs(|| conv.run_in_layouts(&input, n, h, w, None, false, &mut out, layouts, &threads).unwrap())
+        secs(|| match &then_dw {
+            Some((dw, _)) if fused => conv.run_expand_depthwise(dw, &input, n, h, w, &mut out, &threads).unwrap(),
+            Some((dw, _)) => {
+                conv.run(&input, n, h, w, &mut mid, &threads).unwrap();
+                dw.run(&mid, n, oh, ow, &mut out, &threads).unwrap()
+            }
+            None => conv.run_in_layouts(&input, n, h, w, None, false, &mut out, layouts, &threads).unwrap(),
+        })
     };
     let est = run();
     // CONV_REPS=N: N runs (for a profiler to sample), else about a quarter second's worth.

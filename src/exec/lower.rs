@@ -329,7 +329,8 @@ impl candle_core::CustomOp2 for ChannelScaleOp {
         let dims = lx.shape().dims();
         let images_channels: usize = dims.iter().take(2).product();
         let plane: usize = dims.iter().skip(2).product();
-        if dims.len() != 4 || scale.len() != images_channels {
+        let whole_blocks = !self.blocked || dims.get(1).is_some_and(|c| c.is_multiple_of(super::cpu::BLOCK));
+        if dims.len() != 4 || scale.len() != images_channels || !whole_blocks {
             candle_core::bail!(
                 "channel scale: {} scales for a {:?} tensor ({images_channels} planes)",
                 scale.len(),
@@ -337,15 +338,8 @@ impl candle_core::CustomOp2 for ChannelScaleOp {
             );
         }
         let mut out = output_buffer(x.len());
-        if self.blocked {
-            super::cpu::channel_scale_blocked(x, scale, dims[1], plane, &mut out, self.threads)
-                .map_err(candle_core::Error::msg)?;
-            return Ok((CpuStorage::F32(out), lx.shape().clone()));
-        }
-        let zeros = vec![0.0; images_channels];
-        // x * s + 0 per plane: `affine_act` with one "channel" per (image, channel).
-        super::cpu::affine_act(x, scale, &zeros, plane.max(1), &mut out, Epilogue::None, self.threads)
-            .map_err(candle_core::Error::msg)?;
+        let block = if self.blocked { super::cpu::BLOCK } else { 1 };
+        super::cpu::channel_scale(x, scale, block, plane, &mut out, self.threads).map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), lx.shape().clone()))
     }
 }

@@ -130,32 +130,37 @@ pub fn act_in_place(isa: Isa, buf: &mut [f32], act: Epilogue, threads: &Threads)
     threads.for_each_chunk(buf, CHUNK, &|_, b| activate_in_place(isa, b, act));
 }
 
-/// `out = x * scale[image][channel]` over a blocked `x` (`[n][c / 16][pixels][16]`,
-/// `to_blocked`) of `c` channels (whole blocks) and `pixels` pixels per plane.
-pub fn channel_scale_blocked(
+/// `out = x * scale[image][channel]`, `x` laid out in groups of `block` channels: NCHW
+/// (`block` 1: a plane per channel) or blocked (16: `[n][c / 16][pixels][16]`, `to_blocked`),
+/// `pixels` pixels per plane, one scale per image and channel (a squeeze-and-excitation
+/// block's).
+pub fn channel_scale(
     x: &[f32],
     scale: &[f32],
-    c: usize,
+    block: usize,
     pixels: usize,
     out: &mut [f32],
     threads: &Threads,
 ) -> Result<(), ConvError> {
-    let block = super::BLOCK;
-    if !c.is_multiple_of(block) || x.len() != out.len() || x.len() != scale.len() * pixels || c == 0 {
+    if block == 0 || !scale.len().is_multiple_of(block) || x.len() != out.len() || x.len() != scale.len() * pixels {
         return Err(ConvError::new(format!(
-            "blocked channel scale of {} elements ({c} channels of {pixels} pixels) by {} scales into {}: the \
-             sizes must agree and the channels be whole blocks of {block}",
+            "channel scale of {} elements ({pixels} pixels per channel, channels in groups of {block}) by {} \
+             scales into {}: the sizes must agree",
             x.len(),
             scale.len(),
             out.len()
         )));
     }
+    let group = block * pixels;
     let run = |first: usize, o: &mut [f32]| {
-        // One block of 16 channels of one image per `block * pixels` floats.
-        for (k, dst) in o.chunks_mut(block * pixels).enumerate() {
-            let b = first + k;
-            let s = &scale[b * block..][..block];
-            let src = &x[b * block * pixels..][..block * pixels];
+        // One group of `block` channels of one image per `group` floats.
+        for (k, dst) in o.chunks_mut(group).enumerate() {
+            let g = first + k;
+            let (s, src) = (&scale[g * block..][..block], &x[g * group..][..group]);
+            if block == 1 {
+                dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * s[0]);
+                continue;
+            }
             for (d, v) in dst.chunks_exact_mut(block).zip(src.chunks_exact(block)) {
                 for l in 0..block {
                     d[l] = v[l] * s[l];
@@ -163,11 +168,11 @@ pub fn channel_scale_blocked(
             }
         }
     };
-    let per_item = CHUNK.div_ceil(block * pixels).max(1);
+    let per_item = CHUNK.div_ceil(group.max(1)).max(1);
     if out.len() < SERIAL || threads.count() == 1 {
         run(0, out);
     } else {
-        threads.for_each_chunk(out, per_item * block * pixels, &|i, o| run(i * per_item, o));
+        threads.for_each_chunk(out, per_item * group, &|i, o| run(i * per_item, o));
     }
     Ok(())
 }
@@ -347,6 +352,28 @@ mod tests {
             }
         }
         assert!(act(&x[..3], &mut [0.0; 4], Epilogue::Silu, &Threads::single()).is_err());
+    }
+
+    /// Each channel of each image times its own scale, NCHW and blocked, threaded or not.
+    #[test]
+    fn channel_scale_multiplies_each_channel_by_its_scale() {
+        let (n, c, pixels) = (3, 32, 29 * 31);
+        let scale: Vec<f32> = (0..n * c).map(|i| i as f32 * 0.25 - 3.0).collect();
+        let x: Vec<f32> = (0..n * c * pixels).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+        for threads in [Threads::single(), Threads::new(3).unwrap()] {
+            let mut out = vec![f32::NAN; x.len()];
+            channel_scale(&x, &scale, 1, pixels, &mut out, &threads).unwrap();
+            for (i, (&o, &v)) in out.iter().zip(&x).enumerate() {
+                assert_eq!(o, v * scale[i / pixels], "NCHW at {i}");
+            }
+            channel_scale(&x, &scale, 16, pixels, &mut out, &threads).unwrap();
+            for (i, (&o, &v)) in out.iter().zip(&x).enumerate() {
+                // [n][c / 16][pixels][16]: block i / (16 pixels), lane i % 16.
+                let ch = i / (16 * pixels) * 16 + i % 16;
+                assert_eq!(o, v * scale[ch], "blocked at {i}");
+            }
+        }
+        assert!(channel_scale(&x[..10], &scale, 1, pixels, &mut [0.0; 10], &Threads::single()).is_err());
     }
 
     #[test]

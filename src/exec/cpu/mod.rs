@@ -77,7 +77,7 @@ pub(crate) use batch_norm::{batch_norm_train, Forward as BatchNormTrainOp};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use conv_train::TrainConv;
 pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
-pub use eltwise::{act, act_grad, add_act, affine_act, channel_scale_blocked};
+pub use eltwise::{act, act_grad, add_act, affine_act, channel_scale};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
 pub use pool::{global_avg_pool, max_pool, max_pool_blocked, max_pool_grad, MaxPoolSpec};
