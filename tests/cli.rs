@@ -193,9 +193,9 @@ fn run_layers_measures_how_busy_the_threads_were() {
     }
 }
 
-/// `--layers` names the packed kernel each conv ran on, and only for convs: the stem on the
-/// first-conv kernel (3 channels, 3x3, rows of 111), the 1x1 squeezes in place, the rest on
-/// a GEMM form or Winograd.
+/// `--layers` names the packed kernel each conv and pool ran on, and only for those: the stem
+/// on the first-conv kernel (3 channels, 3x3, rows of 111), the 1x1 squeezes in place, the
+/// rest on a GEMM form or Winograd; the max pools and the global average pool by name.
 #[test]
 fn run_layers_names_each_convs_kernel() {
     let out = json(&run_args(&["squeezenet1_1", "--layers", "--json"]));
@@ -210,6 +210,10 @@ fn run_layers_names_each_convs_kernel() {
         if l["op"] == "conv2d" {
             let k = k.unwrap_or_else(|| panic!("{}: no kernel", l["name"]));
             assert!(forms.iter().any(|f| k.starts_with(f)), "{}: {k}", l["name"]);
+        } else if l["op"] == "max_pool2d" {
+            assert!(k.is_some_and(|k| k.starts_with("max-pool2d")), "{l}");
+        } else if l["op"] == "global_avg_pool" {
+            assert!(k.is_some_and(|k| k.starts_with("global-avg-pool")), "{l}");
         } else {
             assert!(k.is_none(), "{l}");
         }

@@ -459,6 +459,39 @@ fn tensors_run_blocked_where_every_reader_can() {
         assert!(err < TOLERANCE, "batch {batch}: {err}");
     }
 
+    // Inception's blocks: branches of whole blocks concatenated blocked (each image's inputs
+    // one after the other, the same copy as NCHW), read blocked by a 1x1 conv and by average
+    // pools (one excluding the padding) whose 1x1 convs read blocked too; a concat with a
+    // branch of 8 channels stays NCHW, so the convs writing it write NCHW.
+    let mut g = NetBuilder::new("blocked_concats", &[16, 12, 11]);
+    let x = g.input();
+    let x = g.conv(x, conv(32, 1));
+    let a = g.conv(x, conv(32, 1));
+    let p = g.avg_pool(x, pool(3).stride(1).pad(1));
+    let p = g.conv(p, conv(16, 1));
+    let j = g.cat(&[a, p]);
+    let y = g.conv(j, conv(48, 1));
+    let q = g.avg_pool(j, pool(3).stride(1).pad(1).exclude_pad());
+    let q = g.conv(q, conv(16, 1));
+    let odd = g.conv(x, conv(8, 1));
+    let k = g.cat(&[y, q, odd]);
+    let k = g.conv(k, conv(32, 1));
+    let net = with_head(g, k);
+    let weights = Weights::init(&net, 6);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    // x, a, the first pool's 1x1, y, the second pool's 1x1, odd, k.
+    let layouts = conv_layouts(&lowered, |_| true);
+    assert_eq!(layouts, [entry, blocked, blocked, exit, exit, exit, entry]);
+    let pools = |kind: &str| {
+        let of_kind = |l: &&Layer| matches!(l, Layer::PackedPool(op) if format!("{op:?}").contains(kind));
+        lowered.layers.iter().filter(of_kind).count()
+    };
+    assert_eq!(pools("pool: AvgBlocked"), 2);
+    for batch in [1, 3] {
+        let err = compare_with(&net, true, 6, batch, ConvAlgorithm::Packed);
+        assert!(err < TOLERANCE, "blocked concats, batch {batch}: {err}");
+    }
+
     // ResNet's downsampling shortcuts (strided 1x1 convs) gather blocked pixels: every
     // ResNet-50 1x1 conv runs blocked on some side, maps of every size. The stem (7x7, too
     // wide for the stem kernel) writes blocked for the max pool, which pools blocked for

@@ -617,7 +617,8 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
 /// NCHWc) where every layer that reads them can run so: packed 1x1 (strided too) and
 /// depthwise convs, convs on the direct grid that Winograd and the stem kernel never take
 /// (ResNet's 3x3 stride-2 convs and 7x7 stem; a residual in the layout of the conv's
-/// output), max pools (blocked on both sides or neither) and the global average pool. A
+/// output), max and average pools (blocked on both sides or neither), channel concats of
+/// whole blocks (all inputs and the output alike) and the global average pool. A
 /// conv other than a depthwise one may read NCHW and write blocked or the other way round,
 /// so a blocked stretch needs no conversion at its ends. Then every conv of the stretch cuts its work by
 /// the same pixel ranges, and a 1x1 conv writing blocked stores its channel vectors as they
@@ -642,17 +643,25 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             _ => i,
         };
     }
-    // A max pool keeps its input's layout: blocked where its channels are whole blocks and
-    // its input and every reader of its output run blocked.
-    let max_pool = |l: &Layer| matches!(l, Layer::PackedPool(op) if matches!(op.pool, PackedPool::Max(_)));
+    // A max or average pool keeps its input's layout: blocked where its channels are whole
+    // blocks and its input and every reader of its output run blocked.
+    let window_pool =
+        |l: &Layer| matches!(l, Layer::PackedPool(op) if matches!(op.pool, PackedPool::Max(_) | PackedPool::Avg(_)));
     let mut blocked: Vec<bool> = (0..n)
         .map(|i| {
             let writes_blocked = |op: Arc<PackedConvOp>| {
                 op.conv().runs_in(Layouts { input: false, output: true }) || op.conv().runs_in(Layouts::BLOCKED)
             };
-            let whole_blocks = net.nodes[i].shape.dims().first().is_some_and(|c| c.is_multiple_of(BLOCK));
-            let keeps_layout = max_pool(&layers[i]) || matches!(layers[i], Layer::ChannelScale(_));
-            conv_op(&layers[i]).is_some_and(writes_blocked) || (keeps_layout && whole_blocks)
+            let whole_blocks = |node: usize| {
+                let dims = net.nodes[node].shape.dims();
+                dims.len() == 3 && dims[0].is_multiple_of(BLOCK)
+            };
+            let keeps_layout = window_pool(&layers[i]) || matches!(layers[i], Layer::ChannelScale(_));
+            // A channel concat of blocked images is the same copy as of NCHW ones (each image's
+            // inputs one after the other) where every input is whole blocks.
+            let blocked_concat =
+                matches!(layers[i], Layer::Concat(1)) && net.nodes[i].inputs.iter().all(|&p| whole_blocks(p));
+            conv_op(&layers[i]).is_some_and(writes_blocked) || (keeps_layout && whole_blocks(i)) || blocked_concat
         })
         .collect();
     for &o in &net.outputs {
@@ -686,7 +695,7 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                     }
                 }
                 Layer::PackedPool(op) if matches!(op.pool, PackedPool::GlobalAvg) => {}
-                l if max_pool(l) => {
+                l if window_pool(l) => {
                     let x = src[inputs[0]];
                     if blocked[x] != blocked[j] {
                         unblock(x, &mut blocked);
@@ -699,6 +708,12 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                     let x = src[inputs[usize::from(op.scale_first)]];
                     if blocked[x] != blocked[j] {
                         unblock(x, &mut blocked);
+                        unblock(j, &mut blocked);
+                    }
+                }
+                Layer::Concat(1) if blocked[j] => {
+                    if inputs.iter().any(|&p| !blocked[src[p]]) {
+                        inputs.iter().for_each(|&p| unblock(src[p], &mut blocked));
                         unblock(j, &mut blocked);
                     }
                 }
@@ -742,6 +757,7 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             Layer::PackedPool(op) if input => {
                 let pool = match op.pool {
                     PackedPool::Max(spec) => PackedPool::MaxBlocked(spec),
+                    PackedPool::Avg(spec) => PackedPool::AvgBlocked(spec),
                     _ => PackedPool::GlobalAvgBlocked,
                 };
                 *op = Arc::new(PackedPoolOp { pool, threads: op.threads });
@@ -774,13 +790,17 @@ fn two_f32_inputs<'a>(
 #[derive(Debug, Clone, Copy)]
 pub enum PackedPool {
     /// Windows clipped to the input (no padded copy).
-    Max(super::cpu::MaxPoolSpec),
+    Max(super::cpu::PoolSpec),
     /// Each plane's mean.
     GlobalAvg,
     /// Each channel's mean, of a blocked input (`cpu::to_blocked`).
     GlobalAvgBlocked,
     /// `Max` on a blocked input, into a blocked output.
-    MaxBlocked(super::cpu::MaxPoolSpec),
+    MaxBlocked(super::cpu::PoolSpec),
+    /// Windows clipped to the input, each sum divided as PyTorch divides it.
+    Avg(super::cpu::AvgPoolSpec),
+    /// `Avg` on a blocked input, into a blocked output.
+    AvgBlocked(super::cpu::AvgPoolSpec),
 }
 
 /// A pool on the conv threads; NCHW f32. Max pools also train (their backward routes each
@@ -793,7 +813,7 @@ pub struct PackedPoolOp {
 
 /// `(x, dy) -> dx` of a max pool.
 struct MaxPoolGradOp {
-    spec: super::cpu::MaxPoolSpec,
+    spec: super::cpu::PoolSpec,
     threads: &'static Threads,
 }
 
@@ -826,6 +846,8 @@ impl candle_core::CustomOp1 for PackedPoolOp {
             PackedPool::GlobalAvg => "packed-global-avg-pool",
             PackedPool::GlobalAvgBlocked => "packed-global-avg-pool-blocked",
             PackedPool::MaxBlocked(_) => "packed-max-pool2d-blocked",
+            PackedPool::Avg(_) => "packed-avg-pool2d",
+            PackedPool::AvgBlocked(_) => "packed-avg-pool2d-blocked",
         }
     }
 
@@ -834,6 +856,7 @@ impl candle_core::CustomOp1 for PackedPoolOp {
         let (n, c, h, w) = layout.shape().dims4()?;
         let [oh, ow] = match &self.pool {
             PackedPool::Max(spec) | PackedPool::MaxBlocked(spec) => spec.out_hw,
+            PackedPool::Avg(spec) | PackedPool::AvgBlocked(spec) => spec.window.out_hw,
             PackedPool::GlobalAvg | PackedPool::GlobalAvgBlocked => [1, 1],
         };
         let mut out = output_buffer(n * c * oh * ow);
@@ -842,6 +865,8 @@ impl candle_core::CustomOp1 for PackedPoolOp {
             PackedPool::GlobalAvg => super::cpu::global_avg_pool(x, n * c, h * w, &mut out, self.threads),
             PackedPool::GlobalAvgBlocked => super::cpu::global_avg_pool_blocked(x, n, c, h * w, &mut out, self.threads),
             PackedPool::MaxBlocked(spec) => super::cpu::max_pool_blocked(x, n, c, h, w, spec, &mut out, self.threads),
+            PackedPool::Avg(spec) => super::cpu::avg_pool(x, n * c, h, w, spec, &mut out, self.threads),
+            PackedPool::AvgBlocked(spec) => super::cpu::avg_pool_blocked(x, n, c, h, w, spec, &mut out, self.threads),
         }
         .map_err(candle_core::Error::msg)?;
         Ok((CpuStorage::F32(out), (n, c, oh, ow).into()))
@@ -1145,6 +1170,11 @@ fn conv_plan(c: &Conv2d, phase: Phase) -> Result<ConvPlan, String> {
     Ok(ConvPlan { pre_pad, padding, stride, subsample, dilation: c.dilation[0], groups: c.groups, crop_to_reach })
 }
 
+/// A pool's window on the packed path, for an output of `out_hw`.
+fn window_of(p: &Pool2d, out_hw: [usize; 2]) -> super::cpu::PoolSpec {
+    super::cpu::PoolSpec { kernel: p.kernel, stride: p.stride, pad_before: [p.padding.top, p.padding.left], out_hw }
+}
+
 /// PyTorch's average-pool divisor per output position (see `reference::pool`).
 fn avg_divisors(p: &Pool2d, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
     let mut out = Vec::with_capacity(out_hw[0] * out_hw[1]);
@@ -1392,12 +1422,7 @@ impl Lowered {
                     _ => Layer::Activation(op.clone()),
                 },
                 Op::MaxPool2d(p) if (threads.is_some() || packed_training) && node.shape.hw().is_some() => {
-                    let spec = super::cpu::MaxPoolSpec {
-                        kernel: p.kernel,
-                        stride: p.stride,
-                        pad_before: [p.padding.top, p.padding.left],
-                        out_hw: node.shape.hw().unwrap_or([1, 1]),
-                    };
+                    let spec = window_of(p, node.shape.hw().unwrap_or([1, 1]));
                     let threads = match threads {
                         Some(t) => t,
                         None => conv_threads()?,
@@ -1408,6 +1433,15 @@ impl Lowered {
                     pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), false, device, dtype)
                         .map_err(|e| err(name, e))?,
                 ),
+                Op::AvgPool2d(p) if node.shape.hw().is_some() && threads.is_some() => {
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    let spec = super::cpu::AvgPoolSpec {
+                        window: window_of(p, node.shape.hw().unwrap_or([1, 1])),
+                        pad_after: [p.padding.bottom, p.padding.right],
+                        count_include_pad: p.count_include_pad,
+                    };
+                    Layer::PackedPool(Arc::new(PackedPoolOp { pool: PackedPool::Avg(spec), threads }))
+                }
                 Op::AvgPool2d(p) => Layer::AvgPool(
                     pool_plan(p, in_hw(0), node.shape.hw().unwrap_or([1, 1]), true, device, dtype)
                         .map_err(|e| err(name, e))?,
@@ -1507,7 +1541,7 @@ impl Lowered {
 
     /// Per node, the packed CPU kernel its conv runs on at `batch` in its layouts
     /// (`PackedConv::kernel_in`; "expansion + depthwise" for a fused pair), given the
-    /// per-image shapes of `analysis`; `None` for the other nodes.
+    /// per-image shapes of `analysis`, or its packed pool's name; `None` for the other nodes.
     pub fn conv_kernels(&self, batch: usize, analysis: &crate::analysis::Analysis) -> Vec<Option<String>> {
         let split = self.batch_split(batch);
         (0..self.layers.len())
@@ -1515,6 +1549,11 @@ impl Lowered {
                 let op = match &self.layers[i] {
                     Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => op,
                     Layer::PackedExpandDepthwise(_) => return Some("expansion + depthwise".to_string()),
+                    Layer::PackedPool(op) => {
+                        return Some(
+                            candle_core::CustomOp1::name(op.as_ref()).trim_start_matches("packed-").to_string(),
+                        )
+                    }
                     _ => return None,
                 };
                 let &input = self.net.nodes[i].inputs.first()?;

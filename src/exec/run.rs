@@ -122,9 +122,9 @@ pub struct LayerTime {
     /// (candle's own ops, CUDA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_use: Option<f64>,
-    /// The packed CPU kernel the layer's conv ran on (`Lowered::conv_kernels`): "direct",
-    /// "winograd/4x4", "stem", "pointwise/channels + blocked", ...; None for other layers
-    /// and on candle's path.
+    /// The packed CPU kernel the layer's conv or pool ran on (`Lowered::conv_kernels`):
+    /// "direct", "winograd/4x4", "stem", "pointwise/channels + blocked", "avg-pool2d-blocked",
+    /// ...; None for other layers and on candle's path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
 }

@@ -51,6 +51,7 @@
 
 mod affinity;
 mod alloc;
+mod avg_pool;
 mod batch_norm;
 mod blocked;
 mod conv_train;
@@ -73,6 +74,7 @@ mod tune;
 mod weight_grad;
 mod winograd;
 
+pub use avg_pool::{avg_pool, avg_pool_blocked, AvgPoolSpec};
 pub(crate) use batch_norm::{batch_norm_train, Forward as BatchNormTrainOp};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
 pub use conv_train::TrainConv;
@@ -80,7 +82,7 @@ pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
 pub use eltwise::{act, act_grad, add_act, affine_act, channel_scale};
 pub use gemm::Method as GemmMethod;
 pub use isa::Isa;
-pub use pool::{global_avg_pool, max_pool, max_pool_blocked, max_pool_grad, MaxPoolSpec};
+pub use pool::{global_avg_pool, max_pool, max_pool_blocked, max_pool_grad, PoolSpec};
 pub(crate) use scratch::output_buffer;
 pub use sgd::SgdStep;
 pub(crate) use storage::contiguous_f32;
