@@ -102,19 +102,22 @@ pub(crate) fn applies(spec: &ConvSpec) -> bool {
 /// * the transformed input and GEMM output (`a^2 (in + out) tiles` floats per image) evict
 ///   the activations the next convs read: at 56x56 with 64 channels (6.4 MB) the 3x3
 ///   conv gained 12% and its neighbours lost more, so such convs run in blocks of tile
-///   rows (`block_rows`), and past `MAX_BUFFER_BYTES` a block it is off;
+///   rows (`block_rows`);
 /// * with few channels the transforms cost more than a GEMM of them.
+///
+/// Convs whose transformed weights are too big to be read once per L2-sized block (over
+/// 768 KiB) once ran directly where one image's buffers passed 4 MiB. Measured on a
+/// Sapphire Rapids class Xeon at batch 1 (benches/peers/RESULTS.md section 29), Winograd
+/// wins there by far: Inception-v3's 80 -> 192 conv at 73x73 takes 1.8 ms against 4.0
+/// direct, VGG-16 runs 1.7x faster whole and synNet 1.4x; their buffers (13-29 MB) only
+/// bound the blocks now (`MAX_BLOCK_BYTES`).
 pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> Option<WinogradTile> {
     let (c, m) = (spec.in_channels, spec.out_channels);
     if !applies(spec) || c < 16 || m < 16 {
         return None;
     }
-    let fits = |tile: WinogradTile| {
-        let (th, tw) = (oh.div_ceil(tile.m()), ow.div_ceil(tile.m()));
-        tile.points() * (c + m) * block_rows(tile, c, m, th, tw) * tw * 4 <= MAX_BUFFER_BYTES
-    };
     let tiles2 = oh.div_ceil(2) * ow.div_ceil(2) * images;
-    if tiles2 < 49 || !fits(WinogradTile::F2x2) {
+    if tiles2 < 49 {
         return None;
     }
     // F(4x4) on maps of at least 4x4 of its tiles (13x13 and up). At 14x14 (4x4 tiles of
@@ -124,27 +127,26 @@ pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> 
     // at batch 1 runs 1-3% faster (benches/peers/RESULTS.md section 20). At 7x7 it loses at
     // batch 1 and ties at batch 16.
     let many = oh.div_ceil(4) * ow.div_ceil(4) >= 16;
-    Some(if many && fits(WinogradTile::F4x4) { WinogradTile::F4x4 } else { WinogradTile::F2x2 })
+    Some(if many { WinogradTile::F4x4 } else { WinogradTile::F2x2 })
 }
 
-/// Largest transformed input + GEMM output of one image (or block) for which Winograd
-/// is chosen.
-const MAX_BUFFER_BYTES: usize = 4 << 20;
+/// Largest transformed input + GEMM output of one block of tile rows whose transformed
+/// weights are too big for L2: past it such a conv runs in blocks too, each reading the
+/// weights again (a bound on memory: 256 channels at 112x112 would take 57 MB at once).
+const MAX_BLOCK_BYTES: usize = 32 << 20;
 /// Transformed weights small enough to read once per block of tile rows (from L2)...
 const BLOCK_WEIGHT_BYTES: usize = 768 << 10;
 /// ...and the buffers of such a block: about an L2.
 const BLOCK_BYTES: usize = 1 << 20;
 
-/// Tile rows run through the three steps at a time: all of them, unless the transformed
-/// weights are small (few channels, as at 56x56 in ResNet-50) and may be read once per
-/// block, so that the buffers stay in L2 instead of evicting the next convs' inputs.
+/// Tile rows run through the three steps at a time: all of them (up to `MAX_BLOCK_BYTES`
+/// of buffers), unless the transformed weights are small (few channels, as at 56x56 in
+/// ResNet-50) and may be read once per block, so that the buffers stay in L2 instead of
+/// evicting the next convs' inputs.
 fn block_rows(tile: WinogradTile, c: usize, m: usize, th: usize, tw: usize) -> usize {
     let row_bytes = tile.points() * (c + m) * tw * 4;
-    if tile.points() * c * m * 4 <= BLOCK_WEIGHT_BYTES {
-        (BLOCK_BYTES / row_bytes.max(1)).clamp(1, th.max(1))
-    } else {
-        th.max(1)
-    }
+    let block = if tile.points() * c * m * 4 <= BLOCK_WEIGHT_BYTES { BLOCK_BYTES } else { MAX_BLOCK_BYTES };
+    (block / row_bytes.max(1)).clamp(1, th.max(1))
 }
 
 /// The weight transforms `G` (`a x 3`), rows of the interpolation points 0, 1, -1 (and
@@ -495,4 +497,24 @@ unsafe fn transform_output(
             }
         })
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks of tile rows: about an L2 under light weights; under heavy ones the whole map
+    /// up to `MAX_BLOCK_BYTES` of buffers, past it as many rows as fit.
+    #[test]
+    fn blocks_bound_the_buffers() {
+        let f4 = WinogradTile::F4x4;
+        let row = |c: usize, m: usize, tw: usize| f4.points() * (c + m) * tw * 4;
+        // ResNet-50's 64-channel conv at 56x56: 14 tile rows of 258 KB.
+        assert_eq!(block_rows(f4, 64, 64, 14, 14), BLOCK_BYTES / row(64, 64, 14));
+        // VGG-16's 128-channel convs at 112x112: 28 tile rows, 29 MB, at once.
+        assert_eq!(block_rows(f4, 128, 128, 28, 28), 28);
+        // 256 channels at 112x112 (57 MB): blocks as large as fit.
+        let (rows, bytes) = (block_rows(f4, 256, 256, 28, 28), row(256, 256, 28));
+        assert!(rows > 1 && rows * bytes <= MAX_BLOCK_BYTES && (rows + 1) * bytes > MAX_BLOCK_BYTES, "{rows}");
+    }
 }
