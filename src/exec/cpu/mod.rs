@@ -101,6 +101,10 @@ use crate::graph::Padding;
 
 /// GEMM MACs one depthwise MAC counts as when deciding whether a conv is worth threads.
 const DEPTHWISE_MAC_COST: u64 = 16;
+/// GEMM MACs reading one weight counts as there: a conv over few pixels streams its weights
+/// from memory and does little else (a classifier's 1024 -> 1000 layer at batch 1 is 1.0M
+/// MACs, under the serial threshold, but 4 MB of weights: 0.33 ms on one thread).
+const WEIGHT_READ_COST: u64 = 16;
 
 /// What follows the bias, fused into the conv's output store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -736,10 +740,12 @@ impl PackedConv {
     /// of work cost less done here than the wake-up of a parked helper). A depthwise MAC
     /// costs 3-14x a GEMM one (memory-bound, and a 7x7 row fills 7 of 16 lanes):
     /// MobileNetV2's 960-channel 7x7 depthwise conv is 0.4M MACs but 48 us of work, which
-    /// ran serial under the MAC threshold alone.
+    /// ran serial under the MAC threshold alone. Reading the weights counts too
+    /// (`WEIGHT_READ_COST`).
     fn threads_for<'t>(&self, n: usize, h: usize, w: usize, threads: &'t Threads) -> &'t Threads {
         let s = &self.spec;
-        let work = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
+        let macs = s.macs(n, h, w) * if s.is_depthwise() { DEPTHWISE_MAC_COST } else { 1 };
+        let work = macs.max(s.weight_len() as u64 * WEIGHT_READ_COST);
         if work < threads.serial_below() {
             serial_threads()
         } else {
@@ -1017,5 +1023,28 @@ impl std::fmt::Debug for PackedConv {
             .field("epilogue", &self.epilogue)
             .field("isa", &self.isa)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny convs run on the calling thread alone; a classifier layer at batch 1 (few MACs
+    /// but megabytes of weights), a depthwise conv of many channels and a large conv take
+    /// the pool.
+    #[test]
+    fn only_little_work_runs_serial() {
+        let pool = Threads::new(2).unwrap();
+        let on_pool = |spec: ConvSpec, hw: usize| {
+            let conv = PackedConv::new(&vec![0.0; spec.weight_len()], None, spec, Epilogue::None).unwrap();
+            std::ptr::eq(conv.threads_for(1, hw, hw, &pool), &pool)
+        };
+        let c3 = |c: usize| ConvSpec::new(c, c, [3, 3]).with_padding(1, 1, 1, 1);
+        assert!(!on_pool(ConvSpec::new(96, 24, [1, 1]), 1), "a squeeze-and-excitation squeeze");
+        assert!(!on_pool(c3(16), 7), "113K MACs");
+        assert!(on_pool(ConvSpec::new(1024, 1000, [1, 1]), 1), "DenseNet-121's classifier");
+        assert!(on_pool(c3(960).with_groups(960), 7), "MobileNetV2's last depthwise conv");
+        assert!(on_pool(c3(64), 56), "ResNet-50's 3x3 conv at 56x56");
     }
 }
