@@ -11,7 +11,7 @@
 
 use super::isa::widest_vectors;
 use super::pool::{
-    blocked_pixel_items, horizontal_taps, plane_body, reduce_pixels_blocked, HTap, PoolSpec, Sum, MIN_ITEM,
+    blocked_pixel_items, horizontal_taps, plane_body, plane_items, reduce_pixels_blocked, HTap, PoolSpec, Sum,
 };
 use super::{ConvError, Threads};
 
@@ -70,37 +70,12 @@ pub fn avg_pool(
 ) -> Result<(), ConvError> {
     let window = &s.window;
     let [oh, ow] = window.out_hw;
-    if x.len() != planes * h * w
-        || out.len() != planes * oh * ow
-        || window.stride.contains(&0)
-        || window.kernel.contains(&0)
-    {
-        return Err(ConvError::new(format!(
-            "average pool of {} elements ({planes} planes of {h}x{w}) into {} ({oh}x{ow} each), kernel {:?}, \
-             stride {:?}: the sizes do not agree",
-            x.len(),
-            out.len(),
-            window.kernel,
-            window.stride
-        )));
-    }
-    let out_plane = oh * ow;
-    if out_plane == 0 {
-        return Ok(());
-    }
     let (rows, cols) = s.divisor_factors(h, w)?;
     let taps = horizontal_taps(window, w);
-    let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
-    let pool = |first: usize, o: &mut [f32]| {
-        let x = &x[first * h * w..(first + o.len() / out_plane) * h * w];
+    plane_items("average", x, planes, h, w, window, out, threads, &|first, o| {
+        let x = &x[first * h * w..(first + o.len() / (oh * ow)) * h * w];
         average_planes(x, h, w, window, &taps, &rows, &cols, o)
-    };
-    if threads.count() == 1 || planes <= per_item {
-        pool(0, out);
-        return Ok(());
-    }
-    threads.for_each_chunk(out, out_plane * per_item, &|i, o| pool(i * per_item, o));
-    Ok(())
+    })
 }
 
 widest_vectors! {

@@ -27,7 +27,7 @@ pub struct PoolSpec {
 }
 
 /// Planes per work item at least this many output elements.
-pub(super) const MIN_ITEM: usize = 1 << 12;
+const MIN_ITEM: usize = 1 << 12;
 
 /// `max(m, v)` where a NaN wins, as in PyTorch. `NAN`: the plane may hold NaNs. Without
 /// them, a plain compare-and-select: one `vmaxps` where the result goes to a fresh place
@@ -537,10 +537,44 @@ pub fn max_pool(
     threads: &Threads,
 ) -> Result<(), ConvError> {
     let [oh, ow] = s.out_hw;
+    let taps = horizontal_taps(s, w);
+    // The kernel reads the first row of every window: each must start inside the plane.
+    let fast = (s.kernel == [3, 3]
+        && s.stride == [2, 2]
+        && s.pad_before.iter().all(|&p| p <= 1)
+        && oh > 0
+        && 2 * (oh - 1) < h + s.pad_before[0]
+        && ow > 0)
+        .then(|| kernel_set(Isa::detect()));
+    plane_items("max", x, planes, h, w, s, out, threads, &|first, o| match &fast {
+        Some(ks) => pool3s2_planes(ks, x, first, h, w, s, &taps, o),
+        None => pool_planes(x, first, h, w, s, &taps, o),
+    })
+}
+
+/// `(first, out)`: the planes from `first` on pooled into `out` (whole output planes).
+pub(super) type PlanesFrom<'a> = dyn Fn(usize, &mut [f32]) + Sync + 'a;
+
+/// An NCHW pool's work (`what`: "max" or "average", for its errors): its sizes checked, then
+/// `pool(first, out)` for runs of whole planes of at least `MIN_ITEM` outputs, spread over
+/// the threads.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plane_items(
+    what: &str,
+    x: &[f32],
+    planes: usize,
+    h: usize,
+    w: usize,
+    s: &PoolSpec,
+    out: &mut [f32],
+    threads: &Threads,
+    pool: &PlanesFrom<'_>,
+) -> Result<(), ConvError> {
+    let [oh, ow] = s.out_hw;
     if x.len() != planes * h * w || out.len() != planes * oh * ow || s.stride.contains(&0) || s.kernel.contains(&0) {
         return Err(ConvError::new(format!(
-            "max pool of {} elements ({planes} planes of {h}x{w}) into {} ({oh}x{ow} each), kernel {:?}, stride {:?}: \
-             the sizes do not agree",
+            "{what} pool of {} elements ({planes} planes of {h}x{w}) into {} ({oh}x{ow} each), kernel {:?}, \
+             stride {:?}: the sizes do not agree",
             x.len(),
             out.len(),
             s.kernel,
@@ -551,18 +585,7 @@ pub fn max_pool(
     if out_plane == 0 {
         return Ok(());
     }
-    let taps = horizontal_taps(s, w);
     let per_item = MIN_ITEM.div_ceil(out_plane).max(1);
-    // The kernel reads the first row of every window: each must start inside the plane.
-    let fast = (s.kernel == [3, 3]
-        && s.stride == [2, 2]
-        && s.pad_before.iter().all(|&p| p <= 1)
-        && 2 * (oh - 1) < h + s.pad_before[0])
-        .then(|| kernel_set(Isa::detect()));
-    let pool = |first: usize, o: &mut [f32]| match &fast {
-        Some(ks) => pool3s2_planes(ks, x, first, h, w, s, &taps, o),
-        None => pool_planes(x, first, h, w, s, &taps, o),
-    };
     if threads.count() == 1 || planes <= per_item {
         pool(0, out);
         return Ok(());
