@@ -1175,28 +1175,21 @@ fn window_of(p: &Pool2d, out_hw: [usize; 2]) -> super::cpu::PoolSpec {
     super::cpu::PoolSpec { kernel: p.kernel, stride: p.stride, pad_before: [p.padding.top, p.padding.left], out_hw }
 }
 
-/// PyTorch's average-pool divisor per output position (see `reference::pool`).
-fn avg_divisors(p: &Pool2d, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(out_hw[0] * out_hw[1]);
-    let axis = |o: usize, a: usize| {
-        let (pad_before, pad_after, n) = if a == 0 {
-            (p.padding.top, p.padding.bottom, in_hw[0])
-        } else {
-            (p.padding.left, p.padding.right, in_hw[1])
-        };
-        let start = (o * p.stride[a]) as isize - pad_before as isize;
-        let end = (start + p.kernel[a] as isize).min((n + pad_after) as isize);
-        let padded = end - start;
-        let valid = end.min(n as isize) - start.max(0);
-        (padded, valid)
-    };
-    for y in 0..out_hw[0] {
-        for x in 0..out_hw[1] {
-            let ((ph, vh), (pw, vw)) = (axis(y, 0), axis(x, 1));
-            out.push(if p.count_include_pad { (ph * pw) as f32 } else { (vh * vw) as f32 });
-        }
+/// An average pool on the packed path, for an output of `out_hw`.
+fn avg_spec_of(p: &Pool2d, out_hw: [usize; 2]) -> super::cpu::AvgPoolSpec {
+    super::cpu::AvgPoolSpec {
+        window: window_of(p, out_hw),
+        pad_after: [p.padding.bottom, p.padding.right],
+        count_include_pad: p.count_include_pad,
     }
-    out
+}
+
+/// PyTorch's average-pool divisor per output position (see `reference::pool`): the packed
+/// pool's row factor times its column factor (`cpu::AvgPoolSpec::divisors`).
+fn avg_divisors(p: &Pool2d, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f32> {
+    let spec = avg_spec_of(p, out_hw);
+    let (rows, cols) = (spec.divisors(0, in_hw[0]), spec.divisors(1, in_hw[1]));
+    rows.iter().flat_map(|r| cols.iter().map(move |c| r * c)).collect()
 }
 
 fn pool_plan(
@@ -1435,11 +1428,7 @@ impl Lowered {
                 ),
                 Op::AvgPool2d(p) if node.shape.hw().is_some() && threads.is_some() => {
                     let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
-                    let spec = super::cpu::AvgPoolSpec {
-                        window: window_of(p, node.shape.hw().unwrap_or([1, 1])),
-                        pad_after: [p.padding.bottom, p.padding.right],
-                        count_include_pad: p.count_include_pad,
-                    };
+                    let spec = avg_spec_of(p, node.shape.hw().unwrap_or([1, 1]));
                     Layer::PackedPool(Arc::new(PackedPoolOp { pool: PackedPool::Avg(spec), threads }))
                 }
                 Op::AvgPool2d(p) => Layer::AvgPool(

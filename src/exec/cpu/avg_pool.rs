@@ -30,7 +30,7 @@ pub struct AvgPoolSpec {
 impl AvgPoolSpec {
     /// The divisor's factor along `axis` (0 rows, 1 columns) for every output index, on an
     /// input `n` long; a window's divisor is its row factor times its column factor.
-    fn divisors(&self, axis: usize, n: usize) -> Vec<f32> {
+    pub(crate) fn divisors(&self, axis: usize, n: usize) -> Vec<f32> {
         let (k, s) = (self.window.kernel[axis] as isize, self.window.stride[axis] as isize);
         let (before, after) = (self.window.pad_before[axis] as isize, self.pad_after[axis] as isize);
         (0..self.window.out_hw[axis] as isize)
@@ -43,9 +43,10 @@ impl AvgPoolSpec {
             .collect()
     }
 
-    /// Row and column divisor factors for an `h x w` input, or an error where a window
-    /// has nothing to divide by.
-    fn divisor_factors(&self, h: usize, w: usize) -> Result<(Vec<f32>, Vec<f32>), ConvError> {
+    /// One over each row and column divisor factor for an `h x w` input (the sums are
+    /// multiplied: `vdivps` alone took a quarter of a pool's time), or an error where a
+    /// window has nothing to divide by.
+    fn inverse_divisors(&self, h: usize, w: usize) -> Result<(Vec<f32>, Vec<f32>), ConvError> {
         let (rows, cols) = (self.divisors(0, h), self.divisors(1, w));
         if rows.iter().chain(&cols).any(|&d| d <= 0.0) {
             return Err(ConvError::new(format!(
@@ -54,7 +55,8 @@ impl AvgPoolSpec {
                 self.window.out_hw, self.window.kernel, self.window.stride, self.window.pad_before, self.pad_after
             )));
         }
-        Ok((rows, cols))
+        let inverse = |d: Vec<f32>| d.iter().map(|d| 1.0 / d).collect();
+        Ok((inverse(rows), inverse(cols)))
     }
 }
 
@@ -70,18 +72,17 @@ pub fn avg_pool(
 ) -> Result<(), ConvError> {
     let window = &s.window;
     let [oh, ow] = window.out_hw;
-    let (rows, cols) = s.divisor_factors(h, w)?;
+    let (inv_rows, inv_cols) = s.inverse_divisors(h, w)?;
     let taps = horizontal_taps(window, w);
     plane_items("average", x, planes, h, w, window, out, threads, &|first, o| {
         let x = &x[first * h * w..(first + o.len() / (oh * ow)) * h * w];
-        average_planes(x, h, w, window, &taps, &rows, &cols, o)
+        average_planes(x, h, w, window, &taps, &inv_rows, &inv_cols, o)
     })
 }
 
 widest_vectors! {
     /// The planes of `x` into `out`, one at a time: each window's sum (`plane_body`), then
-    /// output row `oy`, column `ox` times `1 / rows[oy]` and `1 / cols[ox]` (a multiply, not a
-    /// division: `vdivps` alone took a quarter of a pool's time).
+    /// output row `oy`, column `ox` times `inv_rows[oy]` and `inv_cols[ox]`.
     #[allow(clippy::too_many_arguments)]
     fn average_planes(
         x: &[f32],
@@ -89,19 +90,17 @@ widest_vectors! {
         w: usize,
         s: &PoolSpec,
         taps: &[HTap],
-        rows: &[f32],
-        cols: &[f32],
+        inv_rows: &[f32],
+        inv_cols: &[f32],
         out: &mut [f32],
     ) {
         let (mut sums, mut phases, mut starts) = (Vec::new(), Vec::new(), Vec::new());
         let ow = s.out_hw[1];
-        let inv_cols: Vec<f32> = cols.iter().map(|d| 1.0 / d).collect();
         for (plane, o) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(s.out_hw[0] * ow)) {
             plane_body::<Sum>(plane, h, w, s, taps, o, &mut sums, &mut phases, &mut starts);
-            for (row, &d) in o.chunks_exact_mut(ow).zip(rows) {
-                let inv_row = 1.0 / d;
-                for (v, &e) in row.iter_mut().zip(&inv_cols) {
-                    *v *= inv_row * e;
+            for (row, &r) in o.chunks_exact_mut(ow).zip(inv_rows) {
+                for (v, &c) in row.iter_mut().zip(inv_cols) {
+                    *v *= r * c;
                 }
             }
         }
@@ -122,11 +121,9 @@ pub fn avg_pool_blocked(
     out: &mut [f32],
     threads: &Threads,
 ) -> Result<(), ConvError> {
-    let (rows, cols) = s.divisor_factors(h, w)?;
-    let (inv_rows, inv_cols): (Vec<f32>, Vec<f32>) =
-        (rows.iter().map(|d| 1.0 / d).collect(), cols.iter().map(|d| 1.0 / d).collect());
-    blocked_pixel_items("average", x, n, c, h, w, &s.window, out, threads, &|src, dst, p0| {
-        average_pixels_blocked(src, dst, h, w, &s.window, p0, &inv_rows, &inv_cols)
+    let (inv_rows, inv_cols) = s.inverse_divisors(h, w)?;
+    blocked_pixel_items("average", x, n, c, h, w, &s.window, out, threads, &|src, dst, p0, columns| {
+        average_pixels_blocked(src, dst, h, w, &s.window, p0, columns, &inv_rows, &inv_cols)
     })
 }
 
@@ -142,11 +139,12 @@ widest_vectors! {
         w: usize,
         s: &PoolSpec,
         p0: usize,
+        columns: &mut [f32],
         inv_rows: &[f32],
         inv_cols: &[f32],
     ) {
         const B: usize = super::blocked::BLOCK;
-        reduce_pixels_blocked::<Sum>(src, dst, h, w, s, p0);
+        reduce_pixels_blocked::<Sum>(src, dst, h, w, s, p0, columns);
         let ow = s.out_hw[1];
         let (mut oy, mut ox) = (p0 / ow, p0 % ow);
         for px in dst.chunks_exact_mut(B) {

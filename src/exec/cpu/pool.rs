@@ -608,18 +608,18 @@ pub fn max_pool_blocked(
     out: &mut [f32],
     threads: &Threads,
 ) -> Result<(), ConvError> {
-    blocked_pixel_items("max", x, n, c, h, w, s, out, threads, &|src, dst, p0| {
-        max_pixels_blocked(src, dst, h, w, s, p0)
+    blocked_pixel_items("max", x, n, c, h, w, s, out, threads, &|src, dst, p0, columns| {
+        max_pixels_blocked(src, dst, h, w, s, p0, columns)
     })
 }
 
-/// `(src, dst, p0)`: output pixels `p0..` of one blocked plane into `dst`
-/// ([`blocked_pixel_items`]).
-pub(super) type PixelsOfPlane<'a> = dyn Fn(&[f32], &mut [f32], usize) + Sync + 'a;
+/// `(src, dst, p0, columns)`: output pixels `p0..` of one blocked plane into `dst`, with
+/// `columns` (`w * BLOCK` floats, contents unspecified) to work in ([`blocked_pixel_items`]).
+pub(super) type PixelsOfPlane<'a> = dyn Fn(&[f32], &mut [f32], usize, &mut [f32]) + Sync + 'a;
 
-/// A blocked pool's work (`what`: "max" or "average", for its errors): `pool(src, dst, p0)`
-/// for every work item, `src` one blocked plane of 16 channels (`h x w` pixels) and `dst`
-/// its output pixels `p0..`. Work items are (image, pixel range) over every block, cut as
+/// A blocked pool's work (`what`: "max" or "average", for its errors): `pool(src, dst, p0,
+/// columns)` for every work item, `src` one blocked plane of 16 channels (`h x w` pixels),
+/// `dst` its output pixels `p0..` and `columns` the thread's scratch. Work items are (image, pixel range) over every block, cut as
 /// the blocked convs beside it cut theirs (`blocked::chunks`), so each thread reads the
 /// pixels its core wrote.
 #[allow(clippy::too_many_arguments)]
@@ -659,15 +659,17 @@ pub(super) fn blocked_pixel_items(
     let out_ptr = super::threads::SendPtr(out.as_mut_ptr());
     threads.for_each(n * per_image, &|i| {
         let (img, (p0, p1)) = (i / per_image, super::threads::share(ohw, per_image, i % per_image));
-        for b in 0..c / BLOCK {
-            let plane = img * c / BLOCK + b;
-            let src = &x[plane * hw * BLOCK..][..hw * BLOCK];
-            // SAFETY: pixels p0..p1 of this plane are this item's alone, inside `out`.
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(out_ptr.get().add((plane * ohw + p0) * BLOCK), (p1 - p0) * BLOCK)
-            };
-            pool(src, dst, p0);
-        }
+        super::scratch::with_scratch(w * BLOCK, |columns| {
+            for b in 0..c / BLOCK {
+                let plane = img * c / BLOCK + b;
+                let src = &x[plane * hw * BLOCK..][..hw * BLOCK];
+                // SAFETY: pixels p0..p1 of this plane are this item's alone, inside `out`.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.get().add((plane * ohw + p0) * BLOCK), (p1 - p0) * BLOCK)
+                };
+                pool(src, dst, p0, columns);
+            }
+        })
     });
     Ok(())
 }
@@ -685,8 +687,9 @@ pub(super) fn window_inside(s: &PoolSpec, oy: usize, ox: usize, h: usize, w: usi
 widest_vectors! {
     /// Output pixels `p0 ..` (as many as `dst` holds, `BLOCK` floats each) of one blocked
     /// plane `src` of `h x w` pixels (a NaN wins its windows).
-    fn max_pixels_blocked(src: &[f32], dst: &mut [f32], h: usize, w: usize, s: &PoolSpec, p0: usize) {
-        reduce_pixels_blocked::<Max<true>>(src, dst, h, w, s, p0);
+    #[allow(clippy::too_many_arguments)]
+    fn max_pixels_blocked(src: &[f32], dst: &mut [f32], h: usize, w: usize, s: &PoolSpec, p0: usize, columns: &mut [f32]) {
+        reduce_pixels_blocked::<Max<true>>(src, dst, h, w, s, p0, columns);
     }
 }
 
@@ -695,6 +698,7 @@ widest_vectors! {
 /// output row's run of pixels at a time, separably: its window rows reduced column by column
 /// (flat runs of floats), then each pixel its window's columns of those. (A pixel's window
 /// reduced in one chain of `kh * kw` dependent adds ran at their latency: 34 cycles a pixel.)
+/// `columns`: `w * BLOCK` floats of scratch for a row's reduced columns.
 #[inline(always)]
 pub(super) fn reduce_pixels_blocked<R: Reduce>(
     src: &[f32],
@@ -703,10 +707,10 @@ pub(super) fn reduce_pixels_blocked<R: Reduce>(
     w: usize,
     s: &PoolSpec,
     p0: usize,
+    columns: &mut [f32],
 ) {
     const B: usize = super::blocked::BLOCK;
     let ow = s.out_hw[1];
-    let mut columns = vec![R::EMPTY; w * B];
     let (mut oy, mut ox0) = (p0 / ow, p0 % ow);
     let mut pixels = dst.chunks_exact_mut(B);
     while pixels.len() > 0 {
