@@ -708,3 +708,96 @@ fn per_layer_timing_runs_the_plain_inference() {
         }
     }
 }
+
+/// The packed concat kernel of each concat node, in node order.
+fn concat_kernels(lowered: &Lowered) -> Vec<&'static str> {
+    lowered
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            Layer::PackedConcat(op) => Some(op.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Channel concats run on the conv threads, and a batch-norm (with its ReLU) that alone reads
+/// one runs inside it (DenseNet's layers): NCHW and blocked, against the reference, where the
+/// norm is fused and where it may not be (the concat read twice, the norm an output).
+#[test]
+fn concats_run_on_the_threads_with_the_norm_after_them() {
+    let mut g = NetBuilder::new("dense_concats", &[16, 9, 10]);
+    let x = g.input();
+    let x = g.conv(x, conv(32, 1));
+    // A dense layer: concat, BN-ReLU, 1x1, BN-ReLU (folds into the 1x1), 3x3.
+    let dense = |g: &mut NetBuilder, features: &[T], growth: usize| {
+        let j = g.cat(features);
+        let j = g.bn(j);
+        let j = g.relu(j);
+        let j = g.conv(j, conv(32, 1));
+        let j = g.bn(j);
+        let j = g.relu(j);
+        g.conv(j, conv(growth, 3).pad(1))
+    };
+    // Growth of 8 channels: NCHW concats.
+    let a = dense(&mut g, &[x], 8);
+    let b = dense(&mut g, &[x, a], 8);
+    // A concat read twice (by its norm and by a 1x1 conv beside it): the norm runs on its own.
+    let twice = g.cat(&[x, a, b]);
+    let t = g.bn(twice);
+    let t = g.relu(t);
+    let t = g.conv(t, conv(16, 1));
+    let u = g.conv(twice, conv(16, 1));
+    // Whole blocks, written blocked by the 1x1 convs: a blocked concat with its norm fused,
+    // read by a 1x1 conv reading blocked.
+    let t2 = g.conv(t, conv(32, 1));
+    let u2 = g.conv(u, conv(16, 1));
+    let k = g.cat(&[t2, u2]);
+    let k = g.bn(k);
+    let k = g.relu(k);
+    let k = g.conv(k, conv(16, 1));
+    let net = with_head(g, k);
+    let weights = Weights::init(&net, 11);
+    for fold in [true, false] {
+        let phase = Phase::Inference { fold_batch_norm: fold };
+        let lowered =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+        let kernels = concat_kernels(&lowered);
+        // a's "concat" of x alone passes x through; then b's, the one read twice, the blocked one.
+        assert_eq!(kernels, ["concat-affine-act", "concat", "concat-affine-act-blocked"]);
+        for batch in [1, 3] {
+            let err = compare_with(&net, fold, 12, batch, ConvAlgorithm::Packed);
+            assert!(err < TOLERANCE, "fold {fold}, batch {batch}: {err}");
+        }
+    }
+    let phase = Phase::Inference { fold_batch_norm: true };
+    let candle = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Candle).unwrap();
+    assert!(concat_kernels(&candle).is_empty());
+
+    // A norm that is the net's output fuses too: it is the concat that must be read once.
+    let mut g = NetBuilder::new("norm_output", &[8, 5, 5]);
+    let x = g.input();
+    let a = g.conv(x, conv(8, 3).pad(1));
+    let j = g.cat(&[x, a]);
+    let y = g.bn(j);
+    let net = g.finish(y).unwrap();
+    let lowered =
+        Lowered::with_conv(&net, &Weights::init(&net, 3), &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed)
+            .unwrap();
+    assert_eq!(concat_kernels(&lowered), ["concat-affine-act"]);
+    let err = compare_with(&net, true, 4, 2, ConvAlgorithm::Packed);
+    assert!(err < TOLERANCE, "{err}");
+
+    // DenseNet-121 (at 64x64): every dense layer's and transition's norm fused.
+    let net = zoo::build("densenet121", Some(&synprof::graph::Shape::chw(3, 64, 64))).unwrap();
+    let lowered =
+        Lowered::with_conv(&net, &Weights::init(&net, 0), &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed)
+            .unwrap();
+    let kernels = concat_kernels(&lowered);
+    // 58 dense layers, the first of each block reading one input (no concat), and each
+    // block's output concat.
+    assert_eq!(kernels.len(), 58 - 4 + 4);
+    assert!(kernels.iter().all(|k| k.starts_with("concat-affine-act")), "{kernels:?}");
+    let err = compare_with(&net, true, 5, 1, ConvAlgorithm::Packed);
+    assert!(err < 1e-4, "densenet121: {err}");
+}

@@ -362,6 +362,63 @@ impl candle_core::CustomOp1 for ActOp {
     }
 }
 
+/// A channel concat on the conv threads (packed path, inference), maybe with the inference
+/// batch-norm that alone reads it and that norm's activation fused (DenseNet's BN-ReLU after
+/// every concat): one threaded pass where candle's `cat` copied on one thread and the norm
+/// read the copy again. NCHW or blocked, inputs and output alike.
+#[derive(Debug)]
+pub struct ConcatOp {
+    /// The fused norm's per-channel scale and shift and its activation.
+    affine: Option<(Vec<f32>, Vec<f32>, Epilogue)>,
+    blocked: bool,
+    threads: &'static Threads,
+}
+
+impl ConcatOp {
+    /// Its kernel's name, as `--layers` shows it: `concat`, with `-affine-act` where a
+    /// batch-norm is fused, with `-blocked` on blocked tensors.
+    pub fn name(&self) -> &'static str {
+        match (&self.affine, self.blocked) {
+            (None, false) => "concat",
+            (None, true) => "concat-blocked",
+            (Some(_), false) => "concat-affine-act",
+            (Some(_), true) => "concat-affine-act-blocked",
+        }
+    }
+
+    /// The concat of `inputs` (each `[n, c_i, h, w]`, f32 on the CPU) along channels.
+    fn run(&self, inputs: &[&Tensor]) -> candle_core::Result<Tensor> {
+        let first = inputs.first().ok_or_else(|| candle_core::Error::msg("channel concat of no inputs"))?;
+        let (images, _, h, w) = first.dims4()?;
+        let mut channels = 0;
+        for (i, x) in inputs.iter().enumerate() {
+            let (n, c, xh, xw) = x.dims4()?;
+            if (n, xh, xw) != (images, h, w) {
+                candle_core::bail!("channel concat: input {i} is {:?}, input 0 {:?}", x.dims(), first.dims())
+            }
+            channels += c;
+        }
+        let inputs: Vec<Tensor> = inputs.iter().map(|x| x.contiguous()).collect::<candle_core::Result<_>>()?;
+        let guards: Vec<_> = inputs.iter().map(Tensor::storage_and_layout).collect();
+        let slices = guards
+            .iter()
+            .enumerate()
+            .map(|(i, (storage, layout))| match &**storage {
+                candle_core::Storage::Cpu(s) => contiguous_f32(s, layout, &format!("channel concat's input {i}")),
+                _ => candle_core::bail!("channel concat's input {i} is not on the CPU"),
+            })
+            .collect::<candle_core::Result<Vec<&[f32]>>>()?;
+        let mut out = output_buffer(images * channels * h * w);
+        let affine =
+            self.affine.as_ref().map(|(scale, shift, act)| super::cpu::ChannelAffine { scale, shift, act: *act });
+        let block = if self.blocked { BLOCK } else { 1 };
+        super::cpu::concat_channels(&slices, images, h * w, block, affine, &mut out, self.threads)
+            .map_err(candle_core::Error::msg)?;
+        drop(guards);
+        Tensor::from_vec(out, (images, channels, h, w), first.device())
+    }
+}
+
 /// A packed conv as a candle op (f32 in and out, NCHW or blocked as `layouts` says: a
 /// blocked tensor keeps its NCHW shape in candle, its data in `cpu::to_blocked`'s order;
 /// inference only, no backward).
@@ -539,6 +596,27 @@ fn fuse_expansions(net: &Net, readers: &[usize], layers: &mut [Layer]) -> usize 
     fused
 }
 
+/// Fuse each unfolded inference batch-norm (`Layer::AffineAct`, with its activation) into
+/// the packed channel concat that it alone reads (DenseNet's BN-ReLU after each concat):
+/// the concat applies it on the way and the norm passes the result through.
+fn fuse_concat_norms(net: &Net, readers: &[usize], layers: &mut [Layer]) {
+    for j in 0..layers.len() {
+        let Layer::AffineAct(norm) = &layers[j] else { continue };
+        let p = net.nodes[j].inputs[0];
+        if readers[p] != 1 || net.outputs.contains(&p) {
+            continue;
+        }
+        let Layer::PackedConcat(concat) = &layers[p] else { continue };
+        if concat.affine.is_some() {
+            continue;
+        }
+        let affine = Some((norm.scale.clone(), norm.shift.clone(), norm.act));
+        layers[p] =
+            Layer::PackedConcat(Arc::new(ConcatOp { affine, blocked: concat.blocked, threads: concat.threads }));
+        layers[j] = Layer::Identity;
+    }
+}
+
 /// Mark the fused residual adds (`Layer::PackedConvAdd`) that may write their output into
 /// the residual's buffer: the residual's value is a buffer one of the packed ops made
 /// (through layers that pass it on as is), and no value that may share that buffer is
@@ -575,6 +653,7 @@ fn residual_in_place(net: &Net, layers: &mut [Layer]) {
                 | Layer::AffineAct(_)
                 | Layer::Act(_)
                 | Layer::ChannelScale(_)
+                | Layer::PackedConcat(_)
         )
     };
     // root[i]: the node whose fresh buffer node i's value is, where known.
@@ -660,7 +739,7 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             // A channel concat of blocked images is the same copy as of NCHW ones (each image's
             // inputs one after the other) where every input is whole blocks.
             let blocked_concat =
-                matches!(layers[i], Layer::Concat(1)) && net.nodes[i].inputs.iter().all(|&p| whole_blocks(p));
+                matches!(layers[i], Layer::PackedConcat(_)) && net.nodes[i].inputs.iter().all(|&p| whole_blocks(p));
             conv_op(&layers[i]).is_some_and(writes_blocked) || (keeps_layout && whole_blocks(i)) || blocked_concat
         })
         .collect();
@@ -711,7 +790,7 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
                         unblock(j, &mut blocked);
                     }
                 }
-                Layer::Concat(1) if blocked[j] => {
+                Layer::PackedConcat(_) if blocked[j] => {
                     if inputs.iter().any(|&p| !blocked[src[p]]) {
                         inputs.iter().for_each(|&p| unblock(src[p], &mut blocked));
                         unblock(j, &mut blocked);
@@ -753,6 +832,9 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             }
             Layer::ChannelScale(op) if input => {
                 *op = Arc::new(ChannelScaleOp { scale_first: op.scale_first, blocked: true, threads: op.threads });
+            }
+            Layer::PackedConcat(op) if blocked[j] => {
+                *op = Arc::new(ConcatOp { affine: op.affine.clone(), blocked: true, threads: op.threads });
             }
             Layer::PackedPool(op) if input => {
                 let pool = match op.pool {
@@ -977,6 +1059,8 @@ pub enum Layer {
     Mul,
     Scale(f64),
     Concat(usize),
+    /// A channel concat on the conv threads, maybe with the batch-norm after it (packed path, inference).
+    PackedConcat(Arc<ConcatOp>),
     ChannelShuffle(usize),
     ChannelSlice {
         start: usize,
@@ -1463,6 +1547,10 @@ impl Lowered {
                 }
                 Op::Mul => Layer::Mul,
                 Op::Scale { factor } => Layer::Scale(*factor),
+                Op::Concat { axis: 1 } if threads.is_some() && node.shape.rank() == 3 => {
+                    let threads = threads.ok_or_else(|| ExecError::at(name, "no conv thread pool"))?;
+                    Layer::PackedConcat(Arc::new(ConcatOp { affine: None, blocked: false, threads }))
+                }
                 Op::Concat { axis } => Layer::Concat(*axis),
                 Op::ChannelShuffle { groups } => Layer::ChannelShuffle(*groups),
                 Op::ChannelSlice { start, end } => Layer::ChannelSlice { start: *start, end: *end },
@@ -1498,6 +1586,7 @@ impl Lowered {
             layers.push(layer);
         }
         let fused_expansions = if packed { fuse_expansions(net, &readers, &mut layers) } else { 0 };
+        fuse_concat_norms(net, &readers, &mut layers);
         residual_in_place(net, &mut layers);
         let residual_adds_in_place = layers_in_place(&layers);
         let blocked_convs = if packed { block_tensors(net, &mut layers)? } else { 0 };
@@ -1543,6 +1632,7 @@ impl Lowered {
                             candle_core::CustomOp1::name(op.as_ref()).trim_start_matches("packed-").to_string(),
                         )
                     }
+                    Layer::PackedConcat(op) => return Some(op.name().to_string()),
                     _ => return None,
                 };
                 let &input = self.net.nodes[i].inputs.first()?;
@@ -1802,6 +1892,7 @@ impl Lowered {
             Layer::ChannelScale(op) => inputs[0].contiguous()?.apply_op2_no_bwd(&inputs[1].contiguous()?, op.as_ref()),
             Layer::Scale(f) => x().affine(*f, 0.0),
             Layer::Concat(axis) => Tensor::cat(inputs, *axis),
+            Layer::PackedConcat(op) => op.run(inputs),
             Layer::ChannelShuffle(g) => {
                 let (n, c, h, w) = x().dims4()?;
                 x().reshape((n, *g, c / g, h, w))?.transpose(1, 2)?.contiguous()?.reshape((n, c, h, w))

@@ -23,7 +23,7 @@ widest_vectors! {
 
 widest_vectors! {
     /// `dst = act(src * a + b)`.
-    fn affine_act_serial(src: &[f32], a: f32, b: f32, dst: &mut [f32], act: Epilogue) {
+    pub(super) fn affine_act_serial(src: &[f32], a: f32, b: f32, dst: &mut [f32], act: Epilogue) {
         for (d, &v) in dst.iter_mut().zip(src) {
             *d = act_of(v * a + b, act);
         }
