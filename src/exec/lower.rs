@@ -365,7 +365,8 @@ impl candle_core::CustomOp1 for ActOp {
 /// A channel concat on the conv threads (packed path, inference), maybe with the inference
 /// batch-norm that alone reads it and that norm's activation fused (DenseNet's BN-ReLU after
 /// every concat): one threaded pass where candle's `cat` copied on one thread and the norm
-/// read the copy again. NCHW or blocked, inputs and output alike.
+/// read the copy again. NCHW or blocked, inputs and output alike. A plain concat under
+/// `cpu::PLAIN_COPY_MIN_FLOATS` stays candle's `cat`.
 #[derive(Debug)]
 pub struct ConcatOp {
     /// The fused norm's per-channel scale and shift and its activation.
@@ -397,6 +398,9 @@ impl ConcatOp {
                 candle_core::bail!("channel concat: input {i} is {:?}, input 0 {:?}", x.dims(), first.dims())
             }
             channels += c;
+        }
+        if self.affine.is_none() && images * channels * h * w < super::cpu::PLAIN_COPY_MIN_FLOATS {
+            return Tensor::cat(inputs, 1);
         }
         let inputs: Vec<Tensor> = inputs.iter().map(|x| x.contiguous()).collect::<candle_core::Result<_>>()?;
         let guards: Vec<_> = inputs.iter().map(Tensor::storage_and_layout).collect();
