@@ -33,7 +33,7 @@ use super::kernels::{simd::activate, simd::Simd, CTile, KernelSet};
 use super::pack::Geom;
 use super::scratch::with_sums;
 use super::threads::{share, SendPtr};
-use super::{Epilogue, Threads};
+use super::{Epilogue, Isa, Threads};
 
 /// Channels per block: one pixel's 16 channels lie together, `[n][c / BLOCK][h][w][BLOCK]`.
 pub const BLOCK: usize = 16;
@@ -132,7 +132,10 @@ pub(crate) struct Pointwise<'a> {
     pub k: usize,
     pub m: usize,
     pub bias: &'a [f32],
+    /// Any activation: the kernels apply those they can in their stores
+    /// ([`Epilogue::in_kernel`]), the others run on each tile just written ([`activate_tile`]).
     pub act: Epilogue,
+    pub isa: Isa,
     pub images: usize,
     pub pixels: usize,
     pub layouts: Layouts,
@@ -242,12 +245,49 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
                             // inside the image; the C tile and its sums are this item's own;
                             // a blocked side has whole blocks (asserted).
                             unsafe { ctile(&ct) };
+                            if ct.last_part && !call.act.in_kernel() {
+                                let tile = Tile { c: ct.c, ldc, m: ct.m, n: ct.n, lane0: ct.lane0 };
+                                // SAFETY: the tile just written, this item's own.
+                                unsafe { activate_tile(call.isa, &tile, layouts.output, call.act) };
+                            }
                         }
                     }
                 }
             }
         });
     });
+}
+
+/// A C tile of a 1x1 conv's output: `m` channels from lane `lane0` of `n` pixels at `c`,
+/// `ldc` floats between channels (NCHW) or between blocks of them (blocked; `c` at lane 0).
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    m: usize,
+    n: usize,
+    lane0: usize,
+}
+
+/// `act` on a tile just written, while it is in this core's cache: the activations the
+/// kernels leave to a pass ([`Epilogue::in_kernel`]; EfficientNet's SiLU). A pass over the
+/// whole output after the conv read it back from memory, or from the other core's cache.
+///
+/// # Safety
+/// The tile's floats are the caller's to write.
+unsafe fn activate_tile(isa: Isa, t: &Tile, blocked: bool, act: Epilogue) {
+    let run =
+        |at: *mut f32, len: usize| super::kernels::activate_in_place(isa, std::slice::from_raw_parts_mut(at, len), act);
+    if !blocked {
+        (0..t.m).for_each(|r| run(t.c.add(r * t.ldc), t.n));
+    } else if t.lane0 == 0 && t.m.is_multiple_of(BLOCK) {
+        (0..t.m / BLOCK).for_each(|j| run(t.c.add(j * t.ldc), t.n * BLOCK));
+    } else {
+        // Part of a block (the scalar kernels' narrow tiles): lane by lane.
+        for r in 0..t.m {
+            let (block, lane) = ((t.lane0 + r) / BLOCK, (t.lane0 + r) % BLOCK);
+            (0..t.n).for_each(|p| run(t.c.add(block * t.ldc + p * BLOCK + lane), 1));
+        }
+    }
 }
 
 /// One block of channels of a blocked depthwise conv over output pixels `p0..p1`.
@@ -459,6 +499,7 @@ pub(crate) fn block_taps(taps: &[f32], c: usize) -> Vec<f32> {
 /// channels its core wrote (MobileNetV2's 7x7 depthwise convs at batch 1: 26.5 -> 14.5 us).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_depthwise(
+    isa: Isa,
     kernel: unsafe fn(&DwJob),
     g: Geom,
     c: usize,
@@ -508,6 +549,11 @@ pub(crate) fn run_depthwise(
             // SAFETY: the job's planes, taps and bias have the sizes asserted above; the
             // pixels p0..p1 of this plane are this item's alone.
             unsafe { kernel(&job) };
+            if !act.in_kernel() {
+                // SAFETY: as above; the kernel left the activation to this pass.
+                let written = unsafe { std::slice::from_raw_parts_mut(job.output.add(p0 * BLOCK), (p1 - p0) * BLOCK) };
+                super::kernels::activate_in_place(isa, written, act);
+            }
         }
     });
 }

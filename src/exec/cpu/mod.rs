@@ -864,6 +864,7 @@ impl PackedConv {
                     layouts,
                 };
                 gemm::run(&call, input, output, threads);
+                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
             }
             Body::Gemm(weights) => {
                 let call = blocked::Pointwise {
@@ -872,7 +873,8 @@ impl PackedConv {
                     k: s.in_channels,
                     m: s.out_channels,
                     bias: &self.bias,
-                    act: self.kernel_act(),
+                    act: self.epilogue,
+                    isa: self.isa,
                     images: n,
                     pixels: oh * ow,
                     layouts,
@@ -888,13 +890,14 @@ impl PackedConv {
                 let g = self.geom(h, w)?;
                 let kernel = blocked::depthwise_kernel(self.isa);
                 blocked::run_depthwise(
+                    self.isa,
                     kernel,
                     g,
                     s.in_channels,
                     n,
                     taps,
                     &self.bias,
-                    self.kernel_act(),
+                    self.epilogue,
                     input,
                     output,
                     threads,
@@ -902,7 +905,6 @@ impl PackedConv {
                 );
             }
         }
-        eltwise::act_in_place(self.isa, output, self.epilogue, threads);
         Ok(())
     }
 
