@@ -243,6 +243,10 @@ impl Simd for Avx512 {
         _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127))))
     }
     #[inline(always)]
+    unsafe fn mul_pow2i(v: __m512, n: __m512) -> __m512 {
+        _mm512_scalef_ps(v, n)
+    }
+    #[inline(always)]
     unsafe fn min(a: __m512, b: __m512) -> __m512 {
         _mm512_min_ps(a, b)
     }

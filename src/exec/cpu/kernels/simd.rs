@@ -116,6 +116,12 @@ pub(crate) trait Simd {
     unsafe fn floor(v: Self::V) -> Self::V;
     /// `2^n` for lanes holding integers `n` in `-126 ..= 127` (built in the exponent bits).
     unsafe fn pow2i(n: Self::V) -> Self::V;
+    /// `v * 2^n` for lanes holding integers `n` in `-126 ..= 127` (AVX-512: one `vscalefps`
+    /// where `pow2i` and the multiply take four instructions).
+    #[inline(always)]
+    unsafe fn mul_pow2i(v: Self::V, n: Self::V) -> Self::V {
+        Self::mul(v, Self::pow2i(n))
+    }
 }
 
 /// Ask for the cache line holding `p` in L1 (a hint: never faults, even outside any buffer).
@@ -211,8 +217,8 @@ unsafe fn hard_sigmoid<S: Simd>(v: S::V) -> S::V {
 }
 
 /// `e^x` to about 2 ulp over f32's range: `x = n ln2 + r` with `|r| <= ln2 / 2` (ln 2 in
-/// two parts, Cody and Waite), `e^r` by its degree-6 Taylor-like polynomial (Cephes'
-/// `expf` coefficients), times `2^n`. Inputs are clamped to `-87.3 ..= 88.3` first, where
+/// two parts, Cody and Waite), `e^r` by its degree-7 Taylor-like polynomial (Cephes'
+/// `expf` coefficients, then 1 and 1) in Horner's form, times `2^n`. Inputs are clamped to `-87.3 ..= 88.3` first, where
 /// `2^n` stays a normal float: below, results are about 1e-38 instead of going denormal or
 /// zero; above, about 2e38 instead of infinity (sigmoid and SiLU saturate long before).
 /// A NaN lane gives an unspecified finite value: the callers keep NaN through `x` itself.
@@ -223,11 +229,10 @@ pub(crate) unsafe fn exp<S: Simd>(x: S::V) -> S::V {
     let r = S::fmadd(n, S::splat(-0.693_359_4), x);
     let r = S::fmadd(n, S::splat(2.121_944_4e-4), r);
     let mut p = S::splat(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5, 1.0, 1.0] {
         p = S::fmadd(p, r, S::splat(c));
     }
-    let p = S::fmadd(S::mul(p, r), r, S::add(r, S::splat(1.0)));
-    S::mul(p, S::pow2i(n))
+    S::mul_pow2i(p, n)
 }
 
 /// Load `n` floats (`1 <= n <= LANES`), zero-filled above.
