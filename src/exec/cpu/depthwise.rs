@@ -444,6 +444,8 @@ pub(crate) struct Call<'a> {
     /// `[channels][kh * kw]`.
     pub taps: &'a [f32],
     pub bias: &'a [f32],
+    /// Any activation: ReLU and ReLU6 in the kernel's stores, the others on each work
+    /// item's output just after the kernel wrote it, in the core's cache.
     pub act: Epilogue,
 }
 
@@ -480,6 +482,13 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
             // item only, `cols` is for this ISA's lanes, and the ISA was checked when the
             // conv was packed.
             unsafe { plane_for(isa, &p) };
+        }
+        if !act.in_kernel() {
+            // The activations the kernel leaves to a pass, on the planes just written.
+            // SAFETY: planes first..end of `out`, this item's own.
+            let written =
+                unsafe { std::slice::from_raw_parts_mut(y.get().add(first * out_plane), (end - first) * out_plane) };
+            super::kernels::activate_in_place(isa, written, act);
         }
     };
     threads.for_each(items, &item);

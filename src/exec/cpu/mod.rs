@@ -946,12 +946,13 @@ impl PackedConv {
                     force: self.force,
                 };
                 winograd::run(&call, input, output, threads);
+                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
             }
             (Body::Gemm(weights), None, Some(g)) => {
                 let (m, k) = (s.out_channels, g.k());
                 let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
                 let call =
-                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.kernel_act() };
+                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
                 stem::run(&call, input, output, threads);
             }
             (Body::Gemm(weights), None, None) => {
@@ -993,6 +994,7 @@ impl PackedConv {
                     self.force.or(self.tuned.get([n, h, w]))
                 };
                 run(force, output);
+                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
             }
             (Body::Depthwise(taps), _, _) => {
                 let g = self.geom(h, w)?;
@@ -1003,12 +1005,11 @@ impl PackedConv {
                     images: n,
                     taps,
                     bias: &self.bias,
-                    act: self.kernel_act(),
+                    act: self.epilogue,
                 };
                 depthwise::run(&call, input, output, threads);
             }
         }
-        eltwise::act_in_place(self.isa, output, self.epilogue, threads);
         Ok(())
     }
 }

@@ -242,6 +242,8 @@ pub(crate) struct Call<'a> {
     pub images: usize,
     pub weights: &'a Weights,
     pub bias: &'a [f32],
+    /// Any activation: ReLU and ReLU6 in the kernel's stores, the others on each work
+    /// item's output just after the kernel wrote it, in the core's cache.
     pub act: Epilogue,
 }
 
@@ -285,6 +287,15 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
         // this item's alone, `cols` is for this ISA's lanes, and the ISA was checked when
         // the conv was packed.
         unsafe { rows_for(isa, &job) };
+        if !act.in_kernel() {
+            // The activations the kernel leaves to a pass, on each plane's rows just written.
+            for oc in 0..weights.m {
+                // SAFETY: rows oy0..oy1 of plane `oc` of image `img`, this item's own.
+                let rows =
+                    unsafe { std::slice::from_raw_parts_mut(job.y.add((oc * g.oh + oy0) * g.ow), (oy1 - oy0) * g.ow) };
+                super::kernels::activate_in_place(isa, rows, act);
+            }
+        }
     });
 }
 
