@@ -570,7 +570,7 @@ fn small_maps_take_the_channel_tile() {
 fn few_input_channels_run_on_the_stem_kernel() {
     let pools = pools();
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
-    let mut ran = 0;
+    let (mut ran, mut blocked_runs) = (0, 0);
     for case in 0..40 {
         let c = rng.random_range(1..=4);
         let m = pick(&mut rng, &[1, 5, 8, 13, 16, 24, 32, 37]);
@@ -596,15 +596,48 @@ fn few_input_channels_run_on_the_stem_kernel() {
             let conv = PackedConv::with_isa(&weight, Some(&bias), spec, epi, isa).unwrap();
             let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
             assert_eq!(conv.method_for(n, h, w) == "stem", ow >= lanes, "{isa}, {spec:?} on {h}x{w}");
+            // Whole blocks of output channels may be written blocked, from NCHW input.
+            let to_blocks = Layouts { input: false, output: true };
+            assert_eq!(conv.runs_in(to_blocks), m % 16 == 0, "{spec:?}");
             for threads in &pools {
                 let mut got = vec![f32::NAN; n * m * oh * ow];
                 conv.run(&x, n, h, w, &mut got, threads).unwrap();
                 compare(&got, &want, TOLERANCE, || format!("case {case}: {isa}, {threads:?}, {spec:?}, {n}x{h}x{w}"));
                 ran += 1;
+                if m % 16 == 0 {
+                    let mut got = vec![f32::NAN; n * m * oh * ow];
+                    conv.run_in_layouts(&x, n, h, w, None, false, &mut got, to_blocks, threads).unwrap();
+                    let got = from_blocked(&got, n, m, oh * ow);
+                    compare(&got, &want, TOLERANCE, || format!("blocked, case {case}: {isa}, {threads:?}, {spec:?}"));
+                    let kernel = conv.kernel_in(to_blocks, n, h, w);
+                    assert_eq!(kernel == "stem + blocked", ow >= lanes, "{kernel}");
+                    blocked_runs += 1;
+                }
             }
         }
     }
     assert!(Isa::detect() == Isa::Scalar || ran >= 60, "only {ran} runs");
+    assert!(Isa::detect() == Isa::Scalar || blocked_runs >= 15, "only {blocked_runs} blocked runs");
+
+    // Written blocked where the stem kernel may not run (a forced method, a residual beside
+    // the output or in it): the same sums, NCHW and reordered.
+    let spec = ConvSpec::new(3, 32, [3, 3]).with_stride(2, 2).with_padding(1, 1, 1, 1);
+    let (n, h, w, m) = (2, 17, 40, 32);
+    let (oh, ow) = spec.output_hw(h, w).unwrap();
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let (weight, bias, x, res) = (random(spec.weight_len()), random(m), random(n * 3 * h * w), random(n * m * oh * ow));
+    let to_blocks = Layouts { input: false, output: true };
+    let res_blocked = to_blocked(&res, n, m, oh * ow);
+    for (force, residual) in [(Some(GemmMethod::Im2col), 0), (None, 1), (None, 2)] {
+        let mut conv = PackedConv::new(&weight, Some(&bias), spec, Epilogue::Silu).unwrap();
+        conv.force_gemm_method(force);
+        let want =
+            reference(&spec, &weight, Some(&bias), (residual > 0).then_some(&res[..]), Epilogue::Silu, &x, n, h, w);
+        let mut got = if residual == 2 { res_blocked.clone() } else { vec![f32::NAN; n * m * oh * ow] };
+        let beside = (residual == 1).then_some(&res_blocked[..]);
+        conv.run_in_layouts(&x, n, h, w, beside, residual == 2, &mut got, to_blocks, &pools[1]).unwrap();
+        compare(&from_blocked(&got, n, m, oh * ow), &want, TOLERANCE, || format!("{force:?}, residual {residual}"));
+    }
 
     // MobileNetV2's stem runs here; ResNet-50's 7x7 one, a 1x1 conv, a residual or a
     // forced method keep the GEMM.
@@ -859,12 +892,15 @@ fn blocked_layouts_match_the_definition() {
     assert!(strided.runs_in(Layouts::BLOCKED) && strided.runs_in(Layouts { input: true, output: false }));
     let square = ConvSpec::new(16, 16, [3, 3]);
     let square = PackedConv::new(&[0.1; 16 * 16 * 9], None, square, Epilogue::None).unwrap();
-    // A 3x3 stride-1 conv may run on Winograd (NCHW only), a conv of 3 input channels on
-    // the stem kernel (NCHW only).
+    // A 3x3 stride-1 conv may run on Winograd (NCHW only); a conv of 3 input channels on
+    // the stem kernel reads NCHW, and writes blocked where its channels are whole blocks.
     assert!(!square.runs_in(Layouts { input: false, output: true }) && square.runs_in(Layouts::NCHW));
     let stem = ConvSpec::new(3, 16, [3, 3]).with_stride(2, 2);
     let stem = PackedConv::new(&[0.1; 16 * 27], None, stem, Epilogue::None).unwrap();
-    assert!(!stem.runs_in(Layouts { input: false, output: true }));
+    assert!(stem.runs_in(Layouts { input: false, output: true }) && !stem.runs_in(Layouts::BLOCKED));
+    let odd = ConvSpec::new(3, 24, [3, 3]).with_stride(2, 2);
+    let odd = PackedConv::new(&[0.1; 24 * 27], None, odd, Epilogue::None).unwrap();
+    assert!(!odd.runs_in(Layouts { input: false, output: true }));
     let e =
         dw.run_in_layouts(&x, 1, 5, 5, Some(&x), false, &mut out, Layouts::BLOCKED, &Threads::single()).unwrap_err();
     assert!(e.to_string().contains("residual"), "{e}");

@@ -407,6 +407,25 @@ fn tensors_run_blocked_where_every_reader_can() {
     let err = compare_with(&net, true, 8, 1, ConvAlgorithm::Packed);
     assert!(err < 1e-4, "mobilenet_v2 with blocked tensors: {err}");
 
+    // A stem conv (3 input channels) writes blocked for a max pool that pools blocked where
+    // its NCHW rows would not be whole cache lines (SqueezeNet's 31 pixels at 64x64), NCHW
+    // where they are (MobileNetV2's 112 at 224x224).
+    let first = |op: &PackedConvOp| op.conv().spec().in_channels == 3;
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(conv_layouts(&lowered, first), [(false, false)]);
+    let net = zoo::build("squeezenet1_1", Some(&Shape::chw(3, 64, 64))).unwrap();
+    let weights = Weights::init(&net, 2);
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(conv_layouts(&lowered, first), [(false, true)]);
+    assert!(lowered
+        .layers
+        .iter()
+        .any(|l| matches!(l, Layer::PackedPool(op) if format!("{op:?}").contains("MaxBlocked"))));
+    for batch in [1, 2] {
+        let err = compare_with(&net, true, 3, batch, ConvAlgorithm::Packed);
+        assert!(err < 1e-4, "squeezenet1_1 with a blocked stem, batch {batch}: {err}");
+    }
+
     // EfficientNet's squeeze-and-excitation: the channel scale keeps its input's layout and
     // the average pool reads blocked, so the depthwise convs before them run blocked (52
     // blocked convs; 30 while the scale read NCHW only).

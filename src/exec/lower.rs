@@ -744,7 +744,11 @@ fn block_tensors(net: &Net, layers: &mut [Layer]) -> Result<usize, ExecError> {
             // inputs one after the other) where every input is whole blocks.
             let blocked_concat =
                 matches!(layers[i], Layer::PackedConcat(_)) && net.nodes[i].inputs.iter().all(|&p| whole_blocks(p));
-            conv_op(&layers[i]).is_some_and(writes_blocked) || (keeps_layout && whole_blocks(i)) || blocked_concat
+            let out_w = net.nodes[i].shape.hw().map_or(0, |[_, w]| w);
+            let pays = |op: &Arc<PackedConvOp>| op.conv().blocked_output_pays(out_w);
+            conv_op(&layers[i]).is_some_and(|op| pays(&op) && writes_blocked(op))
+                || (keeps_layout && whole_blocks(i))
+                || blocked_concat
         })
         .collect();
     for &o in &net.outputs {

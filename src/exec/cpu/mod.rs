@@ -484,6 +484,9 @@ impl PackedConv {
         }
         let kernel = match &self.body {
             Body::Depthwise(_) => "depthwise",
+            Body::Gemm(_) if self.stem_writes_blocked(layouts) => {
+                return self.method_for(n, h, w).to_string() + " + blocked"
+            }
             Body::Gemm(_) if self.blocked_grid() => "direct/channels",
             Body::Gemm(_) if self.subsamples() => "subsampled/pointwise/channels",
             Body::Gemm(_) => "pointwise/channels",
@@ -768,6 +771,7 @@ impl PackedConv {
         match &self.body {
             _ if layouts == Layouts::NCHW => true,
             Body::Depthwise(_) => layouts == Layouts::BLOCKED && whole(s.in_channels, true),
+            Body::Gemm(_) if self.stem_writes_blocked(layouts) => true,
             Body::Gemm(_) => {
                 s.groups == 1
                     && (self.is_pointwise() || self.subsamples() || self.blocked_grid())
@@ -775,6 +779,30 @@ impl PackedConv {
                     && whole(s.out_channels, layouts.output)
             }
         }
+    }
+
+    /// Whether writing its output blocked (where it [`runs_in`](Self::runs_in) that) may pay
+    /// for an output `out_w` pixels wide: always, but on the stem kernel only where NCHW rows
+    /// are not whole cache lines. Measured at batch 16 (benches/peers/RESULTS.md section 30):
+    /// SqueezeNet's 111-pixel rows took 10.7 ms NCHW and 5.1 blocked; MobileNetV2's
+    /// 112-pixel ones ran 8% slower blocked, with the net 6% slower.
+    pub fn blocked_output_pays(&self, out_w: usize) -> bool {
+        let stem = self.stem_writes_blocked(Layouts { input: false, output: true });
+        !stem || !out_w.is_multiple_of(blocked::BLOCK)
+    }
+
+    /// Whether the conv writes a blocked output from an NCHW input on the stem kernel
+    /// (`stem.rs`: a first conv's few input channels, a small window), its output channels
+    /// whole blocks: each output vector's channels turned into a vector per pixel, stored
+    /// whole. SqueezeNet's stem at batch 16 wrote its NCHW planes at half onnxruntime's speed:
+    /// 111-pixel rows, each vector across two cache lines.
+    fn stem_writes_blocked(&self, layouts: Layouts) -> bool {
+        let s = &self.spec;
+        layouts == (Layouts { input: false, output: true })
+            && stem::may_apply(s)
+            && !s.is_depthwise()
+            && s.kernel != [1, 1]
+            && s.out_channels.is_multiple_of(blocked::BLOCK)
     }
 
     /// Whether the conv runs blocked on the direct grid's channel tile (`gemm::Call::layouts`):
@@ -849,6 +877,35 @@ impl PackedConv {
         let threads = self.threads_for(n, h, w, threads);
         let s = &self.spec;
         match &self.body {
+            Body::Gemm(weights) if self.stem_writes_blocked(layouts) => {
+                let (m, ohw) = (s.out_channels, oh * ow);
+                match self.stem_geom(h, w) {
+                    Some(g) if residual.is_none() && !residual_in_output => {
+                        let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, g.k(), g.kw));
+                        let call = stem::Call {
+                            isa: self.isa,
+                            g,
+                            images: n,
+                            weights: stem,
+                            bias: &self.bias,
+                            act: self.epilogue,
+                            blocked: true,
+                        };
+                        stem::run(&call, input, output, threads);
+                    }
+                    // Another kernel (a forced method, a narrow map, a residual): NCHW, then
+                    // reordered.
+                    _ => {
+                        let residual = match residual_in_output {
+                            true => Some(from_blocked(output, n, m, ohw)),
+                            false => residual.map(|r| from_blocked(r, n, m, ohw)),
+                        };
+                        let mut nchw = output_buffer(output.len());
+                        self.execute(input, n, h, w, residual.as_deref(), false, &mut nchw, threads)?;
+                        output.copy_from_slice(&to_blocked(&nchw, n, m, ohw));
+                    }
+                }
+            }
             Body::Gemm(weights) if self.blocked_grid() => {
                 let call = gemm::Call {
                     weights,
@@ -951,8 +1008,15 @@ impl PackedConv {
             (Body::Gemm(weights), None, Some(g)) => {
                 let (m, k) = (s.out_channels, g.k());
                 let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
-                let call =
-                    stem::Call { isa: self.isa, g, images: n, weights: stem, bias: &self.bias, act: self.epilogue };
+                let call = stem::Call {
+                    isa: self.isa,
+                    g,
+                    images: n,
+                    weights: stem,
+                    bias: &self.bias,
+                    act: self.epilogue,
+                    blocked: false,
+                };
                 stem::run(&call, input, output, threads);
             }
             (Body::Gemm(weights), None, None) => {

@@ -18,10 +18,10 @@
 //! Only small windows: over 9 taps per channel the GEMM's K is long enough for its tiles.
 
 use super::depthwise::{load_cols, load_whole, Cols};
-use super::kernels::simd::{activate, store_n, Simd};
+use super::kernels::simd::{activate, store_n, Simd, MAX_LANES};
 use super::pack::Geom;
 use super::threads::{share, SendPtr, Threads};
-use super::{ConvSpec, Epilogue, Isa};
+use super::{ConvSpec, Epilogue, Isa, BLOCK};
 
 /// Most input channels a conv has to run here.
 const MAX_CHANNELS: usize = 4;
@@ -118,8 +118,10 @@ pub(crate) struct Job<'a> {
     pub act: Epilogue,
     /// The image's `c` planes of `h * w` floats.
     pub x: *const f32,
-    /// The image's `m` output planes of `oh * ow` floats.
+    /// The image's `m` output planes of `oh * ow` floats; blocked, its `m / 16` blocks of
+    /// `oh * ow` pixels of 16 channels (`to_blocked`).
     pub y: *mut f32,
+    pub blocked: bool,
     pub oy0: usize,
     pub oy1: usize,
     /// Output rows whose every tap row lies inside the input.
@@ -158,6 +160,17 @@ unsafe fn rows_t<S: Simd, const T: usize>(j: &Job) {
             let whole = (j.inner_rows.0..j.inner_rows.1).contains(&oy) && j.cols.whole(c);
             let at = Vector { oy, c, ox, n: S::LANES.min(g.ow - ox), whole };
             let mut oc = 0;
+            if j.blocked {
+                // Whole vectors of channels (the call checked m), each a block's lanes.
+                while oc < m {
+                    match S::LANES {
+                        16 => channels::<S, T, 16>(j, &at, oc),
+                        _ => channels::<S, T, 8>(j, &at, oc),
+                    }
+                    oc += S::LANES;
+                }
+                continue;
+            }
             if group == GROUP {
                 while oc + GROUP <= m {
                     channels::<S, T, GROUP>(j, &at, oc);
@@ -230,6 +243,20 @@ unsafe fn channels<S: Simd, const T: usize, const G: usize>(j: &Job, at: &Vector
             }
         });
     }
+    if j.blocked {
+        // Rows of channels, lanes of pixels, turned into a vector of channels per pixel: pixel
+        // q's channels oc.. at lane oc % 16 of its block.
+        let mut rows = [S::zero(); MAX_LANES];
+        for (r, &acc) in rows.iter_mut().zip(&acc).take(S::LANES) {
+            *r = activate::<S>(acc, j.act);
+        }
+        let pixels = S::transpose(rows);
+        let y = j.y.add((oc / BLOCK * out_plane + at.oy * g.ow + at.ox) * BLOCK + oc % BLOCK);
+        for (q, &v) in pixels.iter().enumerate().take(at.n) {
+            store_n::<S>(y.add(q * BLOCK), v, S::LANES);
+        }
+        return;
+    }
     for (i, &acc) in acc.iter().enumerate() {
         store_n::<S>(y.add((oc + i) * out_plane), activate::<S>(acc, j.act), at.n);
     }
@@ -245,11 +272,14 @@ pub(crate) struct Call<'a> {
     /// Any activation: ReLU and ReLU6 in the kernel's stores, the others on each work
     /// item's output just after the kernel wrote it, in the core's cache.
     pub act: Epilogue,
+    /// Write the output blocked (`to_blocked`; `m` whole blocks).
+    pub blocked: bool,
 }
 
 /// Run a call: items of (image, run of output rows), every output channel.
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
-    let Call { isa, g, images, weights, bias, act } = *call;
+    let Call { isa, g, images, weights, bias, act, blocked } = *call;
+    assert!(!blocked || weights.m.is_multiple_of(BLOCK), "a blocked output has whole blocks");
     let (in_image, out_image) = (g.c * g.h * g.w, weights.m * g.oh * g.ow);
     assert_eq!(input.len(), images * in_image);
     assert_eq!(out.len(), images * out_image);
@@ -280,6 +310,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
             y: unsafe { y.get().add(img * out_image) },
             oy0,
             oy1,
+            blocked,
             inner_rows: g.inner_rows(),
             taps3_stride2: g.kw == 3 && g.sw == 2 && g.dw == 1 && weights.chunk == 3,
         };
@@ -289,10 +320,13 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
         unsafe { rows_for(isa, &job) };
         if !act.in_kernel() {
             // The activations the kernel leaves to a pass, on each plane's rows just written.
-            for oc in 0..weights.m {
-                // SAFETY: rows oy0..oy1 of plane `oc` of image `img`, this item's own.
-                let rows =
-                    unsafe { std::slice::from_raw_parts_mut(job.y.add((oc * g.oh + oy0) * g.ow), (oy1 - oy0) * g.ow) };
+            // Rows oy0..oy1 of each plane, or of each block of 16 planes.
+            let (planes, width) = if blocked { (weights.m / BLOCK, g.ow * BLOCK) } else { (weights.m, g.ow) };
+            for plane in 0..planes {
+                // SAFETY: rows oy0..oy1 of a plane (block) of image `img`, this item's own.
+                let rows = unsafe {
+                    std::slice::from_raw_parts_mut(job.y.add((plane * g.oh + oy0) * width), (oy1 - oy0) * width)
+                };
                 super::kernels::activate_in_place(isa, rows, act);
             }
         }
