@@ -791,6 +791,26 @@ impl PackedConv {
         !stem || !out_w.is_multiple_of(blocked::BLOCK)
     }
 
+    /// The conv on the stem kernel (`stem.rs`), its weights chunked on first use, its output
+    /// NCHW or `blocked`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_stem(
+        &self,
+        weights: &gemm::GemmWeights,
+        g: pack::Geom,
+        images: usize,
+        input: &[f32],
+        output: &mut [f32],
+        blocked: bool,
+        threads: &Threads,
+    ) {
+        let m = self.spec.out_channels;
+        let chunked = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, g.k(), g.kw));
+        let call =
+            stem::Call { isa: self.isa, g, images, weights: chunked, bias: &self.bias, act: self.epilogue, blocked };
+        stem::run(&call, input, output, threads);
+    }
+
     /// Whether the conv writes a blocked output from an NCHW input on the stem kernel
     /// (`stem.rs`: a first conv's few input channels, a small window), its output channels
     /// whole blocks: each output vector's channels turned into a vector per pixel, stored
@@ -881,17 +901,7 @@ impl PackedConv {
                 let (m, ohw) = (s.out_channels, oh * ow);
                 match self.stem_geom(h, w) {
                     Some(g) if residual.is_none() && !residual_in_output => {
-                        let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, g.k(), g.kw));
-                        let call = stem::Call {
-                            isa: self.isa,
-                            g,
-                            images: n,
-                            weights: stem,
-                            bias: &self.bias,
-                            act: self.epilogue,
-                            blocked: true,
-                        };
-                        stem::run(&call, input, output, threads);
+                        self.run_stem(weights, g, n, input, output, true, threads)
                     }
                     // Another kernel (a forced method, a narrow map, a residual): NCHW, then
                     // reordered.
@@ -1006,18 +1016,7 @@ impl PackedConv {
                 eltwise::act_in_place(self.isa, output, self.epilogue, threads);
             }
             (Body::Gemm(weights), None, Some(g)) => {
-                let (m, k) = (s.out_channels, g.k());
-                let stem = self.stem.get_or_init(|| stem::Weights::new(&weights.unpacked(), m, k, g.kw));
-                let call = stem::Call {
-                    isa: self.isa,
-                    g,
-                    images: n,
-                    weights: stem,
-                    bias: &self.bias,
-                    act: self.epilogue,
-                    blocked: false,
-                };
-                stem::run(&call, input, output, threads);
+                self.run_stem(weights, g, n, input, output, false, threads);
             }
             (Body::Gemm(weights), None, None) => {
                 // (`subsamples` implies no forced method: `self.force` is None there.)
