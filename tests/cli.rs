@@ -193,9 +193,10 @@ fn run_layers_measures_how_busy_the_threads_were() {
     }
 }
 
-/// `--layers` names the packed kernel each conv and pool ran on, and only for those: the stem
-/// on the first-conv kernel (3 channels, 3x3, rows of 111), the 1x1 squeezes in place, the
-/// rest on a GEMM form or Winograd; the max pools and the global average pool by name.
+/// `--layers` names the packed kernel each conv, pool and concat ran on, and only for those:
+/// the stem on the first-conv kernel (3 channels, 3x3, rows of 111, written blocked), the 1x1
+/// squeezes in place, the rest on a GEMM form or Winograd; the max pools, the global average
+/// pool and the concats by name.
 #[test]
 fn run_layers_names_each_convs_kernel() {
     let out = json(&run_args(&["squeezenet1_1", "--layers", "--json"]));
@@ -214,6 +215,8 @@ fn run_layers_names_each_convs_kernel() {
             assert!(k.is_some_and(|k| k.starts_with("max-pool2d")), "{l}");
         } else if l["op"] == "global_avg_pool" {
             assert!(k.is_some_and(|k| k.starts_with("global-avg-pool")), "{l}");
+        } else if l["op"] == "concat" {
+            assert!(k.is_some_and(|k| k.starts_with("concat")), "{l}");
         } else {
             assert!(k.is_none(), "{l}");
         }
@@ -221,7 +224,7 @@ fn run_layers_names_each_convs_kernel() {
     // The first-conv kernel needs vectors.
     let vectors = synprof::exec::cpu::Isa::detect() != synprof::exec::cpu::Isa::Scalar;
     if vectors {
-        assert_eq!(kernel("conv1").as_deref(), Some("stem"));
+        assert_eq!(kernel("conv1").as_deref(), Some("stem + blocked"));
     }
     assert!(kernel("fire2.conv1").is_some_and(|k| k.starts_with("pointwise")), "{:?}", kernel("fire2.conv1"));
     let text = stdout(&synprof(&run_args(&["squeezenet1_1", "--layers"])));
@@ -245,8 +248,9 @@ fn run_layers_counts_a_fused_expansion_where_it_runs() {
     assert_eq!(dw["flops"].as_u64().unwrap(), flops("blocks.2.conv1") + flops("blocks.2.conv2"));
     let achieved = dw["flops"].as_f64().unwrap() / (dw["mean_ms"].as_f64().unwrap() / 1e3) / 1e9;
     assert!((dw["achieved_gflops_per_s"].as_f64().unwrap() - achieved).abs() < 1e-6 * achieved);
-    // An unfused depthwise conv counts its own.
-    let plain = layers.iter().find(|l| l["kernel"] == "depthwise").expect("a depthwise conv runs unfused");
+    // An unfused depthwise conv (NCHW or blocked) counts its own.
+    let depthwise = |l: &&serde_json::Value| l["kernel"].as_str().is_some_and(|k| k.starts_with("depthwise"));
+    let plain = layers.iter().find(depthwise).expect("a depthwise conv runs unfused");
     assert_eq!(plain["flops"].as_u64().unwrap(), flops(plain["name"].as_str().unwrap()));
 }
 
