@@ -7,8 +7,9 @@
 //! channel) and in the blocked layout (`to_blocked`: a group of 16 channels per block) alike,
 //! so the output is a sequence of channel groups each copied from one input's group.
 
-use super::eltwise::{act_in_place, act_of, affine_act_serial};
+use super::eltwise::{act_of, affine_act_serial};
 use super::isa::widest_vectors;
+use super::kernels::activate_in_place;
 use super::{ConvError, Epilogue, Isa, Threads, BLOCK};
 
 /// Floats per work item, at least.
@@ -99,7 +100,9 @@ pub fn concat_channels(
         }
     }
     // Output groups `first..` into `o`, a whole number of groups: each run of groups from
-    // one input's image at once (one copy, or the affine group by group).
+    // one input's image at once (one copy, or the affine group by group, then the
+    // activations `affine_act_serial` leaves out, on the run just written).
+    let isa = Isa::detect();
     let run = |first: usize, o: &mut [f32]| {
         let mut done = 0;
         while done < o.len() {
@@ -123,6 +126,9 @@ pub fn concat_channels(
                     affine_act_lanes(src, &lanes(a.scale), &lanes(a.shift), dst, a.act);
                 }
             }
+            if !a.act.in_kernel() {
+                activate_in_place(isa, dst, a.act);
+            }
         }
     };
     let per_item = CHUNK.div_ceil(group).max(1);
@@ -130,9 +136,6 @@ pub fn concat_channels(
         run(0, out);
     } else {
         threads.for_each_chunk(out, per_item * group, &|i, o| run(i * per_item, o));
-    }
-    if let Some(a) = affine {
-        act_in_place(Isa::detect(), out, a.act, threads);
     }
     Ok(())
 }
