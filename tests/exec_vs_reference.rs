@@ -378,14 +378,7 @@ fn with_head(mut g: NetBuilder, x: T) -> Net {
 /// Each packed conv's (input blocked, output blocked), in node order, of those `keep` picks.
 fn conv_layouts(lowered: &Lowered, keep: impl Fn(&PackedConvOp) -> bool) -> Vec<(bool, bool)> {
     let layouts = |op: &PackedConvOp| (op.layouts().input, op.layouts().output);
-    lowered
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } if keep(op) => Some(layouts(op)),
-            _ => None,
-        })
-        .collect()
+    lowered.layers.iter().filter_map(|l| l.packed_conv().filter(|op| keep(op)).map(|op| layouts(op))).collect()
 }
 
 /// Tensors run blocked (a pixel's 16 channels together, `exec::cpu::blocked`) where every
@@ -728,16 +721,61 @@ fn per_layer_timing_runs_the_plain_inference() {
     }
 }
 
+/// The convs that alone feed a channel concat write into its buffer, the concat copying only
+/// the inputs no such conv made: against the reference at batch 1 (each writer straight into
+/// its channels) and 3 (its own buffer, then each image's run copied in), NCHW and blocked,
+/// folding on and off, writers running in another order than their channels lie, a chain of
+/// pass-throughs between a writer and the concat, and a concat that no conv alone feeds.
+#[test]
+fn convs_write_into_the_concat_that_alone_reads_them() {
+    let mut g = NetBuilder::new("concats_in_place", &[16, 9, 10]);
+    let x = g.input();
+    let x = g.conv(x, conv(16, 1));
+    // A fire module whose 3x3 runs before its 1x1 but lies after it; each ReLU (fused, a
+    // pass-through) runs after both convs.
+    let e3 = g.conv(x, conv(24, 3).pad(1));
+    let e1 = g.conv(x, conv(8, 1));
+    let e1 = g.bn(e1);
+    let e3 = g.relu(e3);
+    let e1 = g.relu(e1);
+    let fire = g.cat(&[e1, e3]);
+    // A reduction: two strided convs and a max pool (copied); the pool's input is read twice.
+    let r1 = g.conv(fire, conv(16, 3).stride(2));
+    let r2 = g.conv(fire, conv(8, 1));
+    let r2 = g.conv(r2, conv(16, 3).stride(2));
+    let rp = g.max_pool(fire, pool(3).stride(2));
+    let reduction = g.cat(&[r1, rp, r2]);
+    // Blocked: 1x1 convs of whole blocks reading a blocked tensor and writing blocked.
+    let b = g.conv(reduction, conv(32, 1));
+    let b1 = g.conv(b, conv(16, 1));
+    let b2 = g.conv(b, conv(32, 1));
+    let blocked = g.cat(&[b1, b2]);
+    let y = g.conv(blocked, conv(16, 1));
+    // No writer: both inputs are read by others too.
+    let plain = g.cat(&[y, b]);
+    let z = g.conv(plain, conv(16, 1));
+    let y = g.add(z, y);
+    let net = with_head(g, y);
+    let weights = Weights::init(&net, 21);
+    for fold in [true, false] {
+        let phase = Phase::Inference { fold_batch_norm: fold };
+        let lowered =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+        let kernels = concat_kernels(&lowered);
+        // Unfolded, e1's norm runs on its own and passes no conv's output on: e1 is copied.
+        let fire = if fold { "concat-in-place" } else { "concat-in-place+copy" };
+        assert_eq!(kernels, [fire, "concat-in-place+copy", "concat-in-place-blocked", "concat-blocked"], "fold {fold}");
+        assert_eq!(lowered.concats_in_place, 3);
+        for batch in [1, 3] {
+            let err = compare_with(&net, fold, 22, batch, ConvAlgorithm::Packed);
+            assert!(err < TOLERANCE, "fold {fold}, batch {batch}: {err}");
+        }
+    }
+}
+
 /// The packed concat kernel of each concat node, in node order.
 fn concat_kernels(lowered: &Lowered) -> Vec<&'static str> {
-    lowered
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            Layer::PackedConcat(op) => Some(op.name()),
-            _ => None,
-        })
-        .collect()
+    lowered.layers.iter().filter_map(Layer::concat_kernel).collect()
 }
 
 /// Channel concats run on the conv threads, and a batch-norm (with its ReLU) that alone reads
@@ -782,8 +820,9 @@ fn concats_run_on_the_threads_with_the_norm_after_them() {
         let lowered =
             Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
         let kernels = concat_kernels(&lowered);
-        // a's "concat" of x alone passes x through; then b's, the one read twice, the blocked one.
-        assert_eq!(kernels, ["concat-affine-act", "concat", "concat-affine-act-blocked"]);
+        // a's "concat" of x alone passes x through; then b's, the one read twice (b's 3x3 conv
+        // writes into it, x and a are copied), the blocked one.
+        assert_eq!(kernels, ["concat-affine-act", "concat-in-place+copy", "concat-affine-act-blocked"]);
         for batch in [1, 3] {
             let err = compare_with(&net, fold, 12, batch, ConvAlgorithm::Packed);
             assert!(err < TOLERANCE, "fold {fold}, batch {batch}: {err}");

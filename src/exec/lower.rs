@@ -26,12 +26,15 @@
 //! reader, two-input adds with theirs, and max pools. The step's reverse pass over these
 //! layers is `exec::backward` (their backwards without candle's autograd between them).
 
+mod concat_in_place;
+
 use super::cpu::{contiguous_f32, output_buffer, ConvSpec, Epilogue, Layouts, PackedConv, Threads, TrainConv, BLOCK};
 use super::ExecError;
 use crate::analysis::cost::node_cost;
 use crate::graph::{Conv2d, Net, Op, Padding, Pool2d};
 use crate::weights::{HostTensor, NodeParams, Weights};
 use candle_core::{CpuStorage, DType, Device, Layout, Tensor, D};
+pub use concat_in_place::IntoConcatOp;
 use std::sync::{Arc, OnceLock};
 
 /// How inference convs run on the CPU at f32.
@@ -441,6 +444,14 @@ impl PackedConvOp {
     /// How its input and output lie: NCHW or blocked (`block_tensors`).
     pub fn layouts(&self) -> Layouts {
         self.layouts
+    }
+
+    /// The conv of a contiguous f32 input (`layout`) into `out`, the output's size.
+    fn run_into(&self, x: &[f32], layout: &Layout, out: &mut [f32]) -> candle_core::Result<()> {
+        let (n, _, h, w) = layout.shape().dims4()?;
+        self.conv
+            .run_in_layouts(x, n, h, w, None, false, out, self.layouts, self.threads)
+            .map_err(candle_core::Error::msg)
     }
 
     /// The conv of a contiguous NCHW f32 input (`layout`), with a residual shaped as the
@@ -1069,6 +1080,20 @@ pub enum Layer {
     Concat(usize),
     /// A channel concat on the conv threads, maybe with the batch-norm after it (packed path, inference).
     PackedConcat(Arc<ConcatOp>),
+    /// A packed conv writing its output into its channels of the buffer of the channel
+    /// concat that alone reads it (`concat_in_place`). `buffer`: the node whose value is
+    /// that buffer, made by an earlier writer; `None`: this conv makes it.
+    PackedConvIntoConcat {
+        op: Arc<IntoConcatOp>,
+        buffer: Option<usize>,
+    },
+    /// A channel concat whose writers wrote into its buffer (`concat_in_place`): input
+    /// `buffer`'s value is the buffer, `copies` write the other inputs into it.
+    ConcatInPlace {
+        buffer: usize,
+        copies: Vec<(usize, IntoConcatOp)>,
+        blocked: bool,
+    },
     ChannelShuffle(usize),
     ChannelSlice {
         start: usize,
@@ -1086,6 +1111,26 @@ pub enum Layer {
     /// Training-time dropout: a mask per step from the seeded stream.
     Dropout(f64),
     Softmax,
+}
+
+impl Layer {
+    /// The packed conv this layer runs, if it runs one on its own input.
+    pub fn packed_conv(&self) -> Option<&Arc<PackedConvOp>> {
+        match self {
+            Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => Some(op),
+            Layer::PackedConvIntoConcat { op, .. } => op.conv(),
+            _ => None,
+        }
+    }
+
+    /// A channel concat's packed kernel, as `--layers` names it.
+    pub fn concat_kernel(&self) -> Option<&'static str> {
+        match self {
+            Layer::PackedConcat(op) => Some(op.name()),
+            Layer::ConcatInPlace { copies, blocked, .. } => Some(concat_in_place::concat_name(copies.len(), *blocked)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1117,6 +1162,8 @@ pub struct Lowered {
     pub fused_expansions: usize,
     /// Packed convs that read or write blocked tensors (`block_tensors`).
     pub blocked_convs: usize,
+    /// Channel concats whose packed convs write into their buffer (`concat_in_place`).
+    pub concats_in_place: usize,
     /// Where a batch can be split (see [`Lowered::batch_split`]); empty when splitting is off.
     cuts: Vec<Cut>,
     /// The conv threads a split batch's images are shared among.
@@ -1598,6 +1645,7 @@ impl Lowered {
         residual_in_place(net, &mut layers);
         let residual_adds_in_place = layers_in_place(&layers);
         let blocked_convs = if packed { block_tensors(net, &mut layers)? } else { 0 };
+        let concats_in_place = if packed { concat_in_place::concats_in_place(net, &readers, &mut layers) } else { 0 };
         let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
         Ok(Lowered {
             net: net.clone(),
@@ -1613,6 +1661,7 @@ impl Lowered {
             fused_expansions,
             residual_adds_in_place,
             blocked_convs,
+            concats_in_place,
             cuts: if packed && batch_split_enabled() { cut_nodes(net) } else { Vec::new() },
             split_threads: threads.map_or(1, Threads::count),
         })
@@ -1632,16 +1681,18 @@ impl Lowered {
         let split = self.batch_split(batch);
         (0..self.layers.len())
             .map(|i| {
-                let op = match &self.layers[i] {
-                    Layer::PackedConv(op) | Layer::PackedConvAdd { op, .. } => op,
+                let layer = &self.layers[i];
+                let op = match layer {
                     Layer::PackedExpandDepthwise(_) => return Some("expansion + depthwise".to_string()),
                     Layer::PackedPool(op) => {
                         return Some(
                             candle_core::CustomOp1::name(op.as_ref()).trim_start_matches("packed-").to_string(),
                         )
                     }
-                    Layer::PackedConcat(op) => return Some(op.name().to_string()),
-                    _ => return None,
+                    _ => match (layer.packed_conv(), layer.concat_kernel()) {
+                        (Some(op), _) => op,
+                        (None, concat) => return concat.map(str::to_string),
+                    },
                 };
                 let &input = self.net.nodes[i].inputs.first()?;
                 let [h, w] = analysis.layers[input].output_shape.hw()?;
@@ -1814,8 +1865,10 @@ impl Lowered {
     pub fn layer_inputs<'v>(&self, i: usize, values: &'v [Option<Tensor>]) -> Vec<&'v Tensor> {
         let value = |p: usize| values[p].as_ref().expect("inputs are computed first");
         let mut inputs: Vec<&Tensor> = self.net.nodes[i].inputs.iter().map(|&p| value(p)).collect();
-        if let Layer::PackedConvAdd { residual, .. } = &self.layers[i] {
-            inputs.push(value(*residual));
+        match &self.layers[i] {
+            Layer::PackedConvAdd { residual, .. } => inputs.push(value(*residual)),
+            Layer::PackedConvIntoConcat { buffer: Some(b), .. } => inputs.push(value(*b)),
+            _ => {}
         }
         inputs
     }
@@ -1841,6 +1894,12 @@ impl Lowered {
             }
             Layer::Conv { weight, bias, plan, train: None } => conv(x(), weight, bias.as_ref(), plan),
             Layer::PackedConv(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedConvIntoConcat { op, buffer: None } => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
+            Layer::PackedConvIntoConcat { op, buffer: Some(_) } => {
+                let buffer = inputs[inputs.len() - 1];
+                buffer.inplace_op2(&x().contiguous()?, op.as_ref())?;
+                Ok(buffer.clone())
+            }
             Layer::PackedExpandDepthwise(op) => x().contiguous()?.apply_op1_no_bwd(op.as_ref()),
             Layer::PackedConvAdd { op, in_place, .. } => {
                 let residual = inputs[inputs.len() - 1];
@@ -1901,6 +1960,7 @@ impl Lowered {
             Layer::Scale(f) => x().affine(*f, 0.0),
             Layer::Concat(axis) => Tensor::cat(inputs, *axis),
             Layer::PackedConcat(op) => op.run(inputs),
+            Layer::ConcatInPlace { buffer, copies, .. } => concat_in_place::run_concat(inputs, *buffer, copies),
             Layer::ChannelShuffle(g) => {
                 let (n, c, h, w) = x().dims4()?;
                 x().reshape((n, *g, c / g, h, w))?.transpose(1, 2)?.contiguous()?.reshape((n, c, h, w))

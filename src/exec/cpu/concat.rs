@@ -140,6 +140,35 @@ pub fn concat_channels(
     Ok(())
 }
 
+/// Copy `src` (`images` images of `image` floats each) into its place in each image of `out`
+/// (`images` images of `out_image` floats): image `i` at `out[i * out_image + offset..]`.
+/// A concat's inputs lie so in NCHW and blocked alike (`offset`: the input's first channel
+/// times the pixels per channel). Sizes that do not agree are an error.
+pub fn copy_into_images(
+    src: &[f32],
+    images: usize,
+    offset: usize,
+    out_image: usize,
+    out: &mut [f32],
+    threads: &Threads,
+) -> Result<(), ConvError> {
+    let image = src.len() / images.max(1);
+    if images == 0 || image * images != src.len() || offset + image > out_image || out.len() != images * out_image {
+        return Err(ConvError::new(format!(
+            "copy of {} floats as {images} images into floats {offset}.. of {out_image}-float images of {} floats",
+            src.len(),
+            out.len()
+        )));
+    }
+    let copy = |i: usize, o: &mut [f32]| o[offset..][..image].copy_from_slice(&src[i * image..][..image]);
+    if src.len() < SERIAL || images == 1 || threads.count() == 1 {
+        out.chunks_exact_mut(out_image).enumerate().for_each(|(i, o)| copy(i, o));
+    } else {
+        threads.for_each_chunk(out, out_image, &copy);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{from_blocked, to_blocked};
@@ -218,6 +247,30 @@ mod tests {
                     close(&from_blocked(&out, images, total, pixels), &want, &format!("blocked {what}"));
                 }
             }
+        }
+    }
+
+    /// Each image's run lands at its offset and nothing else of `out` changes, on 1 and 3
+    /// threads, serial and threaded sizes.
+    #[test]
+    fn copies_into_images_land_at_their_offsets() {
+        for t in [Threads::single(), Threads::new(3).unwrap()] {
+            for (images, image, offset, out_image) in [(1, 5, 3, 9), (4, 6000, 2000, 9000), (5, 1 << 14, 0, 1 << 15)] {
+                let src = values(images * image, 1);
+                let before = values(images * out_image, 2);
+                let mut out = before.clone();
+                copy_into_images(&src, images, offset, out_image, &mut out, &t).unwrap();
+                for (i, (o, b)) in out.chunks(out_image).zip(before.chunks(out_image)).enumerate() {
+                    assert_eq!(&o[offset..][..image], &src[i * image..][..image], "image {i}");
+                    assert_eq!(&o[..offset], &b[..offset], "image {i} before its run");
+                    assert_eq!(&o[offset + image..], &b[offset + image..], "image {i} after its run");
+                }
+            }
+            let mut out = vec![0.0; 2 * 10];
+            // A run past the image's end; images that are no whole number; an output of the wrong size.
+            assert!(copy_into_images(&[0.0; 8], 2, 7, 10, &mut out, &t).is_err());
+            assert!(copy_into_images(&[0.0; 7], 2, 0, 10, &mut out, &t).is_err());
+            assert!(copy_into_images(&[0.0; 8], 2, 0, 10, &mut out[1..], &t).is_err());
         }
     }
 

@@ -78,7 +78,7 @@ mod winograd;
 pub use avg_pool::{avg_pool, avg_pool_blocked, AvgPoolSpec};
 pub(crate) use batch_norm::{batch_norm_train, Forward as BatchNormTrainOp};
 pub use blocked::{from_blocked, global_avg_pool_blocked, to_blocked, Layouts, BLOCK};
-pub use concat::{concat_channels, ChannelAffine, PLAIN_COPY_MIN_FLOATS};
+pub use concat::{concat_channels, copy_into_images, ChannelAffine, PLAIN_COPY_MIN_FLOATS};
 pub use conv_train::TrainConv;
 pub(crate) use conv_train::{conv2d_train, conv2d_train_grads};
 pub use eltwise::{act, act_grad, add_act, affine_act, channel_scale};
