@@ -176,6 +176,7 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
         let what = || format!("{isa} ({}), {threads:?}, {case:?}", conv.method_for(case.n, case.h, case.w));
         compare(&got, &want, tolerance(&conv, case), what);
     }
+    strided_outputs(&mut conv, case, &x, &want, &forced, &pools[pools.len() - 1]);
     if s.is_depthwise() {
         return;
     }
@@ -201,6 +202,39 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
             };
             compare(&acc, &want, tolerance(&conv, case), what);
         }
+    }
+}
+
+/// Each way of forming B of `forced` once more with each image's output a run of a larger
+/// tensor's images (`PackedConv::run_strided`, a concat's input in its output), where the
+/// conv says it can (`writes_strided`; else an error): the runs as `want`, the floats between
+/// them untouched.
+fn strided_outputs(
+    conv: &mut PackedConv,
+    case: &Case,
+    x: &[f32],
+    want: &[f64],
+    forced: &[(Option<Winograd>, Option<GemmMethod>)],
+    threads: &Threads,
+) {
+    const GAP: f32 = -7.25;
+    let packed = want.len() / case.n;
+    let stride = packed + 2 * BLOCK + 3;
+    for &(winograd, force) in forced {
+        conv.force_winograd(winograd);
+        conv.force_gemm_method(force);
+        let mut got = vec![GAP; case.n * stride];
+        let ran = conv.run_strided(x, case.n, case.h, case.w, &mut got, stride, threads);
+        let method = conv.method_for(case.n, case.h, case.w);
+        if !conv.writes_strided(case.n, case.h, case.w) {
+            assert!(ran.is_err(), "{method} wrote strided output while saying it cannot, {case:?}");
+            continue;
+        }
+        ran.unwrap();
+        let runs: Vec<f32> = got.chunks(stride).flat_map(|image| image[..packed].to_vec()).collect();
+        compare(&runs, want, tolerance(conv, case), || format!("{method} strided, {threads:?}, {case:?}"));
+        let gaps_kept = got.chunks(stride).all(|image| image[packed..].iter().all(|&v| v == GAP));
+        assert!(gaps_kept, "{method} wrote between the images' runs, {case:?}");
     }
 }
 
@@ -331,6 +365,32 @@ fn random_winograd_convs() {
         for &isa in &isas {
             check(&case(spec, n, h, w, Epilogue::Relu), isa, &pools, &mut rng);
         }
+    }
+}
+
+/// Which convs write each image's output a run of a larger tensor's images
+/// (`run_strided`, checked against the definition in every `check`): Winograd and every GEMM
+/// method on NCHW tensors, not the first-conv kernel, a depthwise or grouped conv, nor a
+/// subsampled 1x1 stride-2 input.
+#[test]
+fn strided_outputs_where_the_kernels_write_them() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let pools = pools();
+    let isa = Isa::detect();
+    let winograd = ConvSpec::new(32, 32, [3, 3]).with_padding(1, 1, 1, 1);
+    let strided_3x3 = ConvSpec::new(16, 32, [3, 3]).with_stride(2, 2);
+    for (spec, h, w, writes) in [
+        (winograd, 28, 28, true),
+        (ConvSpec::new(32, 48, [1, 1]), 14, 14, true),
+        (strided_3x3, 17, 17, true),
+        (ConvSpec::new(3, 32, [3, 3]).with_stride(2, 2), 64, 64, false),
+        (ConvSpec::new(32, 32, [3, 3]).with_padding(1, 1, 1, 1).with_groups(32), 14, 14, false),
+        (ConvSpec::new(32, 32, [3, 3]).with_padding(1, 1, 1, 1).with_groups(4), 14, 14, false),
+        (ConvSpec::new(32, 64, [1, 1]).with_stride(2, 2), 28, 28, false),
+    ] {
+        let conv = PackedConv::with_isa(&vec![0.5; spec.weight_len()], None, spec, Epilogue::Silu, isa).unwrap();
+        assert_eq!(conv.writes_strided(3, h, w), writes, "{spec:?} at {h}x{w}");
+        check(&case(spec, 3, h, w, Epilogue::Silu), isa, &pools, &mut rng);
     }
 }
 

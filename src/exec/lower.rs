@@ -446,9 +446,8 @@ impl PackedConvOp {
         self.layouts
     }
 
-    /// The conv of a contiguous f32 input (`layout`) into `out`, the output's size.
-    fn run_into(&self, x: &[f32], layout: &Layout, out: &mut [f32]) -> candle_core::Result<()> {
-        let (n, _, h, w) = layout.shape().dims4()?;
+    /// The conv of a contiguous f32 input of `n` images of `h x w` into `out`, the output's size.
+    fn run_into(&self, x: &[f32], [n, h, w]: [usize; 3], out: &mut [f32]) -> candle_core::Result<()> {
         self.conv
             .run_in_layouts(x, n, h, w, None, false, out, self.layouts, self.threads)
             .map_err(candle_core::Error::msg)

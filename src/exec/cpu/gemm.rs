@@ -528,6 +528,10 @@ pub(crate) struct Call<'a> {
     /// channel tile on the direct grid (one group, channels whole blocks; not 1x1 stride
     /// 1, which `blocked::run_pointwise` takes).
     pub layouts: Layouts,
+    /// Floats from one output image to the next, where not `m * pixels` (one group, no
+    /// residual): each image's output is a run of a larger tensor's images, as a channel
+    /// concat's input is of its output.
+    pub out_image: Option<usize>,
 }
 
 /// Run the conv over all images into `out` (NCHW, fully overwritten).
@@ -536,7 +540,13 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     let (m, k) = (weights.m, weights.k);
     assert_eq!(k, geom.k());
     assert_eq!(input.len(), call.images * call.groups * geom.c * geom.h * geom.w);
-    assert_eq!(out.len(), call.images * call.groups * m * geom.pixels());
+    match call.out_image {
+        None => assert_eq!(out.len(), call.images * call.groups * m * geom.pixels()),
+        Some(stride) => {
+            assert!(call.groups == 1 && call.residual.is_none() && !call.residual_in_output, "strided: one group");
+            assert!(stride >= m * geom.pixels() && out.len() >= (call.images - 1) * stride + m * geom.pixels());
+        }
+    }
     assert_eq!(call.bias.len(), call.groups * m);
     assert!(call.residual.is_none_or(|r| r.len() == out.len()));
     assert!(!(call.residual_in_output && call.residual.is_some()), "one residual");
@@ -644,7 +654,7 @@ impl<'a> Common<'a> {
             plan,
             panels,
             m_panels,
-            out_group: m * g.pixels(),
+            out_group: call.out_image.unwrap_or(m * g.pixels()),
             out_plane: g.pixels(),
             in_group: g.c * g.h * g.w,
             out: SendPtr(out.as_mut_ptr()),

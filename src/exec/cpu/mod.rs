@@ -630,7 +630,7 @@ impl PackedConv {
         if n == 0 {
             return Ok(());
         }
-        self.execute(input, n, h, w, residual, false, output, threads)
+        self.execute(input, n, h, w, residual, false, output, None, threads)
     }
 
     /// The sizes checked, and a residual beside the output shaped as it and taken by this
@@ -720,9 +720,70 @@ impl PackedConv {
         }
         if self.times_forms([n, h, w]) || self.winograd_tile(n, h, w).is_some() {
             let residual = acc.to_vec();
-            return self.execute(input, n, h, w, Some(&residual), false, acc, threads);
+            return self.execute(input, n, h, w, Some(&residual), false, acc, None, threads);
         }
-        self.execute(input, n, h, w, None, true, acc, threads)
+        self.execute(input, n, h, w, None, true, acc, None, threads)
+    }
+
+    /// Whether [`PackedConv::run_strided`] runs for `n` NCHW images of `h x w`: Winograd or
+    /// a GEMM method on the input in place or its grid (not the first-conv kernel, a
+    /// subsampled input, groups or a depthwise conv).
+    pub fn writes_strided(&self, n: usize, h: usize, w: usize) -> bool {
+        let one_gemm = matches!(self.body, Body::Gemm(_)) && self.spec.groups == 1;
+        one_gemm && (self.winograd_tile(n, h, w).is_some() || (self.stem_geom(h, w).is_none() && !self.subsamples()))
+    }
+
+    /// The conv of `n` NCHW images into `output`, image `i`'s output at `i * out_image`
+    /// floats: runs of a larger tensor's images, as a channel concat's input lies in its
+    /// output. Where [`PackedConv::writes_strided`] does not hold, or the sizes do not fit,
+    /// an error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_strided(
+        &self,
+        input: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        output: &mut [f32],
+        out_image: usize,
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        let (oh, ow) = self.spec.output_hw(h, w)?;
+        let packed = self.spec.out_channels * oh * ow;
+        self.check_sizes(input.len(), n, h, w, n * packed, "output")?;
+        if out_image < packed || output.len() < n.saturating_sub(1) * out_image + packed {
+            return Err(ConvError::new(format!(
+                "output of {} floats for {n} images of {packed} floats each, {out_image} floats apart",
+                output.len()
+            )));
+        }
+        if !self.writes_strided(n, h, w) {
+            return Err(ConvError::new(format!(
+                "a {}x{} conv of {} -> {} channels in {} groups on {n}x{h}x{w} does not write images apart",
+                self.spec.kernel[0],
+                self.spec.kernel[1],
+                self.spec.in_channels,
+                self.spec.out_channels,
+                self.spec.groups
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        self.execute(input, n, h, w, None, false, output, Some(out_image), threads)
+    }
+
+    /// The activations the kernels leave to a pass ([`Epilogue::in_kernel`]), over each of
+    /// the `n` output images of `packed` floats (`out_image` floats apart, else packed).
+    fn act_in_images(&self, output: &mut [f32], [n, packed]: [usize; 2], out_image: Option<usize>, threads: &Threads) {
+        match out_image {
+            None => eltwise::act_in_place(self.isa, output, self.epilogue, threads),
+            Some(stride) => {
+                for image in 0..n {
+                    eltwise::act_in_place(self.isa, &mut output[image * stride..][..packed], self.epilogue, threads);
+                }
+            }
+        }
     }
 
     /// The geometry of an `h x w` input where the conv runs on the first-conv kernel
@@ -911,7 +972,7 @@ impl PackedConv {
                             false => residual.map(|r| from_blocked(r, n, m, ohw)),
                         };
                         let mut nchw = output_buffer(output.len());
-                        self.execute(input, n, h, w, residual.as_deref(), false, &mut nchw, threads)?;
+                        self.execute(input, n, h, w, residual.as_deref(), false, &mut nchw, None, threads)?;
                         output.copy_from_slice(&to_blocked(&nchw, n, m, ohw));
                     }
                 }
@@ -929,6 +990,7 @@ impl PackedConv {
                     residual_in_output,
                     force: Some(GemmMethod::Channels),
                     layouts,
+                    out_image: None,
                 };
                 gemm::run(&call, input, output, threads);
                 eltwise::act_in_place(self.isa, output, self.epilogue, threads);
@@ -976,7 +1038,9 @@ impl PackedConv {
     }
 
     /// The conv, its sizes checked: the residual beside the output, in it
-    /// (`residual_in_output`, GEMM only and never while timing the forms), or none.
+    /// (`residual_in_output`, GEMM only and never while timing the forms), or none. With
+    /// `out_image`, the output images lie that many floats apart ([`PackedConv::writes_strided`]
+    /// holds; no residual).
     #[allow(clippy::too_many_arguments)]
     fn execute(
         &self,
@@ -987,6 +1051,7 @@ impl PackedConv {
         residual: Option<&[f32]>,
         residual_in_output: bool,
         output: &mut [f32],
+        out_image: Option<usize>,
         threads: &Threads,
     ) -> Result<(), ConvError> {
         let s = &self.spec;
@@ -1011,9 +1076,10 @@ impl PackedConv {
                     w,
                     residual,
                     force: self.force,
+                    out_image,
                 };
                 winograd::run(&call, input, output, threads);
-                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
+                self.act_in_images(output, [n, s.out_channels * oh * ow], out_image, threads);
             }
             (Body::Gemm(weights), None, Some(g)) => {
                 self.run_stem(weights, g, n, input, output, false, threads);
@@ -1036,6 +1102,7 @@ impl PackedConv {
                         residual_in_output,
                         force,
                         layouts: Layouts::NCHW,
+                        out_image,
                     };
                     if subsampled {
                         self.with_pointwise_input(input, [n, h, w], [oh, ow], false, threads, |x| {
@@ -1057,7 +1124,7 @@ impl PackedConv {
                     self.force.or(self.tuned.get([n, h, w]))
                 };
                 run(force, output);
-                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
+                self.act_in_images(output, [n, s.out_channels * oh * ow], out_image, threads);
             }
             (Body::Depthwise(taps), _, _) => {
                 let g = self.geom(h, w)?;

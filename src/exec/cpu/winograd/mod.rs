@@ -278,6 +278,9 @@ pub(crate) struct Call<'a> {
     pub residual: Option<&'a [f32]>,
     /// The inner GEMM's method, when a test forces one.
     pub force: Option<gemm::Method>,
+    /// Floats from one output image to the next, where not `m * oh * ow` (no residual):
+    /// each image's output a run of a larger tensor's images (`gemm::Call::out_image`).
+    pub out_image: Option<usize>,
 }
 
 /// The transformed input and GEMM output of one chunk of images, shared by every
@@ -294,7 +297,8 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
     if rows < th && threads.count() > 1 {
         return run_blocks_per_thread(call, input, out, threads);
     }
-    let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
+    let in_image = c * call.h * call.w;
+    let out_image = call.check_output(out.len(), m * oh * ow);
     let per_image = points * (c + m) * rows * tw;
     // Blocked convs take one image at a time: the point of the blocks is buffers in L2.
     let chunk = if rows < th { 1 } else { (CHUNK_FLOATS / per_image).clamp(1, call.images) };
@@ -304,7 +308,7 @@ pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads
             let n = chunk.min(call.images - first);
             let x = &input[first * in_image..][..n * in_image];
             let res = call.residual.map(|r| &r[first * out_image..][..n * out_image]);
-            let o = SendPtr(out[first * out_image..][..n * out_image].as_mut_ptr());
+            let o = SendPtr(out[first * out_image..].as_mut_ptr());
             for ty0 in (0..th).step_by(rows) {
                 let t = call.tiles(oh, ow, ty0, rows.min(th - ty0));
                 let v = &mut v[..n * points * c * t.count()];
@@ -336,7 +340,8 @@ fn run_blocks_per_thread(call: &Call, input: &[f32], out: &mut [f32], threads: &
     let max_rows = block_rows(call.weights.tile, c, m, th, tw);
     let threads_per_image = threads.count().div_ceil(call.images);
     let blocks = th.div_ceil(max_rows).next_multiple_of(threads_per_image).min(th);
-    let (in_image, out_image) = (c * call.h * call.w, m * oh * ow);
+    let in_image = c * call.h * call.w;
+    let out_image = call.check_output(out.len(), m * oh * ow);
     let o = SendPtr(out.as_mut_ptr());
     threads.for_each(call.images * blocks, &|i| {
         let (img, (ty0, ty1)) = (i / blocks, share(th, blocks, i % blocks));
@@ -365,6 +370,22 @@ thread_local! {
 }
 
 impl Call<'_> {
+    /// Floats from one output image to the next in an output of `len` floats, each image's
+    /// output `packed` floats (panics where they do not fit).
+    fn check_output(&self, len: usize, packed: usize) -> usize {
+        match self.out_image {
+            None => {
+                assert_eq!(len, self.images * packed);
+                packed
+            }
+            Some(stride) => {
+                assert!(self.residual.is_none() && stride >= packed, "strided: no residual");
+                assert!(len >= (self.images - 1) * stride + packed);
+                stride
+            }
+        }
+    }
+
     /// Tile rows `ty0 .. ty0 + rows` of an `oh x ow` output.
     fn tiles(&self, oh: usize, ow: usize, ty0: usize, rows: usize) -> Tiles {
         let (pt, pl) = (self.spec.padding.top, self.spec.padding.left);
@@ -389,6 +410,7 @@ impl Call<'_> {
             residual_in_output: false,
             force: self.force,
             layouts: super::blocked::Layouts::NCHW,
+            out_image: None,
         }
     }
 }
@@ -452,8 +474,8 @@ impl Tiles {
 /// fastest: consecutive items read consecutive rows of M.
 ///
 /// # Safety
-/// `out` points at `n * m` planes of `oh x ow` floats that nothing else reads or writes
-/// in these rows during the call.
+/// `out` points at `n` images (`Call::out_image` floats apart) of `m` planes of `oh x ow`
+/// floats that nothing else reads or writes in these rows during the call.
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_output(
     mm: &[f32],
@@ -471,15 +493,17 @@ unsafe fn transform_output(
     let rows = (tm * (t.ty0 + t.th)).min(t.oh) - first_row;
     // Point e's row of plane (img, ch): M[e][ch][img], `m * n * tiles` floats apart.
     let m_stride = m * n * tiles;
+    let out_image = call.out_image.unwrap_or(m * plane);
     threads.for_each_run(n * m, &|run| {
         super::scratch::with_scratch(t.output_scratch(), |buf| {
             for item in run {
                 let (ch, img) = (item / n, item % n);
-                let (m_at, at) = ((ch * n + img) * tiles, (img * m + ch) * plane + first_row * t.ow);
+                let (m_at, row0) = ((ch * n + img) * tiles, ch * plane + first_row * t.ow);
                 // SAFETY: these rows of plane (img, ch), written by this run only, inside
                 // `out` (the caller's promise).
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(at), rows * t.ow) };
-                let (bias, res) = (call.bias[ch], residual.map(|r| &r[at..][..rows * t.ow]));
+                let dst = unsafe { std::slice::from_raw_parts_mut(out.get().add(img * out_image + row0), rows * t.ow) };
+                let res = residual.map(|r| &r[img * m * plane + row0..][..rows * t.ow]);
+                let bias = call.bias[ch];
                 match t.tile {
                     WinogradTile::F2x2 => {
                         let m_rows: [&[f32]; 16] = std::array::from_fn(|e| &mm[m_at + e * m_stride..][..tiles]);
