@@ -196,7 +196,7 @@ fn run_layers_measures_how_busy_the_threads_were() {
 /// `--layers` names the packed kernel each conv, pool and concat ran on, and only for those:
 /// the stem on the first-conv kernel (3 channels, 3x3, rows of 111, written blocked), the 1x1
 /// squeezes in place, the rest on a GEMM form or Winograd; the max pools, the global average
-/// pool and the concats by name.
+/// pool and the concats by name (each fire module's written in place by its expand convs).
 #[test]
 fn run_layers_names_each_convs_kernel() {
     let out = json(&run_args(&["squeezenet1_1", "--layers", "--json"]));
@@ -227,8 +227,12 @@ fn run_layers_names_each_convs_kernel() {
         assert_eq!(kernel("conv1").as_deref(), Some("stem + blocked"));
     }
     assert!(kernel("fire2.conv1").is_some_and(|k| k.starts_with("pointwise")), "{:?}", kernel("fire2.conv1"));
+    // Each fire module's expand convs write into their concat's buffer.
+    assert_eq!(kernel("fire2.cat1").as_deref(), Some("concat-in-place"));
+    assert_eq!(out[0]["concats_in_place"], 8);
     let text = stdout(&synprof(&run_args(&["squeezenet1_1", "--layers"])));
     assert!(text.contains("kernel") && (text.contains("stem") || !vectors), "{text}");
+    assert!(text.contains("8 channel concats took their convs' outputs in place"), "{text}");
 }
 
 /// A fused expansion's work is done in the depthwise layer after it: `--layers` counts both

@@ -205,6 +205,41 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
     }
 }
 
+/// `conv` (no residual) once more with each image's output a run of a larger tensor's
+/// images (`run_strided`, a concat's input in its output): the runs as `want`, the floats
+/// between them untouched, where the conv says it writes so (`writes_strided`), else an
+/// error. Returns whether it wrote.
+fn strided_in_layouts(
+    conv: &PackedConv,
+    input: &[f32],
+    [n, h, w]: [usize; 3],
+    layouts: Layouts,
+    want: &[f64],
+    threads: &Threads,
+) -> bool {
+    let spec = *conv.spec();
+    let (oh, ow) = spec.output_hw(h, w).unwrap();
+    let (m, packed) = (spec.out_channels, spec.out_channels * oh * ow);
+    // Whole blocks apart, as a concat's inputs of whole blocks lie.
+    let stride = packed + 2 * BLOCK;
+    let mut got = vec![GAP; n * stride];
+    let result = conv.run_strided(input, [n, h, w], &mut got, stride, layouts, threads);
+    if !conv.writes_strided(n, h, w, layouts) {
+        assert!(result.is_err(), "{spec:?} {layouts:?} wrote strided output while saying it cannot");
+        return false;
+    }
+    result.unwrap();
+    let runs: Vec<f32> = got.chunks(stride).flat_map(|image| image[..packed].to_vec()).collect();
+    let runs = if layouts.output { from_blocked(&runs, n, m, oh * ow) } else { runs };
+    compare(&runs, want, TOLERANCE, || format!("strided, {spec:?} {layouts:?}, {n}x{h}x{w}"));
+    let gaps_kept = got.chunks(stride).all(|image| image[packed..].iter().all(|&v| v == GAP));
+    assert!(gaps_kept, "{spec:?} {layouts:?} wrote between the images' runs");
+    true
+}
+
+/// What strided outputs leave between the images' runs (an activation would change it).
+const GAP: f32 = -7.25;
+
 /// Each way of forming B of `forced` once more with each image's output a run of a larger
 /// tensor's images (`PackedConv::run_strided`, a concat's input in its output), where the
 /// conv says it can (`writes_strided`; else an error): the runs as `want`, the floats between
@@ -217,16 +252,15 @@ fn strided_outputs(
     forced: &[(Option<Winograd>, Option<GemmMethod>)],
     threads: &Threads,
 ) {
-    const GAP: f32 = -7.25;
     let packed = want.len() / case.n;
     let stride = packed + 2 * BLOCK + 3;
     for &(winograd, force) in forced {
         conv.force_winograd(winograd);
         conv.force_gemm_method(force);
         let mut got = vec![GAP; case.n * stride];
-        let ran = conv.run_strided(x, case.n, case.h, case.w, &mut got, stride, threads);
+        let ran = conv.run_strided(x, [case.n, case.h, case.w], &mut got, stride, Layouts::NCHW, threads);
         let method = conv.method_for(case.n, case.h, case.w);
-        if !conv.writes_strided(case.n, case.h, case.w) {
+        if !conv.writes_strided(case.n, case.h, case.w, Layouts::NCHW) {
             assert!(ran.is_err(), "{method} wrote strided output while saying it cannot, {case:?}");
             continue;
         }
@@ -389,7 +423,7 @@ fn strided_outputs_where_the_kernels_write_them() {
         (ConvSpec::new(32, 64, [1, 1]).with_stride(2, 2), 28, 28, false),
     ] {
         let conv = PackedConv::with_isa(&vec![0.5; spec.weight_len()], None, spec, Epilogue::Silu, isa).unwrap();
-        assert_eq!(conv.writes_strided(3, h, w), writes, "{spec:?} at {h}x{w}");
+        assert_eq!(conv.writes_strided(3, h, w, Layouts::NCHW), writes, "{spec:?} at {h}x{w}");
         check(&case(spec, 3, h, w, Epilogue::Silu), isa, &pools, &mut rng);
     }
 }
@@ -843,7 +877,7 @@ fn blocked_layouts_match_the_definition() {
     let pools = pools();
     let mut rng = ChaCha8Rng::seed_from_u64(1616);
     let blocks = |rng: &mut ChaCha8Rng| BLOCK * rng.random_range(1..=6);
-    let mut ran = 0;
+    let (mut ran, mut strided) = (0, 0);
     for case in 0..60 {
         let depthwise = case % 2 == 1;
         let (layouts, spec) = if depthwise {
@@ -909,9 +943,18 @@ fn blocked_layouts_match_the_definition() {
                 compare(&got, &want, TOLERANCE, what);
                 ran += 1;
             }
+            // Each image's output a run of a larger tensor's images (a concat's input in its
+            // output) where no residual is fused: the 1x1 tiles write so, a depthwise conv
+            // refuses.
+            if residual == 0 {
+                let wrote = strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, &pools[pools.len() - 1]);
+                assert_eq!(wrote, !depthwise, "{spec:?} {layouts:?}");
+                strided += usize::from(wrote);
+            }
         }
     }
     assert!(ran >= 150, "only {ran} blocked runs");
+    assert!(strided >= 20, "only {strided} strided blocked runs");
 
     // A wide input whose pixels do not fit L2 at once: its tiles run in several runs, each
     // passed by every panel (1024 channels x 196 pixels against 512 KiB per run).
@@ -1024,7 +1067,7 @@ fn blocked_grid_convs_match_the_definition() {
         let (n, h, w) = (rng.random_range(1..=3), rng.random_range(1..=16), rng.random_range(1..=16));
         cases.push((spec, n, h, w, layouts));
     }
-    let mut ran = 0;
+    let (mut ran, mut strided) = (0, 0);
     for (spec, n, h, w, layouts) in cases {
         let Ok((oh, ow)) = spec.output_hw(h, w) else { continue };
         let (c, m) = (spec.in_channels, spec.out_channels);
@@ -1050,9 +1093,15 @@ fn blocked_grid_convs_match_the_definition() {
                 compare(&got, &want, TOLERANCE, what);
                 ran += 1;
             }
+            if residual == 0 {
+                let wrote = strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, &pools[pools.len() - 1]);
+                assert!(wrote, "{spec:?} {layouts:?}: the grid's channel tile writes images apart");
+                strided += 1;
+            }
         }
     }
     assert!(ran >= 150, "only {ran} blocked grid runs");
+    assert!(strided >= 20, "only {strided} strided blocked grid runs");
 }
 
 /// The blocked depthwise kernels with their taps in registers (3x3 and 5x5), stride 1 and 2

@@ -111,6 +111,12 @@ pub fn render(outcomes: &[Outcome]) -> String {
                         r.blocked_convs
                     ));
                 }
+                if r.concats_in_place > 0 {
+                    out.push_str(&format!(
+                        "{} channel concats took their convs' outputs in place (written into the concat, not copied; SYNPROF_CPU_CONCAT_IN_PLACE=off to copy).\n",
+                        r.concats_in_place
+                    ));
+                }
                 if r.winograd_convs > 0 {
                     out.push_str(&format!(
                         "{} 3x3 convs ran as Winograd F(2x2, 3x3) or F(4x4, 3x3) at batch {} (2.25x or 4x fewer multiplies; GFLOP/s counts the direct conv's FLOPs).\n",

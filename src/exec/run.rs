@@ -171,6 +171,10 @@ pub struct CaseResult {
     /// `exec::cpu::to_blocked`).
     #[serde(default)]
     pub blocked_convs: usize,
+    /// Channel concats whose convs wrote their outputs into the concat's buffer (packed
+    /// path): the concat copied only its other inputs.
+    #[serde(default)]
+    pub concats_in_place: usize,
     /// Convs run as Winograd F(2x2, 3x3) or F(4x4, 3x3) (packed path): 2.25x or 4x fewer
     /// multiplies than the direct conv; `achieved_gflops_per_s` still counts the direct
     /// conv's FLOPs.
@@ -280,6 +284,7 @@ pub struct Measured {
     pub fused_residual_adds: usize,
     pub fused_expansions: usize,
     pub blocked_convs: usize,
+    pub concats_in_place: usize,
     pub winograd_convs: usize,
     pub batch_split: Option<String>,
     pub backward: Option<String>,
@@ -356,6 +361,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
         fused_residual_adds: measured.fused_residual_adds,
         fused_expansions: measured.fused_expansions,
         blocked_convs: measured.blocked_convs,
+        concats_in_place: measured.concats_in_place,
         winograd_convs: measured.winograd_convs,
         batch_split: measured.batch_split,
         backward: measured.backward,
@@ -402,6 +408,7 @@ fn measure_candle(
                 fused_residual_adds: lowered.fused_residual_adds,
                 fused_expansions: lowered.fused_expansions,
                 blocked_convs: lowered.blocked_convs,
+                concats_in_place: lowered.concats_in_place,
                 winograd_convs: lowered.winograd_convs(opts.batch, analysis),
                 batch_split: lowered.batch_split(opts.batch).map(|s| {
                     format!("nodes up to `{}` in sub-batches of {}", lowered.net.nodes[s.cut].name, s.sub_batch)
@@ -426,6 +433,7 @@ fn measure_candle(
                 fused_residual_adds: 0,
                 fused_expansions: 0,
                 blocked_convs: 0,
+                concats_in_place: 0,
                 winograd_convs: 0,
                 batch_split: None,
                 backward: Some(trainer.backward_name()),

@@ -143,6 +143,9 @@ pub(crate) struct Pointwise<'a> {
     pub residual: Option<&'a [f32]>,
     /// The residual is the output itself: each tile reads it before writing there.
     pub residual_in_output: bool,
+    /// Floats from one output image to the next, where not `m * pixels` (no residual):
+    /// each image's output a run of a larger tensor's images (`gemm::Call::out_image`).
+    pub out_image: Option<usize>,
 }
 
 /// Run a [`Pointwise`] conv: items are (image, pixel chunk), each running every panel of
@@ -152,7 +155,17 @@ pub(crate) struct Pointwise<'a> {
 pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], threads: &Threads) {
     let Pointwise { kernels: ks, panels, k, m, pixels: hw, layouts, .. } = *call;
     assert_eq!(input.len(), call.images * k * hw);
-    assert_eq!(out.len(), call.images * m * hw);
+    let out_image = match call.out_image {
+        None => {
+            assert_eq!(out.len(), call.images * m * hw);
+            m * hw
+        }
+        Some(stride) => {
+            assert!(call.residual.is_none() && !call.residual_in_output, "strided: no residual");
+            assert!(stride >= m * hw && out.len() >= (call.images - 1) * stride + m * hw);
+            stride
+        }
+    };
     assert_eq!(call.bias.len(), m);
     assert!(call.residual.is_none_or(|r| r.len() == out.len()));
     assert!(!layouts.input || k.is_multiple_of(BLOCK), "a blocked input has whole blocks");
@@ -196,7 +209,7 @@ pub(crate) fn run_pointwise(call: &Pointwise, input: &[f32], out: &mut [f32], th
             return;
         }
         let x = &input[img * k * hw..][..k * hw];
-        let (c0, r0) = (img * m * hw, res_ptr.get());
+        let (c0, r0) = (img * out_image, res_ptr.get());
         // Runs of tiles whose B stays in L2 while every panel (each part of its K in turn,
         // `gemm::KParts`) passes over them (an image of 1024 channels at 14x14 is 800 KB).
         let runs = tiles.div_ceil((B_FLOATS / (ks.max_pixels * k)).max(1));

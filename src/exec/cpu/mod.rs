@@ -725,27 +725,28 @@ impl PackedConv {
         self.execute(input, n, h, w, None, true, acc, None, threads)
     }
 
-    /// Whether [`PackedConv::run_strided`] runs for `n` NCHW images of `h x w`: Winograd or
-    /// a GEMM method on the input in place or its grid (not the first-conv kernel, a
-    /// subsampled input, groups or a depthwise conv).
-    pub fn writes_strided(&self, n: usize, h: usize, w: usize) -> bool {
+    /// Whether [`PackedConv::run_strided`] runs for `n` images of `h x w` in `layouts`:
+    /// Winograd or a GEMM method (on NCHW tensors: not the first-conv kernel, a subsampled
+    /// input, groups or a depthwise conv; blocked: the 1x1 and grid channel tiles).
+    pub fn writes_strided(&self, n: usize, h: usize, w: usize, layouts: Layouts) -> bool {
         let one_gemm = matches!(self.body, Body::Gemm(_)) && self.spec.groups == 1;
+        if layouts.any_blocked() {
+            return one_gemm && self.runs_in(layouts) && !self.stem_writes_blocked(layouts);
+        }
         one_gemm && (self.winograd_tile(n, h, w).is_some() || (self.stem_geom(h, w).is_none() && !self.subsamples()))
     }
 
-    /// The conv of `n` NCHW images into `output`, image `i`'s output at `i * out_image`
-    /// floats: runs of a larger tensor's images, as a channel concat's input lies in its
-    /// output. Where [`PackedConv::writes_strided`] does not hold, or the sizes do not fit,
-    /// an error.
-    #[allow(clippy::too_many_arguments)]
+    /// The conv of `n` images in `layouts` into `output`, image `i`'s output at
+    /// `i * out_image` floats: runs of a larger tensor's images, as a channel concat's input
+    /// lies in its output (NCHW and blocked alike). Where [`PackedConv::writes_strided`] does
+    /// not hold, or the sizes do not fit, an error.
     pub fn run_strided(
         &self,
         input: &[f32],
-        n: usize,
-        h: usize,
-        w: usize,
+        [n, h, w]: [usize; 3],
         output: &mut [f32],
         out_image: usize,
+        layouts: Layouts,
         threads: &Threads,
     ) -> Result<(), ConvError> {
         let (oh, ow) = self.spec.output_hw(h, w)?;
@@ -757,18 +758,17 @@ impl PackedConv {
                 output.len()
             )));
         }
-        if !self.writes_strided(n, h, w) {
+        if !self.writes_strided(n, h, w, layouts) {
             return Err(ConvError::new(format!(
-                "a {}x{} conv of {} -> {} channels in {} groups on {n}x{h}x{w} does not write images apart",
-                self.spec.kernel[0],
-                self.spec.kernel[1],
-                self.spec.in_channels,
-                self.spec.out_channels,
-                self.spec.groups
+                "a {}x{} conv of {} -> {} channels in {} groups on {n}x{h}x{w} ({layouts:?}) does not write images apart",
+                self.spec.kernel[0], self.spec.kernel[1], self.spec.in_channels, self.spec.out_channels, self.spec.groups
             )));
         }
         if n == 0 {
             return Ok(());
+        }
+        if layouts.any_blocked() {
+            return self.run_blocked(input, [n, h, w], None, false, output, layouts, Some(out_image), threads);
         }
         self.execute(input, n, h, w, None, false, output, Some(out_image), threads)
     }
@@ -948,17 +948,37 @@ impl PackedConv {
                 self.spec.stride
             )));
         }
-        let (oh, ow) = self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
+        self.check_with_residual(input.len(), n, h, w, residual, output.len())?;
         if residual_in_output {
             self.takes_a_residual()?;
         }
         if n == 0 {
             return Ok(());
         }
+        self.run_blocked(input, [n, h, w], residual, residual_in_output, output, layouts, None, threads)
+    }
+
+    /// [`PackedConv::run_in_layouts`] of a layout with a blocked side, its sizes checked;
+    /// with `out_image`, the output images that many floats apart ([`PackedConv::writes_strided`]
+    /// holds; no residual).
+    #[allow(clippy::too_many_arguments)]
+    fn run_blocked(
+        &self,
+        input: &[f32],
+        [n, h, w]: [usize; 3],
+        residual: Option<&[f32]>,
+        residual_in_output: bool,
+        output: &mut [f32],
+        layouts: Layouts,
+        out_image: Option<usize>,
+        threads: &Threads,
+    ) -> Result<(), ConvError> {
+        let (oh, ow) = self.spec.output_hw(h, w)?;
         let threads = self.threads_for(n, h, w, threads);
         let s = &self.spec;
         match &self.body {
             Body::Gemm(weights) if self.stem_writes_blocked(layouts) => {
+                debug_assert!(out_image.is_none(), "the stem kernel writes its images packed");
                 let (m, ohw) = (s.out_channels, oh * ow);
                 match self.stem_geom(h, w) {
                     Some(g) if residual.is_none() && !residual_in_output => {
@@ -990,10 +1010,10 @@ impl PackedConv {
                     residual_in_output,
                     force: Some(GemmMethod::Channels),
                     layouts,
-                    out_image: None,
+                    out_image,
                 };
                 gemm::run(&call, input, output, threads);
-                eltwise::act_in_place(self.isa, output, self.epilogue, threads);
+                self.act_in_images(output, [n, s.out_channels * oh * ow], out_image, threads);
             }
             Body::Gemm(weights) => {
                 let call = blocked::Pointwise {
@@ -1009,12 +1029,14 @@ impl PackedConv {
                     layouts,
                     residual: residual.filter(|_| !residual_in_output),
                     residual_in_output,
+                    out_image,
                 };
                 self.with_pointwise_input(input, [n, h, w], [oh, ow], layouts.input, threads, |x| {
                     blocked::run_pointwise(&call, x, output, threads)
                 });
             }
             Body::Depthwise(taps) => {
+                debug_assert!(out_image.is_none(), "a depthwise conv writes its images packed");
                 let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
                 let g = self.geom(h, w)?;
                 let kernel = blocked::depthwise_kernel(self.isa);

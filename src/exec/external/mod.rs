@@ -146,6 +146,7 @@ pub fn measure(
         fused_residual_adds: 0,
         fused_expansions: 0,
         blocked_convs: 0,
+        concats_in_place: 0,
         winograd_convs: 0,
         batch_split: None,
         backward: None,

@@ -4,9 +4,10 @@
 //! An image's channels in a concat are its inputs' channels one after the other, in NCHW
 //! and blocked alike (`cpu::concat_channels`). At batch 1 an input's channels are one run of
 //! the output, so its conv writes there as into a buffer of its own. At larger batches the
-//! NCHW GEMM and Winograd convs write each image's output a concat image apart
-//! (`PackedConv::run_strided`); the other kernels write their own buffer, then each image's
-//! run is copied in (what the concat did). (A conv call per image, straight into its runs,
+//! GEMM and Winograd convs write each image's output a concat image apart
+//! (`PackedConv::run_strided`, NCHW and blocked); the other kernels (the first-conv kernel,
+//! depthwise and grouped convs) write their own buffer, then each image's run is copied in
+//! (what the concat did). (A conv call per image, straight into its runs,
 //! made SqueezeNet 1.1 5% slower at batch 16.) SqueezeNet's
 //! fire modules concatenate two expand convs, Inception's blocks three or four branches:
 //! at batch 1 the concat's copy was 10% of SqueezeNet 1.1's time.
@@ -17,7 +18,7 @@
 //! writer made (a pool branch, a slice) and passes the buffer on.
 
 use super::{Layer, PackedConvOp};
-use crate::exec::cpu::{contiguous_f32, copy_into_images, output_buffer, Layouts, Threads};
+use crate::exec::cpu::{contiguous_f32, copy_into_images, output_buffer, Threads};
 use crate::graph::Net;
 use candle_core::{bail, CpuStorage, Layout, Result, Shape};
 use std::sync::Arc;
@@ -68,9 +69,9 @@ impl IntoConcatOp {
         };
         match &self.conv {
             Some(op) if images == 1 => op.run_into(x, [1, h, w], &mut buffer[offset..][..m * plane]),
-            Some(op) if op.layouts == Layouts::NCHW && op.conv.writes_strided(images, h, w) => op
+            Some(op) if op.conv.writes_strided(images, h, w, op.layouts) => op
                 .conv
-                .run_strided(x, images, h, w, &mut buffer[offset..], out_image, op.threads)
+                .run_strided(x, [images, h, w], &mut buffer[offset..], out_image, op.layouts, op.threads)
                 .map_err(candle_core::Error::msg),
             Some(op) => {
                 let mut own = output_buffer(images * m * plane);
