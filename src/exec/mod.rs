@@ -51,7 +51,8 @@ impl From<candle_core::Error> for ExecError {
 }
 
 /// Whether the executor switch `var` (`SYNPROF_CPU_TUNE`, `SYNPROF_CPU_BATCH_SPLIT`,
-/// `SYNPROF_CPU_FUSE`, `SYNPROF_CPU_BLOCKED`) is set to `off`, `0` or `false`: side-by-side measurements.
+/// `SYNPROF_CPU_FUSE`, `SYNPROF_CPU_BLOCKED`, `SYNPROF_CPU_CONCAT_IN_PLACE`) is set to `off`, `0` or
+/// `false`: side-by-side measurements.
 pub(crate) fn switched_off(var: &str) -> bool {
     matches!(std::env::var(var).as_deref(), Ok("off" | "0" | "false"))
 }

@@ -1,16 +1,17 @@
 //! Channel concats without their copy: each packed conv that alone feeds a concat writes
 //! its output straight into its channels of the concat's output buffer.
 //!
+//! SqueezeNet's fire modules concatenate two expand convs, Inception's blocks three or four
+//! branches: at batch 1 the concats' copies were 10% of SqueezeNet 1.1's time.
+//!
 //! An image's channels in a concat are its inputs' channels one after the other, in NCHW
 //! and blocked alike (`cpu::concat_channels`). At batch 1 an input's channels are one run of
 //! the output, so its conv writes there as into a buffer of its own. At larger batches the
 //! GEMM and Winograd convs write each image's output a concat image apart
 //! (`PackedConv::run_strided`, NCHW and blocked); the other kernels (the first-conv kernel,
-//! depthwise and grouped convs) write their own buffer, then each image's run is copied in
-//! (what the concat did). (A conv call per image, straight into its runs,
-//! made SqueezeNet 1.1 5% slower at batch 16.) SqueezeNet's
-//! fire modules concatenate two expand convs, Inception's blocks three or four branches:
-//! at batch 1 the concat's copy was 10% of SqueezeNet 1.1's time.
+//! depthwise and grouped convs) write their own buffer, then each image's run is copied in,
+//! as the concat did. (A conv call per image, straight into its runs, made SqueezeNet 1.1 5%
+//! slower at batch 16.)
 //!
 //! The first of the writers (in node order) makes the buffer; each later one takes it as
 //! a second input (the value of an earlier writer, or of a layer passing one on, that is
