@@ -534,7 +534,8 @@ pub(crate) struct Call<'a> {
     pub out_image: Option<usize>,
 }
 
-/// Run the conv over all images into `out` (NCHW, fully overwritten).
+/// Run the conv over all images into `out`, fully overwritten (with `Call::out_image`, each
+/// image's run of it; the floats between untouched).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let Call { weights, kernels, geom, .. } = *call;
     let (m, k) = (weights.m, weights.k);

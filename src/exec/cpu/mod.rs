@@ -751,6 +751,7 @@ impl PackedConv {
     ) -> Result<(), ConvError> {
         let (oh, ow) = self.spec.output_hw(h, w)?;
         let packed = self.spec.out_channels * oh * ow;
+        // The input's size (the output's is checked here, against the stride).
         self.check_sizes(input.len(), n, h, w, n * packed, "output")?;
         if out_image < packed || output.len() < n.saturating_sub(1) * out_image + packed {
             return Err(ConvError::new(format!(

@@ -288,7 +288,8 @@ pub(crate) struct Call<'a> {
 /// one per conv would be written cold by each.
 static BUFFERS: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
-/// Run the conv over all images into `out` (NCHW, fully overwritten).
+/// Run the conv over all images into `out` (NCHW), fully overwritten (with
+/// `Call::out_image`, each image's run of it; the floats between untouched).
 pub(crate) fn run(call: &Call, input: &[f32], out: &mut [f32], threads: &Threads) {
     let (c, m, points) = (call.spec.in_channels, call.spec.out_channels, call.weights.tile.points());
     let (oh, ow) = call.spec.output_hw(call.h, call.w).expect("the caller checked the sizes");
