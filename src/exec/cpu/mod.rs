@@ -979,7 +979,9 @@ impl PackedConv {
         let s = &self.spec;
         match &self.body {
             Body::Gemm(weights) if self.stem_writes_blocked(layouts) => {
-                debug_assert!(out_image.is_none(), "the stem kernel writes its images packed");
+                // `writes_strided` keeps strided outputs off the kernels that cannot write them: a
+                // drift between the two must fail loudly, not write the images packed.
+                assert!(out_image.is_none(), "the stem kernel writes its images packed");
                 let (m, ohw) = (s.out_channels, oh * ow);
                 match self.stem_geom(h, w) {
                     Some(g) if residual.is_none() && !residual_in_output => {
@@ -1037,7 +1039,7 @@ impl PackedConv {
                 });
             }
             Body::Depthwise(taps) => {
-                debug_assert!(out_image.is_none(), "a depthwise conv writes its images packed");
+                assert!(out_image.is_none(), "a depthwise conv writes its images packed");
                 let taps = self.blocked_taps.get_or_init(|| blocked::block_taps(taps, s.in_channels));
                 let g = self.geom(h, w)?;
                 let kernel = blocked::depthwise_kernel(self.isa);
@@ -1105,6 +1107,7 @@ impl PackedConv {
                 self.act_in_images(output, [n, s.out_channels * oh * ow], out_image, threads);
             }
             (Body::Gemm(weights), None, Some(g)) => {
+                assert!(out_image.is_none(), "the stem kernel writes its images packed (`writes_strided`)");
                 self.run_stem(weights, g, n, input, output, false, threads);
             }
             (Body::Gemm(weights), None, None) => {
@@ -1150,6 +1153,7 @@ impl PackedConv {
                 self.act_in_images(output, [n, s.out_channels * oh * ow], out_image, threads);
             }
             (Body::Depthwise(taps), _, _) => {
+                assert!(out_image.is_none(), "a depthwise conv writes its images packed (`writes_strided`)");
                 let g = self.geom(h, w)?;
                 let call = depthwise::Call {
                     isa: self.isa,

@@ -217,10 +217,11 @@ unsafe fn hard_sigmoid<S: Simd>(v: S::V) -> S::V {
 }
 
 /// `e^x` to about 2 ulp over f32's range: `x = n ln2 + r` with `|r| <= ln2 / 2` (ln 2 in
-/// two parts, Cody and Waite), `e^r` by its degree-7 Taylor-like polynomial (Cephes'
-/// `expf` coefficients, then 1 and 1) in Horner's form, times `2^n`. Inputs are clamped to `-87.3 ..= 88.3` first, where
-/// `2^n` stays a normal float: below, results are about 1e-38 instead of going denormal or
-/// zero; above, about 2e38 instead of infinity (sigmoid and SiLU saturate long before).
+/// two parts, Cody and Waite), `e^r` by its degree-7 Taylor-like polynomial (Cephes' `expf`
+/// coefficients, then 1 and 1) in Horner's form, times `2^n`. Inputs are clamped to
+/// `-87.3 ..= 88.3` first, where `2^n` stays a normal float: below, results are about 1e-38
+/// instead of going denormal or zero; above, about 2e38 instead of infinity (sigmoid and SiLU
+/// saturate long before).
 /// A NaN lane gives an unspecified finite value: the callers keep NaN through `x` itself.
 #[inline(always)]
 pub(crate) unsafe fn exp<S: Simd>(x: S::V) -> S::V {
