@@ -252,14 +252,30 @@ unsafe fn channels<S: Simd, const T: usize, const G: usize>(j: &Job, at: &Vector
         }
         let pixels = S::transpose(rows);
         let y = j.y.add((oc / BLOCK * out_plane + at.oy * g.ow + at.ox) * BLOCK + oc % BLOCK);
-        for (q, &v) in pixels.iter().enumerate().take(at.n) {
-            store_n::<S>(y.add(q * BLOCK), v, S::LANES);
-        }
+        store_pixels::<S>(y, &pixels, at.n);
         return;
     }
     for (i, &acc) in acc.iter().enumerate() {
         store_n::<S>(y.add((oc + i) * out_plane), activate::<S>(acc, j.act), at.n);
     }
+}
+
+/// `pixels[q]` stored at `y + q * BLOCK` for `q < n`, each straight from its register. (A
+/// loop over the array, where AVX-512's lanes fill a block, is one run of floats: LLVM made
+/// it a `memcpy` call from the stack, 2.5% of SqueezeNet 1.1's run at batch 16.)
+#[inline(always)]
+unsafe fn store_pixels<S: Simd>(y: *mut f32, pixels: &[S::V; MAX_LANES], n: usize) {
+    let n = n.min(S::LANES);
+    macro_rules! each {
+        ($($q:literal)*) => {
+            $(
+                if $q < n {
+                    S::store(y.add($q * BLOCK), pixels[$q]);
+                }
+            )*
+        };
+    }
+    each!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
 }
 
 /// A call: `images` images of `g.c` planes into `weights.m` planes.
