@@ -430,10 +430,19 @@ fn same_size_plane<R: Reduce>(
     starts.clear();
     starts.extend(0..kw);
     reduce_of::<R>(&mut rows[pl..hw - pr], x, starts);
-    for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
-        for o in (0..pl).chain(w - pr..w) {
-            let (lo, hi) = (o.saturating_sub(pl), (o + pr + 1).min(w));
-            r[o] = src[lo + 1..hi].iter().fold(src[lo], |m, &v| R::two(m, v));
+    if kw == 3 && pl == 1 {
+        // Inception's branch pools: each row's first and last column, their two columns
+        // inside. (The general fold below cost a 7x7 plane more than its vector passes.)
+        for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+            r[0] = R::two(src[0], src[1]);
+            r[w - 1] = R::two(src[w - 2], src[w - 1]);
+        }
+    } else {
+        for (src, r) in x.chunks_exact(w).zip(rows.chunks_exact_mut(w)) {
+            for o in (0..pl).chain(w - pr..w) {
+                let (lo, hi) = (o.saturating_sub(pl), (o + pr + 1).min(w));
+                r[o] = src[lo + 1..hi].iter().fold(src[lo], |m, &v| R::two(m, v));
+            }
         }
     }
     // Vertical, flat over the rows whose windows lie inside; the top and bottom rows alone.
@@ -1115,6 +1124,14 @@ mod timing {
         let fire = PoolSpec { kernel: [3, 3], stride: [2, 2], pad_before: [0, 0], out_hw: [13, 13] };
         for planes in [256, 4096] {
             eprintln!("SqueezeNet's maxpool3, {planes} x 27x27 -> 13x13: {:.3} ms", time(planes, 27, 27, fire));
+        }
+        let same = |hw: usize| PoolSpec { kernel: [3, 3], stride: [1, 1], pad_before: [1, 1], out_hw: [hw, hw] };
+        for (planes, hw) in [(256, 28), (512, 14), (832, 7)] {
+            eprintln!("GoogLeNet's branch max pool, {planes} x {hw}x{hw}: {:.3} ms", time(planes, hw, hw, same(hw)));
+        }
+        for (planes, hw) in [(480, 28), (832, 14)] {
+            let half = PoolSpec { kernel: [3, 3], stride: [2, 2], pad_before: [0, 0], out_hw: [hw / 2, hw / 2] };
+            eprintln!("GoogLeNet's 3x3 stride-2 pool, {planes} x {hw}x{hw}: {:.3} ms", time(planes, hw, hw, half));
         }
         let whole = PoolSpec { kernel: [7, 7], stride: [7, 7], pad_before: [0, 0], out_hw: [1, 1] };
         eprintln!("7x7 to 1x1, 1280 planes: {:.3} ms", time(1280, 7, 7, whole));
