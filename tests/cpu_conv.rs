@@ -765,7 +765,9 @@ fn few_input_channels_run_on_the_stem_kernel() {
 /// only, on 7x7 ones (the transformed weights cost more memory traffic than one image
 /// saves); on large maps under heavy weights too (Inception-v3's 80 -> 192 conv at 73x73,
 /// VGG-16's 128-channel ones at 112x112: 2.2x faster than direct, their 13-29 MB of buffers
-/// notwithstanding); not on strided, dilated or grouped convs, nor with few channels.
+/// notwithstanding); not on strided, dilated or grouped convs, nor with few channels; with
+/// under 64 output channels only on maps of 32x32 and more (DenseNet-121's 128 -> 32 convs:
+/// Winograd at 56x56, direct at 28x28 and 14x14).
 #[test]
 fn winograd_where_it_pays() {
     let method = |spec: ConvSpec, n: usize, hw: usize| {
@@ -789,6 +791,15 @@ fn winograd_where_it_pays() {
     assert_eq!(method(ConvSpec::new(80, 192, [3, 3]), 1, 73), "winograd/4x4");
     assert_eq!(method(c3(128), 1, 112), "winograd/4x4");
     assert_eq!(method(c3(256), 1, 112), "winograd/4x4");
+    let dense = ConvSpec::new(128, 32, [3, 3]).with_padding(1, 1, 1, 1);
+    for n in [1, 16] {
+        assert_eq!(method(dense, n, 56), "winograd/4x4");
+        assert_eq!(method(ConvSpec::new(32, 32, [3, 3]), n, 147), "winograd/4x4");
+        for hw in [28, 14] {
+            assert!(!method(dense, n, hw).starts_with("winograd"), "DenseNet's conv at {hw}x{hw}, batch {n}");
+        }
+        assert_eq!(method(ConvSpec::new(32, 128, [3, 3]).with_padding(1, 1, 1, 1), n, 27), "winograd/4x4");
+    }
     for not in [c3(256).with_stride(2, 2), c3(256).with_dilation(2, 2), c3(256).with_groups(2), c3(8)] {
         assert!(!method(not, 1, 28).starts_with("winograd"), "{not:?}");
     }

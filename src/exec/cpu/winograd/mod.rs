@@ -116,6 +116,17 @@ pub(crate) fn worth_it(spec: &ConvSpec, images: usize, oh: usize, ow: usize) -> 
     if !applies(spec) || c < 16 || m < 16 {
         return None;
     }
+    // Few output channels on a map under 32x32: the input transform, the same per tile
+    // whatever `m`, outweighs the multiplies saved. DenseNet-121's 128 -> 32 convs in the
+    // model, batch 1: 28x28 2.6 ms direct against 3.2 Winograd (12 convs), 14x14 1.7 against
+    // 2.7 (24); batch 16: 28x28 a tie, 14x14 20 ms against 26. At 56x56 Winograd still wins
+    // (4.1 against 4.7 ms at batch 1), as on Inception-v3's 32 -> 32 conv at 147x147. More
+    // output channels with few input ones (SqueezeNet's 32 -> 128 at 27x27) keep it: direct
+    // there took SqueezeNet's 3x3 convs at batch 1 from 1.04-1.07 ms to 1.15-1.25
+    // (benches/peers/RESULTS.md section 32).
+    if m < 64 && oh.min(ow) < 32 {
+        return None;
+    }
     let tiles2 = oh.div_ceil(2) * ow.div_ceil(2) * images;
     if tiles2 < 49 {
         return None;
