@@ -1082,7 +1082,8 @@ mod tests {
     fn nan_wins_its_windows_and_only_those() {
         // Stride 1 looks for NaNs before pooling; stride 2 notices them while splitting
         // the rows into phases (even and odd columns, and an odd width's last column), the
-        // 3x3 stride-2 kernel in its scan's four chains (element 85: the second) and tail.
+        // 3x3 stride-2 kernel in its scan's four chains (element 85: the second) and tail, or
+        // on a plane over 64x64 in its first pass (row 40: never a window's first row).
         for (h, w, stride, nan_at) in [
             (6, 6, 1, (2, 3)),
             (7, 8, 2, (3, 5)),
@@ -1090,6 +1091,7 @@ mod tests {
             (5, 9, 2, (1, 8)),
             (9, 40, 2, (8, 33)),
             (9, 40, 2, (2, 5)),
+            (70, 70, 2, (40, 33)),
         ] {
             let mut x: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
             x[nan_at.0 * w + nan_at.1] = f32::NAN;
