@@ -206,34 +206,36 @@ fn check(case: &Case, isa: Isa, pools: &[Threads], rng: &mut ChaCha8Rng) {
 }
 
 /// `conv` (no residual) once more with each image's output a run of a larger tensor's
-/// images (`run_strided`, a concat's input in its output): the runs as `want`, the floats
-/// between them untouched, where the conv says it writes so (`writes_strided`), else an
-/// error. Returns whether it wrote.
+/// images (`run_strided`, a concat's input in its output): the runs as `want` (within
+/// `tolerance`), the floats between them untouched, where the conv says it writes so
+/// (`writes_strided`), else an error. Images lie whole blocks apart where a side is blocked
+/// (as a concat's inputs of whole blocks lie), else at an odd stride. Returns whether it wrote.
 fn strided_in_layouts(
     conv: &PackedConv,
     input: &[f32],
     [n, h, w]: [usize; 3],
     layouts: Layouts,
     want: &[f64],
+    tolerance: f64,
     threads: &Threads,
 ) -> bool {
     let spec = *conv.spec();
     let (oh, ow) = spec.output_hw(h, w).unwrap();
     let (m, packed) = (spec.out_channels, spec.out_channels * oh * ow);
-    // Whole blocks apart, as a concat's inputs of whole blocks lie.
-    let stride = packed + 2 * BLOCK;
+    let stride = packed + 2 * BLOCK + if layouts.any_blocked() { 0 } else { 3 };
     let mut got = vec![GAP; n * stride];
     let result = conv.run_strided(input, [n, h, w], &mut got, stride, layouts, threads);
+    let method = conv.method_for(n, h, w);
     if !conv.writes_strided(n, h, w, layouts) {
-        assert!(result.is_err(), "{spec:?} {layouts:?} wrote strided output while saying it cannot");
+        assert!(result.is_err(), "{method}, {spec:?} {layouts:?} wrote strided output while saying it cannot");
         return false;
     }
     result.unwrap();
     let runs: Vec<f32> = got.chunks(stride).flat_map(|image| image[..packed].to_vec()).collect();
     let runs = if layouts.output { from_blocked(&runs, n, m, oh * ow) } else { runs };
-    compare(&runs, want, TOLERANCE, || format!("strided, {spec:?} {layouts:?}, {n}x{h}x{w}"));
+    compare(&runs, want, tolerance, || format!("{method} strided, {spec:?} {layouts:?}, {n}x{h}x{w}, {threads:?}"));
     let gaps_kept = got.chunks(stride).all(|image| image[packed..].iter().all(|&v| v == GAP));
-    assert!(gaps_kept, "{spec:?} {layouts:?} wrote between the images' runs");
+    assert!(gaps_kept, "{method}, {spec:?} {layouts:?} wrote between the images' runs");
     true
 }
 
@@ -241,9 +243,7 @@ fn strided_in_layouts(
 const GAP: f32 = -7.25;
 
 /// Each way of forming B of `forced` once more with each image's output a run of a larger
-/// tensor's images (`PackedConv::run_strided`, a concat's input in its output), where the
-/// conv says it can (`writes_strided`; else an error): the runs as `want`, the floats between
-/// them untouched.
+/// tensor's images, NCHW ([`strided_in_layouts`]).
 fn strided_outputs(
     conv: &mut PackedConv,
     case: &Case,
@@ -252,23 +252,11 @@ fn strided_outputs(
     forced: &[(Option<Winograd>, Option<GemmMethod>)],
     threads: &Threads,
 ) {
-    let packed = want.len() / case.n;
-    let stride = packed + 2 * BLOCK + 3;
     for &(winograd, force) in forced {
         conv.force_winograd(winograd);
         conv.force_gemm_method(force);
-        let mut got = vec![GAP; case.n * stride];
-        let ran = conv.run_strided(x, [case.n, case.h, case.w], &mut got, stride, Layouts::NCHW, threads);
-        let method = conv.method_for(case.n, case.h, case.w);
-        if !conv.writes_strided(case.n, case.h, case.w, Layouts::NCHW) {
-            assert!(ran.is_err(), "{method} wrote strided output while saying it cannot, {case:?}");
-            continue;
-        }
-        ran.unwrap();
-        let runs: Vec<f32> = got.chunks(stride).flat_map(|image| image[..packed].to_vec()).collect();
-        compare(&runs, want, tolerance(conv, case), || format!("{method} strided, {threads:?}, {case:?}"));
-        let gaps_kept = got.chunks(stride).all(|image| image[packed..].iter().all(|&v| v == GAP));
-        assert!(gaps_kept, "{method} wrote between the images' runs, {case:?}");
+        let tolerance = tolerance(conv, case);
+        strided_in_layouts(conv, x, [case.n, case.h, case.w], Layouts::NCHW, want, tolerance, threads);
     }
 }
 
@@ -958,7 +946,8 @@ fn blocked_layouts_match_the_definition() {
             // output) where no residual is fused: the 1x1 tiles write so, a depthwise conv
             // refuses.
             if residual == 0 {
-                let wrote = strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, &pools[pools.len() - 1]);
+                let wrote =
+                    strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, TOLERANCE, &pools[pools.len() - 1]);
                 assert_eq!(wrote, !depthwise, "{spec:?} {layouts:?}");
                 strided += usize::from(wrote);
             }
@@ -1105,7 +1094,8 @@ fn blocked_grid_convs_match_the_definition() {
                 ran += 1;
             }
             if residual == 0 {
-                let wrote = strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, &pools[pools.len() - 1]);
+                let wrote =
+                    strided_in_layouts(&conv, &input, [n, h, w], layouts, &want, TOLERANCE, &pools[pools.len() - 1]);
                 assert!(wrote, "{spec:?} {layouts:?}: the grid's channel tile writes images apart");
                 strided += 1;
             }

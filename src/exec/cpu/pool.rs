@@ -192,7 +192,8 @@ pub(crate) fn pool3s2_row_len(w: usize, ow: usize) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn pool3s2_plane<S: Simd>(j: &Pool3s2Job) -> bool {
     let (h, w, oh) = (j.h, j.w, j.out_hw[0]);
-    let row = |i: usize| j.rows.add(i * pool3s2_row_len(w, j.out_hw[1]));
+    let row_len = pool3s2_row_len(w, j.out_hw[1]);
+    let row = |i: usize| j.rows.add(i * row_len);
     if h * w <= SMALL_PLANE_FLOATS {
         if !nan_free::<S>(j.x, h * w, j.next) {
             return false;
