@@ -1,7 +1,7 @@
 //! synprof's candle backend against onnxruntime, on the same weights and input: the net
 //! is exported to ONNX (`export::onnx`), onnxruntime runs it, and the outputs must agree
 //! to a relative error of 1e-4 in f32 (largest difference over the largest output value).
-//! The AI Matrix models, mobilenet_v2, inception_v3, five more zoo models (12 in all) and
+//! The AI Matrix models, mobilenet_v2, inception_v3, six more zoo models (13 in all) and
 //! 20 random nets. Runs in CI (a venv with onnxruntime is made under the target directory;
 //! see `common::python`).
 
@@ -35,6 +35,7 @@ fn candle_agrees_with_onnxruntime() {
         "shufflenet_v2_x1_0",
         "mobilenet_v3_small",
         "efficientnet_b0",
+        "inception_resnet_v2",
     ]
     .iter()
     .map(|name| (zoo::build(name, None).unwrap(), 2))

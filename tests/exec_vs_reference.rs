@@ -602,6 +602,47 @@ fn folding_is_recorded_and_only_where_exact() {
     assert_eq!(lowered.folded_batch_norms, 1 + 58);
 }
 
+/// A constant scale after a conv (or after the batch-norm folded into one) folds into that
+/// conv, and the residual add and ReLU after it then fuse into the conv too (Inception-
+/// ResNet's blocks); a scale whose conv is read elsewhere, or that reads no conv, stays.
+#[test]
+fn constant_scales_fold_into_their_convs() {
+    let mut g = NetBuilder::new("scaled_residuals", &[16, 10, 10]);
+    let x = g.input();
+    let a = g.conv(x, conv(16, 3).pad(1)); // conv -> scale -> add -> relu
+    let a = g.scale(a, 0.17);
+    let a = g.add(a, x);
+    let a = g.relu(a);
+    let b = g.conv(a, conv(16, 1)); // conv -> bn -> scale -> add
+    let b = g.bn(b);
+    let b = g.scale(b, -0.5);
+    let b = g.add(a, b);
+    let c = g.conv(b, conv(16, 1)); // read twice: its scale stays
+    let s = g.scale(c, 2.0);
+    let c = g.add(s, c);
+    let d = g.scale(c, 0.25); // reads an add: stays
+    let net = g.finish(d).unwrap();
+    let weights = Weights::init(&net, 5);
+    for (fold, scales, adds) in [(true, 2, 2), (false, 0, 0)] {
+        let phase = Phase::Inference { fold_batch_norm: fold };
+        let lowered =
+            Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+        assert_eq!(lowered.folded_scales, scales, "fold {fold}");
+        assert_eq!(lowered.folded_batch_norms, usize::from(fold), "fold {fold}");
+        assert_eq!(lowered.fused_residual_adds, adds, "fold {fold}");
+        for conv in [ConvAlgorithm::Packed, ConvAlgorithm::Candle] {
+            let err = compare_with(&net, fold, 5, 2, conv);
+            assert!(err < TOLERANCE, "fold {fold}, {conv}: {err}");
+        }
+    }
+    // Inception-ResNet-v2: every block's last conv carries its scale (10 + 20 + 10 blocks).
+    let net = zoo::build("inception_resnet_v2", Some(&synprof::graph::Shape::chw(3, 75, 75))).unwrap();
+    let weights = Weights::init(&net, 0);
+    let phase = Phase::Inference { fold_batch_norm: true };
+    let lowered = Lowered::with_conv(&net, &weights, &Device::Cpu, DType::F32, phase, ConvAlgorithm::Packed).unwrap();
+    assert_eq!(lowered.folded_scales, 40);
+}
+
 #[test]
 fn small_zoo_models_agree() {
     use synprof::graph::Shape;

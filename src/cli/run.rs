@@ -87,8 +87,12 @@ pub fn render(outcomes: &[Outcome]) -> String {
             "\n{} warm-up iterations, then at least the measured window; latencies are per batch, synchronised; jitter = 1.4826 x MAD.\n",
             r.warmup_iterations
         ));
-        if r.folded_batch_norms > 0 {
-            out.push_str(&format!("{} batch-norms folded into their convs.\n", r.folded_batch_norms));
+        match (r.folded_batch_norms, r.folded_scales) {
+            (0, 0) => {}
+            (bns, 0) => out.push_str(&format!("{bns} batch-norms folded into their convs.\n")),
+            (bns, scales) => {
+                out.push_str(&format!("{bns} batch-norms and {scales} constant scales folded into their convs.\n"))
+            }
         }
         match r.conv_algorithm {
             Some(crate::exec::lower::ConvAlgorithm::Packed) if r.mode == crate::exec::Mode::Train => out.push_str(

@@ -87,7 +87,12 @@ impl std::fmt::Display for ConvAlgorithm {
 /// conv runs (node order is run order), all three of one shape, and the conv not
 /// depthwise. Of two such sides, the later conv (ResNet's downsample branch, when it
 /// follows the main path).
-fn residual_fusion(net: &Net, readers: &[usize], folded_bns: &[bool], add: usize) -> Option<(usize, usize, usize)> {
+fn residual_fusion(
+    net: &Net,
+    readers: &[usize],
+    folded_into: &[Option<usize>],
+    add: usize,
+) -> Option<(usize, usize, usize)> {
     let node = &net.nodes[add];
     if !matches!(node.op, Op::Add) || node.inputs.len() != 2 {
         return None;
@@ -98,7 +103,7 @@ fn residual_fusion(net: &Net, readers: &[usize], folded_bns: &[bool], add: usize
             if readers[p] != 1 || net.outputs.contains(&p) {
                 return None;
             }
-            let conv = if folded_bns[p] { net.nodes[p].inputs[0] } else { p };
+            let conv = folded_into[p].unwrap_or(p);
             let Op::Conv2d(c) = &net.nodes[conv].op else { return None };
             let in_channels = net.nodes[net.nodes[conv].inputs[0]].shape.channels();
             let depthwise = ConvSpec::from_graph(c, in_channels).is_depthwise();
@@ -1148,6 +1153,8 @@ pub struct Lowered {
     /// Index of the last node that reads each node's output (outputs: `nodes.len()`).
     last_use: Vec<usize>,
     pub folded_batch_norms: usize,
+    /// Constant scales folded into the conv before them (inference, where folding is on).
+    pub folded_scales: usize,
     /// How the convs run: `Packed` only where it applies (CPU, f32; in training the
     /// `TrainConv` ops, forward and both gradients).
     pub conv_algorithm: ConvAlgorithm,
@@ -1275,6 +1282,27 @@ fn foldable_conv(net: &Net, readers: &[usize], bn: usize) -> Option<usize> {
     (is_conv && readers[src] == 1 && !net.outputs.contains(&src)).then_some(src)
 }
 
+/// The conv whose output constant scale `scale` multiplies, if folding is exact up to
+/// rounding: the scale reads the conv (or the batch-norm folded into it) alone, and that
+/// value is not an output. Inception-ResNet scales each block's last conv before its
+/// residual add; folded, the add and its ReLU fuse into the conv as well.
+fn scalable_conv(net: &Net, readers: &[usize], folded_into: &[Option<usize>], scale: usize) -> Option<usize> {
+    let src = *net.nodes[scale].inputs.first()?;
+    if readers[src] != 1 || net.outputs.contains(&src) {
+        return None;
+    }
+    match net.nodes[src].op {
+        Op::Conv2d(_) => Some(src),
+        _ => folded_into[src],
+    }
+}
+
+/// A conv's (folded) weight and bias times `factor`.
+fn scale_folded(mut weight: HostTensor, mut bias: HostTensor, factor: f64) -> (HostTensor, HostTensor) {
+    weight.data.iter_mut().chain(bias.data.iter_mut()).for_each(|v| *v = (*v as f64 * factor) as f32);
+    (weight, bias)
+}
+
 /// `w * gamma / sqrt(var + eps)` per output channel; bias `(b - mean) * that + beta`.
 fn fold(conv: &NodeParams, bn: &NodeParams) -> (HostTensor, HostTensor) {
     let (NodeParams::Conv { weight, bias }, NodeParams::BatchNorm { gamma, beta, mean, var, eps }) = (conv, bn) else {
@@ -1393,20 +1421,37 @@ impl Lowered {
             last_use[o] = n;
         }
         let fold_enabled = matches!(phase, Phase::Inference { fold_batch_norm: true });
-        // conv node -> folded (weight, bias)
+        // conv node -> folded (weight, bias); folded node (batch-norm or constant scale) -> its conv
         let mut folded: std::collections::HashMap<usize, (HostTensor, HostTensor)> = Default::default();
-        let mut folded_bns = vec![false; n];
+        let mut folded_into: Vec<Option<usize>> = vec![None; n];
         if fold_enabled {
             for (i, node) in net.nodes.iter().enumerate() {
-                if !matches!(node.op, Op::BatchNorm { .. }) {
-                    continue;
-                }
-                if let Some(conv) = foldable_conv(net, &readers, i) {
-                    let (Some(cp), Some(bp)) = (weights.get(&net.nodes[conv].name), weights.get(&node.name)) else {
-                        continue;
-                    };
-                    folded.insert(conv, fold(cp, bp));
-                    folded_bns[i] = true;
+                match node.op {
+                    Op::BatchNorm { .. } => {
+                        let Some(conv) = foldable_conv(net, &readers, i) else { continue };
+                        let (Some(cp), Some(bp)) = (weights.get(&net.nodes[conv].name), weights.get(&node.name)) else {
+                            continue;
+                        };
+                        folded.insert(conv, fold(cp, bp));
+                        folded_into[i] = Some(conv);
+                    }
+                    Op::Scale { factor } => {
+                        let Some(conv) = scalable_conv(net, &readers, &folded_into, i) else { continue };
+                        let (w, b) = match folded.remove(&conv) {
+                            Some(wb) => wb,
+                            None => match weights.get(&net.nodes[conv].name) {
+                                Some(NodeParams::Conv { weight, bias }) => {
+                                    let out = weight.shape[0];
+                                    let zeros = || HostTensor { shape: vec![out], data: vec![0.0; out] };
+                                    (weight.clone(), bias.clone().unwrap_or_else(zeros))
+                                }
+                                _ => continue,
+                            },
+                        };
+                        folded.insert(conv, scale_folded(w, b, factor));
+                        folded_into[i] = Some(conv);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -1432,7 +1477,7 @@ impl Lowered {
                 let producer = match net.nodes[p].op {
                     Op::Conv2d(_) if packed => p,
                     Op::Add if net.nodes[p].inputs.len() == 2 => p,
-                    _ if folded_bns[p] => net.nodes[p].inputs[0],
+                    _ if folded_into[p].is_some() => folded_into[p].unwrap_or(p),
                     // an unfolded inference batch-norm runs as AffineAct, a training one as
                     // the batch-norm op with its activation (`exec::cpu::batch_norm_train`)
                     Op::BatchNorm { .. } if net.nodes[p].shape.rank() == 3 => p,
@@ -1448,7 +1493,7 @@ impl Lowered {
         let mut add_passes: std::collections::HashMap<usize, usize> = Default::default();
         if packed {
             for i in 0..n {
-                if let Some((slot, conv, residual)) = residual_fusion(net, &readers, &folded_bns, i) {
+                if let Some((slot, conv, residual)) = residual_fusion(net, &readers, &folded_into, i) {
                     residual_of.insert(conv, residual);
                     add_passes.insert(i, slot);
                     if let Some(act) = epilogues.remove(&i) {
@@ -1518,7 +1563,7 @@ impl Lowered {
                     };
                     Layer::Conv { weight, bias, plan, train }
                 }
-                Op::BatchNorm { .. } if folded_bns[i] => Layer::Identity,
+                Op::BatchNorm { .. } | Op::Scale { .. } if folded_into[i].is_some() => Layer::Identity,
                 Op::BatchNorm { .. } => {
                     let NodeParams::BatchNorm { gamma, beta, mean, var, eps } = params()? else {
                         return Err(ExecError::at(name, "expected batch-norm parameters"));
@@ -1645,7 +1690,11 @@ impl Lowered {
         let residual_adds_in_place = layers_in_place(&layers);
         let blocked_convs = if packed { block_tensors(net, &mut layers)? } else { 0 };
         let concats_in_place = if packed { concat_in_place::concats_in_place(net, &readers, &mut layers) } else { 0 };
-        let folded_batch_norms = folded_bns.iter().filter(|&&f| f).count();
+        let folded_count = |bn: bool| {
+            let is_bn = |i: usize| matches!(net.nodes[i].op, Op::BatchNorm { .. });
+            (0..n).filter(|&i| folded_into[i].is_some() && is_bn(i) == bn).count()
+        };
+        let (folded_batch_norms, folded_scales) = (folded_count(true), folded_count(false));
         Ok(Lowered {
             net: net.clone(),
             phase,
@@ -1654,6 +1703,7 @@ impl Lowered {
             layers,
             last_use,
             folded_batch_norms,
+            folded_scales,
             conv_algorithm: if packed || packed_training { ConvAlgorithm::Packed } else { ConvAlgorithm::Candle },
             fused_activations: fused_acts.iter().filter(|&&f| f).count(),
             fused_residual_adds: add_passes.len(),

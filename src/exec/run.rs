@@ -153,6 +153,9 @@ pub struct CaseResult {
     pub peak_memory_bytes: Option<u64>,
     pub memory_source: String,
     pub folded_batch_norms: usize,
+    /// Constant scales folded into the conv before them (Inception-ResNet's residual scales).
+    #[serde(default)]
+    pub folded_scales: usize,
     /// How the convs ran: `packed` (`exec::cpu`) or `candle` (`Tensor::conv2d`; always at
     /// training and off the CPU or f32). Absent in records made before the choice existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -276,6 +279,7 @@ pub struct Measured {
     pub warmup_iterations: usize,
     pub latencies_ms: Vec<f64>,
     pub folded_batch_norms: usize,
+    pub folded_scales: usize,
     /// Training: the loss at the first and last measured step.
     pub losses: Option<(Option<f32>, Option<f32>)>,
     pub layers: Option<Vec<LayerTime>>,
@@ -356,6 +360,7 @@ pub fn run_case(net: &Net, opts: &RunOptions) -> Result<CaseResult, ExecError> {
             (false, _) => "not measured yet on this device".into(),
         },
         folded_batch_norms: measured.folded_batch_norms,
+        folded_scales: measured.folded_scales,
         conv_algorithm: measured.conv_algorithm,
         fused_activations: measured.fused_activations,
         fused_residual_adds: measured.fused_residual_adds,
@@ -401,6 +406,7 @@ fn measure_candle(
                 warmup_iterations: w,
                 latencies_ms: lat,
                 folded_batch_norms: lowered.folded_batch_norms,
+                folded_scales: lowered.folded_scales,
                 losses: None,
                 layers,
                 conv_algorithm: Some(lowered.conv_algorithm),
@@ -426,6 +432,7 @@ fn measure_candle(
                 warmup_iterations: w,
                 latencies_ms: lat,
                 folded_batch_norms: 0,
+                folded_scales: 0,
                 losses: Some((first_measured, losses.last().copied())),
                 layers: None,
                 conv_algorithm: Some(trainer.lowered.conv_algorithm),

@@ -139,6 +139,7 @@ pub fn measure(
         warmup_iterations: result.warmup_iterations,
         latencies_ms: result.latencies_ms,
         folded_batch_norms: 0,
+        folded_scales: 0,
         losses: None,
         layers: None,
         conv_algorithm: None,
