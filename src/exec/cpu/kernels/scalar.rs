@@ -90,7 +90,11 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn recip(v: f32) -> f32 {
-        1.0 / v
+        if v.abs() < super::simd::RECIP_LIMIT {
+            1.0 / v
+        } else {
+            0.0
+        }
     }
     #[inline(always)]
     unsafe fn floor(v: f32) -> f32 {

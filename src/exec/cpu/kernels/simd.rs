@@ -110,7 +110,8 @@ pub(crate) trait Simd {
     /// `1 / v` to within 2 ulp: an estimate refined by a Newton step, instead of a division
     /// (about 16 cycles a vector on AVX-512; in EfficientNet the two ran alike, the
     /// activation pass bound by its memory). 0 where the result would be denormal
-    /// (`|v| >= 2^126`).
+    /// (`|v| >=` [`RECIP_LIMIT`], infinity and NaN too): a denormal costs a microcode assist
+    /// in each multiply it reaches.
     unsafe fn recip(v: Self::V) -> Self::V;
     /// Each lane rounded down to an integer.
     unsafe fn floor(v: Self::V) -> Self::V;
@@ -191,7 +192,10 @@ pub(crate) unsafe fn activate_any<S: Simd>(v: S::V, act: super::Epilogue) -> S::
     }
 }
 
-/// `1 / (1 + e^-x)`.
+/// `2^126`: [`Simd::recip`] is 0 from here on, where `1 / v` would be denormal.
+pub(crate) const RECIP_LIMIT: f32 = f32::from_bits(253 << 23);
+
+/// `1 / (1 + e^-x)`: 0 below about -87.3, where it would be denormal.
 #[inline(always)]
 unsafe fn sigmoid<S: Simd>(v: S::V) -> S::V {
     S::recip(S::add(S::splat(1.0), exp::<S>(S::sub(S::zero(), v))))
