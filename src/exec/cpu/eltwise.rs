@@ -307,8 +307,9 @@ mod tests {
     }
 
     /// Every activation against its definition in f64, over f32's range: the vector `exp`
-    /// within a few ulp, saturating far out (0, never a denormal: every multiply a denormal
-    /// reaches costs a microcode assist), a NaN input giving NaN where the activation
+    /// within a few ulp, saturating far out (never a denormal: every multiply a denormal
+    /// reaches costs a microcode assist; a sigmoid gate 0 or at least 2^-100, so that its
+    /// products stay normal too), a NaN input giving NaN where the activation
     /// multiplies by its input (SiLU, hard swish) as PyTorch's does.
     #[test]
     fn act_matches_the_definition() {
@@ -343,8 +344,13 @@ mod tests {
                         Epilogue::HardSigmoid => hard,
                     };
                     let err = (got as f64 - want).abs();
-                    assert!(err <= 4e-7 * want.abs() + 1e-35, "{isa:?} {epi:?}({v}) = {got}, want {want}");
+                    // A sigmoid under 2^-100 is 0: a gate whose product is a normal float.
+                    let floor = if epi == Epilogue::Sigmoid { 2f64.powi(-100) } else { 1e-35 };
+                    assert!(err <= 4e-7 * want.abs() + floor, "{isa:?} {epi:?}({v}) = {got}, want {want}");
                     assert!(!got.is_subnormal(), "{isa:?} {epi:?}({v}) = {got}: a denormal");
+                    if epi == Epilogue::Sigmoid {
+                        assert!(got == 0.0 || got as f64 >= floor, "{isa:?} sigmoid({v}) = {got}: a gate under 2^-100");
+                    }
                 }
                 let mut nan = [0.0];
                 act_with(isa, &[f32::NAN], &mut nan, epi, &threads).unwrap();

@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::ctile::dispatch_ctile;
-use super::simd::{Simd, RECIP_LIMIT};
+use super::simd::Simd;
 use super::tile::dispatch_tile;
 use super::{CTile, Tile};
 
@@ -173,12 +173,13 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     unsafe fn recip(v: __m256) -> __m256 {
-        // 12 bits, then r (2 - v r): about 22. `rcpps` gives 0 past 2^126, but infinity
-        // would make the refinement 0 x NaN: lanes past the limit are zeroed.
+        // 12 bits, then r (2 - v r): about 22.
         let r = _mm256_rcp_ps(v);
-        let r = _mm256_mul_ps(r, _mm256_fnmadd_ps(v, r, _mm256_set1_ps(2.0)));
-        let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), v);
-        _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_LT_OQ>(abs, _mm256_set1_ps(RECIP_LIMIT)))
+        _mm256_mul_ps(r, _mm256_fnmadd_ps(v, r, _mm256_set1_ps(2.0)))
+    }
+    #[inline(always)]
+    unsafe fn zero_below(v: __m256, limit: f32) -> __m256 {
+        _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GE_OQ>(v, _mm256_set1_ps(limit)))
     }
     #[inline(always)]
     unsafe fn floor(v: __m256) -> __m256 {

@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::ctile::dispatch_ctile;
-use super::simd::{Simd, RECIP_LIMIT};
+use super::simd::Simd;
 use super::tile::dispatch_tile;
 use super::{CTile, Tile};
 
@@ -230,14 +230,13 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn recip(v: __m512) -> __m512 {
-        // 14 bits, then r (2 - v r): about 23. Unlike AVX's `rcpps`, `vrcp14ps` does not
-        // flush: past 2^126 it returns denormals, which then cost a microcode assist in
-        // every multiply they reach (sigmoid's saturated gates in a squeeze-and-excitation
-        // block's channel scale). Those lanes are zeroed.
+        // 14 bits, then r (2 - v r): about 23.
         let r = _mm512_rcp14_ps(v);
-        let r = _mm512_mul_ps(r, _mm512_fnmadd_ps(v, r, _mm512_set1_ps(2.0)));
-        let normal = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(v), _mm512_set1_ps(RECIP_LIMIT));
-        _mm512_maskz_mov_ps(normal, r)
+        _mm512_mul_ps(r, _mm512_fnmadd_ps(v, r, _mm512_set1_ps(2.0)))
+    }
+    #[inline(always)]
+    unsafe fn zero_below(v: __m512, limit: f32) -> __m512 {
+        _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GE_OQ>(v, _mm512_set1_ps(limit)), v)
     }
     #[inline(always)]
     unsafe fn floor(v: __m512) -> __m512 {

@@ -199,6 +199,34 @@ mod tests {
         }
     }
 
+    /// Sigmoid over -100 ..= 100 (SiLU's factor) against f64, never denormal: far out,
+    /// `1 + e^-x` stops under 2^126, where AVX-512's reciprocal estimate would go denormal.
+    fn check_sigmoid<S: Simd>() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.05;
+            let mut got = [0.0f32; MAX_LANES];
+            // SAFETY: the caller checked the CPU has `S`'s ISA; the store is of `LANES` floats.
+            unsafe { S::store(got.as_mut_ptr(), super::simd::sigmoid::<S>(S::splat(x))) };
+            let want = 1.0 / (1.0 + (-x as f64).exp());
+            assert!(!got[0].is_subnormal(), "sigmoid({x}) = {}: a denormal", got[0]);
+            assert!((got[0] as f64 - want).abs() <= 4e-7 * want + 2e-38, "sigmoid({x}) = {}, want {want}", got[0]);
+        }
+    }
+
+    #[test]
+    fn each_isa_keeps_sigmoid_normal() {
+        check_sigmoid::<super::scalar::Scalar>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::Avx2.is_available() {
+                check_sigmoid::<super::avx2::Avx2>();
+            }
+            if Isa::Avx512.is_available() {
+                check_sigmoid::<super::avx512::Avx512>();
+            }
+        }
+    }
+
     #[test]
     fn each_isa_transposes_its_square() {
         check_transpose::<super::scalar::Scalar>();

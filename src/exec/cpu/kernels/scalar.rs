@@ -90,8 +90,12 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn recip(v: f32) -> f32 {
-        if v.abs() < super::simd::RECIP_LIMIT {
-            1.0 / v
+        1.0 / v
+    }
+    #[inline(always)]
+    unsafe fn zero_below(v: f32, limit: f32) -> f32 {
+        if v >= limit {
+            v
         } else {
             0.0
         }

@@ -109,10 +109,12 @@ pub(crate) trait Simd {
     unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
     /// `1 / v` to within 2 ulp: an estimate refined by a Newton step, instead of a division
     /// (about 16 cycles a vector on AVX-512; in EfficientNet the two ran alike, the
-    /// activation pass bound by its memory). 0 where the result would be denormal
-    /// (`|v| >=` [`RECIP_LIMIT`], infinity and NaN too): a denormal costs a microcode assist
-    /// in each multiply it reaches.
+    /// activation pass bound by its memory). For `|v| < 2^126` only: past it AVX's estimate
+    /// is 0 but AVX-512's is denormal, and a denormal costs a microcode assist in every
+    /// multiply it reaches.
     unsafe fn recip(v: Self::V) -> Self::V;
+    /// `v`, with the lanes under `limit` (and NaN lanes) 0.
+    unsafe fn zero_below(v: Self::V, limit: f32) -> Self::V;
     /// Each lane rounded down to an integer.
     unsafe fn floor(v: Self::V) -> Self::V;
     /// `2^n` for lanes holding integers `n` in `-126 ..= 127` (built in the exponent bits).
@@ -184,7 +186,10 @@ pub(crate) unsafe fn activate_any<S: Simd>(v: S::V, act: super::Epilogue) -> S::
     match act {
         // x * sigmoid(x) (a NaN stays NaN: x is a factor).
         Epilogue::Silu => S::mul(v, sigmoid::<S>(v)),
-        Epilogue::Sigmoid => sigmoid::<S>(v),
+        // A gate: 0 or at least 2^-100, so that its product with anything over 2^-26 is a
+        // normal float (SE-ResNet-50's saturated gates at about 1e-38 made its channel
+        // scales take a microcode assist per product: 3.0 ms of the model's 34, now 1.6).
+        Epilogue::Sigmoid => S::zero_below(sigmoid::<S>(v), SIGMOID_FLOOR),
         // x * relu6(x + 3) / 6 and relu6(x + 3) / 6.
         Epilogue::HardSwish => S::mul(v, hard_sigmoid::<S>(v)),
         Epilogue::HardSigmoid => hard_sigmoid::<S>(v),
@@ -192,12 +197,12 @@ pub(crate) unsafe fn activate_any<S: Simd>(v: S::V, act: super::Epilogue) -> S::
     }
 }
 
-/// `2^126`: [`Simd::recip`] is 0 from here on, where `1 / v` would be denormal.
-pub(crate) const RECIP_LIMIT: f32 = f32::from_bits(253 << 23);
+/// Sigmoid outputs under this are 0 (`Epilogue::Sigmoid`): `2^-100`.
+pub(crate) const SIGMOID_FLOOR: f32 = f32::from_bits(27 << 23);
 
-/// `1 / (1 + e^-x)`: 0 below about -87.3, where it would be denormal.
+/// `1 / (1 + e^-x)`, at least about 1.6e-38 (never denormal: `exp` stops at e^87).
 #[inline(always)]
-unsafe fn sigmoid<S: Simd>(v: S::V) -> S::V {
+pub(crate) unsafe fn sigmoid<S: Simd>(v: S::V) -> S::V {
     S::recip(S::add(S::splat(1.0), exp::<S>(S::sub(S::zero(), v))))
 }
 
@@ -223,13 +228,14 @@ unsafe fn hard_sigmoid<S: Simd>(v: S::V) -> S::V {
 /// `e^x` to about 2 ulp over f32's range: `x = n ln2 + r` with `|r| <= ln2 / 2` (ln 2 in
 /// two parts, Cody and Waite), `e^r` by its degree-7 Taylor-like polynomial (Cephes' `expf`
 /// coefficients, then 1 and 1) in Horner's form, times `2^n`. Inputs are clamped to
-/// `-87.3 ..= 88.3` first, where `2^n` stays a normal float: below, results are about 1e-38
-/// instead of going denormal or zero; above, about 2e38 instead of infinity (sigmoid and SiLU
-/// saturate long before).
+/// `-87.3 ..= 87` first, where `2^n` stays a normal float: below, results are about 1e-38
+/// instead of going denormal or zero; above, about 6e37 instead of infinity, so that
+/// `1 + e^x` stays under 2^126, past which [`Simd::recip`] would be denormal (sigmoid and
+/// SiLU saturate long before).
 /// A NaN lane gives an unspecified finite value: the callers keep NaN through `x` itself.
 #[inline(always)]
 pub(crate) unsafe fn exp<S: Simd>(x: S::V) -> S::V {
-    let x = S::min(S::max(x, S::splat(-87.3)), S::splat(88.3));
+    let x = S::min(S::max(x, S::splat(-87.3)), S::splat(87.0));
     let n = S::floor(S::fmadd(x, S::splat(std::f32::consts::LOG2_E), S::splat(0.5)));
     let r = S::fmadd(n, S::splat(-0.693_359_4), x);
     let r = S::fmadd(n, S::splat(2.121_944_4e-4), r);
