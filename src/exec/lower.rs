@@ -6,7 +6,8 @@
 //! explicit pad; pool padding pads with -inf (max) or zeros (average, with a precomputed
 //! divisor map where PyTorch's divisor varies); ceil mode is extra trailing padding; LRN
 //! is an average pool over channels. At inference, a batch-norm whose input is a conv
-//! used by nothing else is folded into that conv's weights and bias (exact up to rounding).
+//! used by nothing else is folded into that conv's weights and bias (exact up to rounding),
+//! and so is a constant scale after such a conv (Inception-ResNet's residual scales).
 //!
 //! Inference at f32 on the CPU runs convs on the packed kernels of [`super::cpu`] by
 //! default ([`ConvAlgorithm::Packed`]): weights are packed here, once, and each conv is a
@@ -1473,14 +1474,15 @@ impl Lowered {
                 if readers[p] != 1 || net.outputs.contains(&p) {
                     continue;
                 }
-                // a folded batch-norm's conv has it as its only reader (see foldable_conv)
-                let producer = match net.nodes[p].op {
-                    Op::Conv2d(_) if packed => p,
-                    Op::Add if net.nodes[p].inputs.len() == 2 => p,
-                    _ if folded_into[p].is_some() => folded_into[p].unwrap_or(p),
+                // a folded batch-norm's or scale's conv has it as its only reader (see
+                // foldable_conv and scalable_conv)
+                let producer = match (folded_into[p], &net.nodes[p].op) {
+                    (Some(conv), _) => conv,
+                    (None, Op::Conv2d(_)) if packed => p,
+                    (None, Op::Add) if net.nodes[p].inputs.len() == 2 => p,
                     // an unfolded inference batch-norm runs as AffineAct, a training one as
                     // the batch-norm op with its activation (`exec::cpu::batch_norm_train`)
-                    Op::BatchNorm { .. } if net.nodes[p].shape.rank() == 3 => p,
+                    (None, Op::BatchNorm { .. }) if net.nodes[p].shape.rank() == 3 => p,
                     _ => continue,
                 };
                 epilogues.insert(producer, epilogue);

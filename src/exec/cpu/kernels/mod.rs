@@ -213,31 +213,29 @@ mod tests {
         }
     }
 
+    /// `check::<S>()` for the scalar ops and each vector ISA this CPU has.
+    macro_rules! on_each_isa {
+        ($check:ident) => {{
+            $check::<super::scalar::Scalar>();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if Isa::Avx2.is_available() {
+                    $check::<super::avx2::Avx2>();
+                }
+                if Isa::Avx512.is_available() {
+                    $check::<super::avx512::Avx512>();
+                }
+            }
+        }};
+    }
+
     #[test]
     fn each_isa_keeps_sigmoid_normal() {
-        check_sigmoid::<super::scalar::Scalar>();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if Isa::Avx2.is_available() {
-                check_sigmoid::<super::avx2::Avx2>();
-            }
-            if Isa::Avx512.is_available() {
-                check_sigmoid::<super::avx512::Avx512>();
-            }
-        }
+        on_each_isa!(check_sigmoid);
     }
 
     #[test]
     fn each_isa_transposes_its_square() {
-        check_transpose::<super::scalar::Scalar>();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if Isa::Avx2.is_available() {
-                check_transpose::<super::avx2::Avx2>();
-            }
-            if Isa::Avx512.is_available() {
-                check_transpose::<super::avx512::Avx512>();
-            }
-        }
+        on_each_isa!(check_transpose);
     }
 }
